@@ -1,0 +1,1 @@
+//! Shared helpers for the rdkafka compatibility tests and the benchmark.
