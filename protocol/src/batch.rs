@@ -118,11 +118,16 @@ pub fn validate(batch: &[u8]) -> Result<BatchHeader, BatchError> {
         return Err(BatchError::Invalid("negative record count or offset delta"));
     }
     if h.records_count == 0 || h.last_offset_delta != h.records_count - 1 {
-        return Err(BatchError::Invalid("record count does not match last offset delta"));
+        return Err(BatchError::Invalid(
+            "record count does not match last offset delta",
+        ));
     }
     let actual = crc32c::crc32c(&batch[CRC_START..]);
     if actual != h.crc {
-        return Err(BatchError::CrcMismatch { expected: h.crc, actual });
+        return Err(BatchError::CrcMismatch {
+            expected: h.crc,
+            actual,
+        });
     }
     Ok(h)
 }
@@ -172,7 +177,10 @@ mod tests {
 
     fn encode(records: &[Record], compression: Compression) -> BytesMut {
         let mut buf = BytesMut::new();
-        let opts = RecordEncodeOptions { version: 2, compression };
+        let opts = RecordEncodeOptions {
+            version: 2,
+            compression,
+        };
         RecordBatchEncoder::encode(&mut buf, records, &opts).unwrap();
         buf
     }
@@ -222,8 +230,14 @@ mod tests {
         let mut buf = encode(&[record(0, 1)], Compression::None);
         let n = buf.len();
         buf[n - 1] ^= 0xff;
-        assert!(matches!(validate(&buf), Err(BatchError::CrcMismatch { .. })));
-        assert!(matches!(split(&buf[..n - 3]), Err(BatchError::Truncated(_))));
+        assert!(matches!(
+            validate(&buf),
+            Err(BatchError::CrcMismatch { .. })
+        ));
+        assert!(matches!(
+            split(&buf[..n - 3]),
+            Err(BatchError::Truncated(_))
+        ));
         assert!(matches!(split(&buf[..5]), Err(BatchError::Truncated(_))));
     }
 

@@ -32,11 +32,24 @@ pub enum DecodeError {
     #[error("frame of {0} bytes is too short for a request header")]
     TooShort(usize),
     #[error("unknown API key {key} (correlation id {correlation_id})")]
-    UnknownApiKey { key: i16, version: i16, correlation_id: i32 },
+    UnknownApiKey {
+        key: i16,
+        version: i16,
+        correlation_id: i32,
+    },
     #[error("unsupported version {version} of {key:?} (correlation id {correlation_id})")]
-    UnsupportedVersion { key: ApiKey, version: i16, correlation_id: i32 },
+    UnsupportedVersion {
+        key: ApiKey,
+        version: i16,
+        correlation_id: i32,
+    },
     #[error("malformed {key:?} v{version} request (correlation id {correlation_id}): {reason}")]
-    Malformed { key: ApiKey, version: i16, correlation_id: i32, reason: String },
+    Malformed {
+        key: ApiKey,
+        version: i16,
+        correlation_id: i32,
+        reason: String,
+    },
 }
 
 /// Decodes one frame. `supported` gives the broker's version range for a key, or `None`
@@ -52,10 +65,18 @@ pub fn decode_request(
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
     let Ok(api_key) = ApiKey::try_from(key) else {
-        return Err(DecodeError::UnknownApiKey { key, version, correlation_id });
+        return Err(DecodeError::UnknownApiKey {
+            key,
+            version,
+            correlation_id,
+        });
     };
     let Some((min, max)) = supported(api_key) else {
-        return Err(DecodeError::UnknownApiKey { key, version, correlation_id });
+        return Err(DecodeError::UnknownApiKey {
+            key,
+            version,
+            correlation_id,
+        });
     };
     let malformed = |reason: String| DecodeError::Malformed {
         key: api_key,
@@ -66,7 +87,11 @@ pub fn decode_request(
     // An ApiVersions request newer than ours must still be answered (with v0), so its
     // header is read as the lowest header version and its body is not decoded.
     if version < min || version > max {
-        return Err(DecodeError::UnsupportedVersion { key: api_key, version, correlation_id });
+        return Err(DecodeError::UnsupportedVersion {
+            key: api_key,
+            version,
+            correlation_id,
+        });
     }
     let header_version = api_key.request_header_version(version);
     let header = guarded(|| RequestHeader::decode(&mut frame, header_version))
@@ -74,7 +99,11 @@ pub fn decode_request(
     let body = guarded(|| RequestKind::decode(api_key, &mut frame, version))
         .map_err(|e| malformed(format!("body: {e}")))?;
     // Trailing bytes after a body are tolerated, as Kafka does for forward compatibility.
-    Ok(Request { api_key, header, body })
+    Ok(Request {
+        api_key,
+        header,
+        body,
+    })
 }
 
 /// Runs a decoder, turning a panic inside the codec into an error so that network input can
@@ -117,7 +146,12 @@ mod tests {
             .with_request_api_version(version)
             .with_correlation_id(42)
             .with_client_id(Some("t".into()));
-        header.encode(&mut buf, ApiKey::ApiVersions.request_header_version(version)).unwrap();
+        header
+            .encode(
+                &mut buf,
+                ApiKey::ApiVersions.request_header_version(version),
+            )
+            .unwrap();
         body.encode(&mut buf, version).unwrap();
         buf.freeze()
     }
@@ -136,7 +170,10 @@ mod tests {
         f[2..4].copy_from_slice(&9i16.to_be_bytes());
         assert!(matches!(
             decode_request(f.freeze(), |_| Some((0, 3))),
-            Err(DecodeError::UnsupportedVersion { correlation_id: 42, .. })
+            Err(DecodeError::UnsupportedVersion {
+                correlation_id: 42,
+                ..
+            })
         ));
         let mut raw = BytesMut::new();
         raw.put_i16(9999);
@@ -144,7 +181,11 @@ mod tests {
         raw.put_i32(7);
         assert!(matches!(
             decode_request(raw.freeze(), |_| Some((0, 3))),
-            Err(DecodeError::UnknownApiKey { key: 9999, correlation_id: 7, .. })
+            Err(DecodeError::UnknownApiKey {
+                key: 9999,
+                correlation_id: 7,
+                ..
+            })
         ));
     }
 

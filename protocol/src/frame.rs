@@ -66,7 +66,10 @@ mod tests {
     #[test]
     fn rejects_negative_and_huge_sizes() {
         let mut buf = BytesMut::from(&[0x7f, 0xff, 0xff, 0xff][..]);
-        assert!(matches!(take_frame(&mut buf, 1 << 20), Err(FrameError::TooLarge { .. })));
+        assert!(matches!(
+            take_frame(&mut buf, 1 << 20),
+            Err(FrameError::TooLarge { .. })
+        ));
         let mut buf = BytesMut::from(&[0xff, 0xff, 0xff, 0xfe][..]);
         assert_eq!(take_frame(&mut buf, 1 << 20), Err(FrameError::Negative(-2)));
     }

@@ -150,7 +150,11 @@ pub enum ReplicationError {
     #[error("unknown partition")]
     UnknownPartition,
     #[error("offset {offset} out of range [{log_start}, {high_watermark}]")]
-    OffsetOutOfRange { offset: i64, log_start: i64, high_watermark: i64 },
+    OffsetOutOfRange {
+        offset: i64,
+        log_start: i64,
+        high_watermark: i64,
+    },
     /// The disk refused a write (e.g. full). Nothing acknowledged is lost.
     #[error("storage error: {0}")]
     Storage(String),
