@@ -8,6 +8,7 @@ use phxq_replication::{Command, GroupId, NodeConfig, ReplicaNode, StoreGroup};
 use tracing::info;
 
 use crate::config::Config;
+use crate::groups::{GroupConfig, GroupCoordinator};
 use crate::topics::TopicRegistry;
 
 pub struct Broker {
@@ -16,6 +17,8 @@ pub struct Broker {
     /// Group 0: topics, placement, cluster id.
     pub metadata: StoreGroup,
     pub topics: TopicRegistry,
+    /// Consumer groups coordinated by this node (see `groups/`).
+    pub groups: Arc<GroupCoordinator>,
     pub cluster_id: String,
     /// Advertised host and port, as given to clients.
     pub host: String,
@@ -52,12 +55,18 @@ impl Broker {
         };
         let topics = TopicRegistry::load(&metadata)?;
         info!(%cluster_id, topics = topics.len(), "metadata loaded");
+        let groups = GroupCoordinator::start(
+            GroupConfig::current(),
+            node.clone(),
+            (1..=config.store_groups).map(GroupId).collect(),
+        );
         let (host, port) = config.advertised();
         Ok(Broker {
             config,
             node,
             metadata,
             topics,
+            groups,
             cluster_id,
             host,
             port,

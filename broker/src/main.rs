@@ -6,6 +6,7 @@ mod broker;
 mod cli;
 mod config;
 mod connection;
+mod groups;
 mod handlers;
 mod server;
 mod shutdown;

@@ -1,0 +1,1 @@
+//! `phxq group list|describe`: the admin view of consumer groups (to come).

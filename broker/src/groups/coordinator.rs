@@ -1,0 +1,632 @@
+//! The group coordinator of this broker: every group whose home store group (a stable hash
+//! of the group id, see [`super::home_index`]) this node leads, each a pure [`Group`] behind
+//! a mutex, plus what the core cannot do itself:
+//!
+//! - parks JoinGroup/SyncGroup requests until the core answers their [`Token`]s;
+//! - runs the timers (a tick every [`TICK`]) for session and rebalance timeouts;
+//! - makes the group record durable (generation, protocol) through the store group's Raft
+//!   log *before* the JoinGroup answers of a new generation go out, so a restarted
+//!   coordinator never hands out a generation twice;
+//! - writes each OffsetCommit as one `Command::Put` proposal and acknowledges it only once
+//!   it is committed, then updates the in-memory offsets;
+//! - rebuilds groups (generation, protocol, offsets) from the store group after a restart.
+//!
+//! Per group, an async `io` mutex orders commits, offset reads and record writes: a commit
+//! checked against the lock table finishes before a later OffsetFetch (say, by the
+//! partition's next owner) reads the offsets.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use phxq_replication::{Command, GroupId, ReplicaNode, ReplicationError, StoreGroup};
+use tokio::sync::oneshot;
+use tracing::{info, warn};
+
+use super::consumer_protocol::TopicPartition;
+use super::errors::*;
+use super::group::{Effects, Group, GroupDescription, GroupState, JoinResult, Reply, SyncResult};
+use super::member::Token;
+use super::offsets::{self, CommittedOffset, GroupRecord};
+use super::rebalance::{JoinRequest, SyncRequest};
+use super::GroupConfig;
+
+/// Timer resolution for session and rebalance timeouts.
+pub const TICK: Duration = Duration::from_millis(50);
+
+/// Partition count of a topic, `None` if it does not exist.
+pub type PartitionCounts<'a> = &'a (dyn Fn(&str) -> Option<i32> + Sync);
+
+/// One group and the requests parked on it.
+pub struct Slot {
+    pub id: String,
+    /// The store group holding this group's record and offsets.
+    pub store: GroupId,
+    core: Mutex<Group>,
+    io: tokio::sync::Mutex<()>,
+    waiters: Mutex<HashMap<Token, oneshot::Sender<Reply>>>,
+}
+
+impl Slot {
+    fn new(group: Group, store: GroupId) -> Arc<Slot> {
+        Arc::new(Slot {
+            id: group.id.clone(),
+            store,
+            core: Mutex::new(group),
+            io: tokio::sync::Mutex::new(()),
+            waiters: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn core(&self) -> std::sync::MutexGuard<'_, Group> {
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn deliver(&self, replies: Vec<(Token, Reply)>) {
+        let mut waiters = self.waiters.lock().unwrap();
+        for (token, reply) in replies {
+            if let Some(tx) = waiters.remove(&token) {
+                let _ = tx.send(reply);
+            }
+        }
+    }
+}
+
+pub struct GroupCoordinator {
+    config: GroupConfig,
+    node: Arc<ReplicaNode>,
+    store_groups: Vec<GroupId>,
+    clock: Instant,
+    groups: Mutex<HashMap<String, Arc<Slot>>>,
+    loaded: Mutex<HashSet<GroupId>>,
+    next_token: AtomicU64,
+}
+
+fn commit_error(e: &ReplicationError) -> i16 {
+    match e {
+        ReplicationError::NotLeader { .. } => NOT_COORDINATOR,
+        _ => COORDINATOR_NOT_AVAILABLE,
+    }
+}
+
+impl GroupCoordinator {
+    /// Creates the coordinator, loads the groups of the store groups this node leads and
+    /// starts the timer task.
+    pub fn start(
+        config: GroupConfig,
+        node: Arc<ReplicaNode>,
+        store_groups: Vec<GroupId>,
+    ) -> Arc<GroupCoordinator> {
+        let me = Arc::new(GroupCoordinator {
+            config,
+            node,
+            store_groups,
+            clock: Instant::now(),
+            groups: Mutex::new(HashMap::new()),
+            loaded: Mutex::new(HashSet::new()),
+            next_token: AtomicU64::new(1),
+        });
+        me.load_all();
+        tokio::spawn(run_timers(Arc::downgrade(&me)));
+        me
+    }
+
+    pub fn config(&self) -> &GroupConfig {
+        &self.config
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.elapsed().as_millis() as u64
+    }
+
+    pub fn home(&self, group_id: &str) -> GroupId {
+        self.store_groups[super::home_index(group_id, self.store_groups.len())]
+    }
+
+    /// The node coordinating `group_id`: the leader of its home store group.
+    pub fn coordinator_node(&self, group_id: &str) -> Result<u64, i16> {
+        let store = self
+            .node
+            .group(self.home(group_id))
+            .ok_or(COORDINATOR_NOT_AVAILABLE)?;
+        store.leader().ok_or(COORDINATOR_NOT_AVAILABLE)
+    }
+
+    fn store(&self, gid: GroupId) -> Result<StoreGroup, i16> {
+        let store = self.node.group(gid).ok_or(COORDINATOR_NOT_AVAILABLE)?;
+        if !store.is_leader() {
+            return Err(NOT_COORDINATOR);
+        }
+        Ok(store)
+    }
+
+    fn load_all(&self) {
+        for gid in self.store_groups.clone() {
+            if let Ok(store) = self.store(gid) {
+                self.ensure_loaded(gid, &store);
+            }
+        }
+    }
+
+    /// Rebuilds the groups stored in `gid` (once).
+    fn ensure_loaded(&self, gid: GroupId, store: &StoreGroup) {
+        let mut loaded = self.loaded.lock().unwrap();
+        if loaded.contains(&gid) {
+            return;
+        }
+        let mut found: BTreeMap<String, Group> = BTreeMap::new();
+        for (key, value) in store.kv_scan(offsets::GROUPS_PREFIX.as_bytes()) {
+            match (
+                offsets::parse_group_key(&key),
+                offsets::decode::<GroupRecord>(&value),
+            ) {
+                (Some(id), Some(rec)) => {
+                    found.insert(
+                        id.clone(),
+                        Group::from_record(&id, self.config.clone(), &rec),
+                    );
+                }
+                _ => {
+                    warn!(key = %String::from_utf8_lossy(&key), "skipping unreadable group record")
+                }
+            }
+        }
+        let mut offsets_loaded = 0usize;
+        for (key, value) in store.kv_scan(offsets::OFFSETS_PREFIX.as_bytes()) {
+            match (
+                offsets::parse_offset_key(&key),
+                offsets::decode::<CommittedOffset>(&value),
+            ) {
+                (Some((id, tp)), Some(c)) => {
+                    found
+                        .entry(id.clone())
+                        .or_insert_with(|| Group::new(&id, self.config.clone()))
+                        .offsets
+                        .insert(tp, c);
+                    offsets_loaded += 1;
+                }
+                _ => {
+                    warn!(key = %String::from_utf8_lossy(&key), "skipping unreadable committed offset")
+                }
+            }
+        }
+        let count = found.len();
+        let mut groups = self.groups.lock().unwrap();
+        for (id, g) in found {
+            groups.entry(id).or_insert_with(|| Slot::new(g, gid));
+        }
+        loaded.insert(gid);
+        if count > 0 {
+            info!(
+                store_group = gid.0,
+                groups = count,
+                offsets = offsets_loaded,
+                "consumer groups loaded"
+            );
+        }
+    }
+
+    /// The group's slot, created if `create` and absent. Errors when this node does not
+    /// coordinate the group.
+    fn slot(&self, group_id: &str, create: bool) -> Result<Option<Arc<Slot>>, i16> {
+        let gid = self.home(group_id);
+        let store = self.store(gid)?;
+        self.ensure_loaded(gid, &store);
+        let mut groups = self.groups.lock().unwrap();
+        if let Some(s) = groups.get(group_id) {
+            return Ok(Some(s.clone()));
+        }
+        if !create {
+            return Ok(None);
+        }
+        let s = Slot::new(Group::new(group_id, self.config.clone()), gid);
+        groups.insert(group_id.to_string(), s.clone());
+        Ok(Some(s))
+    }
+
+    fn register(&self, slot: &Slot) -> (Token, oneshot::Receiver<Reply>) {
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        slot.waiters.lock().unwrap().insert(token, tx);
+        (token, rx)
+    }
+
+    /// Carries out a core operation's effects: persist first if a generation was created,
+    /// then answer the parked requests.
+    fn dispatch(self: &Arc<Self>, slot: &Arc<Slot>, fx: Effects) {
+        if !fx.persist {
+            if !fx.replies.is_empty() {
+                slot.deliver(fx.replies);
+            }
+            return;
+        }
+        let (me, slot) = (self.clone(), slot.clone());
+        tokio::spawn(async move {
+            match me.persist(&slot).await {
+                Ok(()) => slot.deliver(fx.replies),
+                Err(e) => {
+                    warn!(group = %slot.id, error = %e, "cannot store the group's generation: members must rejoin");
+                    let mut again = Effects::default();
+                    slot.core().persist_failed(me.now(), &mut again);
+                    let failed = fx.replies.into_iter().map(|(t, r)| match r {
+                        Reply::Join(j) if j.error == NONE => (
+                            t,
+                            Reply::Join(JoinResult::error(&j.member_id, COORDINATOR_NOT_AVAILABLE)),
+                        ),
+                        other => (t, other),
+                    });
+                    slot.deliver(failed.chain(again.replies).collect());
+                }
+            }
+        });
+    }
+
+    /// Writes the group's current record (the latest state at the time of writing: writes
+    /// are serialized by `io`, so the stored generation never goes back).
+    async fn persist(&self, slot: &Slot) -> Result<(), ReplicationError> {
+        let _io = slot.io.lock().await;
+        let record = {
+            let g = slot.core();
+            if g.state == GroupState::Dead {
+                return Ok(());
+            }
+            g.record()
+        };
+        let store = self
+            .node
+            .group(slot.store)
+            .ok_or(ReplicationError::ShuttingDown)?;
+        store
+            .propose(Command::Put(vec![(
+                offsets::group_key(&slot.id),
+                Some(offsets::encode(&record)),
+            )]))
+            .await
+            .map(|_| ())
+    }
+
+    fn tick_all(self: &Arc<Self>) {
+        let slots: Vec<Arc<Slot>> = self.groups.lock().unwrap().values().cloned().collect();
+        let now = self.now();
+        for slot in slots {
+            let mut fx = Effects::default();
+            {
+                let mut g = slot.core();
+                if g.members.is_empty()
+                    && g.pending_members.is_empty()
+                    && g.state != GroupState::PreparingRebalance
+                {
+                    continue;
+                }
+                g.tick(now, &mut fx);
+            }
+            self.dispatch(&slot, fx);
+        }
+        self.groups
+            .lock()
+            .unwrap()
+            .retain(|_, s| !s.core().is_vacant());
+    }
+
+    pub async fn join(self: &Arc<Self>, group_id: &str, req: JoinRequest) -> JoinResult {
+        let fail = |code| JoinResult::error(&req.member_id, code);
+        if group_id.is_empty() {
+            return fail(INVALID_GROUP_ID);
+        }
+        let slot = match self.slot(group_id, req.member_id.is_empty()) {
+            Ok(Some(s)) => s,
+            Ok(None) => return fail(UNKNOWN_MEMBER_ID),
+            Err(code) => return fail(code),
+        };
+        let member_id = req.member_id.clone();
+        let (token, rx) = self.register(&slot);
+        let mut fx = Effects::default();
+        slot.core().join(req, token, self.now(), &mut fx);
+        self.dispatch(&slot, fx);
+        match rx.await {
+            Ok(Reply::Join(r)) => r,
+            _ => JoinResult::error(&member_id, COORDINATOR_NOT_AVAILABLE),
+        }
+    }
+
+    pub async fn sync(
+        self: &Arc<Self>,
+        group_id: &str,
+        req: SyncRequest,
+        counts: PartitionCounts<'_>,
+    ) -> SyncResult {
+        if group_id.is_empty() {
+            return SyncResult::error(INVALID_GROUP_ID);
+        }
+        let slot = match self.slot(group_id, false) {
+            Ok(Some(s)) => s,
+            Ok(None) => return SyncResult::error(UNKNOWN_MEMBER_ID),
+            Err(code) => return SyncResult::error(code),
+        };
+        let (token, rx) = self.register(&slot);
+        let mut fx = Effects::default();
+        {
+            let mut g = slot.core();
+            g.sync(req, token, self.now(), &mut fx);
+            g.set_partition_baseline(counts);
+        }
+        self.dispatch(&slot, fx);
+        match rx.await {
+            Ok(Reply::Sync(r)) => r,
+            _ => SyncResult::error(COORDINATOR_NOT_AVAILABLE),
+        }
+    }
+
+    pub fn heartbeat(
+        self: &Arc<Self>,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        counts: PartitionCounts<'_>,
+    ) -> i16 {
+        if group_id.is_empty() {
+            return INVALID_GROUP_ID;
+        }
+        let slot = match self.slot(group_id, false) {
+            Ok(Some(s)) => s,
+            Ok(None) => return UNKNOWN_MEMBER_ID,
+            Err(code) => return code,
+        };
+        let now = self.now();
+        let mut fx = Effects::default();
+        let code = {
+            let mut g = slot.core();
+            g.check_partition_counts(counts, now, &mut fx);
+            g.heartbeat(member_id, instance_id, generation, now)
+        };
+        self.dispatch(&slot, fx);
+        code
+    }
+
+    /// LeaveGroup for several members: a group-level error, or one code per member.
+    pub fn leave(
+        self: &Arc<Self>,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> Result<Vec<i16>, i16> {
+        if group_id.is_empty() {
+            return Err(INVALID_GROUP_ID);
+        }
+        let slot = match self.slot(group_id, false)? {
+            Some(s) => s,
+            None => return Ok(vec![UNKNOWN_MEMBER_ID; members.len()]),
+        };
+        let now = self.now();
+        let mut fx = Effects::default();
+        let codes = {
+            let mut g = slot.core();
+            if g.state == GroupState::Dead {
+                return Err(COORDINATOR_NOT_AVAILABLE);
+            }
+            members
+                .iter()
+                .map(|(m, i)| g.leave(m, i.as_deref(), now, &mut fx))
+                .collect()
+        };
+        self.dispatch(&slot, fx);
+        Ok(codes)
+    }
+
+    /// OffsetCommit: checks every partition against the group (membership, generation,
+    /// lock), writes the accepted ones in one proposal and answers once it is durable.
+    pub async fn commit(
+        self: &Arc<Self>,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        items: Vec<(TopicPartition, CommittedOffset)>,
+    ) -> Vec<i16> {
+        let n = items.len();
+        let slot = match self.slot(group_id, generation < 0) {
+            Ok(Some(s)) => s,
+            Ok(None) => return vec![ILLEGAL_GENERATION; n],
+            Err(code) => return vec![code; n],
+        };
+        let _io = slot.io.lock().await;
+        let tps: Vec<TopicPartition> = items.iter().map(|(tp, _)| tp.clone()).collect();
+        let mut codes =
+            slot.core()
+                .check_commit(member_id, instance_id, generation, &tps, self.now());
+        let accepted: Vec<(TopicPartition, CommittedOffset)> = items
+            .into_iter()
+            .zip(&codes)
+            .filter(|(_, c)| **c == NONE)
+            .map(|(i, _)| i)
+            .collect();
+        if accepted.is_empty() {
+            return codes;
+        }
+        let puts = accepted
+            .iter()
+            .map(|(tp, c)| (offsets::offset_key(&slot.id, tp), Some(offsets::encode(c))))
+            .collect();
+        let result = match self.store(slot.store) {
+            Ok(store) => store
+                .propose(Command::Put(puts))
+                .await
+                .map_err(|e| commit_error(&e)),
+            Err(code) => Err(code),
+        };
+        match result {
+            Ok(_) => slot.core().apply_commits(accepted),
+            Err(code) => {
+                warn!(group = %slot.id, code, "offset commit not stored");
+                for c in codes.iter_mut().filter(|c| **c == NONE) {
+                    *c = code;
+                }
+            }
+        }
+        codes
+    }
+
+    /// Committed offsets of `group_id`: of the given topics' partitions, or all (`None`).
+    pub async fn committed(
+        &self,
+        group_id: &str,
+        topics: Option<&[(String, Vec<i32>)]>,
+    ) -> Result<BTreeMap<TopicPartition, Option<CommittedOffset>>, i16> {
+        let slot = self.slot(group_id, false)?;
+        let stored = match &slot {
+            Some(slot) => {
+                let _io = slot.io.lock().await;
+                slot.core().offsets.clone()
+            }
+            None => BTreeMap::new(),
+        };
+        Ok(match topics {
+            None => stored.into_iter().map(|(k, v)| (k, Some(v))).collect(),
+            Some(topics) => topics
+                .iter()
+                .flat_map(|(t, ps)| ps.iter().map(move |p| (t.clone(), *p)))
+                .map(|tp| {
+                    let v = stored.get(&tp).cloned();
+                    (tp, v)
+                })
+                .collect(),
+        })
+    }
+
+    /// Every group this node coordinates: (id, protocol type, state).
+    pub fn list(&self) -> Vec<(String, String, GroupState)> {
+        self.load_all();
+        let slots: Vec<Arc<Slot>> = self.groups.lock().unwrap().values().cloned().collect();
+        let mut out: Vec<_> = slots
+            .iter()
+            .filter(|s| self.store(s.store).is_ok())
+            .map(|s| {
+                let g = s.core();
+                (
+                    s.id.clone(),
+                    g.protocol_type.clone().unwrap_or_default(),
+                    g.state,
+                )
+            })
+            .filter(|(_, _, st)| *st != GroupState::Dead)
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    pub fn describe(&self, group_id: &str) -> Result<Option<GroupDescription>, i16> {
+        Ok(self
+            .slot(group_id, false)?
+            .map(|s| s.core().describe())
+            .filter(|d| d.state != GroupState::Dead))
+    }
+
+    /// DeleteGroups for one group: only an Empty group; its record and offsets go in one
+    /// proposal.
+    pub async fn delete(&self, group_id: &str) -> i16 {
+        let slot = match self.slot(group_id, false) {
+            Ok(Some(s)) => s,
+            Ok(None) => return GROUP_ID_NOT_FOUND,
+            Err(code) => return code,
+        };
+        let _io = slot.io.lock().await;
+        let keys: Vec<(Bytes, Option<Bytes>)> = {
+            let mut g = slot.core();
+            match g.state {
+                GroupState::Dead => return GROUP_ID_NOT_FOUND,
+                GroupState::Empty => {}
+                _ => return NON_EMPTY_GROUP,
+            }
+            g.state = GroupState::Dead;
+            std::iter::once(offsets::group_key(&slot.id))
+                .chain(g.offsets.keys().map(|tp| offsets::offset_key(&slot.id, tp)))
+                .map(|k| (k, None))
+                .collect()
+        };
+        let result = match self.store(slot.store) {
+            Ok(store) => store
+                .propose(Command::Put(keys))
+                .await
+                .map_err(|e| commit_error(&e)),
+            Err(code) => Err(code),
+        };
+        match result {
+            Ok(_) => {
+                let mut groups = self.groups.lock().unwrap();
+                if groups.get(group_id).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
+                    groups.remove(group_id);
+                }
+                info!(group = group_id, "group deleted");
+                NONE
+            }
+            Err(code) => {
+                slot.core().state = GroupState::Empty;
+                code
+            }
+        }
+    }
+
+    /// OffsetDelete: removes committed offsets of topics the group is not subscribed to.
+    pub async fn delete_offsets(
+        &self,
+        group_id: &str,
+        tps: &[TopicPartition],
+    ) -> Result<Vec<i16>, i16> {
+        let slot = self.slot(group_id, false)?.ok_or(GROUP_ID_NOT_FOUND)?;
+        let _io = slot.io.lock().await;
+        let (codes, present) = {
+            let g = slot.core();
+            if g.state == GroupState::Dead {
+                return Err(GROUP_ID_NOT_FOUND);
+            }
+            let codes: Vec<i16> = tps
+                .iter()
+                .map(|tp| {
+                    if g.is_subscribed(&tp.0) {
+                        GROUP_SUBSCRIBED_TO_TOPIC
+                    } else {
+                        NONE
+                    }
+                })
+                .collect();
+            let present: Vec<TopicPartition> = tps
+                .iter()
+                .zip(&codes)
+                .filter(|(tp, c)| **c == NONE && g.offsets.contains_key(*tp))
+                .map(|(tp, _)| tp.clone())
+                .collect();
+            (codes, present)
+        };
+        if present.is_empty() {
+            return Ok(codes);
+        }
+        let keys = present
+            .iter()
+            .map(|tp| (offsets::offset_key(&slot.id, tp), None))
+            .collect();
+        let store = self.store(slot.store)?;
+        store
+            .propose(Command::Put(keys))
+            .await
+            .map_err(|e| commit_error(&e))?;
+        let mut g = slot.core();
+        for tp in &present {
+            g.offsets.remove(tp);
+        }
+        Ok(codes)
+    }
+}
+
+async fn run_timers(me: Weak<GroupCoordinator>) {
+    let mut interval = tokio::time::interval(TICK);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let Some(me) = me.upgrade() else {
+            return;
+        };
+        me.tick_all();
+    }
+}

@@ -1,0 +1,122 @@
+//! Committed offsets and the group record, as stored in the coordinating store group's
+//! key-value space (written only through its Raft log, so durable before acknowledged):
+//!
+//! - `offsets/<group>/<topic>/<partition>` -> JSON [`CommittedOffset`]
+//! - `groups/<group>` -> JSON [`GroupRecord`] (generation and protocol, so a restarted
+//!   coordinator never hands out a generation twice)
+//!
+//! Group ids may contain `/`; topic names cannot, so offset keys are parsed from the right.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::consumer_protocol::TopicPartition;
+
+pub const OFFSETS_PREFIX: &str = "offsets/";
+pub const GROUPS_PREFIX: &str = "groups/";
+
+/// One committed offset with what the client sent along with it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommittedOffset {
+    pub offset: i64,
+    /// -1 when the client did not send one.
+    pub leader_epoch: i32,
+    /// Null metadata is stored as "" (Kafka's `OffsetAndMetadata.NoMetadata`).
+    pub metadata: String,
+    /// Wall-clock time of the commit, ms since the epoch.
+    pub commit_timestamp: i64,
+}
+
+/// What must outlive a restart of the coordinator.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    pub generation: i32,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+}
+
+pub fn offset_key(group: &str, tp: &TopicPartition) -> Bytes {
+    Bytes::from(format!("{OFFSETS_PREFIX}{group}/{}/{}", tp.0, tp.1))
+}
+
+/// The prefix of every offset key of `group` (also matches groups named `group/...`:
+/// filter with [`parse_offset_key`]).
+pub fn offsets_prefix(group: &str) -> Bytes {
+    Bytes::from(format!("{OFFSETS_PREFIX}{group}/"))
+}
+
+pub fn group_key(group: &str) -> Bytes {
+    Bytes::from(format!("{GROUPS_PREFIX}{group}"))
+}
+
+/// `(group, topic-partition)` of an offset key.
+pub fn parse_offset_key(key: &[u8]) -> Option<(String, TopicPartition)> {
+    let key = std::str::from_utf8(key)
+        .ok()?
+        .strip_prefix(OFFSETS_PREFIX)?;
+    let (rest, partition) = key.rsplit_once('/')?;
+    let (group, topic) = rest.rsplit_once('/')?;
+    Some((
+        group.to_string(),
+        (topic.to_string(), partition.parse().ok()?),
+    ))
+}
+
+pub fn parse_group_key(key: &[u8]) -> Option<String> {
+    Some(
+        std::str::from_utf8(key)
+            .ok()?
+            .strip_prefix(GROUPS_PREFIX)?
+            .to_string(),
+    )
+}
+
+pub fn encode<T: Serialize>(v: &T) -> Bytes {
+    Bytes::from(serde_json::to_vec(v).expect("serializes"))
+}
+
+pub fn decode<'a, T: Deserialize<'a>>(b: &'a [u8]) -> Option<T> {
+    serde_json::from_slice(b).ok()
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_even_with_slashes_in_group_ids() {
+        let tp = ("orders.v1".to_string(), 17);
+        for g in ["g", "a/b", "with/many/slashes/", ""] {
+            let k = offset_key(g, &tp);
+            assert!(k.starts_with(&offsets_prefix(g)));
+            assert_eq!(parse_offset_key(&k), Some((g.to_string(), tp.clone())));
+            assert_eq!(parse_group_key(&group_key(g)).as_deref(), Some(g));
+        }
+        assert_eq!(parse_offset_key(b"offsets/g/t/x"), None);
+        assert_eq!(parse_offset_key(b"groups/g"), None);
+    }
+
+    #[test]
+    fn values_round_trip() {
+        let c = CommittedOffset {
+            offset: 42,
+            leader_epoch: -1,
+            metadata: "m\u{e9}ta".into(),
+            commit_timestamp: 1,
+        };
+        assert_eq!(decode::<CommittedOffset>(&encode(&c)), Some(c));
+        let r = GroupRecord {
+            generation: 7,
+            protocol_type: Some("consumer".into()),
+            protocol_name: None,
+        };
+        assert_eq!(decode::<GroupRecord>(&encode(&r)), Some(r));
+    }
+}

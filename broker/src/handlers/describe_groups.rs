@@ -1,0 +1,49 @@
+//! DescribeGroups (15): state, protocol and members of groups; a Stable group also shows
+//! each member's subscription and assignment. An unknown group is "Dead" (v6+: with
+//! GROUP_ID_NOT_FOUND), as in Kafka.
+
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
+
+use crate::broker::Broker;
+use crate::groups::errors::*;
+use crate::handlers::str;
+
+pub fn handle(broker: &Broker, req: DescribeGroupsRequest, version: i16) -> DescribeGroupsResponse {
+    let groups = req
+        .groups
+        .into_iter()
+        .map(|id| {
+            let g = DescribedGroup::default()
+                .with_group_id(id.clone())
+                .with_authorized_operations(i32::MIN);
+            match broker.groups.describe(&id.0) {
+                Err(code) => g.with_error_code(code),
+                Ok(None) if version >= 6 => g
+                    .with_error_code(GROUP_ID_NOT_FOUND)
+                    .with_error_message(Some(str(format!("group {} not found", &*id.0))))
+                    .with_group_state(str("Dead")),
+                Ok(None) => g.with_group_state(str("Dead")),
+                Ok(Some(d)) => g
+                    .with_group_state(str(d.state.name()))
+                    .with_protocol_type(str(d.protocol_type))
+                    .with_protocol_data(str(d.protocol_name))
+                    .with_members(
+                        d.members
+                            .into_iter()
+                            .map(|m| {
+                                DescribedGroupMember::default()
+                                    .with_member_id(str(m.member_id))
+                                    .with_group_instance_id(m.instance_id.map(str))
+                                    .with_client_id(str(m.client_id))
+                                    .with_client_host(str(m.client_host))
+                                    .with_member_metadata(m.metadata)
+                                    .with_member_assignment(m.assignment)
+                            })
+                            .collect(),
+                    ),
+            }
+        })
+        .collect();
+    DescribeGroupsResponse::default().with_groups(groups)
+}

@@ -1,0 +1,64 @@
+//! FindCoordinator (10): which broker coordinates a group. A group's coordinator is the
+//! leader of its home store group (a stable hash of the group id over the store groups).
+//! Transactional ids (key type 1) are placed the same way. v4+ asks for several keys.
+
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::broker::Broker;
+use crate::groups::errors::*;
+use crate::handlers::str;
+
+const GROUP: i8 = 0;
+const TRANSACTION: i8 = 1;
+
+pub fn handle(
+    broker: &Broker,
+    req: FindCoordinatorRequest,
+    version: i16,
+) -> FindCoordinatorResponse {
+    if version >= 4 {
+        let coordinators = req
+            .coordinator_keys
+            .into_iter()
+            .map(|key| lookup(broker, req.key_type, key))
+            .collect();
+        return FindCoordinatorResponse::default().with_coordinators(coordinators);
+    }
+    let c = lookup(broker, req.key_type, req.key);
+    FindCoordinatorResponse::default()
+        .with_error_code(c.error_code)
+        .with_error_message(if version >= 1 { c.error_message } else { None })
+        .with_node_id(c.node_id)
+        .with_host(c.host)
+        .with_port(c.port)
+}
+
+fn lookup(broker: &Broker, key_type: i8, key: StrBytes) -> Coordinator {
+    let c = Coordinator::default().with_key(key.clone());
+    let fail = |code: i16, why: &str| {
+        c.clone()
+            .with_error_code(code)
+            .with_error_message(Some(str(why)))
+            .with_node_id(BrokerId(-1))
+            .with_host(str(""))
+            .with_port(-1)
+    };
+    if key_type != GROUP && key_type != TRANSACTION {
+        return fail(INVALID_REQUEST, "unsupported coordinator key type");
+    }
+    match broker.groups.coordinator_node(&key) {
+        Ok(node) if node == broker.config.node_id => c
+            .clone()
+            .with_node_id(BrokerId(broker.node_id()))
+            .with_host(str(broker.host.clone()))
+            .with_port(broker.port),
+        // Only this broker's address is known (Metadata lists only this broker too).
+        Ok(_) => fail(
+            COORDINATOR_NOT_AVAILABLE,
+            "the coordinator is another broker",
+        ),
+        Err(code) => fail(code, "no leader for the group's store group"),
+    }
+}

@@ -1,0 +1,95 @@
+//! OffsetCommit (8): a group's consumed positions. Each partition is checked (topic exists,
+//! metadata size, then membership, generation and the partition lock in the coordinator);
+//! the accepted ones are written through the coordinating store group's Raft log as ONE
+//! proposal, and the response goes out only once it is durable.
+
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+
+use crate::broker::Broker;
+use crate::groups::errors::*;
+use crate::groups::offsets::{now_ms, CommittedOffset};
+
+pub async fn handle(
+    broker: &Broker,
+    req: OffsetCommitRequest,
+    version: i16,
+) -> OffsetCommitResponse {
+    let max_metadata = broker.groups.config().max_metadata_bytes;
+    let timestamp = now_ms();
+    // (topic index, partition index) of each item sent to the coordinator.
+    let mut items = Vec::new();
+    let mut slots = Vec::new();
+    let mut codes: Vec<Vec<i16>> = Vec::with_capacity(req.topics.len());
+    for (ti, t) in req.topics.iter().enumerate() {
+        let topic = broker.topics.get(&t.name.0);
+        let mut tc = Vec::with_capacity(t.partitions.len());
+        for (pi, p) in t.partitions.iter().enumerate() {
+            let metadata = p.committed_metadata.as_deref().unwrap_or("");
+            let code = if !topic
+                .as_ref()
+                .is_some_and(|t| p.partition_index >= 0 && p.partition_index < t.partition_count())
+            {
+                UNKNOWN_TOPIC_OR_PARTITION
+            } else if metadata.len() > max_metadata {
+                OFFSET_METADATA_TOO_LARGE
+            } else {
+                items.push((
+                    (t.name.0.to_string(), p.partition_index),
+                    CommittedOffset {
+                        offset: p.committed_offset,
+                        leader_epoch: if version >= 6 {
+                            p.committed_leader_epoch
+                        } else {
+                            -1
+                        },
+                        metadata: metadata.to_string(),
+                        commit_timestamp: timestamp,
+                    },
+                ));
+                slots.push((ti, pi));
+                NONE
+            };
+            tc.push(code);
+        }
+        codes.push(tc);
+    }
+    if !items.is_empty() {
+        let results = broker
+            .groups
+            .commit(
+                &req.group_id.0,
+                &req.member_id,
+                req.group_instance_id.as_deref(),
+                req.generation_id_or_member_epoch,
+                items,
+            )
+            .await;
+        for ((ti, pi), code) in slots.into_iter().zip(results) {
+            codes[ti][pi] = code;
+        }
+    }
+    let topics = req
+        .topics
+        .into_iter()
+        .zip(codes)
+        .map(|(t, tc)| {
+            OffsetCommitResponseTopic::default()
+                .with_name(t.name)
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .zip(tc)
+                        .map(|(p, code)| {
+                            OffsetCommitResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(code)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}

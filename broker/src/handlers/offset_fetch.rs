@@ -1,0 +1,147 @@
+//! OffsetFetch (9): committed offsets of a group. A partition without a commit answers
+//! offset -1, empty metadata and no error; null topics (v2+) means every committed
+//! partition; v8+ asks for several groups at once. Reads wait for a commit of the group
+//! that is being written, so a partition's next owner sees its previous owner's last commit.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
+
+use crate::broker::Broker;
+use crate::groups::consumer_protocol::TopicPartition;
+use crate::groups::errors::*;
+use crate::groups::offsets::CommittedOffset;
+use crate::handlers::str;
+
+type Fetched = BTreeMap<TopicPartition, Option<CommittedOffset>>;
+
+/// One partition's answer: (index, offset, leader epoch, metadata).
+fn partition(tp: &TopicPartition, c: &Option<CommittedOffset>) -> (i32, i64, i32, String) {
+    match c {
+        Some(c) => (tp.1, c.offset, c.leader_epoch, c.metadata.clone()),
+        None => (tp.1, -1, -1, String::new()),
+    }
+}
+
+/// Groups partitions by topic, keeping the request's topic order when there was one.
+fn by_topic(
+    fetched: &Fetched,
+    order: Option<&[(String, Vec<i32>)]>,
+) -> Vec<(String, Vec<(i32, i64, i32, String)>)> {
+    let names: Vec<String> = match order {
+        Some(o) => o.iter().map(|(t, _)| t.clone()).collect(),
+        None => {
+            let mut v: Vec<String> = fetched.keys().map(|(t, _)| t.clone()).collect();
+            v.dedup();
+            v
+        }
+    };
+    names
+        .into_iter()
+        .map(|name| {
+            let parts = match order.and_then(|o| o.iter().find(|(t, _)| *t == name)) {
+                Some((_, ps)) => ps
+                    .iter()
+                    .map(|p| {
+                        let tp = (name.clone(), *p);
+                        partition(&tp, fetched.get(&tp).unwrap_or(&None))
+                    })
+                    .collect(),
+                None => fetched
+                    .iter()
+                    .filter(|((t, _), _)| *t == name)
+                    .map(|(tp, c)| partition(tp, c))
+                    .collect(),
+            };
+            (name, parts)
+        })
+        .collect()
+}
+
+async fn fetch(
+    broker: &Broker,
+    group: &str,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+) -> (i16, Vec<(String, Vec<(i32, i64, i32, String)>)>) {
+    match broker.groups.committed(group, topics.as_deref()).await {
+        Ok(f) => (NONE, by_topic(&f, topics.as_deref())),
+        Err(code) => (code, by_topic(&Fetched::new(), topics.as_deref())),
+    }
+}
+
+pub async fn handle(broker: &Broker, req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+    if version >= 8 {
+        let mut groups = Vec::with_capacity(req.groups.len());
+        for g in req.groups {
+            let topics = g.topics.map(|ts| {
+                ts.into_iter()
+                    .map(|t| (t.name.0.to_string(), t.partition_indexes))
+                    .collect()
+            });
+            let (code, topics) = fetch(broker, &g.group_id.0, topics).await;
+            groups.push(
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(g.group_id)
+                    .with_error_code(code)
+                    .with_topics(
+                        topics
+                            .into_iter()
+                            .map(|(name, parts)| {
+                                OffsetFetchResponseTopics::default()
+                                    .with_name(TopicName(str(name)))
+                                    .with_partitions(
+                                        parts
+                                            .into_iter()
+                                            .map(|(p, o, e, m)| {
+                                                OffsetFetchResponsePartitions::default()
+                                                    .with_partition_index(p)
+                                                    .with_committed_offset(o)
+                                                    .with_committed_leader_epoch(e)
+                                                    .with_metadata(Some(str(m)))
+                                            })
+                                            .collect(),
+                                    )
+                            })
+                            .collect(),
+                    ),
+            );
+        }
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let topics = req.topics.map(|ts| {
+        ts.into_iter()
+            .map(|t| (t.name.0.to_string(), t.partition_indexes))
+            .collect()
+    });
+    let (code, topics) = fetch(broker, &req.group_id.0, topics).await;
+    // v1 has no top-level error code: a group-level error goes on every partition.
+    let partition_code = if version < 2 { code } else { NONE };
+    OffsetFetchResponse::default()
+        .with_error_code(if version >= 2 { code } else { NONE })
+        .with_topics(
+            topics
+                .into_iter()
+                .map(|(name, parts)| {
+                    OffsetFetchResponseTopic::default()
+                        .with_name(TopicName(str(name)))
+                        .with_partitions(
+                            parts
+                                .into_iter()
+                                .map(|(p, o, e, m)| {
+                                    OffsetFetchResponsePartition::default()
+                                        .with_partition_index(p)
+                                        .with_committed_offset(o)
+                                        .with_committed_leader_epoch(e)
+                                        .with_metadata(Some(str(m)))
+                                        .with_error_code(partition_code)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        )
+}
