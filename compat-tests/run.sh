@@ -39,8 +39,12 @@ if [ ! -d compat-tests/js/node_modules ] || [ compat-tests/js/package-lock.json 
 fi
 
 # ---------------------------------------------------------------- build
-step "cargo build --release --workspace"
-cargo build --release --workspace
+# --all-targets builds the test binaries in the same invocation, with the same
+# feature set (the rdkafka tests enable librdkafka's zstd, which changes features of
+# shared dependencies), so `cargo test` below reuses everything instead of
+# rebuilding half the workspace.
+step "cargo build --release --workspace --all-targets"
+cargo build --release --workspace --all-targets
 export PHXQ_BIN="$ROOT/target/release/phxq"
 [ -x "$PHXQ_BIN" ] || { echo "no broker binary at $PHXQ_BIN" >&2; exit 1; }
 
