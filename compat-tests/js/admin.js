@@ -22,8 +22,12 @@ const ops = {
   fetchTopicMetadata: (admin, a) => admin.fetchTopicMetadata({ topics: a.topics }),
   fetchTopicOffsets: (admin, a) => admin.fetchTopicOffsets(a.topic),
   fetchTopicOffsetsByTimestamp: (admin, a) => admin.fetchTopicOffsetsByTimestamp(a.topic, a.timestamp),
-  deleteTopicRecords: (admin, a) =>
-    admin.deleteTopicRecords({ topic: a.topic, partitions: a.partitions }).then(() => ({ ok: true })),
+  async deleteTopicRecords(admin, a) {
+    // kafkajs' deleteTopicRecords needs the topic's metadata already loaded
+    await admin.fetchTopicMetadata({ topics: [a.topic] })
+    await admin.deleteTopicRecords({ topic: a.topic, partitions: a.partitions })
+    return { ok: true }
+  },
   describeConfigs: (admin, a) =>
     admin.describeConfigs({ resources: a.resources, includeSynonyms: false }),
 }

@@ -54,7 +54,11 @@ class Broker:
         log = open(self.log_path, "ab")
         log.write(f"\n===== start #{self.starts}: {' '.join(self.command())}\n".encode())
         log.flush()
-        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        env = dict(os.environ)
+        # openraft's INFO chatter drowns the broker's own lines in the failure tails
+        env.setdefault("RUST_LOG", "info,openraft=warn")
+        env.setdefault("NO_COLOR", "1")
+        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env)
         log.close()
         deadline = time.monotonic() + timeout
         while True:

@@ -110,10 +110,10 @@ def assert_dense(recs: list[Rec], start: int = 0):
             f"partition {p}: offsets not dense from {start}: {offs[:10]}...{offs[-10:]}"
 
 
-def stored_codecs(bootstrap: str, topic: str, partition: int = 0) -> set[int]:
-    """Compression codecs (attributes & 7) of every batch the broker returns for the
-    partition, read with raw Fetch v4 requests from offset 0 to the high watermark."""
-    codecs = set()
+def stored_codecs(bootstrap: str, topic: str, partition: int = 0) -> dict[int, int]:
+    """{compression codec (attributes & 7): record count} over every batch the broker
+    returns for the partition, read with raw Fetch v4 from offset 0 to the end."""
+    codecs: dict[int, int] = {}
     with Conn.to(bootstrap) as c:
         offset = 0
         while True:
@@ -126,8 +126,24 @@ def stored_codecs(bootstrap: str, topic: str, partition: int = 0) -> set[int]:
                 return codecs
             for b in batches:
                 assert b.crc_ok, f"batch at {b.base_offset} has a bad CRC"
-                codecs.add(b.compression)
+                codecs[b.compression] = codecs.get(b.compression, 0) + b.record_count
             offset = batches[-1].base_offset + batches[-1].last_offset_delta + 1
+
+
+def assert_compressed(bootstrap: str, topic: str, compression: str, partitions=(0,)):
+    """The broker keeps batches in the codec the producer chose. librdkafka sends a
+    batch uncompressed when compressing does not make it smaller (tiny batches), so
+    uncompressed batches are allowed, but at least 90% of the records must be in
+    batches of the chosen codec."""
+    from phxq_wire import COMPRESSION_CODECS
+    want = COMPRESSION_CODECS[compression]
+    for p in partitions:
+        got = stored_codecs(bootstrap, topic, p)
+        total = sum(got.values())
+        assert total > 0, f"partition {p} is empty"
+        assert set(got) <= {0, want}, f"partition {p}: codecs {got} (records per codec), producer used {compression}"
+        assert got.get(want, 0) >= 0.9 * total, \
+            f"partition {p}: only {got.get(want, 0)} of {total} records stored {compression}-compressed: {got}"
 
 
 # --------------------------------------------------------------------------- confluent-kafka

@@ -7,7 +7,8 @@ length + bytes and every array an int32 count + items:
 
   * request header v1:  api_key i16, api_version i16, correlation_id i32, client_id string
   * response header v0: correlation_id i32
-  * ApiVersions v0, Metadata v4, Produce v3, Fetch v4, CreateTopics v1, ListOffsets v1
+  * ApiVersions v0, Metadata v4, Produce v3, Fetch v4, CreateTopics v2, ListOffsets v1
+    (the oldest versions Kafka 4 still serves)
 
 Record batches are magic 2 (the only format modern clients use): see
 ``build_batch`` for the layout; the CRC is CRC-32C over attributes..end.
@@ -433,13 +434,15 @@ class Conn:
         topics_out = {name: (err, parts) for name, err, parts in d.array(topic)}
         return brokers, controller, topics_out
 
-    def create_topics_v1(self, topics: list[tuple[str, int]], timeout_ms: int = 10000) -> dict:
+    def create_topics_v2(self, topics: list[tuple[str, int]], timeout_ms: int = 10000) -> dict:
+        """{name: (error_code, error_message)}"""
         def t(e, item):
             name, parts = item
             e.string(name).i32(parts).i16(1).array([], None).array([], None)
 
         body = Enc().array(topics, t).i32(timeout_ms).i8(0).build()
-        d = self.call(CREATE_TOPICS, 1, body)
+        d = self.call(CREATE_TOPICS, 2, body)
+        d.i32()  # throttle
         res = d.array(lambda x: (x.string(), x.i16(), x.string()))
         return {name: (err, msg) for name, err, msg in res}
 

@@ -93,8 +93,8 @@ def test_create_topics_kafkajs(broker, topic):
 
 def test_create_topics_raw_duplicate(broker, topic):
     with Conn.to(broker.bootstrap) as c:
-        assert c.create_topics_v1([(topic, 2)]) == {topic: (0, None)}
-        err, _msg = c.create_topics_v1([(topic, 2)])[topic]
+        assert c.create_topics_v2([(topic, 2)])[topic][0] == 0
+        err, _msg = c.create_topics_v2([(topic, 2)])[topic]
         assert err == TOPIC_ALREADY_EXISTS
 
 
@@ -159,21 +159,38 @@ def test_create_partitions_kafka_python_and_kafkajs(broker, topic):
 # --------------------------------------------------------------------------- DescribeConfigs
 
 def test_describe_configs_confluent(broker_factory, topic):
+    """Topic configs: an explicit max.message.bytes, the broker default for a topic
+    without one, and both enforced; broker configs: message.max.bytes."""
+    from confluent_kafka import KafkaError, Producer
     from confluent_kafka.admin import ConfigResource, NewTopic, ResourceType
     b = broker_factory("--message-max-bytes", "200000")
     a = admin(b)
-    a.create_topics([NewTopic(topic, 1, 1, config={"retention.ms": "3600000"})])[topic].result(timeout=10)
+    small, default = topic + "-small", topic + "-default"
+    a.create_topics([NewTopic(small, 1, 1, config={"max.message.bytes": "50000"})])[small].result(timeout=10)
+    a.create_topics([NewTopic(default, 1, 1)])[default].result(timeout=10)
 
-    res = ConfigResource(ResourceType.TOPIC, topic)
-    entries = a.describe_configs([res])[res].result(timeout=10)
-    values = {k: v.value for k, v in entries.items()}
-    assert values.get("retention.ms") == "3600000", values
-    assert values.get("max.message.bytes") == "200000", values
+    def topic_configs(name):
+        res = ConfigResource(ResourceType.TOPIC, name)
+        return {k: v.value for k, v in a.describe_configs([res])[res].result(timeout=10).items()}
+
+    values = topic_configs(small)
+    assert values.get("max.message.bytes") == "50000", values
     assert values.get("cleanup.policy") == "delete", values
+    assert topic_configs(default).get("max.message.bytes") == "200000"
 
     bres = ConfigResource(ResourceType.BROKER, str(broker_id(b)))
     bentries = a.describe_configs([bres])[bres].result(timeout=10)
     assert bentries["message.max.bytes"].value == "200000"
+
+    # the described limits are the enforced ones
+    p = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 0})
+    reports = {}
+    for name in (small, default):
+        p.produce(name, value=b"m" * 60000, partition=0,
+                  on_delivery=lambda err, msg, name=name: reports.__setitem__(name, err))
+    assert p.flush(30) == 0
+    assert reports[small] is not None and reports[small].code() == KafkaError.MSG_SIZE_TOO_LARGE, reports
+    assert reports[default] is None, reports
 
 
 def test_describe_configs_kafka_python(broker_factory, topic):
@@ -182,12 +199,12 @@ def test_describe_configs_kafka_python(broker_factory, topic):
     a = kp_admin(b)
     try:
         a.create_topics({topic: {"num_partitions": 1, "replication_factor": 1,
-                                 "configs": {"retention.ms": "7200000"}}})
+                                 "configs": {"max.message.bytes": "70000"}}})
         res = a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)], config_filter="all")
         text = json.dumps(res, default=str)
         cfg = res["topic"][topic]
-        assert cfg["retention.ms"]["value"] == "7200000", text
-        assert cfg["max.message.bytes"]["value"] == "300000", text
+        assert cfg["max.message.bytes"]["value"] == "70000", text
+        assert cfg["cleanup.policy"]["value"] == "delete", text
     finally:
         a.close()
 

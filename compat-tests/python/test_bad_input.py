@@ -191,7 +191,7 @@ def test_message_too_large(broker_factory, topic):
 def test_invalid_topic_name(broker, topic, name):
     before = baseline(broker, topic)
     with Conn.to(broker.bootstrap) as c:
-        res = c.create_topics_v1([(name, 1)])
+        res = c.create_topics_v2([(name, 1)])
         assert res[name][0] == INVALID_TOPIC_EXCEPTION, res
         _, _, topics = c.metadata_v4([name], allow_auto_create=True)
         assert topics[name][0] == INVALID_TOPIC_EXCEPTION, topics

@@ -62,13 +62,13 @@ def check_acked_present(broker, topic, acked):
 def test_acked_records_survive_kill9(broker_factory, topic, tmp_path):
     b = broker_factory("--num-partitions", str(PARTITIONS))
     acked_path = tmp_path / "acked.txt"
-    run_round(b, topic, acked_path, "a", 3000)
+    run_round(b, topic, acked_path, "a", 5000)
     acked = acked_lines(acked_path)
     assert len({(p, o) for p, o, _ in acked}) == len(acked), "two acks for one offset"
     stored = check_acked_present(b, topic, acked)
 
     # a second crash after the restart: new records get new offsets, old ones stay
-    run_round(b, topic, acked_path, "b", 3000)
+    run_round(b, topic, acked_path, "b", 5000)
     acked2 = acked_lines(acked_path)
     new = acked2[len(acked):]
     assert new, "no records acknowledged after the restart"

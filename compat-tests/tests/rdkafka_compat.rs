@@ -258,7 +258,7 @@ async fn admin_topics_partitions_configs_metadata() {
     let a = admin(&b);
     let topic = "rs-admin";
     let res = a
-        .create_topics(&[NewTopic::new(topic, 3, TopicReplication::Fixed(1)).set("retention.ms", "5000000")], &opts())
+        .create_topics(&[NewTopic::new(topic, 3, TopicReplication::Fixed(1)).set("max.message.bytes", "50000")], &opts())
         .await
         .unwrap();
     assert_eq!(res, vec![Ok(topic.to_string())]);
@@ -281,8 +281,11 @@ async fn admin_topics_partitions_configs_metadata() {
 
     let cfgs = a.describe_configs(&[ResourceSpecifier::Topic(topic)], &opts()).await.unwrap();
     let cfg = cfgs.into_iter().next().unwrap().expect("describe topic configs");
-    assert_eq!(cfg.get("retention.ms").and_then(|e| e.value.clone()).as_deref(), Some("5000000"));
-    assert_eq!(cfg.get("max.message.bytes").and_then(|e| e.value.clone()).as_deref(), Some("250000"));
+    assert_eq!(cfg.get("max.message.bytes").and_then(|e| e.value.clone()).as_deref(), Some("50000"));
+    assert_eq!(cfg.get("cleanup.policy").and_then(|e| e.value.clone()).as_deref(), Some("delete"));
+    let cfgs = a.describe_configs(&[ResourceSpecifier::Broker(broker_id)], &opts()).await.unwrap();
+    let cfg = cfgs.into_iter().next().unwrap().expect("describe broker configs");
+    assert_eq!(cfg.get("message.max.bytes").and_then(|e| e.value.clone()).as_deref(), Some("250000"));
 
     let res = a.delete_topics(&[topic], &opts()).await.unwrap();
     assert_eq!(res, vec![Ok(topic.to_string())]);
