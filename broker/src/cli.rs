@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
+use crate::groups::GroupConfig;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -22,6 +23,33 @@ pub struct Cli {
 pub enum Command {
     /// Run a broker node (a single node on 127.0.0.1:9092 with ./data by default).
     Serve(ServeArgs),
+    /// Inspect consumer groups: members, assignments, committed offsets and lag.
+    Group(GroupArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct GroupArgs {
+    /// Broker to ask (HOST:PORT).
+    #[arg(
+        long,
+        global = true,
+        default_value = "127.0.0.1:9092",
+        env = "PHXQ_BOOTSTRAP"
+    )]
+    pub bootstrap: String,
+    #[command(subcommand)]
+    pub command: GroupCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GroupCommand {
+    /// List the groups with their state and protocol type.
+    List,
+    /// Show a group's members, assignment, and committed offset and lag per partition.
+    Describe {
+        /// The group id.
+        group: String,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -56,6 +84,16 @@ pub struct ServeArgs {
     /// Largest request frame accepted, in bytes.
     #[arg(long, env = "PHXQ_SOCKET_REQUEST_MAX_BYTES")]
     pub socket_request_max_bytes: Option<usize>,
+    /// How long the first rebalance of an empty consumer group waits for more members
+    /// (Kafka's group.initial.rebalance.delay.ms, 3000 there).
+    #[arg(long, env = "PHXQ_GROUP_INITIAL_REBALANCE_DELAY_MS", default_value_t = GroupConfig::default().initial_rebalance_delay_ms)]
+    pub group_initial_rebalance_delay_ms: u64,
+    /// Smallest session.timeout.ms a consumer may ask for (Kafka: 6000).
+    #[arg(long, env = "PHXQ_GROUP_MIN_SESSION_TIMEOUT_MS", default_value_t = GroupConfig::default().min_session_timeout_ms)]
+    pub group_min_session_timeout_ms: i32,
+    /// Largest session.timeout.ms a consumer may ask for.
+    #[arg(long, env = "PHXQ_GROUP_MAX_SESSION_TIMEOUT_MS", default_value_t = GroupConfig::default().max_session_timeout_ms)]
+    pub group_max_session_timeout_ms: i32,
 }
 
 impl ServeArgs {
@@ -87,12 +125,35 @@ impl ServeArgs {
         c.validate()?;
         Ok(c)
     }
+
+    /// The consumer group settings.
+    pub fn group_config(&self) -> anyhow::Result<GroupConfig> {
+        let g = GroupConfig {
+            initial_rebalance_delay_ms: self.group_initial_rebalance_delay_ms,
+            min_session_timeout_ms: self.group_min_session_timeout_ms,
+            max_session_timeout_ms: self.group_max_session_timeout_ms,
+            ..GroupConfig::default()
+        };
+        g.validate()?;
+        Ok(g)
+    }
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Group(args) => {
+            let out = match &args.command {
+                GroupCommand::List => crate::groups::admin::list(&args.bootstrap)?,
+                GroupCommand::Describe { group } => {
+                    crate::groups::admin::describe(&args.bootstrap, group)?
+                }
+            };
+            print!("{out}");
+            Ok(())
+        }
         Command::Serve(args) => {
             let config = args.config()?;
+            GroupConfig::install(args.group_config()?);
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .thread_name("phxq")

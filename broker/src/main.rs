@@ -8,6 +8,7 @@ mod config;
 mod connection;
 mod groups;
 mod handlers;
+mod kafka_client;
 mod server;
 mod shutdown;
 mod topics;

@@ -1,1 +1,274 @@
-//! `phxq group list|describe`: the admin view of consumer groups (to come).
+//! `phxq group list` and `phxq group describe GROUP`: the admin view of consumer groups,
+//! obtained over the Kafka protocol like any client would (FindCoordinator, ListGroups,
+//! DescribeGroups, OffsetFetch, Metadata, ListOffsets): members, their assignments, and
+//! per partition the committed offset, the log end offset and the lag.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{
+    BrokerId, DescribeGroupsRequest, FindCoordinatorRequest, GroupId, ListGroupsRequest,
+    ListOffsetsRequest, MetadataRequest, OffsetFetchRequest, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::consumer_protocol::{self, TopicPartition};
+use super::errors::NONE;
+use crate::kafka_client::KafkaClient;
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+fn check(code: i16, what: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(code == NONE, "{what} failed with Kafka error code {code}");
+    Ok(())
+}
+
+/// Connects to the coordinator of `group` (found through `bootstrap`).
+fn coordinator(bootstrap: &str, group: &str) -> anyhow::Result<KafkaClient> {
+    let mut c = KafkaClient::connect(bootstrap)?;
+    let r = c.send(&FindCoordinatorRequest::default().with_key(s(group)), 1)?;
+    check(r.error_code, "FindCoordinator")?;
+    let addr = if r.host.contains(':') {
+        format!("[{}]:{}", r.host, r.port)
+    } else {
+        format!("{}:{}", r.host, r.port)
+    };
+    if addr == c.addr() {
+        return Ok(c);
+    }
+    KafkaClient::connect(&addr).or_else(|_| KafkaClient::connect(bootstrap))
+}
+
+/// Prints rows as left-aligned columns.
+fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|i| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(String::len)
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+pub fn list(bootstrap: &str) -> anyhow::Result<String> {
+    let mut c = KafkaClient::connect(bootstrap)?;
+    let r = c.send(&ListGroupsRequest::default(), 4)?;
+    check(r.error_code, "ListGroups")?;
+    let mut rows = vec![vec![
+        "GROUP".to_string(),
+        "STATE".into(),
+        "PROTOCOL TYPE".into(),
+    ]];
+    let mut groups: Vec<_> = r.groups.into_iter().collect();
+    groups.sort_by(|a, b| a.group_id.0.cmp(&b.group_id.0));
+    for g in groups {
+        rows.push(vec![
+            g.group_id.0.to_string(),
+            g.group_state.to_string(),
+            g.protocol_type.to_string(),
+        ]);
+    }
+    Ok(table(&rows))
+}
+
+pub fn describe(bootstrap: &str, group: &str) -> anyhow::Result<String> {
+    let mut c = coordinator(bootstrap, group)?;
+    let d = c.send(
+        &DescribeGroupsRequest::default().with_groups(vec![GroupId(s(group))]),
+        5,
+    )?;
+    let g = d
+        .groups
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("empty DescribeGroups response"))?;
+    check(g.error_code, "DescribeGroups")?;
+    let offsets = c.send(
+        &OffsetFetchRequest::default()
+            .with_group_id(GroupId(s(group)))
+            .with_topics(None),
+        7,
+    )?;
+    check(offsets.error_code, "OffsetFetch")?;
+    anyhow::ensure!(
+        g.group_state.as_str() != "Dead" || !offsets.topics.is_empty(),
+        "group {group:?} not found"
+    );
+
+    let mut out = format!(
+        "group {group}: state {}, protocol {}{}, {} member(s)\n\n",
+        g.group_state,
+        if g.protocol_type.is_empty() {
+            "-"
+        } else {
+            g.protocol_type.as_str()
+        },
+        if g.protocol_data.is_empty() {
+            String::new()
+        } else {
+            format!("/{}", g.protocol_data)
+        },
+        g.members.len()
+    );
+    // Members and who owns what.
+    let mut owner: BTreeMap<TopicPartition, String> = BTreeMap::new();
+    let mut rows = vec![vec![
+        "MEMBER".to_string(),
+        "INSTANCE".into(),
+        "CLIENT".into(),
+        "HOST".into(),
+        "ASSIGNMENT".into(),
+    ]];
+    for m in &g.members {
+        let assigned =
+            consumer_protocol::parse_assignment(&m.member_assignment).unwrap_or_default();
+        for tp in &assigned {
+            owner.insert(tp.clone(), m.member_id.to_string());
+        }
+        rows.push(vec![
+            m.member_id.to_string(),
+            m.group_instance_id.as_deref().unwrap_or("-").to_string(),
+            m.client_id.to_string(),
+            m.client_host.to_string(),
+            consumer_protocol::describe(&assigned),
+        ]);
+    }
+    if !g.members.is_empty() {
+        out.push_str(&table(&rows));
+        out.push('\n');
+    }
+
+    // Committed offsets, log end offsets and lag, for committed and assigned partitions.
+    let mut committed: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+    for t in &offsets.topics {
+        for p in &t.partitions {
+            committed.insert(
+                (t.name.0.to_string(), p.partition_index),
+                p.committed_offset,
+            );
+        }
+    }
+    let parts: BTreeSet<TopicPartition> = committed.keys().chain(owner.keys()).cloned().collect();
+    let ends = log_end_offsets(bootstrap, &parts)?;
+    let mut rows = vec![vec![
+        "TOPIC".to_string(),
+        "PARTITION".into(),
+        "COMMITTED".into(),
+        "LOG-END".into(),
+        "LAG".into(),
+        "OWNER".into(),
+    ]];
+    for tp in &parts {
+        let c = committed.get(tp).copied().unwrap_or(-1);
+        let end = ends.get(tp).copied();
+        let lag = match end {
+            Some(e) if c >= 0 => (e - c).max(0).to_string(),
+            _ => "-".into(),
+        };
+        rows.push(vec![
+            tp.0.clone(),
+            tp.1.to_string(),
+            if c >= 0 { c.to_string() } else { "-".into() },
+            end.map(|e| e.to_string()).unwrap_or_else(|| "-".into()),
+            lag,
+            owner.get(tp).cloned().unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    out.push_str(&table(&rows));
+    Ok(out)
+}
+
+/// Latest offsets, asking each partition's leader.
+fn log_end_offsets(
+    bootstrap: &str,
+    parts: &BTreeSet<TopicPartition>,
+) -> anyhow::Result<BTreeMap<TopicPartition, i64>> {
+    if parts.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let topics: BTreeSet<&str> = parts.iter().map(|(t, _)| t.as_str()).collect();
+    let mut c = KafkaClient::connect(bootstrap)?;
+    let md = c.send(
+        &MetadataRequest::default().with_topics(Some(
+            topics
+                .iter()
+                .map(|t| MetadataRequestTopic::default().with_name(Some(TopicName(s(t)))))
+                .collect(),
+        )),
+        4,
+    )?;
+    let brokers: BTreeMap<BrokerId, String> = md
+        .brokers
+        .iter()
+        .map(|b| (b.node_id, format!("{}:{}", b.host, b.port)))
+        .collect();
+    let mut by_leader: BTreeMap<BrokerId, Vec<TopicPartition>> = BTreeMap::new();
+    for t in &md.topics {
+        let Some(name) = &t.name else { continue };
+        for p in &t.partitions {
+            let tp = (name.0.to_string(), p.partition_index);
+            if parts.contains(&tp) {
+                by_leader.entry(p.leader_id).or_default().push(tp);
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (leader, tps) in by_leader {
+        let mut conn = match brokers.get(&leader) {
+            Some(addr) => {
+                KafkaClient::connect(addr).or_else(|_| KafkaClient::connect(bootstrap))?
+            }
+            None => continue,
+        };
+        let mut grouped: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for (t, p) in &tps {
+            grouped.entry(t).or_default().push(*p);
+        }
+        let req = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(
+                grouped
+                    .into_iter()
+                    .map(|(t, ps)| {
+                        ListOffsetsTopic::default()
+                            .with_name(TopicName(s(t)))
+                            .with_partitions(
+                                ps.into_iter()
+                                    .map(|p| {
+                                        ListOffsetsPartition::default()
+                                            .with_partition_index(p)
+                                            .with_timestamp(-1)
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            );
+        let r = conn.send(&req, 1)?;
+        for t in r.topics {
+            for p in t.partitions {
+                if p.error_code == NONE {
+                    out.insert((t.name.0.to_string(), p.partition_index), p.offset);
+                }
+            }
+        }
+    }
+    Ok(out)
+}

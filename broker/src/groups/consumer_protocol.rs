@@ -7,13 +7,9 @@
 
 use std::collections::BTreeSet;
 
-use bytes::{Buf, Bytes, BytesMut};
-use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition as AssignedTopic;
-use kafka_protocol::messages::consumer_protocol_subscription::TopicPartition as OwnedTopic;
-use kafka_protocol::messages::{
-    ConsumerProtocolAssignment, ConsumerProtocolSubscription, TopicName,
-};
-use kafka_protocol::protocol::{Decodable, Encodable, Message, StrBytes};
+use bytes::{Buf, Bytes};
+use kafka_protocol::messages::{ConsumerProtocolAssignment, ConsumerProtocolSubscription};
+use kafka_protocol::protocol::{Decodable, Message};
 
 /// The protocol type of groups whose members use the standard consumer protocol.
 pub const CONSUMER: &str = "consumer";
@@ -113,53 +109,6 @@ fn grouped(parts: &BTreeSet<TopicPartition>) -> Vec<(String, Vec<i32>)> {
     out
 }
 
-/// Encodes a subscription at `version` (tests and tools).
-pub fn encode_subscription(
-    topics: &[&str],
-    owned: &BTreeSet<TopicPartition>,
-    version: i16,
-) -> Bytes {
-    let s = ConsumerProtocolSubscription::default()
-        .with_topics(
-            topics
-                .iter()
-                .map(|t| StrBytes::from_string(t.to_string()))
-                .collect(),
-        )
-        .with_owned_partitions(
-            grouped(owned)
-                .into_iter()
-                .map(|(t, ps)| {
-                    OwnedTopic::default()
-                        .with_topic(TopicName(StrBytes::from_string(t)))
-                        .with_partitions(ps)
-                })
-                .collect(),
-        );
-    let mut out = BytesMut::new();
-    out.extend_from_slice(&version.to_be_bytes());
-    s.encode(&mut out, version).expect("subscription encodes");
-    out.freeze()
-}
-
-/// Encodes an assignment at version 0..=3 (tests and tools).
-pub fn encode_assignment(parts: &BTreeSet<TopicPartition>, version: i16) -> Bytes {
-    let a = ConsumerProtocolAssignment::default().with_assigned_partitions(
-        grouped(parts)
-            .into_iter()
-            .map(|(t, ps)| {
-                AssignedTopic::default()
-                    .with_topic(TopicName(StrBytes::from_string(t)))
-                    .with_partitions(ps)
-            })
-            .collect(),
-    );
-    let mut out = BytesMut::new();
-    out.extend_from_slice(&version.to_be_bytes());
-    a.encode(&mut out, version).expect("assignment encodes");
-    out.freeze()
-}
-
 /// `topic: p0,p1 topic2: p3` for logs and the admin view.
 pub fn describe(parts: &BTreeSet<TopicPartition>) -> String {
     grouped(parts)
@@ -170,6 +119,72 @@ pub fn describe(parts: &BTreeSet<TopicPartition>) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+pub use encode::{encode_assignment, encode_subscription};
+
+/// Encoders for tests (the broker only reads these bytes).
+#[cfg(test)]
+mod encode {
+    use std::collections::BTreeSet;
+
+    use bytes::{Bytes, BytesMut};
+    use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition as AssignedTopic;
+    use kafka_protocol::messages::consumer_protocol_subscription::TopicPartition as OwnedTopic;
+    use kafka_protocol::messages::{
+        ConsumerProtocolAssignment, ConsumerProtocolSubscription, TopicName,
+    };
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+
+    use super::TopicPartition;
+
+    /// Encodes a subscription at `version` (tests).
+    pub fn encode_subscription(
+        topics: &[&str],
+        owned: &BTreeSet<TopicPartition>,
+        version: i16,
+    ) -> Bytes {
+        let s = ConsumerProtocolSubscription::default()
+            .with_topics(
+                topics
+                    .iter()
+                    .map(|t| StrBytes::from_string(t.to_string()))
+                    .collect(),
+            )
+            .with_owned_partitions(
+                super::grouped(owned)
+                    .into_iter()
+                    .map(|(t, ps)| {
+                        OwnedTopic::default()
+                            .with_topic(TopicName(StrBytes::from_string(t)))
+                            .with_partitions(ps)
+                    })
+                    .collect(),
+            );
+        let mut out = BytesMut::new();
+        out.extend_from_slice(&version.to_be_bytes());
+        s.encode(&mut out, version).expect("subscription encodes");
+        out.freeze()
+    }
+
+    /// Encodes an assignment at version 0..=3 (tests).
+    pub fn encode_assignment(parts: &BTreeSet<TopicPartition>, version: i16) -> Bytes {
+        let a = ConsumerProtocolAssignment::default().with_assigned_partitions(
+            super::grouped(parts)
+                .into_iter()
+                .map(|(t, ps)| {
+                    AssignedTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(t)))
+                        .with_partitions(ps)
+                })
+                .collect(),
+        );
+        let mut out = BytesMut::new();
+        out.extend_from_slice(&version.to_be_bytes());
+        a.encode(&mut out, version).expect("assignment encodes");
+        out.freeze()
+    }
 }
 
 #[cfg(test)]

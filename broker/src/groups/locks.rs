@@ -56,14 +56,17 @@ impl LockTable {
     }
 
     /// Partitions held by `member`.
+    #[cfg(test)]
     pub fn held_by(&self, member: &str) -> BTreeSet<TopicPartition> {
         self.by_member.get(member).cloned().unwrap_or_default()
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.owners.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.owners.is_empty()
     }
@@ -159,11 +162,6 @@ impl LockTable {
             .entry(new.to_string())
             .or_default()
             .extend(held);
-    }
-
-    /// Every lock, by partition.
-    pub fn iter(&self) -> impl Iterator<Item = (&TopicPartition, &Lock)> {
-        self.owners.iter()
     }
 }
 

@@ -18,9 +18,12 @@ use crate::groups::offsets::CommittedOffset;
 use crate::handlers::str;
 
 type Fetched = BTreeMap<TopicPartition, Option<CommittedOffset>>;
+/// (partition, offset, leader epoch, metadata) of one partition.
+type PartitionAnswer = (i32, i64, i32, String);
+type TopicAnswer = (String, Vec<PartitionAnswer>);
 
 /// One partition's answer: (index, offset, leader epoch, metadata).
-fn partition(tp: &TopicPartition, c: &Option<CommittedOffset>) -> (i32, i64, i32, String) {
+fn partition(tp: &TopicPartition, c: &Option<CommittedOffset>) -> PartitionAnswer {
     match c {
         Some(c) => (tp.1, c.offset, c.leader_epoch, c.metadata.clone()),
         None => (tp.1, -1, -1, String::new()),
@@ -28,10 +31,7 @@ fn partition(tp: &TopicPartition, c: &Option<CommittedOffset>) -> (i32, i64, i32
 }
 
 /// Groups partitions by topic, keeping the request's topic order when there was one.
-fn by_topic(
-    fetched: &Fetched,
-    order: Option<&[(String, Vec<i32>)]>,
-) -> Vec<(String, Vec<(i32, i64, i32, String)>)> {
+fn by_topic(fetched: &Fetched, order: Option<&[(String, Vec<i32>)]>) -> Vec<TopicAnswer> {
     let names: Vec<String> = match order {
         Some(o) => o.iter().map(|(t, _)| t.clone()).collect(),
         None => {
@@ -66,7 +66,7 @@ async fn fetch(
     broker: &Broker,
     group: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
-) -> (i16, Vec<(String, Vec<(i32, i64, i32, String)>)>) {
+) -> (i16, Vec<TopicAnswer>) {
     match broker.groups.committed(group, topics.as_deref()).await {
         Ok(f) => (NONE, by_topic(&f, topics.as_deref())),
         Err(code) => (code, by_topic(&Fetched::new(), topics.as_deref())),
