@@ -268,3 +268,66 @@ def test_phxq_group_admin_view(broker, topic):
         p = subprocess.run([PHXQ_BIN, "group", "describe", "missing", "--bootstrap", broker.bootstrap],
                            capture_output=True, text=True, timeout=30)
         assert p.returncode != 0 and "not found" in p.stderr
+
+
+def test_rebalance_triggers(broker, topic):
+    """Each of join, subscription change, partition count change, leave and session
+    expiry makes a Stable group rebalance: the other members' heartbeats answer
+    REBALANCE_IN_PROGRESS and everyone lands in the next generation."""
+    from confluent_kafka.admin import AdminClient, NewPartitions
+    create_topic(broker.bootstrap, topic, 2)
+    other = topic + "-b"
+    create_topic(broker.bootstrap, other, 1)
+    a_conn, b_conn, c_conn = conns(broker, 3)
+    gen, (a, b) = form_group([a_conn, b_conn], "trig", topic, [[0], [1]], session_ms=2000)
+    state = {"gen": gen}
+
+    def in_threads(fns):
+        threads = [threading.Thread(target=f) for f in fns]
+        for t in threads:
+            t.start()
+        return threads
+
+    def rebalance(trigger, rejoiners, watcher=(a_conn, a)):
+        """`trigger` (conn, member id, topics) joins or rejoins, which must make the
+        watcher's heartbeat say REBALANCE_IN_PROGRESS; then `rejoiners` rejoin and all
+        sync in the next generation. Returns the member ids by conn."""
+        results = {}
+
+        def join(c, m, t):
+            return lambda: results.__setitem__(c, c.join("trig", member_id=m, topics=t, session_ms=2000))
+
+        threads = in_threads([join(*trigger)]) if trigger else []
+        wait_until(lambda: watcher[0].heartbeat_v3("trig", state["gen"], watcher[1]) == REBALANCE_IN_PROGRESS,
+                   5, "REBALANCE_IN_PROGRESS")
+        threads += in_threads([join(*r) for r in rejoiners])
+        for t in threads:
+            t.join(20)
+        gens = {r["generation"] for r in results.values()}
+        assert gens == {state["gen"] + 1}, results
+        state["gen"] += 1
+        ids = {c: r["member_id"] for c, r in results.items()}
+        leader = next(iter(results.values()))["leader"]
+        plan = {m: assignment({}) for m in ids.values()}
+        for t in in_threads([lambda c=c, m=m: c.sync_v3("trig", state["gen"], m, plan if m == leader else None)
+                             for c, m in ids.items()]):
+            t.join(20)
+        assert watcher[0].heartbeat_v3("trig", state["gen"], watcher[1]) == 0
+        return ids
+
+    # 1. a third member joins.
+    c = rebalance((c_conn, "", [topic]), [(a_conn, a, [topic]), (b_conn, b, [topic])])[c_conn]
+    # 2. c changes its subscription.
+    rebalance((c_conn, c, [topic, other]), [(a_conn, a, [topic]), (b_conn, b, [topic])])
+    # 3. a subscribed topic grows (noticed by the coordinator at the next heartbeat).
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_partitions([NewPartitions(topic, 4)])[topic].result(10)
+    rebalance(None, [(a_conn, a, [topic]), (b_conn, b, [topic]), (c_conn, c, [topic, other])])
+    # 4. c leaves.
+    assert c_conn.leave_v3("trig", [c]) == (0, [0])
+    rebalance(None, [(a_conn, a, [topic]), (b_conn, b, [topic])])
+    # 5. b dies silently: after its session timeout a's heartbeat says rebalance.
+    start = time.monotonic()
+    rebalance(None, [(a_conn, a, [topic])])
+    assert time.monotonic() - start >= 1.5, "b was dropped before its session timeout"
+    assert b_conn.heartbeat_v3("trig", state["gen"], b) == UNKNOWN_MEMBER_ID

@@ -304,10 +304,13 @@ impl GroupCoordinator {
             }
             self.dispatch(&slot, fx);
         }
+        // Forget groups that never got anywhere (e.g. a JoinGroup refused before the member
+        // was added), unless a request is using them right now: handlers hold a clone of
+        // the slot, taken under this same map lock.
         self.groups
             .lock()
             .unwrap()
-            .retain(|_, s| !s.core().is_vacant());
+            .retain(|_, s| Arc::strong_count(s) > 1 || !s.core().is_vacant());
     }
 
     pub async fn join(self: &Arc<Self>, group_id: &str, req: JoinRequest) -> JoinResult {
