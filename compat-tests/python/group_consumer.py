@@ -7,7 +7,7 @@ stdout and commits after printing (so everything committed was printed first):
     {"ev": "commit_error", "error": "..."}  a failed commit (e.g. during a rebalance)
 
 SIGTERM closes the consumer cleanly (LeaveGroup). Usage:
-    group_consumer.py CLIENT BOOTSTRAP TOPIC GROUP [--assignor NAME] [--session-ms N]
+    group_consumer.py CLIENT BOOTSTRAP TOPIC GROUP [--assignor NAME] [--session-ms N] [--instance-id ID]
 CLIENT is confluent, kafka-python or aiokafka.
 """
 
@@ -44,6 +44,7 @@ def run_confluent(a):
         "heartbeat.interval.ms": max(100, a.session_ms // 6),
         "partition.assignment.strategy": a.assignor,
         "topic.metadata.refresh.interval.ms": 1000,
+        **({"group.instance.id": a.instance_id} if a.instance_id else {}),
     })
 
     def changed(consumer, _parts):
@@ -166,6 +167,7 @@ def main():
     p.add_argument("group")
     p.add_argument("--assignor", default="range")
     p.add_argument("--session-ms", type=int, default=3000)
+    p.add_argument("--instance-id", help="group.instance.id (static membership; confluent only)")
     a = p.parse_args()
     signal.signal(signal.SIGTERM, on_term)
     {"confluent": run_confluent, "kafka-python": run_kafka_python, "aiokafka": run_aiokafka}[a.client](a)

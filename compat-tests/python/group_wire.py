@@ -77,13 +77,13 @@ class GroupConn(Conn):
 
     def commit_v7(self, group: str, generation: int, member_id: str,
                   offsets: dict[tuple[str, int], int], metadata: str | None = "",
-                  instance_id: str | None = None) -> dict[tuple[str, int], int]:
+                  instance_id: str | None = None, leader_epoch: int = -1) -> dict[tuple[str, int], int]:
         by_topic: dict[str, list[tuple[int, int]]] = {}
         for (t, p), o in offsets.items():
             by_topic.setdefault(t, []).append((p, o))
         body = (Enc().string(group).i32(generation).string(member_id).string(instance_id)
                 .array(list(by_topic.items()), lambda e, tp: e.string(tp[0]).array(
-                    tp[1], lambda e2, po: e2.i32(po[0]).i64(po[1]).i32(-1).string(metadata)))
+                    tp[1], lambda e2, po: e2.i32(po[0]).i64(po[1]).i32(leader_epoch).string(metadata)))
                 .build())
         d = self.call(OFFSET_COMMIT, 7, body)
         d.i32()

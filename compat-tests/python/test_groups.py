@@ -61,7 +61,8 @@ def produce(bootstrap: str, topic: str, partitions: int, start: int, count: int)
 class Member:
     """A consumer process and what it printed: its assignment over time and its records."""
 
-    def __init__(self, kind: str, bootstrap: str, topic: str, group: str, assignor: str, log_dir: Path):
+    def __init__(self, kind: str, bootstrap: str, topic: str, group: str, assignor: str, log_dir: Path,
+                 extra: tuple[str, ...] = ()):
         self.kind = kind
         self.topic = topic
         if kind == "kafkajs":
@@ -73,7 +74,7 @@ class Member:
                    "-X", f"partition.assignment.strategy={assignor}"]
         else:
             cmd = [sys.executable, str(HERE / "group_consumer.py"), kind, bootstrap, topic, group,
-                   "--assignor", assignor, "--session-ms", str(SESSION_MS)]
+                   "--assignor", assignor, "--session-ms", str(SESSION_MS), *extra]
         self.lock = threading.Lock()
         self.assigned: list[tuple[float, list[int]]] = []
         self.msgs: list[tuple[int, int, str]] = []
@@ -197,6 +198,13 @@ def balanced(members: list[Member], per_member: int) -> bool:
     return sorted(x for p in parts for x in p) == list(range(PARTITIONS))
 
 
+def assert_lock_never_refused(broker):
+    """Well-behaved clients never trip the partition lock."""
+    refused = [line for line in broker.log_path.read_text(errors="replace").splitlines()
+               if "commit refused" in line or "still owns it" in line]
+    assert not refused, "\n".join(refused[:5])
+
+
 CASES = [
     ("confluent", "range"),
     ("confluent", "roundrobin"),
@@ -239,8 +247,77 @@ def test_three_consumers_share_and_take_over_after_kill9(broker, topic, tmp_path
         check_delivery(members, 40)
         if kind != "kcat":  # kcat commits in the background; the others after each batch
             assert committed(broker.bootstrap, group, topic) == {p: 40 for p in range(PARTITIONS)}
+        assert_lock_never_refused(broker)
     finally:
         for m in members:
             if m.alive():
                 m.kill9()
         broker.assert_alive()
+
+
+def test_static_member_restart_keeps_its_partitions_without_rebalance(broker, topic, tmp_path):
+    """confluent-kafka with group.instance.id: a static member killed with SIGKILL and
+    restarted within its session timeout gets its partitions back and the other member
+    sees no rebalance at all."""
+    create_topic(broker.bootstrap, topic, PARTITIONS)
+    produce(broker.bootstrap, topic, PARTITIONS, 0, 5)
+    group = "static-confluent"
+    start = lambda: Member("confluent", broker.bootstrap, topic, group, "range", tmp_path,
+                           ("--instance-id", "static-1"))
+    static = start()
+    other = Member("confluent", broker.bootstrap, topic, group, "range", tmp_path, ("--instance-id", "static-2"))
+    members = [static, other]
+    try:
+        wait_until(lambda: balanced(members, 3), 30, "two static members, 3 partitions each")
+        wait_until(lambda: all_consumed(members, 5), 30, "the first records")
+        before = static.assignment()
+        events_before = len(other.assigned)
+        static.kill9()
+        restarted = start()
+        members.append(restarted)
+        wait_until(lambda: restarted.assignment() is not None, 30, "the restarted static member's assignment")
+        assert restarted.assignment() == before, "a static member gets its partitions back"
+        produce(broker.bootstrap, topic, PARTITIONS, 5, 5)
+        wait_until(lambda: all_consumed(members, 10), 30, "records after the restart")
+        assert len(other.assigned) == events_before, f"the other member was rebalanced: {other.assigned}"
+        for m in (restarted, other):
+            m.stop()
+        check_delivery(members, 10)
+    finally:
+        for m in members:
+            if m.alive():
+                m.kill9()
+
+
+@pytest.mark.parametrize("assignor", ["cooperative-sticky", "range"])
+def test_members_added_one_by_one_hand_partitions_over(broker, topic, tmp_path, assignor):
+    """One consumer owns all 6 partitions; two more join. With cooperative-sticky the first
+    keeps two partitions throughout and gives the others up in a second round (revoke,
+    then the lock lets them go); with eager range everything is revoked and reassigned.
+    Either way every record is consumed and no commit trips the lock."""
+    create_topic(broker.bootstrap, topic, PARTITIONS)
+    produce(broker.bootstrap, topic, PARTITIONS, 0, 10)
+    group = f"handoff-{assignor}"
+    first = Member("confluent", broker.bootstrap, topic, group, assignor, tmp_path)
+    members = [first]
+    try:
+        wait_until(lambda: balanced(members, PARTITIONS), 30, "the first consumer owning everything")
+        wait_until(lambda: all_consumed(members, 10), 30, "the first records")
+        t0 = time.monotonic()
+        members += [Member("confluent", broker.bootstrap, topic, group, assignor, tmp_path) for _ in range(2)]
+        wait_until(lambda: balanced(members, 2), 30, "2 partitions each: " + "; ".join(m.describe() for m in members))
+        print(f"\n[{assignor}] 2 consumers added to 1: balanced in {time.monotonic() - t0:.2f}s")
+        produce(broker.bootstrap, topic, PARTITIONS, 10, 10)
+        wait_until(lambda: all_consumed(members, 20), 30, "all records")
+        if assignor == "cooperative-sticky":
+            kept = [parts for _, parts in first.assigned]
+            assert all(len(p) >= 2 for p in kept), f"cooperative: the first consumer never lost everything: {kept}"
+        for m in members:
+            m.stop()
+        check_delivery(members, 20)
+        assert committed(broker.bootstrap, group, topic) == {p: 20 for p in range(PARTITIONS)}
+        assert_lock_never_refused(broker)
+    finally:
+        for m in members:
+            if m.alive():
+                m.kill9()

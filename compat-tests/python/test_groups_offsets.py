@@ -51,7 +51,8 @@ def test_two_groups_each_see_everything_and_offsets_survive_kill9(broker, topic)
     assert sorted(x[:2] for x in a) == sorted(x[:2] for x in b) == [(p, o) for p in range(3) for o in range(10)]
     with GroupConn.to(broker.bootstrap) as c:
         # A simple consumer's commit with metadata, in a group of its own.
-        assert c.commit_v7("gs", -1, "", {(topic, 1): 7}, metadata="cursor:7") == {(topic, 1): 0}
+        assert c.commit_v7("gs", -1, "", {(topic, 1): 7}, metadata="cursor:7", leader_epoch=5) == {(topic, 1): 0}
+        assert c.commit_v7("gs", -1, "", {(topic, 2): 8}, metadata=None) == {(topic, 2): 0}
 
     broker.restart()  # kill -9 and start on the same data directory
 
@@ -60,8 +61,9 @@ def test_two_groups_each_see_everything_and_offsets_survive_kill9(broker, topic)
             err, offs = c.fetch_v5(g, None)  # null topics: every committed partition
             assert err == 0
             assert {k: v[0] for k, v in offs.items()} == {(topic, p): 10 for p in range(3)}, g
-        err, offs = c.fetch_v5("gs", {topic: [0, 1]})
-        assert offs[(topic, 1)] == (7, -1, "cursor:7", 0), "metadata round-trips"
+        err, offs = c.fetch_v5("gs", {topic: [0, 1, 2]})
+        assert offs[(topic, 1)] == (7, 5, "cursor:7", 0), "metadata and leader epoch round-trip"
+        assert offs[(topic, 2)] == (8, -1, "", 0), "null metadata reads back as empty"
         assert offs[(topic, 0)] == (-1, -1, "", 0), "no commit: -1, empty metadata, no error"
         err, offs = c.fetch_v5("never-seen", {topic: [0]})
         assert (err, offs[(topic, 0)]) == (0, (-1, -1, "", 0))
@@ -331,3 +333,25 @@ def test_rebalance_triggers(broker, topic):
     rebalance(None, [(a_conn, a, [topic])])
     assert time.monotonic() - start >= 1.5, "b was dropped before its session timeout"
     assert b_conn.heartbeat_v3("trig", state["gen"], b) == UNKNOWN_MEMBER_ID
+
+
+def test_many_groups_across_store_groups_survive_restart(broker_factory, topic):
+    """Groups are spread over the store groups by a hash of their id; each keeps its own
+    offsets; there is no fixed limit on their number."""
+    from kafka.admin import KafkaAdminClient
+    b = broker_factory("--store-groups", "4")
+    create_topic(b.bootstrap, topic, 3)
+    n = 300
+    with GroupConn.to(b.bootstrap) as c:
+        for i in range(n):
+            assert c.commit_v7(f"many-{i}", -1, "", {(topic, i % 3): i}) == {(topic, i % 3): 0}
+    b.restart()
+    with GroupConn.to(b.bootstrap) as c:
+        for i in range(n):
+            err, offs = c.fetch_v5(f"many-{i}", None)
+            assert (err, offs) == (0, {(topic, i % 3): (i, -1, "", 0)}), i
+    a = KafkaAdminClient(bootstrap_servers=b.bootstrap)
+    try:
+        assert {g["group_id"] for g in a.list_groups()} == {f"many-{i}" for i in range(n)}
+    finally:
+        a.close()
