@@ -7,8 +7,8 @@
 //! - makes the group record durable (generation, protocol) through the store group's Raft
 //!   log *before* the JoinGroup answers of a new generation go out, so a restarted
 //!   coordinator never hands out a generation twice;
-//! - writes each OffsetCommit as one `Command::Put` proposal and acknowledges it only once
-//!   it is committed, then updates the in-memory offsets;
+//! - (in `commits.rs`) writes each OffsetCommit as one `Command::Put` proposal and
+//!   acknowledges it only once it is committed, then updates the in-memory offsets;
 //! - rebuilds groups (generation, protocol, offsets) from the store group after a restart.
 //!
 //! Per group, an async `io` mutex orders commits, offset reads and record writes: a commit
@@ -20,12 +20,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use phxq_replication::{Command, GroupId, ReplicaNode, ReplicationError, StoreGroup};
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
-use super::consumer_protocol::TopicPartition;
 use super::errors::*;
 use super::group::{Effects, Group, GroupDescription, GroupState, JoinResult, Reply, SyncResult};
 use super::member::Token;
@@ -45,7 +43,7 @@ pub struct Slot {
     /// The store group holding this group's record and offsets.
     pub store: GroupId,
     core: Mutex<Group>,
-    io: tokio::sync::Mutex<()>,
+    pub(super) io: tokio::sync::Mutex<()>,
     waiters: Mutex<HashMap<Token, oneshot::Sender<Reply>>>,
 }
 
@@ -60,7 +58,7 @@ impl Slot {
         })
     }
 
-    fn core(&self) -> std::sync::MutexGuard<'_, Group> {
+    pub(super) fn core(&self) -> std::sync::MutexGuard<'_, Group> {
         self.core.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -79,12 +77,12 @@ pub struct GroupCoordinator {
     node: Arc<ReplicaNode>,
     store_groups: Vec<GroupId>,
     clock: Instant,
-    groups: Mutex<HashMap<String, Arc<Slot>>>,
+    pub(super) groups: Mutex<HashMap<String, Arc<Slot>>>,
     loaded: Mutex<HashSet<GroupId>>,
     next_token: AtomicU64,
 }
 
-fn commit_error(e: &ReplicationError) -> i16 {
+pub(super) fn commit_error(e: &ReplicationError) -> i16 {
     match e {
         ReplicationError::NotLeader { .. } => NOT_COORDINATOR,
         _ => COORDINATOR_NOT_AVAILABLE,
@@ -117,7 +115,7 @@ impl GroupCoordinator {
         &self.config
     }
 
-    fn now(&self) -> u64 {
+    pub(super) fn now(&self) -> u64 {
         self.clock.elapsed().as_millis() as u64
     }
 
@@ -134,7 +132,7 @@ impl GroupCoordinator {
         store.leader().ok_or(COORDINATOR_NOT_AVAILABLE)
     }
 
-    fn store(&self, gid: GroupId) -> Result<StoreGroup, i16> {
+    pub(super) fn store(&self, gid: GroupId) -> Result<StoreGroup, i16> {
         let store = self.node.group(gid).ok_or(COORDINATOR_NOT_AVAILABLE)?;
         if !store.is_leader() {
             return Err(NOT_COORDINATOR);
@@ -210,7 +208,7 @@ impl GroupCoordinator {
 
     /// The group's slot, created if `create` and absent. Errors when this node does not
     /// coordinate the group.
-    fn slot(&self, group_id: &str, create: bool) -> Result<Option<Arc<Slot>>, i16> {
+    pub(super) fn slot(&self, group_id: &str, create: bool) -> Result<Option<Arc<Slot>>, i16> {
         let gid = self.home(group_id);
         let store = self.store(gid)?;
         self.ensure_loaded(gid, &store);
@@ -418,86 +416,6 @@ impl GroupCoordinator {
         Ok(codes)
     }
 
-    /// OffsetCommit: checks every partition against the group (membership, generation,
-    /// lock), writes the accepted ones in one proposal and answers once it is durable.
-    pub async fn commit(
-        self: &Arc<Self>,
-        group_id: &str,
-        member_id: &str,
-        instance_id: Option<&str>,
-        generation: i32,
-        items: Vec<(TopicPartition, CommittedOffset)>,
-    ) -> Vec<i16> {
-        let n = items.len();
-        let slot = match self.slot(group_id, generation < 0) {
-            Ok(Some(s)) => s,
-            Ok(None) => return vec![ILLEGAL_GENERATION; n],
-            Err(code) => return vec![code; n],
-        };
-        let _io = slot.io.lock().await;
-        let tps: Vec<TopicPartition> = items.iter().map(|(tp, _)| tp.clone()).collect();
-        let mut codes =
-            slot.core()
-                .check_commit(member_id, instance_id, generation, &tps, self.now());
-        let accepted: Vec<(TopicPartition, CommittedOffset)> = items
-            .into_iter()
-            .zip(&codes)
-            .filter(|(_, c)| **c == NONE)
-            .map(|(i, _)| i)
-            .collect();
-        if accepted.is_empty() {
-            return codes;
-        }
-        let puts = accepted
-            .iter()
-            .map(|(tp, c)| (offsets::offset_key(&slot.id, tp), Some(offsets::encode(c))))
-            .collect();
-        let result = match self.store(slot.store) {
-            Ok(store) => store
-                .propose(Command::Put(puts))
-                .await
-                .map_err(|e| commit_error(&e)),
-            Err(code) => Err(code),
-        };
-        match result {
-            Ok(_) => slot.core().apply_commits(accepted),
-            Err(code) => {
-                warn!(group = %slot.id, code, "offset commit not stored");
-                for c in codes.iter_mut().filter(|c| **c == NONE) {
-                    *c = code;
-                }
-            }
-        }
-        codes
-    }
-
-    /// Committed offsets of `group_id`: of the given topics' partitions, or all (`None`).
-    pub async fn committed(
-        &self,
-        group_id: &str,
-        topics: Option<&[(String, Vec<i32>)]>,
-    ) -> Result<BTreeMap<TopicPartition, Option<CommittedOffset>>, i16> {
-        let slot = self.slot(group_id, false)?;
-        let stored = match &slot {
-            Some(slot) => {
-                let _io = slot.io.lock().await;
-                slot.core().offsets.clone()
-            }
-            None => BTreeMap::new(),
-        };
-        Ok(match topics {
-            None => stored.into_iter().map(|(k, v)| (k, Some(v))).collect(),
-            Some(topics) => topics
-                .iter()
-                .flat_map(|(t, ps)| ps.iter().map(move |p| (t.clone(), *p)))
-                .map(|tp| {
-                    let v = stored.get(&tp).cloned();
-                    (tp, v)
-                })
-                .collect(),
-        })
-    }
-
     /// Every group this node coordinates: (id, protocol type, state).
     pub fn list(&self) -> Vec<(String, String, GroupState)> {
         self.load_all();
@@ -524,101 +442,6 @@ impl GroupCoordinator {
             .slot(group_id, false)?
             .map(|s| s.core().describe())
             .filter(|d| d.state != GroupState::Dead))
-    }
-
-    /// DeleteGroups for one group: only an Empty group; its record and offsets go in one
-    /// proposal.
-    pub async fn delete(&self, group_id: &str) -> i16 {
-        let slot = match self.slot(group_id, false) {
-            Ok(Some(s)) => s,
-            Ok(None) => return GROUP_ID_NOT_FOUND,
-            Err(code) => return code,
-        };
-        let _io = slot.io.lock().await;
-        let keys: Vec<(Bytes, Option<Bytes>)> = {
-            let mut g = slot.core();
-            match g.state {
-                GroupState::Dead => return GROUP_ID_NOT_FOUND,
-                GroupState::Empty => {}
-                _ => return NON_EMPTY_GROUP,
-            }
-            g.state = GroupState::Dead;
-            std::iter::once(offsets::group_key(&slot.id))
-                .chain(g.offsets.keys().map(|tp| offsets::offset_key(&slot.id, tp)))
-                .map(|k| (k, None))
-                .collect()
-        };
-        let result = match self.store(slot.store) {
-            Ok(store) => store
-                .propose(Command::Put(keys))
-                .await
-                .map_err(|e| commit_error(&e)),
-            Err(code) => Err(code),
-        };
-        match result {
-            Ok(_) => {
-                let mut groups = self.groups.lock().unwrap();
-                if groups.get(group_id).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
-                    groups.remove(group_id);
-                }
-                info!(group = group_id, "group deleted");
-                NONE
-            }
-            Err(code) => {
-                slot.core().state = GroupState::Empty;
-                code
-            }
-        }
-    }
-
-    /// OffsetDelete: removes committed offsets of topics the group is not subscribed to.
-    pub async fn delete_offsets(
-        &self,
-        group_id: &str,
-        tps: &[TopicPartition],
-    ) -> Result<Vec<i16>, i16> {
-        let slot = self.slot(group_id, false)?.ok_or(GROUP_ID_NOT_FOUND)?;
-        let _io = slot.io.lock().await;
-        let (codes, present) = {
-            let g = slot.core();
-            if g.state == GroupState::Dead {
-                return Err(GROUP_ID_NOT_FOUND);
-            }
-            let codes: Vec<i16> = tps
-                .iter()
-                .map(|tp| {
-                    if g.is_subscribed(&tp.0) {
-                        GROUP_SUBSCRIBED_TO_TOPIC
-                    } else {
-                        NONE
-                    }
-                })
-                .collect();
-            let present: Vec<TopicPartition> = tps
-                .iter()
-                .zip(&codes)
-                .filter(|(tp, c)| **c == NONE && g.offsets.contains_key(*tp))
-                .map(|(tp, _)| tp.clone())
-                .collect();
-            (codes, present)
-        };
-        if present.is_empty() {
-            return Ok(codes);
-        }
-        let keys = present
-            .iter()
-            .map(|tp| (offsets::offset_key(&slot.id, tp), None))
-            .collect();
-        let store = self.store(slot.store)?;
-        store
-            .propose(Command::Put(keys))
-            .await
-            .map_err(|e| commit_error(&e))?;
-        let mut g = slot.core();
-        for tp in &present {
-            g.offsets.remove(tp);
-        }
-        Ok(codes)
     }
 }
 

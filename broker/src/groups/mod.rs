@@ -13,6 +13,7 @@
 //! (`offsets.rs` has the key-value layout).
 
 pub mod admin;
+pub mod commits;
 pub mod consumer_protocol;
 pub mod coordinator;
 pub mod group;
