@@ -133,7 +133,8 @@ impl Reader {
                 // Clients probe with their newest ApiVersions; answer v0 with error 35 so
                 // they retry with one we list.
                 debug!(peer = %self.peer, version, "ApiVersions version not supported, answering v0");
-                let reply = Reply::Now(Some(api_versions::unsupported_version_response()));
+                let reply =
+                    Reply::Now(Some(Box::new(api_versions::unsupported_version_response())));
                 return self
                     .send(ApiKey::ApiVersions, 0, correlation_id, reply)
                     .await;

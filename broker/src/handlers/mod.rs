@@ -28,11 +28,11 @@ use phxq_replication::ReplicationError;
 use crate::broker::Broker;
 
 /// A response still being produced: it resolves once the request's Raft entries commit.
-pub type Deferred = Pin<Box<dyn Future<Output = Option<ResponseKind>> + Send>>;
+pub type Deferred = Pin<Box<dyn Future<Output = Option<Box<ResponseKind>>> + Send>>;
 
 /// What a handler gives back: `None` means no response is sent (Produce with acks=0).
 pub enum Reply {
-    Now(Option<ResponseKind>),
+    Now(Option<Box<ResponseKind>>),
     /// Produce: its appends are queued in Raft in request order; the answer comes later.
     Later(Deferred),
 }
@@ -49,11 +49,11 @@ pub async fn handle(broker: &Broker, request: Request) -> Reply {
     let v = request.version();
     if let RequestKind::Produce(r) = request.body {
         let pending = produce::handle(broker, r, v).await;
-        return Reply::Later(Box::pin(
-            async move { pending.await.map(ResponseKind::Produce) },
-        ));
+        return Reply::Later(Box::pin(async move {
+            pending.await.map(|r| Box::new(ResponseKind::Produce(r)))
+        }));
     }
-    Reply::Now(Some(match request.body {
+    Reply::Now(Some(Box::new(match request.body {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(r, v)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, r, v).await),
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, r, v).await),
@@ -86,7 +86,7 @@ pub async fn handle(broker: &Broker, request: Request) -> Reply {
             tracing::error!("no handler for {:?}", std::mem::discriminant(&other));
             return Reply::Now(None);
         }
-    }))
+    })))
 }
 
 /// The Kafka error code for a replication failure.
