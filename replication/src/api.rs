@@ -298,6 +298,36 @@ impl StoreGroup {
         }
     }
 
+    /// Queues a command in the group's Raft log behind every earlier submission and returns
+    /// without waiting for it to commit; the returned future resolves as [`propose`] would.
+    /// Submissions made one after another enter the log in that order, so a connection can
+    /// keep several produce requests in flight without reordering a producer's batches.
+    ///
+    /// [`propose`]: StoreGroup::propose
+    pub async fn submit(
+        &self,
+        cmd: Command,
+    ) -> Result<
+        impl std::future::Future<Output = Result<CommandResponse, ReplicationError>> + Send + 'static,
+        ReplicationError,
+    > {
+        let (responder, rx) = openraft::impls::ProgressResponder::complete_only();
+        self.inner
+            .raft
+            .client_write_ff(cmd, Some(responder))
+            .await
+            .map_err(crate::node::fatal_error)?;
+        Ok(async move {
+            match rx.await {
+                Ok(Ok(r)) => r.data.map_err(ReplicationError::Storage),
+                Ok(Err(e)) => Err(crate::node::write_error(
+                    openraft::error::RaftError::APIError(e),
+                )),
+                Err(_) => Err(ReplicationError::ShuttingDown),
+            }
+        })
+    }
+
     pub fn is_leader(&self) -> bool {
         self.leader() == Some(self.inner.node_id)
     }
