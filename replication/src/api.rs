@@ -292,6 +292,7 @@ impl StoreGroup {
     /// Proposes a command and waits until it is committed (durable on a majority: fsync'd)
     /// and applied. Concurrent proposals, from any group on this node, share fsyncs.
     pub async fn propose(&self, cmd: Command) -> Result<CommandResponse, ReplicationError> {
+        self.inner.log.wait_for_room().await;
         match self.inner.raft.client_write(cmd).await {
             Ok(r) => r.data.map_err(ReplicationError::Storage),
             Err(e) => Err(crate::node::write_error(e)),
@@ -311,6 +312,7 @@ impl StoreGroup {
         impl std::future::Future<Output = Result<CommandResponse, ReplicationError>> + Send + 'static,
         ReplicationError,
     > {
+        self.inner.log.wait_for_room().await;
         let (responder, rx) = openraft::impls::ProgressResponder::complete_only();
         self.inner
             .raft

@@ -27,6 +27,7 @@ pub struct GroupInner {
     pub node_id: NodeId,
     pub raft: Raft,
     pub shared: Arc<GroupShared>,
+    pub log: Arc<LogShared>,
 }
 
 pub struct NodeInner {
@@ -196,7 +197,9 @@ impl NodeInner {
             self.config.node_id,
             self.raft_config.clone(),
             network,
-            LogStore { shared: log },
+            LogStore {
+                shared: log.clone(),
+            },
             sm,
         )
         .await
@@ -206,6 +209,7 @@ impl NodeInner {
             node_id: self.config.node_id,
             raft,
             shared,
+            log,
         }))
     }
 

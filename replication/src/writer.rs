@@ -279,6 +279,7 @@ fn run(db: Arc<Database>, rx: mpsc::Receiver<Request>, stats: Arc<WriterStats>) 
             .collect();
         due.sort_unstable();
         due.dedup();
+        let early = coalesce(early);
         for part in [early, rest] {
             if part.is_empty() {
                 continue;
@@ -299,6 +300,31 @@ fn run(db: Arc<Database>, rx: mpsc::Receiver<Request>, stats: Arc<WriterStats>) 
     while let Ok(r) = rx.try_recv() {
         r.fail("storage writer stopped");
     }
+}
+
+/// Merges the applies of each group into one request (keeping their order) and keeps only
+/// the last commit index of each group: one pass over the tables per group, not per entry.
+fn coalesce(reqs: Vec<Request>) -> Vec<Request> {
+    let mut out: Vec<Request> = Vec::with_capacity(reqs.len());
+    for r in reqs {
+        let slot = out.iter().position(|o| match (o, &r) {
+            (Request::Apply { group: a, .. }, Request::Apply { group: b, .. }) => a.id == b.id,
+            (Request::SaveCommitted { group: a, .. }, Request::SaveCommitted { group: b, .. }) => {
+                a == b
+            }
+            _ => false,
+        });
+        match (slot, r) {
+            (Some(i), Request::Apply { entries, .. }) => {
+                if let Request::Apply { entries: first, .. } = &mut out[i] {
+                    first.extend(entries);
+                }
+            }
+            (Some(i), r @ Request::SaveCommitted { .. }) => out[i] = r,
+            (_, r) => out.push(r),
+        }
+    }
+    out
 }
 
 /// What a processed request will publish after the commit.
