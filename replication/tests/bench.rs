@@ -94,3 +94,29 @@ async fn bench_produce() {
     run(4, 64, 1024, secs).await;
     run(4, 64, 16 * 1024 - 100, secs).await;
 }
+
+/// The disk's ceiling for comparison: bare redb, one fsync'd commit per 1 KiB value.
+#[test]
+#[ignore]
+fn bench_raw_redb_commits() {
+    use redb::{Database, TableDefinition};
+    const T: TableDefinition<u64, &[u8]> = TableDefinition::new("t");
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let db = Database::create(dir.path().join("raw.redb")).unwrap();
+    let value = vec![7u8; 1024];
+    let t0 = Instant::now();
+    let mut n = 0u64;
+    while t0.elapsed() < Duration::from_secs(3) {
+        let txn = db.begin_write().unwrap();
+        txn.open_table(T)
+            .unwrap()
+            .insert(n, value.as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+        n += 1;
+    }
+    println!(
+        "raw redb: {:.0} fsync'd 1 KiB commits/s",
+        n as f64 / t0.elapsed().as_secs_f64()
+    );
+}
