@@ -154,13 +154,15 @@ impl LogShared {
 
     /// Backpressure for proposers: waits while the group holds more than [`MEM_CAP`] bytes
     /// of entries not yet durable and applied (a disk slower than the producers).
+    /// Gives up waiting once the writer cannot make progress, so that the proposal fails
+    /// with the writer's error instead of hanging.
     pub async fn wait_for_room(&self) {
         loop {
             let notified = self.room.notified();
-            if self.mem().bytes <= MEM_CAP {
+            if self.mem().bytes <= MEM_CAP || self.writer.unusable() {
                 return;
             }
-            notified.await;
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(100), notified).await;
         }
     }
 

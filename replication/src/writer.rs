@@ -159,6 +159,8 @@ pub struct WriterStats {
     pub requests: AtomicU64,
     /// Set once a transaction failed: every later write fails until the node is reopened.
     pub broken: AtomicBool,
+    /// Set when the writer thread has exited.
+    pub stopped: AtomicBool,
 }
 
 /// A handle to the writer thread.
@@ -194,6 +196,11 @@ impl Writer {
     /// True once a write transaction failed (the writer then refuses everything).
     pub fn broken(&self) -> bool {
         self.stats.broken.load(Ordering::SeqCst)
+    }
+
+    /// True once the writer can no longer make anything durable (failed or stopped).
+    pub fn unusable(&self) -> bool {
+        self.broken() || self.stats.stopped.load(Ordering::SeqCst)
     }
 
     /// Runs `job` in the next transaction and waits for its commit.
@@ -296,6 +303,7 @@ fn run(db: Arc<Database>, rx: mpsc::Receiver<Request>, stats: Arc<WriterStats>) 
             break;
         }
     }
+    stats.stopped.store(true, Ordering::SeqCst);
     // Whatever is still queued fails.
     while let Ok(r) = rx.try_recv() {
         r.fail("storage writer stopped");
