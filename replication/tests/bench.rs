@@ -120,3 +120,56 @@ fn bench_raw_redb_commits() {
         n as f64 / t0.elapsed().as_secs_f64()
     );
 }
+
+/// Child half of `bench_repair_after_crash`: fills a database, then dies uncleanly.
+#[test]
+#[ignore]
+fn repair_child() {
+    use redb::{Database, TableDefinition};
+    const T: TableDefinition<u64, &[u8]> = TableDefinition::new("t");
+    let Ok(path) = std::env::var("PHXQ_REPAIR_DB") else {
+        return;
+    };
+    let mb: u64 = std::env::var("PHXQ_REPAIR_MB").unwrap().parse().unwrap();
+    let db = Database::create(path).unwrap();
+    let value = vec![7u8; (1 << 20) - 64];
+    for chunk in 0..mb / 64 {
+        let txn = db.begin_write().unwrap();
+        {
+            let mut t = txn.open_table(T).unwrap();
+            for i in 0..64 {
+                t.insert(chunk * 64 + i, value.as_slice()).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+    }
+    std::process::abort();
+}
+
+/// How long reopening takes after a crash (redb walks the whole file to repair it).
+#[test]
+#[ignore]
+fn bench_repair_after_crash() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let path = dir.path().join("r.redb");
+    let mb = std::env::var("PHXQ_REPAIR_MB").unwrap_or_else(|_| "512".into());
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["repair_child", "--exact", "--ignored", "--nocapture"])
+        .env("PHXQ_REPAIR_DB", &path)
+        .env("PHXQ_REPAIR_MB", &mb)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success());
+    let t0 = Instant::now();
+    let db = redb::Database::create(&path).unwrap();
+    println!(
+        "reopen after crash of a {mb} MiB database: {:?}",
+        t0.elapsed()
+    );
+    drop(db);
+    let t0 = Instant::now();
+    let _db = redb::Database::create(&path).unwrap();
+    println!("reopen after clean close: {:?}", t0.elapsed());
+}
