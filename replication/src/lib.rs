@@ -10,10 +10,31 @@
 //! Kafka is seen only as bytes: a record batch plus the few header fields the state machine
 //! must read (record count, timestamps, producer id/epoch/sequence), via
 //! `phxq_protocol::batch`.
+//!
+//! # Write path and durability
+//!
+//! One writer thread per node (`writer`) owns every redb write transaction. It takes all
+//! queued work of all groups — raft log appends, votes, purges, state-machine applies —
+//! and commits it at once: log appends and votes with `Durability::Immediate` (fsync)
+//! before their openraft `IOFlushed` callbacks fire, applies with `Durability::None`
+//! ahead of the fsync so their answers go out without waiting for it. An apply writes its
+//! data and the group's applied log id in the same transaction; redb makes every earlier
+//! non-durable commit durable with the next durable one, so after a crash the database is
+//! a consistent prefix of the commit sequence, the applied id it reports matches the data,
+//! and openraft re-applies the rest from the durable raft log. Record batches are stored
+//! once more, with their base offset patched in, in the partition tables that fetches copy
+//! from: a produced byte is written twice (log + batch) plus redb's page overhead.
+//!
+//! Reads (`StoreGroup::read`, offsets, timestamps, kv) use redb read transactions and
+//! never go through openraft. A failed write (e.g. disk full) fails every later proposal
+//! with `ReplicationError::Storage` until the node is reopened; nothing acknowledged is
+//! lost.
 
 pub mod api;
 mod apply;
 mod codec;
+#[doc(hidden)]
+pub mod fault;
 mod group;
 mod log_store;
 pub mod network;

@@ -69,6 +69,8 @@ pub struct LogShared {
     writer: Writer,
     max_append_bytes: usize,
     mem: Mutex<LogMem>,
+    /// Signalled when entries leave memory (see [`LogShared::wait_for_room`]).
+    room: tokio::sync::Notify,
 }
 
 impl LogShared {
@@ -122,6 +124,7 @@ impl LogShared {
             writer,
             max_append_bytes,
             mem: Mutex::new(mem),
+            room: tokio::sync::Notify::new(),
         }))
     }
 
@@ -135,6 +138,7 @@ impl LogShared {
         if m.gen == gen && m.flushed.is_none_or(|f| f < last) {
             m.flushed = Some(last);
             m.trim();
+            self.room.notify_waiters();
         }
     }
 
@@ -144,6 +148,21 @@ impl LogShared {
         if m.applied.is_none_or(|a| a < index) {
             m.applied = Some(index);
             m.trim();
+            self.room.notify_waiters();
+        }
+    }
+
+    /// Backpressure for proposers: waits while the group holds more than [`MEM_CAP`] bytes
+    /// of entries not yet durable and applied (a disk slower than the producers).
+    /// Gives up waiting once the writer cannot make progress, so that the proposal fails
+    /// with the writer's error instead of hanging.
+    pub async fn wait_for_room(&self) {
+        loop {
+            let notified = self.room.notified();
+            if self.mem().bytes <= MEM_CAP || self.writer.unusable() {
+                return;
+            }
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(100), notified).await;
         }
     }
 
@@ -327,6 +346,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             }
             m.last_log_id = last_log_id.or(m.last_purged);
         }
+        self.shared.room.notify_waiters();
         self.shared.writer.submit(Request::Truncate {
             group: self.shared.group,
             after,
@@ -349,6 +369,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 m.last_log_id = Some(log_id);
             }
         }
+        self.shared.room.notify_waiters();
         self.shared.writer.submit(Request::Purge {
             group: self.shared.group,
             upto: log_id,

@@ -17,13 +17,13 @@ pub async fn handle(
     req: JoinGroupRequest,
     version: i16,
     client_id: &str,
-    peer: SocketAddr,
+    peer: Option<SocketAddr>,
 ) -> JoinGroupResponse {
     let join = JoinRequest {
         member_id: req.member_id.to_string(),
         instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
         client_id: client_id.to_string(),
-        client_host: format!("/{}", peer.ip()),
+        client_host: peer.map(|p| format!("/{}", p.ip())).unwrap_or_default(),
         session_timeout_ms: req.session_timeout_ms,
         rebalance_timeout_ms: if version == 0 {
             req.session_timeout_ms
