@@ -321,3 +321,32 @@ def test_members_added_one_by_one_hand_partitions_over(broker, topic, tmp_path, 
         for m in members:
             if m.alive():
                 m.kill9()
+
+
+def test_live_group_survives_broker_kill9(broker, topic, tmp_path):
+    """The broker is killed with SIGKILL and restarted under two running consumers: they
+    rejoin (the restarted coordinator knows the group's generation and offsets, not its
+    members), resume from their commits and consume everything produced afterwards."""
+    create_topic(broker.bootstrap, topic, PARTITIONS)
+    produce(broker.bootstrap, topic, PARTITIONS, 0, 10)
+    group = "survivors"
+    members = [Member("confluent", broker.bootstrap, topic, group, "range", tmp_path) for _ in range(2)]
+    try:
+        wait_until(lambda: balanced(members, 3), 30, "3 partitions each")
+        wait_until(lambda: all_consumed(members, 10), 30, "the first records")
+        wait_until(lambda: committed(broker.bootstrap, group, topic) == {p: 10 for p in range(PARTITIONS)},
+                   10, "the first commits")
+        broker.restart()
+        t0 = time.monotonic()
+        produce(broker.bootstrap, topic, PARTITIONS, 10, 10)
+        wait_until(lambda: all_consumed(members, 20), 60, "records produced after the restart")
+        print(f"\n[broker kill -9] consumers caught up {time.monotonic() - t0:.2f}s after the restart")
+        wait_until(lambda: balanced(members, 3), 30, "3 partitions each again")
+        for m in members:
+            m.stop()
+        check_delivery(members, 20)
+        assert committed(broker.bootstrap, group, topic) == {p: 20 for p in range(PARTITIONS)}
+    finally:
+        for m in members:
+            if m.alive():
+                m.kill9()

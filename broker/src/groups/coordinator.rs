@@ -33,6 +33,8 @@ use super::GroupConfig;
 
 /// Timer resolution for session and rebalance timeouts.
 pub const TICK: Duration = Duration::from_millis(50);
+/// Vacant groups are forgotten every this many ticks.
+const SWEEP_EVERY: u64 = 100;
 
 /// Partition count of a topic, `None` if it does not exist.
 pub type PartitionCounts<'a> = &'a (dyn Fn(&str) -> Option<i32> + Sync);
@@ -285,7 +287,8 @@ impl GroupCoordinator {
             .map(|_| ())
     }
 
-    fn tick_all(self: &Arc<Self>) {
+    /// One timer tick over every group with members; `sweep` also forgets vacant groups.
+    fn tick_all(self: &Arc<Self>, sweep: bool) {
         let slots: Vec<Arc<Slot>> = self.groups.lock().unwrap().values().cloned().collect();
         let now = self.now();
         for slot in slots {
@@ -301,6 +304,9 @@ impl GroupCoordinator {
                 g.tick(now, &mut fx);
             }
             self.dispatch(&slot, fx);
+        }
+        if !sweep {
+            return;
         }
         // Forget groups that never got anywhere (e.g. a JoinGroup refused before the member
         // was added), unless a request is using them right now: handlers hold a clone of
@@ -448,11 +454,11 @@ impl GroupCoordinator {
 async fn run_timers(me: Weak<GroupCoordinator>) {
     let mut interval = tokio::time::interval(TICK);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
+    for tick in 0u64.. {
         interval.tick().await;
         let Some(me) = me.upgrade() else {
             return;
         };
-        me.tick_all();
+        me.tick_all(tick % SWEEP_EVERY == 0);
     }
 }
