@@ -146,7 +146,11 @@ pub fn describe(bootstrap: &str, group: &str) -> anyhow::Result<String> {
             m.member_id.to_string(),
             m.group_instance_id.as_deref().unwrap_or("-").to_string(),
             m.client_id.to_string(),
-            m.client_host.to_string(),
+            if m.client_host.is_empty() {
+                "-".to_string()
+            } else {
+                m.client_host.to_string()
+            },
             consumer_protocol::describe(&assigned),
         ]);
     }
