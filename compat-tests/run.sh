@@ -51,8 +51,8 @@ export PHXQ_BIN="$ROOT/target/release/phxq"
 # ---------------------------------------------------------------- tests
 status=0
 step "cargo test --release --workspace (unit tests + rdkafka integration tests)"
-# two test threads: each rdkafka test runs its own broker, the machine has 2 cores
-cargo test --release --workspace -- --test-threads=2 || status=1
+# --no-fail-fast: a failing crate must not hide the results of the others
+cargo test --release --workspace --no-fail-fast || status=1
 
 step "pytest compat-tests/python"
 .venv/bin/python -m pytest compat-tests/python -v -p no:cacheprovider "$@" || status=1

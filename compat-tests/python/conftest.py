@@ -39,7 +39,6 @@ class Broker:
         self.log_path = data_dir.parent / f"{name}.stderr.log"
         self.proc: subprocess.Popen | None = None
         self.starts = 0
-        self.unexpected_exit: str | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -90,14 +89,6 @@ class Broker:
         self.kill9()
         return self.start()
 
-    def stop(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is not None and self.unexpected_exit is None:
-            if self.proc.returncode not in (-signal.SIGKILL,):
-                self.unexpected_exit = f"exit code {self.proc.returncode}"
-        self.kill9()
-
     def log_tail(self, n: int = LOG_TAIL_LINES) -> str:
         try:
             lines = self.log_path.read_text(errors="replace").splitlines()
@@ -136,7 +127,7 @@ def broker_factory(request):
     for b in brokers:
         if b.proc is not None and b.proc.poll() is not None and b.proc.returncode != -signal.SIGKILL:
             died.append(f"{b.name} exited on its own with code {b.proc.returncode}:\n{b.log_tail()}")
-        b.stop()
+        b.kill9()
     failed = getattr(request.node, "rep_call_failed", False)  # keep data dirs of failed tests
     if not died and not failed:
         shutil.rmtree(tmp, ignore_errors=True)

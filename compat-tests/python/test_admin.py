@@ -400,3 +400,25 @@ def test_metadata_reports_partitions(broker_factory, topic):
         # a topic that does not exist, without auto-create: UNKNOWN_TOPIC_OR_PARTITION
         _, _, topics = c.metadata_v4([topic + "-nope"], allow_auto_create=False)
         assert topics[topic + "-nope"][0] == 3
+
+
+# --------------------------------------------------------------------------- DescribeCluster
+
+def test_describe_cluster(broker):
+    """DescribeCluster (confluent-kafka and kafka-python): one node at our address,
+    that node is the controller, and the cluster id is the one Metadata reports."""
+    a = admin(broker)
+    md = a.list_topics(timeout=10)
+    desc = a.describe_cluster(request_timeout=10).result(timeout=10)
+    assert [(n.id, n.host, n.port) for n in desc.nodes] == [(md.brokers[n].id, "127.0.0.1", broker.port)
+                                                              for n in md.brokers]
+    assert desc.controller is not None and desc.controller.id == md.controller_id
+    assert desc.cluster_id and desc.cluster_id == md.cluster_id
+
+    k = kp_admin(broker)
+    try:
+        c = k.describe_cluster()
+    finally:
+        k.close()
+    assert c["cluster_id"] == md.cluster_id, c
+    assert [(b["broker_id"], b["host"], b["port"]) for b in c["brokers"]] == [(md.controller_id, "127.0.0.1", broker.port)], c

@@ -228,3 +228,22 @@ def test_batch_with_lying_record_count(broker, topic):
         except ConnectionClosed:
             pass
     healthy(broker, topic, before)
+
+
+def test_unknown_partition_topic_and_offset_out_of_range(broker, topic):
+    """Produce to a partition or topic that does not exist: UNKNOWN_TOPIC_OR_PARTITION
+    (Produce never auto-creates); Fetch past the high watermark: OFFSET_OUT_OF_RANGE."""
+    from phxq_wire import OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC_OR_PARTITION
+    before = baseline(broker, topic)
+    batch = build_batch([Record(b"k", b"nowhere", [], now_ms())])
+    with Conn.to(broker.bootstrap) as c:
+        assert c.produce_v3(topic, 7, batch)[0] == UNKNOWN_TOPIC_OR_PARTITION
+        assert c.produce_v3(topic + "-never-created", 0, batch)[0] == UNKNOWN_TOPIC_OR_PARTITION
+        _, _, topics = c.metadata_v4(None)
+        assert topic + "-never-created" not in topics
+        assert c.fetch_v4(topic, 0, len(before) + 5)["error"] == OFFSET_OUT_OF_RANGE
+        # at the high watermark itself: no error, no records
+        r = c.fetch_v4(topic, 0, len(before))
+        assert (r["error"], r["high_watermark"], r["records"]) == (0, len(before), b"")
+        assert c.fetch_v4(topic, 7, 0)["error"] == UNKNOWN_TOPIC_OR_PARTITION
+    healthy(broker, topic, before)

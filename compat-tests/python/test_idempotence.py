@@ -58,3 +58,23 @@ def test_two_idempotent_producers_get_distinct_ids(broker, topic):
     assert [r.offset for r in a + b] == list(range(200))
     ids = producer_ids(broker, topic)
     assert len(ids) == 2 and min(ids) >= 0, f"producer ids {ids}"
+
+
+def test_aiokafka_idempotent(broker, topic):
+    from phxq_clients import aiokafka_consume, aiokafka_produce
+    recs = records(2000)
+    sent = aiokafka_produce(broker.bootstrap, topic, recs, enable_idempotence=True, compression_type="zstd")
+    assert_dense(sent)
+    assert_same_records(sent, aiokafka_consume(broker.bootstrap, topic))
+    ids = producer_ids(broker, topic)
+    assert len(ids) == 1 and min(ids) >= 0, f"producer ids {ids}"
+
+
+def test_kafkajs_idempotent(broker, topic):
+    from phxq_clients import kafkajs_produce
+    recs = records(2000)
+    sent = kafkajs_produce(broker.bootstrap, topic, recs, compression="gzip", chunk=100, idempotent=True)
+    assert_dense(sent)
+    assert_same_records(sent, confluent_consume(broker.bootstrap, topic))
+    ids = producer_ids(broker, topic)
+    assert len(ids) == 1 and min(ids) >= 0, f"producer ids {ids}"

@@ -154,3 +154,22 @@ def test_many_small_produces_then_consume_while_producing(broker, topic):
     assert p.flush(30) == 0
     c.close()
     assert got == [(0, b"first")] + [(i + 1, f"live-{i}".encode()) for i in range(n)]
+
+
+def test_fetch_returns_whole_first_batch_over_max_bytes(broker, topic):
+    """A batch larger than the fetch's max_bytes still comes back whole when it is
+    the first one (KIP-74), or a consumer with small fetch sizes would be stuck."""
+    from phxq_wire import Conn, parse_batches
+    big = bytes(range(256)) * 800  # 200 KB
+    recs = [Rec(0, -1, b"big", big, (), now_ms()), Rec(0, -1, b"small", b"s", (), now_ms())]
+    sent = confluent_produce(broker.bootstrap, topic, recs[:1])
+    sent += confluent_produce(broker.bootstrap, topic, recs[1:])
+    with Conn.to(broker.bootstrap) as c:
+        r = c.fetch_v4(topic, 0, 0, max_bytes=1000)
+    assert r["error"] == 0
+    batches = parse_batches(r["records"])
+    assert batches, f"no complete batch in {len(r['records'])} bytes of records"
+    first = batches[0].records[0]
+    assert (first.offset, first.key, first.value) == (0, b"big", big)
+    assert_same_records(sent, kafka_python_consume(broker.bootstrap, topic, max_partition_fetch_bytes=1000,
+                                                   fetch_max_bytes=1000))
