@@ -89,6 +89,7 @@ pub fn run(
     let config = opts.config(
         "phxq-bench-consumer",
         &[
+            ("group.id", kafka::throwaway_group()),
             ("enable.auto.commit", "false".into()),
             ("enable.auto.offset.store", "false".into()),
         ],

@@ -120,7 +120,10 @@ pub fn run(
     let consumer: BaseConsumer<BenchContext> = BaseConsumer::from_config_and_context(
         &opts.config(
             "phxq-bench-e2e-consumer",
-            &[("enable.auto.commit", "false".into())],
+            &[
+                ("group.id", kafka::throwaway_group()),
+                ("enable.auto.commit", "false".into()),
+            ],
         ),
         BenchContext {
             events: events.clone(),

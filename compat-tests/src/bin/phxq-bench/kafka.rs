@@ -106,6 +106,13 @@ impl ProducerContext for BenchContext {
     }
 }
 
+/// librdkafka refuses assign() without a group.id ("Local: Unknown group"), so
+/// assign-only consumers get a throwaway group id. Nothing is committed and no
+/// group is joined; librdkafka only looks up the group's coordinator.
+pub fn throwaway_group() -> String {
+    format!("phxq-bench-assign-{}", std::process::id())
+}
+
 /// Parses one `key=value` librdkafka property.
 pub fn parse_property(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {

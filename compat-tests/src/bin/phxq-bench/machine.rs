@@ -340,7 +340,7 @@ fn mount_of(mountinfo: &str, path: &Path) -> Option<(String, String)> {
             let fs = post.next()?.to_string();
             let source = post.next()?.to_string();
             path.starts_with(mount_point)
-                .then(|| (mount_point.len(), (source, fs)))
+                .then_some((mount_point.len(), (source, fs)))
         })
         .max_by_key(|(len, _)| *len)
         .map(|(_, v)| v)

@@ -18,6 +18,8 @@ mod consume;
 mod e2e;
 mod kafka;
 mod machine;
+#[cfg(test)]
+mod mock_tests;
 mod plot;
 mod produce;
 mod report;

@@ -241,6 +241,40 @@ pub fn rows(results: &[(PathBuf, RunResult)], lim: &Limits) -> Vec<Row> {
         .collect()
 }
 
+/// The fixed part of the page: what each workload does and what the ratios mean.
+const HOW: &str = "\
+- **produce**: `phxq-bench produce` creates the topic (CreateTopics), then each producer thread \
+  (one librdkafka producer each) sends records of random bytes, no key, as fast as librdkafka \
+  accepts them, until the record count or the time cap. Only successful delivery reports count; \
+  throughput is over first send -> last delivery report. Latency is send -> delivery report, so it \
+  includes linger.ms (librdkafka default 5 ms) and batching. Any failed delivery fails the run.
+- **consume**: `phxq-bench consume` assign()s every partition of the topic the 100 B produce run \
+  wrote, from the beginning (no group join, enable.auto.commit=false, librdkafka defaults \
+  otherwise), reads up to the high watermarks taken at start, and checks that offsets are dense \
+  and that the count equals what the producer had acknowledged.
+- **e2e**: one producer sends 1000 records/s (evenly paced, 100 B, sequence number and send time \
+  in the payload) while one consumer in the same process reads with assign(); latency is \
+  receive time - send time on the same clock. Both clients use librdkafka defaults \
+  (fetch.wait.max.ms=500, linger.ms=5, acks=all): what a user with default settings sees. \
+  Records of the first seconds (warm-up) are received but left out of the percentiles.
+- **machine limits**: `phxq-bench machine` in the broker's data directory, in the same repetition: \
+  sequential 1 MiB writes with an fdatasync after each (durable write bandwidth), 4 KiB append + \
+  fdatasync (the cost of one durable commit), and one loopback TCP stream (std sockets, 256 KiB \
+  writes).
+- **ratios**: produce MB/s ÷ durable disk MB/s (an acks=all produce is durable before it is \
+  acknowledged, so the disk bounds it); consume MB/s ÷ loopback TCP MB/s; e2e p50 ÷ the p50 of one \
+  4 KiB fdatasync.
+- **broker RSS**: VmHWM (peak resident set) from /proc/PID/status after the workloads of a repetition.
+";
+
+/// How to reproduce the page and run single workloads.
+const RUN: &str = "\
+To reproduce: `compat-tests/bench/run-suite.sh` (3 repetitions, under 10 minutes after the build; \
+`--quick` for a one-minute smoke run that leaves this page alone). Single runs: \
+`target/release/phxq-bench --bootstrap HOST:PORT produce|consume|e2e|machine --help`; each run \
+writes `<label>-<unix ms>.json`, `.md` and `.svg` into `--out-dir` (default `bench-results/`).
+";
+
 fn fmt_opt(v: Option<f64>, digits: usize) -> String {
     v.map(|x| format!("{x:.digits$}"))
         .unwrap_or_else(|| "—".into())
@@ -393,6 +427,14 @@ pub fn render(results: &[(PathBuf, RunResult)], opts: &SummaryOptions) -> Result
             let _ = writeln!(s, "{l}");
         }
     }
+
+    let _ = writeln!(s, "\n## How it is measured\n\n{HOW}");
+    let _ = writeln!(s, "{RUN}");
+    let (_, version) = rdkafka::util::get_rdkafka_version();
+    let _ = writeln!(
+        s,
+        "Client library: librdkafka {version} (bundled by the rdkafka crate)."
+    );
 
     let problems: Vec<&String> = rows.iter().flat_map(|r| &r.problems).collect();
     if !problems.is_empty() {
