@@ -48,6 +48,9 @@ fn produce_then_consume_verifies_counts() {
 
     let dir = std::env::temp_dir().join(format!("phxq-bench-mock-{}", std::process::id()));
     let paths = produced.write(&dir).unwrap();
+    if let Some(keep) = std::env::var_os("PHXQ_BENCH_TEST_OUT") {
+        produced.write(std::path::Path::new(&keep)).unwrap();
+    }
     let consume = ConsumeParams {
         topic: "t".into(),
         expect: None,
@@ -122,6 +125,9 @@ fn e2e_measures_latency_and_loses_nothing() {
     let l = r.latency.unwrap();
     assert_eq!(l.count, 750, "warm-up records are excluded");
     assert!(l.p50_ms > 0.0 && l.p50_ms < 1000.0, "{l:?}");
+    if let Some(dir) = std::env::var_os("PHXQ_BENCH_TEST_OUT") {
+        r.write(std::path::Path::new(&dir)).unwrap();
+    }
 }
 
 #[test]

@@ -35,12 +35,36 @@ pub fn plot_run(run: &RunResult, path: &Path) -> Result<()> {
         .fold(1.0f64, f64::max)
         .ceil();
 
-    // Throughput panel.
-    let mb: Vec<(f64, f64)> = run.timeline.iter().map(|s| (s.t_s, s.mb_per_s)).collect();
-    let y_max = mb.iter().map(|p| p.1).fold(0.0f64, f64::max).max(1e-3) * 1.15;
+    // Throughput panel: records/s for the fixed-rate e2e run, payload MB/s otherwise.
+    let by_records = run.kind == "e2e";
+    let series: Vec<(f64, f64)> = run
+        .timeline
+        .iter()
+        .map(|s| {
+            (
+                s.t_s,
+                if by_records {
+                    s.records_per_s
+                } else {
+                    s.mb_per_s
+                },
+            )
+        })
+        .collect();
+    let y_max = series.iter().map(|p| p.1).fold(0.0f64, f64::max).max(1e-3) * 1.15;
+    let (y_desc, series_name) = if by_records {
+        ("records/s", "records/s")
+    } else {
+        ("MB/s (payload)", "MB/s")
+    };
+    let name = if run.label == run.kind {
+        run.label.clone()
+    } else {
+        format!("{} ({})", run.label, run.kind)
+    };
     let title = format!(
-        "{} ({}): throughput per second — mean {:.1} MB/s, {:.0} rec/s",
-        run.label, run.kind, run.mb_per_s, run.records_per_s
+        "{name}: throughput per second — mean {:.1} MB/s, {:.0} rec/s",
+        run.mb_per_s, run.records_per_s
     );
     let mut chart = ChartBuilder::on(&top)
         .caption(title, ("sans-serif", 16))
@@ -52,13 +76,13 @@ pub fn plot_run(run: &RunResult, path: &Path) -> Result<()> {
     chart
         .configure_mesh()
         .x_desc("seconds since start")
-        .y_desc("MB/s (payload)")
+        .y_desc(y_desc)
         .draw()
         .map_err(err)?;
     chart
-        .draw_series(LineSeries::new(mb, BLUE.stroke_width(2)))
+        .draw_series(LineSeries::new(series, BLUE.stroke_width(2)))
         .map_err(err)?
-        .label("MB/s")
+        .label(series_name)
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
     chart
         .configure_series_labels()
