@@ -83,6 +83,7 @@ pub struct Recorder {
     bytes: AtomicU64,
     interval_records: AtomicU64,
     interval_bytes: AtomicU64,
+    first_completion_ns: AtomicU64,
     last_completion_ns: AtomicU64,
     /// Latency histograms and errors; records without latency never take this lock.
     inner: Mutex<Inner>,
@@ -96,6 +97,8 @@ pub struct Totals {
     pub errors: u64,
     pub first_errors: Vec<String>,
     pub latency: Option<LatencySummary>,
+    /// Time from the recorder's start to the first completed record (zero when none).
+    pub first_completion: Duration,
     /// Time from the recorder's start to the last completed record.
     pub last_completion: Duration,
 }
@@ -111,6 +114,7 @@ impl Recorder {
             bytes: AtomicU64::new(0),
             interval_records: AtomicU64::new(0),
             interval_bytes: AtomicU64::new(0),
+            first_completion_ns: AtomicU64::new(u64::MAX),
             last_completion_ns: AtomicU64::new(0),
             inner: Mutex::new(Inner {
                 total_latency: new_histogram(),
@@ -144,8 +148,9 @@ impl Recorder {
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
         self.interval_records.fetch_add(records, Ordering::Relaxed);
         self.interval_bytes.fetch_add(bytes, Ordering::Relaxed);
-        self.last_completion_ns
-            .fetch_max(self.now_ns(), Ordering::Relaxed);
+        let now = self.now_ns();
+        self.first_completion_ns.fetch_min(now, Ordering::Relaxed);
+        self.last_completion_ns.fetch_max(now, Ordering::Relaxed);
         if let Some(us) = latency_us {
             let mut inner = self.inner.lock().expect("recorder lock");
             inner
@@ -198,6 +203,10 @@ impl Recorder {
             errors: inner.errors,
             first_errors: inner.first_errors.clone(),
             latency: LatencySummary::from_histogram(&inner.total_latency),
+            first_completion: match self.first_completion_ns.load(Ordering::Relaxed) {
+                u64::MAX => Duration::ZERO,
+                ns => Duration::from_nanos(ns),
+            },
             last_completion: Duration::from_nanos(self.last_completion_ns.load(Ordering::Relaxed)),
         }
     }

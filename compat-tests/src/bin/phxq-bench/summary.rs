@@ -249,9 +249,10 @@ const HOW: &str = "\
   throughput is over first send -> last delivery report. Latency is send -> delivery report, so it \
   includes linger.ms (librdkafka default 5 ms) and batching. Any failed delivery fails the run.
 - **consume**: `phxq-bench consume` assign()s every partition of the topic the 100 B produce run \
-  wrote, from the beginning (no group join, enable.auto.commit=false, librdkafka defaults \
-  otherwise), reads up to the high watermarks taken at start, and checks that offsets are dense \
-  and that the count equals what the producer had acknowledged.
+  wrote, from the beginning (no group is joined and nothing committed: enable.auto.commit=false, \
+  a throwaway group.id because librdkafka's assign() requires one; librdkafka defaults otherwise), \
+  reads up to the high watermarks taken at start, and checks that offsets are dense and that the \
+  count equals what the producer had acknowledged. Throughput is over first -> last record read.
 - **e2e**: one producer sends 1000 records/s (evenly paced, 100 B, sequence number and send time \
   in the payload) while one consumer in the same process reads with assign(); latency is \
   receive time - send time on the same clock. Both clients use librdkafka defaults \
