@@ -98,16 +98,17 @@ impl RunResult {
         self.records = records;
         self.bytes = bytes;
         self.duration_s = duration_s;
-        let d = duration_s.max(1e-9);
-        self.records_per_s = if records == 0 {
-            0.0
+        // No rate from an instant (a run of zero or one record).
+        let valid = duration_s > 1e-6;
+        self.records_per_s = if valid {
+            records as f64 / duration_s
         } else {
-            records as f64 / d
+            0.0
         };
-        self.mb_per_s = if bytes == 0 {
-            0.0
+        self.mb_per_s = if valid {
+            bytes as f64 / MB / duration_s
         } else {
-            bytes as f64 / MB / d
+            0.0
         };
     }
 
@@ -256,6 +257,8 @@ pub mod tests {
         assert_eq!(r.mb_per_s, 1.0);
         r.set_totals(0, 0, 0.0);
         assert_eq!(r.records_per_s, 0.0);
+        r.set_totals(1, 100, 0.0);
+        assert_eq!((r.records_per_s, r.mb_per_s), (0.0, 0.0));
     }
 
     #[test]
