@@ -45,6 +45,7 @@ use crate::report::RunResult;
 struct Cli {
     /// Broker address(es), comma separated.
     #[arg(
+        help_heading = "Global options",
         long,
         global = true,
         env = "PHXQ_BOOTSTRAP",
@@ -52,16 +53,21 @@ struct Cli {
     )]
     bootstrap: String,
     /// Directory for the result files of this run.
-    #[arg(long, global = true, default_value = "bench-results")]
+    #[arg(
+        help_heading = "Global options",
+        long,
+        global = true,
+        default_value = "bench-results"
+    )]
     out_dir: PathBuf,
     /// Name of this run in file names and reports (default: the subcommand).
-    #[arg(long, global = true)]
+    #[arg(help_heading = "Global options", long, global = true)]
     label: Option<String>,
     /// Do not draw a progress bar.
-    #[arg(long, global = true)]
+    #[arg(help_heading = "Global options", long, global = true)]
     no_progress: bool,
     /// Extra librdkafka property for every client, e.g. -X fetch.wait.max.ms=100 (repeatable).
-    #[arg(short = 'X', global = true, value_parser = kafka::parse_property)]
+    #[arg(help_heading = "Global options", short = 'X', global = true, value_parser = kafka::parse_property)]
     property: Vec<(String, String)>,
     #[command(subcommand)]
     command: Command,
