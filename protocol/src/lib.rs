@@ -1,1 +1,15 @@
+//! Kafka wire protocol for phxq: no I/O, no runtime.
+//!
+//! - [`frame`]: the length-prefixed frames on a Kafka connection and their size limits.
+//! - [`codec`]: request header + body decoding and response encoding, on top of the
+//!   `kafka-protocol` crate's message codecs.
+//! - [`batch`]: the record batch (magic v2) header: reading the fields a broker needs,
+//!   checking the CRC, and patching the base offset without re-encoding.
+//! - [`errors`]: Kafka error codes by name.
 
+pub mod batch;
+pub mod codec;
+pub mod errors;
+pub mod frame;
+
+pub use kafka_protocol;

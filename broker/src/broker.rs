@@ -1,0 +1,93 @@
+//! The state every handler shares: configuration, the replication node with its metadata
+//! group and store groups, and the topic registry.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use phxq_replication::{Command, GroupId, NodeConfig, ReplicaNode, StoreGroup};
+use tracing::info;
+
+use crate::config::Config;
+use crate::topics::TopicRegistry;
+
+pub struct Broker {
+    pub config: Config,
+    pub node: Arc<ReplicaNode>,
+    /// Group 0: topics, placement, cluster id.
+    pub metadata: StoreGroup,
+    pub topics: TopicRegistry,
+    pub cluster_id: String,
+    /// Advertised host and port, as given to clients.
+    pub host: String,
+    pub port: i32,
+}
+
+const CLUSTER_ID_KEY: &[u8] = b"cluster_id";
+
+impl Broker {
+    pub async fn open(config: Config) -> anyhow::Result<Broker> {
+        let mut raft = NodeConfig::single(config.node_id, config.data_dir.clone());
+        raft.heartbeat_interval_ms = config.raft_heartbeat_ms;
+        raft.election_timeout_min_ms = config.raft_heartbeat_ms * 3;
+        raft.election_timeout_max_ms = config.raft_heartbeat_ms * 6;
+        let node = ReplicaNode::open(raft).await.map_err(|e| {
+            anyhow::anyhow!("cannot open data dir {}: {e}", config.data_dir.display())
+        })?;
+        let metadata = node.open_group(GroupId::METADATA).await?;
+        for g in 1..=config.store_groups {
+            node.open_group(GroupId(g)).await?;
+        }
+        let cluster_id = match metadata.kv_get(CLUSTER_ID_KEY) {
+            Some(id) => String::from_utf8_lossy(&id).into_owned(),
+            None => {
+                let id = new_cluster_id();
+                metadata
+                    .propose(Command::Put(vec![(
+                        Bytes::from_static(CLUSTER_ID_KEY),
+                        Some(Bytes::from(id.clone())),
+                    )]))
+                    .await?;
+                id
+            }
+        };
+        let topics = TopicRegistry::load(&metadata)?;
+        info!(%cluster_id, topics = topics.len(), "metadata loaded");
+        let (host, port) = config.advertised();
+        Ok(Broker {
+            config,
+            node,
+            metadata,
+            topics,
+            cluster_id,
+            host,
+            port,
+        })
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.config.node_id as i32
+    }
+
+    /// The store group holding a partition placed in `group`.
+    pub fn store_group(&self, group: GroupId) -> Option<StoreGroup> {
+        self.node.group(group)
+    }
+
+    /// Store groups new partitions may be placed in.
+    pub fn store_group_ids(&self) -> Vec<GroupId> {
+        (1..=self.config.store_groups).map(GroupId).collect()
+    }
+
+    pub async fn shutdown(&self) {
+        self.node.shutdown().await;
+    }
+}
+
+/// Kafka cluster ids are 16 random bytes in URL-safe base64 without padding (22 chars).
+fn new_cluster_id() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bits = uuid::Uuid::new_v4().as_u128();
+    (0..22)
+        .map(|i| ALPHABET[((bits >> (i * 6)) & 63) as usize] as char)
+        .collect()
+}

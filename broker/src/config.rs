@@ -1,0 +1,173 @@
+//! Broker configuration: defaults, overridden by a TOML file, then by environment
+//! variables and command-line flags (see `cli.rs`). `config/single.toml` documents every key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Everything `phxq serve` needs to run a node.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Broker id and Raft node id.
+    pub node_id: u64,
+    /// Where the node keeps its redb database.
+    pub data_dir: PathBuf,
+    /// Addresses the Kafka listener binds. The first one that binds is required; the others
+    /// (e.g. `[::1]:9092`) are tried and skipped with a warning if unavailable.
+    pub listeners: Vec<String>,
+    /// `host:port` given to clients in Metadata. Defaults to the first listener.
+    pub advertised_listener: Option<String>,
+    /// Rack of this broker, reported in Metadata.
+    pub rack: Option<String>,
+    /// Partitions of an auto-created topic, and of CreateTopics with -1 (Kafka's num.partitions).
+    pub num_partitions: i32,
+    /// Create unknown topics when a client asks for them in Metadata and allows it.
+    pub auto_create_topics: bool,
+    /// Number of store groups partitions are spread over on this node.
+    pub store_groups: u32,
+    /// Largest record batch accepted (Kafka's message.max.bytes); topics may override it.
+    pub message_max_bytes: i32,
+    /// Largest request frame accepted before the connection is closed.
+    pub socket_request_max_bytes: usize,
+    /// Raft heartbeat interval in milliseconds.
+    pub raft_heartbeat_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            node_id: 1,
+            data_dir: PathBuf::from("data"),
+            listeners: vec!["127.0.0.1:9092".into(), "[::1]:9092".into()],
+            advertised_listener: None,
+            rack: None,
+            num_partitions: 1,
+            auto_create_topics: true,
+            store_groups: 1,
+            message_max_bytes: 1_048_588,
+            socket_request_max_bytes: 104_857_600,
+            raft_heartbeat_ms: 500,
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file on top of the defaults.
+    pub fn from_file(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
+        toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("invalid config file {}: {}", path.display(), e.message()))
+    }
+
+    /// Checks values that would otherwise fail later in a less clear way.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !self.listeners.is_empty(),
+            "at least one listener is required"
+        );
+        for l in &self.listeners {
+            parse_addr(l)?;
+        }
+        if let Some(a) = &self.advertised_listener {
+            split_host_port(a)?;
+        }
+        anyhow::ensure!(
+            self.node_id > 0 && self.node_id <= i32::MAX as u64,
+            "node_id must be between 1 and {}",
+            i32::MAX
+        );
+        anyhow::ensure!(
+            self.num_partitions >= 1,
+            "num_partitions must be at least 1"
+        );
+        anyhow::ensure!(
+            (1..=1024).contains(&self.store_groups),
+            "store_groups must be between 1 and 1024"
+        );
+        anyhow::ensure!(
+            self.message_max_bytes >= 1024,
+            "message_max_bytes must be at least 1024"
+        );
+        anyhow::ensure!(
+            self.socket_request_max_bytes >= 1024
+                && self.socket_request_max_bytes <= i32::MAX as usize,
+            "socket_request_max_bytes must be between 1024 and {}",
+            i32::MAX
+        );
+        anyhow::ensure!(
+            self.raft_heartbeat_ms >= 10,
+            "raft_heartbeat_ms must be at least 10"
+        );
+        Ok(())
+    }
+
+    /// The advertised `(host, port)`.
+    pub fn advertised(&self) -> (String, i32) {
+        let a = self
+            .advertised_listener
+            .as_deref()
+            .unwrap_or(&self.listeners[0]);
+        split_host_port(a).unwrap_or_else(|_| ("127.0.0.1".into(), 9092))
+    }
+}
+
+/// Parses `host:port` or `[v6]:port` into a socket address (names are resolved by the
+/// listener, so only literal addresses and `localhost` are accepted here).
+pub fn parse_addr(s: &str) -> anyhow::Result<SocketAddr> {
+    let s = s.replace("localhost:", "127.0.0.1:");
+    s.parse()
+        .map_err(|_| anyhow::anyhow!("invalid listener address {s:?} (expected HOST:PORT)"))
+}
+
+fn split_host_port(s: &str) -> anyhow::Result<(String, i32)> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| anyhow::anyhow!("invalid address {s:?} (expected HOST:PORT)"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| anyhow::anyhow!("invalid port in {s:?}"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    anyhow::ensure!(!host.is_empty(), "empty host in {s:?}");
+    Ok((host.to_string(), port as i32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses_and_validates() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/single.toml");
+        let c = Config::from_file(&path).unwrap();
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_values() {
+        assert!(toml::from_str::<Config>("no_such_key = 1").is_err());
+        let c = Config {
+            num_partitions: 0,
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+        let c = Config {
+            listeners: vec!["nonsense".into()],
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn advertised_defaults_to_first_listener() {
+        let c = Config::default();
+        assert_eq!(c.advertised(), ("127.0.0.1".to_string(), 9092));
+        let c = Config {
+            advertised_listener: Some("[::1]:19092".into()),
+            ..Config::default()
+        };
+        assert_eq!(c.advertised(), ("::1".to_string(), 19092));
+    }
+}

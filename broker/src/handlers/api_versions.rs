@@ -1,0 +1,75 @@
+//! ApiVersions (18): the APIs and version ranges this broker serves. Only what works is
+//! listed; the decoder refuses everything else.
+
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, ResponseKind};
+use phxq_protocol::errors;
+
+/// (API, min version, max version) served. Minimums are at or below what every client in
+/// CLIENTS.md uses (kafkajs ignores minimums); maximums stop before topic-id based
+/// Fetch/Produce (v13) and before features phxq lacks.
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 10),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 7),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 3),
+    (ApiKey::CreateTopics, 2, 5),
+    (ApiKey::DeleteTopics, 1, 5),
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DescribeCluster, 0, 1),
+];
+
+/// The served version range of `key`.
+pub fn supported(key: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, min, max)| (*min, *max))
+}
+
+fn api_keys() -> Vec<ApiVersion> {
+    SUPPORTED
+        .iter()
+        .map(|(k, min, max)| {
+            ApiVersion::default()
+                .with_api_key(*k as i16)
+                .with_min_version(*min)
+                .with_max_version(*max)
+        })
+        .collect()
+}
+
+pub fn handle(_req: ApiVersionsRequest, _version: i16) -> ApiVersionsResponse {
+    ApiVersionsResponse::default()
+        .with_error_code(errors::NONE)
+        .with_api_keys(api_keys())
+}
+
+/// The v0 answer to an ApiVersions request of a version we do not serve.
+pub fn unsupported_version_response() -> ResponseKind {
+    ResponseKind::ApiVersions(
+        ApiVersionsResponse::default()
+            .with_error_code(errors::UNSUPPORTED_VERSION)
+            .with_api_keys(api_keys()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advertised_ranges_are_within_the_codec() {
+        for (key, min, max) in SUPPORTED {
+            let range = key.valid_versions();
+            assert!(
+                range.min <= *min && *max <= range.max,
+                "{key:?} {min}..={max} outside codec {range:?}"
+            );
+        }
+    }
+}

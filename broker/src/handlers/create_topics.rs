@@ -1,0 +1,86 @@
+//! CreateTopics (19): create topics with a partition count (or the broker default for -1),
+//! replication factor -1 or 1 on a single node, and topic configs phxq honours.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+use tracing::info;
+
+use crate::broker::Broker;
+use crate::handlers::{str, topic_config};
+use crate::topics::TopicError;
+
+pub async fn handle(
+    broker: &Broker,
+    req: CreateTopicsRequest,
+    _version: i16,
+) -> CreateTopicsResponse {
+    let mut results = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let name = t.name.0.to_string();
+        let result = CreatableTopicResult::default()
+            .with_name(t.name.clone())
+            .with_num_partitions(-1)
+            .with_replication_factor(-1);
+        let partitions = if t.num_partitions == -1 {
+            broker.config.num_partitions
+        } else {
+            t.num_partitions
+        };
+        let outcome = if !t.assignments.is_empty() {
+            Err(TopicError::InvalidPartitions(
+                "manual replica assignment is not supported; give num_partitions".into(),
+            ))
+        } else if t.replication_factor != -1 && t.replication_factor != 1 {
+            Err(TopicError::InvalidReplicationFactor(format!(
+                "replication factor {} is larger than the 1 available broker",
+                t.replication_factor
+            )))
+        } else {
+            let configs: BTreeMap<String, String> = t
+                .configs
+                .into_iter()
+                .filter_map(|c| c.value.map(|v| (c.name.to_string(), v.to_string())))
+                .collect();
+            broker
+                .topics
+                .create(broker, &name, partitions, configs, req.validate_only)
+                .await
+        };
+        results.push(match outcome {
+            Ok(topic) => {
+                if !req.validate_only {
+                    info!(topic = %name, partitions, "created topic");
+                }
+                let configs = topic_config::describe_topic(broker, &topic, None)
+                    .into_iter()
+                    .map(|c| {
+                        CreatableTopicConfigs::default()
+                            .with_name(c.name)
+                            .with_value(c.value)
+                            .with_config_source(c.config_source)
+                            .with_read_only(c.read_only)
+                    })
+                    .collect();
+                result
+                    .with_topic_id(topic.uuid())
+                    .with_num_partitions(topic.partition_count())
+                    .with_replication_factor(1)
+                    .with_configs(Some(configs))
+            }
+            Err(e) => {
+                let message = match &e {
+                    TopicError::AlreadyExists => format!("Topic '{name}' already exists."),
+                    e => e.to_string(),
+                };
+                result
+                    .with_error_code(e.code())
+                    .with_error_message(Some(str(message)))
+            }
+        });
+    }
+    CreateTopicsResponse::default().with_topics(results)
+}

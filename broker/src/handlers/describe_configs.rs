@@ -1,0 +1,54 @@
+//! DescribeConfigs (32): topic configs (set and default) and the broker's running configs.
+
+use kafka_protocol::messages::describe_configs_response::DescribeConfigsResult;
+use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+use phxq_protocol::errors;
+
+use crate::broker::Broker;
+use crate::handlers::{str, topic_config};
+
+const TOPIC: i8 = 2;
+const BROKER: i8 = 4;
+
+pub fn handle(
+    broker: &Broker,
+    req: DescribeConfigsRequest,
+    _version: i16,
+) -> DescribeConfigsResponse {
+    let results = req
+        .resources
+        .into_iter()
+        .map(|r| {
+            let keys = r.configuration_keys.as_deref();
+            let result = DescribeConfigsResult::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone());
+            match r.resource_type {
+                TOPIC => match broker.topics.get(&r.resource_name) {
+                    Some(t) => result.with_configs(topic_config::describe_topic(broker, &t, keys)),
+                    None => result
+                        .with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION)
+                        .with_error_message(Some(str(format!(
+                            "topic {} does not exist",
+                            &*r.resource_name
+                        )))),
+                },
+                BROKER
+                    if r.resource_name.is_empty()
+                        || r.resource_name.as_str() == broker.node_id().to_string() =>
+                {
+                    result.with_configs(topic_config::describe_broker(broker, keys))
+                }
+                BROKER => result
+                    .with_error_code(errors::INVALID_REQUEST)
+                    .with_error_message(Some(str(format!("unknown broker {}", &*r.resource_name)))),
+                other => result
+                    .with_error_code(errors::INVALID_REQUEST)
+                    .with_error_message(Some(str(format!(
+                        "resource type {other} is not supported"
+                    )))),
+            }
+        })
+        .collect();
+    DescribeConfigsResponse::default().with_results(results)
+}

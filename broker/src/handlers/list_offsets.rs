@@ -1,0 +1,86 @@
+//! ListOffsets (2): the earliest (-2) and latest (-1) offsets of partitions, the offset of
+//! the largest timestamp (-3), and the first offset whose record timestamp is at or after a
+//! given time, found exactly by reading the batch that may hold it.
+
+use bytes::Bytes;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::records::RecordBatchDecoder;
+use phxq_protocol::errors;
+use phxq_replication::{PartitionId, StoreGroup};
+
+use crate::broker::Broker;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+
+pub fn handle(broker: &Broker, req: ListOffsetsRequest, _version: i16) -> ListOffsetsResponse {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let topic = broker.topics.get(&t.name.0);
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let resp = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index)
+                        .with_timestamp(-1)
+                        .with_offset(-1)
+                        .with_leader_epoch(-1);
+                    let located = topic
+                        .as_ref()
+                        .and_then(|t| t.partition(p.partition_index))
+                        .and_then(|(pid, g)| broker.store_group(g).map(|g| (pid, g)));
+                    let Some((pid, group)) = located else {
+                        return resp.with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION);
+                    };
+                    match lookup(&group, pid, p.timestamp) {
+                        Ok(Some((offset, timestamp))) => {
+                            resp.with_offset(offset).with_timestamp(timestamp)
+                        }
+                        Ok(None) => resp,
+                        Err(code) => resp.with_error_code(code),
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// `(offset, timestamp)` for a ListOffsets query, `None` when no record matches.
+fn lookup(group: &StoreGroup, pid: PartitionId, query: i64) -> Result<Option<(i64, i64)>, i16> {
+    let offsets = group
+        .offsets(pid)
+        .ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)?;
+    match query {
+        LATEST => Ok(Some((offsets.high_watermark, -1))),
+        EARLIEST => Ok(Some((offsets.log_start_offset, -1))),
+        MAX_TIMESTAMP => Ok(group.max_timestamp(pid).and_then(|(ts, b)| {
+            first_record_at(&b.batch, ts, offsets.log_start_offset).filter(|(_, t)| *t == ts)
+        })),
+        ts if ts >= 0 => Ok(group
+            .batch_by_timestamp(pid, ts)
+            .and_then(|b| first_record_at(&b.batch, ts, offsets.log_start_offset))),
+        _ => Err(errors::INVALID_REQUEST),
+    }
+}
+
+/// The first record of `batch` at or after `offset_floor` whose timestamp is >= `ts`.
+fn first_record_at(batch: &Bytes, ts: i64, offset_floor: i64) -> Option<(i64, i64)> {
+    let mut buf = batch.clone();
+    let set = RecordBatchDecoder::decode(&mut buf).ok()?;
+    set.records
+        .iter()
+        .filter(|r| r.offset >= offset_floor && r.timestamp >= ts)
+        .map(|r| (r.offset, r.timestamp))
+        .next()
+}

@@ -1,0 +1,205 @@
+//! Produce (0): validate each partition's record batches (CRC, size, format), route them to
+//! the partition's store group, append through Raft and answer with base offsets.
+//!
+//! All partitions of one request that live in the same store group go into one Raft entry
+//! (one proposal); the replication layer's writer then shares one fsync among concurrent
+//! proposals of every group: PhxQueue's server-side batch enqueue. acks=1 and acks=all are
+//! answered once the entry is committed (fsync'd on a majority; on a single node, fsync'd);
+//! acks=0 gets no response.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use phxq_protocol::{batch, errors};
+use phxq_replication::{AppendBatch, AppendError, Command, CommandResponse, GroupId};
+use tracing::{debug, warn};
+
+use crate::broker::Broker;
+use crate::handlers::{replication_error_code, str, topic_config};
+
+/// Where a partition's batches went: its slot in the response and its appends in a group.
+struct Pending {
+    topic: usize,
+    partition: usize,
+    group: GroupId,
+    /// Index of the partition's first batch in the group's append list, and how many.
+    first: usize,
+    count: usize,
+}
+
+pub async fn handle(
+    broker: &Broker,
+    req: ProduceRequest,
+    _version: i16,
+) -> Option<ProduceResponse> {
+    let acks = req.acks;
+    let mut responses: Vec<TopicProduceResponse> = Vec::with_capacity(req.topic_data.len());
+    let mut appends: BTreeMap<GroupId, Vec<AppendBatch>> = BTreeMap::new();
+    let mut pending = Vec::new();
+
+    let refuse_all = if !matches!(acks, -1..=1) {
+        Some(errors::INVALID_REQUIRED_ACKS)
+    } else if req.transactional_id.is_some() {
+        Some(errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+    } else {
+        None
+    };
+
+    for (ti, topic_data) in req.topic_data.into_iter().enumerate() {
+        let topic = broker.topics.get(&topic_data.name.0);
+        let max_bytes = topic
+            .as_ref()
+            .map(|t| topic_config::max_message_bytes(broker, t))
+            .unwrap_or(broker.config.message_max_bytes);
+        let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
+        for (pi, data) in topic_data.partition_data.into_iter().enumerate() {
+            let mut resp = PartitionProduceResponse::default()
+                .with_index(data.index)
+                .with_base_offset(-1)
+                .with_log_append_time_ms(-1)
+                .with_log_start_offset(-1);
+            let target = topic.as_ref().and_then(|t| t.partition(data.index));
+            let checked = match (refuse_all, target) {
+                (Some(code), _) => Err((code, None)),
+                (None, None) => Err((errors::UNKNOWN_TOPIC_OR_PARTITION, None)),
+                (None, Some(_)) => check_records(data.records.as_ref(), max_bytes),
+            };
+            match (checked, target) {
+                (Ok(ranges), Some((partition, group))) => {
+                    let records = data.records.expect("checked above");
+                    let list = appends.entry(group).or_default();
+                    pending.push(Pending {
+                        topic: ti,
+                        partition: pi,
+                        group,
+                        first: list.len(),
+                        count: ranges.len(),
+                    });
+                    list.extend(ranges.into_iter().map(|r| AppendBatch {
+                        partition,
+                        batch: records.slice(r),
+                    }));
+                }
+                (Err((code, message)), _) => {
+                    if let Some(m) = &message {
+                        debug!(topic = %topic_data.name.0, partition = data.index, "produce refused: {m}");
+                    }
+                    resp = resp
+                        .with_error_code(code)
+                        .with_error_message(message.map(str));
+                }
+                (Ok(_), None) => unreachable!("records are only checked for known partitions"),
+            }
+            partitions.push(resp);
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic_data.name)
+                .with_partition_responses(partitions),
+        );
+    }
+
+    let timeout = Duration::from_millis(req.timeout_ms.clamp(1, 300_000) as u64);
+    let results = futures::future::join_all(appends.into_iter().map(|(group, list)| async move {
+        let outcome = match broker.store_group(group) {
+            None => Err(errors::NOT_LEADER_OR_FOLLOWER),
+            Some(g) => {
+                match tokio::time::timeout(timeout, g.propose(Command::Append(list))).await {
+                    Err(_) => Err(errors::REQUEST_TIMED_OUT),
+                    Ok(Err(e)) => {
+                        warn!(group = group.0, "append failed: {e}");
+                        Err(replication_error_code(&e))
+                    }
+                    Ok(Ok(CommandResponse::Appended(r))) => Ok(r),
+                    Ok(Ok(other)) => {
+                        warn!(group = group.0, "unexpected answer to append: {other:?}");
+                        Err(errors::UNKNOWN_SERVER_ERROR)
+                    }
+                }
+            }
+        };
+        (group, outcome)
+    }))
+    .await;
+    let results: BTreeMap<GroupId, _> = results.into_iter().collect();
+
+    for p in pending {
+        let resp = &mut responses[p.topic].partition_responses[p.partition];
+        match &results[&p.group] {
+            Err(code) => resp.error_code = *code,
+            Ok(items) => {
+                let mut first = None;
+                for item in &items[p.first..p.first + p.count] {
+                    match item {
+                        Ok(a) => {
+                            first.get_or_insert(*a);
+                        }
+                        Err(e) => {
+                            resp.error_code = append_error_code(e);
+                            break;
+                        }
+                    }
+                }
+                if resp.error_code == errors::NONE {
+                    if let Some(a) = first {
+                        resp.base_offset = a.base_offset;
+                        resp.log_start_offset = a.log_start_offset;
+                    }
+                }
+            }
+        }
+    }
+    (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+}
+
+/// Splits a partition's records into whole batches and checks each one.
+fn check_records(
+    records: Option<&Bytes>,
+    max_bytes: i32,
+) -> Result<Vec<std::ops::Range<usize>>, (i16, Option<String>)> {
+    let records = match records {
+        Some(r) if !r.is_empty() => r,
+        _ => {
+            return Err((
+                errors::INVALID_RECORD,
+                Some("no record batch in the request".into()),
+            ))
+        }
+    };
+    let batches =
+        batch::split(records).map_err(|e| (errors::CORRUPT_MESSAGE, Some(e.to_string())))?;
+    let mut ranges = Vec::with_capacity(batches.len());
+    for (range, h) in batches {
+        if h.total_len() > max_bytes as usize {
+            return Err((
+                errors::MESSAGE_TOO_LARGE,
+                Some(format!(
+                    "record batch of {} bytes exceeds max.message.bytes {max_bytes}",
+                    h.total_len()
+                )),
+            ));
+        }
+        if h.is_control() || h.is_transactional() {
+            return Err((
+                errors::INVALID_RECORD,
+                Some("transactional and control batches are not supported".into()),
+            ));
+        }
+        ranges.push(range);
+    }
+    Ok(ranges)
+}
+
+fn append_error_code(e: &AppendError) -> i16 {
+    match e {
+        AppendError::UnknownPartition => errors::UNKNOWN_TOPIC_OR_PARTITION,
+        AppendError::OutOfOrderSequence => errors::OUT_OF_ORDER_SEQUENCE_NUMBER,
+        AppendError::InvalidProducerEpoch => errors::INVALID_PRODUCER_EPOCH,
+        AppendError::UnknownProducerId => errors::UNKNOWN_PRODUCER_ID,
+        AppendError::OffsetOutOfRange => errors::OFFSET_OUT_OF_RANGE,
+        AppendError::CorruptBatch => errors::CORRUPT_MESSAGE,
+    }
+}

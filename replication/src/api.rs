@@ -1,0 +1,267 @@
+//! The public interface of the replication crate: what the broker calls.
+//!
+//! CONTRACT between `broker/` and `replication/`. Changing a signature here means changing
+//! both sides.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+
+/// Raft node id (= Kafka broker id).
+pub type NodeId = u64;
+
+/// A Raft group on this node. Group 0 is the metadata group; store groups are 1..
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct GroupId(pub u32);
+
+impl GroupId {
+    pub const METADATA: GroupId = GroupId(0);
+}
+
+/// A topic-partition, named by topic id (Kafka's topic UUID as u128) so that a deleted and
+/// re-created topic never sees the old data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PartitionId {
+    pub topic_id: u128,
+    pub index: i32,
+}
+
+/// Node settings.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub node_id: NodeId,
+    /// Directory holding the node's redb database (created if missing).
+    pub data_dir: PathBuf,
+    /// Raft heartbeat interval; hundreds of ms keeps idle groups cheap.
+    pub heartbeat_interval_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    /// Cap on bytes of entries in one AppendEntries / one log read.
+    pub max_append_bytes: usize,
+}
+
+impl NodeConfig {
+    pub fn single(node_id: NodeId, data_dir: PathBuf) -> Self {
+        NodeConfig {
+            node_id,
+            data_dir,
+            heartbeat_interval_ms: 500,
+            election_timeout_min_ms: 1500,
+            election_timeout_max_ms: 3000,
+            max_append_bytes: 8 << 20,
+        }
+    }
+}
+
+/// One record batch for one partition, exactly as the producer sent it (already split and
+/// CRC-checked by the broker). Its base offset field is ignored; the state machine assigns it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AppendBatch {
+    pub partition: PartitionId,
+    pub batch: Bytes,
+}
+
+/// A change to a group's state, proposed through its Raft log.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Command {
+    /// Create empty partitions (no-op for ones that exist).
+    CreatePartitions(Vec<PartitionId>),
+    /// Drop partitions and all their data.
+    DeletePartitions(Vec<PartitionId>),
+    /// Append batches, possibly for many partitions: one Raft entry, one fsync.
+    Append(Vec<AppendBatch>),
+    /// Move each partition's log start offset up to the given offset (Kafka DeleteRecords;
+    /// -1 means the high watermark) and drop whole batches below it.
+    DeleteRecords(Vec<(PartitionId, i64)>),
+    /// Set (Some) or remove (None) keys in the group's key-value space.
+    Put(Vec<(Bytes, Option<Bytes>)>),
+    /// Reserve `count` producer ids; answers with the first one.
+    AllocateProducerIds(u32),
+}
+
+/// The state machine's answer to a [`Command`], in the same order as its items.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum CommandResponse {
+    Done,
+    Appended(Vec<Result<Appended, AppendError>>),
+    RecordsDeleted(Vec<Result<i64, AppendError>>),
+    ProducerIds(i64),
+}
+
+/// Where an appended batch landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Appended {
+    pub base_offset: i64,
+    pub log_start_offset: i64,
+    /// True when this was a retry of a batch already appended (idempotent producer): the
+    /// offsets are the original ones and nothing was written.
+    pub duplicate: bool,
+}
+
+/// Why one item of a command was refused. Maps one-to-one onto Kafka error codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum AppendError {
+    #[error("unknown partition")]
+    UnknownPartition,
+    #[error("out of order sequence number")]
+    OutOfOrderSequence,
+    #[error("stale producer epoch")]
+    InvalidProducerEpoch,
+    #[error("unknown producer id")]
+    UnknownProducerId,
+    #[error("offset out of range")]
+    OffsetOutOfRange,
+    #[error("record batch unreadable")]
+    CorruptBatch,
+}
+
+/// Offsets of a partition as seen by readers of this replica.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartitionOffsets {
+    pub log_start_offset: i64,
+    /// Next offset to be assigned (Kafka's high watermark / log end offset on a single node).
+    pub high_watermark: i64,
+}
+
+/// What a fetch read.
+#[derive(Debug, Default)]
+pub struct ReadResult {
+    /// Number of whole batches appended to the output buffer.
+    pub batches: usize,
+    /// Bytes appended.
+    pub bytes: usize,
+}
+
+/// A stored batch located by timestamp.
+#[derive(Clone, Debug)]
+pub struct StoredBatch {
+    pub base_offset: i64,
+    /// The batch, with its base offset already set.
+    pub batch: Bytes,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicationError {
+    /// This replica is not the group's leader; `leader` is the one it knows, if any.
+    #[error("not the leader (leader is {leader:?})")]
+    NotLeader { leader: Option<NodeId> },
+    #[error("unknown partition")]
+    UnknownPartition,
+    #[error("offset {offset} out of range [{log_start}, {high_watermark}]")]
+    OffsetOutOfRange {
+        offset: i64,
+        log_start: i64,
+        high_watermark: i64,
+    },
+    /// The disk refused a write (e.g. full). Nothing acknowledged is lost.
+    #[error("storage error: {0}")]
+    Storage(String),
+    #[error("shutting down")]
+    ShuttingDown,
+    #[error("raft error: {0}")]
+    Raft(String),
+}
+
+/// One broker's replication: its redb database, its group-commit writer and its groups.
+pub struct ReplicaNode {
+    _inner: (),
+}
+
+impl ReplicaNode {
+    /// Opens (or creates) `<data_dir>/phxq.redb`, starts the group-commit writer and reopens
+    /// every group that existed before.
+    pub async fn open(_config: NodeConfig) -> Result<Arc<ReplicaNode>, ReplicationError> {
+        todo!()
+    }
+
+    /// Returns the group, creating it and initializing it as a single voter on this node if
+    /// it does not exist yet. Waits until this node is the group's leader or the group has a
+    /// known leader.
+    pub async fn open_group(&self, _id: GroupId) -> Result<StoreGroup, ReplicationError> {
+        todo!()
+    }
+
+    pub fn group(&self, _id: GroupId) -> Option<StoreGroup> {
+        todo!()
+    }
+
+    /// Groups hosted on this node (persisted across restarts).
+    pub fn group_ids(&self) -> Vec<GroupId> {
+        todo!()
+    }
+
+    /// Stops every group and the writer after flushing what is in flight.
+    pub async fn shutdown(&self) {
+        todo!()
+    }
+}
+
+/// A handle to one Raft group on this node. Cheap to clone.
+#[derive(Clone)]
+pub struct StoreGroup {
+    _inner: Arc<()>,
+}
+
+impl StoreGroup {
+    pub fn id(&self) -> GroupId {
+        todo!()
+    }
+
+    /// Proposes a command and waits until it is committed (durable on a majority: fsync'd)
+    /// and applied. Concurrent proposals, from any group on this node, share fsyncs.
+    pub async fn propose(&self, _cmd: Command) -> Result<CommandResponse, ReplicationError> {
+        todo!()
+    }
+
+    pub fn is_leader(&self) -> bool {
+        todo!()
+    }
+
+    pub fn leader(&self) -> Option<NodeId> {
+        todo!()
+    }
+
+    /// Current offsets of a partition in the applied state.
+    pub fn offsets(&self, _p: PartitionId) -> Option<PartitionOffsets> {
+        todo!()
+    }
+
+    /// Appends to `out` whole batches of `p` starting with the one that contains `offset`,
+    /// until `max_bytes` would be exceeded — but always at least one batch when `offset` is
+    /// below the high watermark. Batches carry their assigned base offsets.
+    pub fn read(
+        &self,
+        _p: PartitionId,
+        _offset: i64,
+        _max_bytes: usize,
+        _out: &mut BytesMut,
+    ) -> Result<ReadResult, ReplicationError> {
+        todo!()
+    }
+
+    /// The first batch of `p` whose max timestamp is >= `timestamp`, if any.
+    pub fn batch_by_timestamp(&self, _p: PartitionId, _timestamp: i64) -> Option<StoredBatch> {
+        todo!()
+    }
+
+    /// The batch containing the largest timestamp of `p` and that timestamp (ListOffsets -3).
+    pub fn max_timestamp(&self, _p: PartitionId) -> Option<(i64, StoredBatch)> {
+        todo!()
+    }
+
+    /// A counter bumped after every applied entry; long-polling fetches wait on it.
+    pub fn applied_watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        todo!()
+    }
+
+    pub fn kv_get(&self, _key: &[u8]) -> Option<Bytes> {
+        todo!()
+    }
+
+    /// All keys starting with `prefix`, in key order.
+    pub fn kv_scan(&self, _prefix: &[u8]) -> Vec<(Bytes, Bytes)> {
+        todo!()
+    }
+}
