@@ -77,8 +77,10 @@ E2E_RATE=1000
 log() { printf '[run-suite %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 # ---- Build once ---------------------------------------------------------------
-log "building release binaries (phxq, phxq-bench)"
-if ! cargo build --release -p phxq -p phxq-compat; then
+# --workspace, like the project's other builds: building a subset unifies
+# dependency features differently and would rebuild much of the tree.
+log "building release binaries (cargo build --release --workspace)"
+if ! cargo build --release --workspace; then
   log "build failed"; exit 2
 fi
 PHXQ="$ROOT/target/release/phxq"
@@ -93,6 +95,11 @@ FAILED=0
 NOTES=()
 BROKER_PID=""
 
+# The first panic or error line of a broker log (plus the line after), one line.
+broker_failure() {
+  sed 's/\x1b\[[0-9;]*m//g' "$1" | grep -m1 -A1 -E "panicked|ERROR|error" | tr '\n' ' ' | cut -c1-300 || true
+}
+
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 if port_open "$PORT"; then
@@ -100,12 +107,20 @@ if port_open "$PORT"; then
 fi
 
 start_broker() { # $1 = data dir, $2 = log file
-  "$PHXQ" serve --listen "$BOOTSTRAP" --data-dir "$1" >"$2" 2>&1 &
+  NO_COLOR=1 "$PHXQ" serve --listen "$BOOTSTRAP" --data-dir "$1" >"$2" 2>&1 &
   BROKER_PID=$!
   for _ in $(seq 1 150); do
-    if port_open "$PORT"; then return 0; fi
+    if port_open "$PORT"; then
+      # Listening is not enough: a broker that fails right after binding is caught here.
+      sleep 0.5
+      if kill -0 "$BROKER_PID" 2>/dev/null; then return 0; fi
+      log "broker exited right after it started listening; last lines of $2:"
+      grep -v '^ \{2,\}' "$2" | tail -n 8 >&2
+      BROKER_PID=""; return 1
+    fi
     if ! kill -0 "$BROKER_PID" 2>/dev/null; then
-      log "broker exited during startup; last lines of $2:"; tail -n 20 "$2" >&2
+      log "broker exited during startup; last lines of $2:"
+      grep -v '^ \{2,\}' "$2" | tail -n 8 >&2
       BROKER_PID=""; return 1
     fi
     sleep 0.2
@@ -144,12 +159,19 @@ bench() {
   fi
 }
 
+# True while the broker runs; the first time it is found dead in a repetition,
+# says so (with the panic or error line from its log) and records a note.
 broker_alive() {
   if [[ -n "$BROKER_PID" ]] && kill -0 "$BROKER_PID" 2>/dev/null; then return 0; fi
-  log "the broker is not running (see $OUT/broker.log)"
-  NOTES+=("Repetition $REP: the broker died during the suite; the remaining runs of that repetition were skipped (see broker.log in the results).")
-  FAILED=1
-  BROKER_PID=""
+  if [[ -n "$BROKER_PID" ]]; then
+    wait "$BROKER_PID" 2>/dev/null && STATUS=0 || STATUS=$?
+    local why
+    why=$(broker_failure "$OUT/broker.log")
+    log "the broker exited (status $STATUS): $why"
+    NOTES+=("Repetition $REP: the broker exited during the workloads (status $STATUS): \`$why\`. The rest of that repetition was skipped; its log is broker.log in the results.")
+    FAILED=1
+    BROKER_PID=""
+  fi
   return 1
 }
 
@@ -176,7 +198,8 @@ for REP in $(seq 1 "$REPS"); do
 
   log "repetition $REP/$REPS: starting phxq on $BOOTSTRAP"
   if ! start_broker "$DATA" "$OUT/broker.log"; then
-    NOTES+=("Repetition $REP: the broker did not start (see broker.log in the results).")
+    why=$(broker_failure "$OUT/broker.log")
+    NOTES+=("Repetition $REP: the broker did not start: \`$why\` (broker.log in the results).")
     FAILED=1
     continue
   fi

@@ -243,7 +243,14 @@ fn main() -> ExitCode {
     let result = outcome.unwrap_or_else(|e| {
         // Setup failed (topic creation, metadata...): still leave a result saying why.
         let bootstrap = (kind != "machine" && kind != "rss").then_some(cli.bootstrap.as_str());
-        let mut r = RunResult::new(kind, &label, bootstrap, serde_json::Value::Null);
+        let params = match &cli.command {
+            Command::Produce(p) => serde_json::to_value(p).ok(),
+            Command::Consume(p) => serde_json::to_value(p).ok(),
+            Command::E2e(p) => serde_json::to_value(p).ok(),
+            _ => None,
+        };
+        let params = params.unwrap_or_default();
+        let mut r = RunResult::new(kind, &label, bootstrap, params);
         r.fail(format!("{e:#}"));
         r
     });
