@@ -206,3 +206,22 @@ mod tests {
         }
     }
 }
+#[cfg(test)]
+mod huge_arrays {
+    use super::*;
+    #[test]
+    fn huge_array_count_is_refused() {
+        // Produce v3: transactional_id (null), acks, timeout, topic_data count = i32::MAX.
+        let mut raw = BytesMut::new();
+        raw.put_i16(0);
+        raw.put_i16(3);
+        raw.put_i32(1);
+        raw.put_i16(-1); // client id null
+        raw.put_i16(-1); // transactional id
+        raw.put_i16(1);
+        raw.put_i32(1000);
+        raw.put_i32(i32::MAX);
+        let r = decode_request(raw.freeze(), |_| Some((0, 9)));
+        assert!(r.is_err());
+    }
+}

@@ -166,66 +166,133 @@ pub enum ReplicationError {
 
 /// One broker's replication: its redb database, its group-commit writer and its groups.
 pub struct ReplicaNode {
-    _inner: (),
+    inner: Arc<crate::node::NodeInner>,
+}
+
+/// A snapshot of the group-commit writer's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriterCounters {
+    /// redb write transactions committed (all groups).
+    pub commits: u64,
+    /// Of which fsync'd.
+    pub durable_commits: u64,
+    /// Raft log entries made durable.
+    pub appends_flushed: u64,
+    /// Bytes of encoded raft log entries written.
+    pub log_bytes: u64,
+    /// Bytes of record batches written to the partition tables.
+    pub batch_bytes: u64,
 }
 
 impl ReplicaNode {
     /// Opens (or creates) `<data_dir>/phxq.redb`, starts the group-commit writer and reopens
     /// every group that existed before.
-    pub async fn open(_config: NodeConfig) -> Result<Arc<ReplicaNode>, ReplicationError> {
-        todo!()
+    pub async fn open(config: NodeConfig) -> Result<Arc<ReplicaNode>, ReplicationError> {
+        Self::open_with_transport(config, None).await
+    }
+
+    /// Like [`ReplicaNode::open`], with the transport that carries Raft RPCs to other nodes
+    /// (None: single node, every remote peer is unreachable).
+    pub async fn open_with_transport(
+        config: NodeConfig,
+        transport: Option<Arc<dyn crate::network::Transport>>,
+    ) -> Result<Arc<ReplicaNode>, ReplicationError> {
+        let inner = crate::node::NodeInner::open(config, transport).await?;
+        Ok(Arc::new(ReplicaNode { inner }))
     }
 
     /// Returns the group, creating it and initializing it as a single voter on this node if
     /// it does not exist yet. Waits until this node is the group's leader or the group has a
     /// known leader.
-    pub async fn open_group(&self, _id: GroupId) -> Result<StoreGroup, ReplicationError> {
-        todo!()
+    pub async fn open_group(&self, id: GroupId) -> Result<StoreGroup, ReplicationError> {
+        let inner = self.inner.open_group(id).await?;
+        Ok(StoreGroup { inner })
     }
 
-    pub fn group(&self, _id: GroupId) -> Option<StoreGroup> {
-        todo!()
+    pub fn group(&self, id: GroupId) -> Option<StoreGroup> {
+        self.inner.group(id).map(|inner| StoreGroup { inner })
     }
 
     /// Groups hosted on this node (persisted across restarts).
     pub fn group_ids(&self) -> Vec<GroupId> {
-        todo!()
+        self.inner.group_ids()
     }
 
     /// Stops every group and the writer after flushing what is in flight.
     pub async fn shutdown(&self) {
-        todo!()
+        self.inner.shutdown().await
+    }
+
+    /// Delivers a Raft RPC from another node to one of this node's groups.
+    pub async fn handle_rpc(
+        &self,
+        group: GroupId,
+        rpc: crate::network::RaftRpc,
+    ) -> Result<crate::network::RaftRpcReply, String> {
+        self.inner.handle_rpc(group, rpc).await
+    }
+
+    /// Voters of a group as this node knows them.
+    pub fn voters(&self, id: GroupId) -> std::collections::BTreeSet<NodeId> {
+        self.inner.voters(id)
+    }
+
+    /// redb write transactions committed so far (all groups): group commit shows as many
+    /// appends per commit.
+    pub fn commits(&self) -> u64 {
+        self.counters().commits
+    }
+
+    /// Raft log entries made durable so far.
+    pub fn appends_flushed(&self) -> u64 {
+        self.counters().appends_flushed
+    }
+
+    pub fn counters(&self) -> WriterCounters {
+        use std::sync::atomic::Ordering::Relaxed;
+        let s = &self.inner.writer.stats;
+        WriterCounters {
+            commits: s.commits.load(Relaxed),
+            durable_commits: s.durable_commits.load(Relaxed),
+            appends_flushed: s.appends_flushed.load(Relaxed),
+            log_bytes: s.log_bytes.load(Relaxed),
+            batch_bytes: s.batch_bytes.load(Relaxed),
+        }
     }
 }
 
 /// A handle to one Raft group on this node. Cheap to clone.
 #[derive(Clone)]
 pub struct StoreGroup {
-    _inner: Arc<()>,
+    inner: Arc<crate::node::GroupInner>,
 }
 
 impl StoreGroup {
     pub fn id(&self) -> GroupId {
-        todo!()
+        self.inner.id
     }
 
     /// Proposes a command and waits until it is committed (durable on a majority: fsync'd)
     /// and applied. Concurrent proposals, from any group on this node, share fsyncs.
-    pub async fn propose(&self, _cmd: Command) -> Result<CommandResponse, ReplicationError> {
-        todo!()
+    pub async fn propose(&self, cmd: Command) -> Result<CommandResponse, ReplicationError> {
+        match self.inner.raft.client_write(cmd).await {
+            Ok(r) => r.data.map_err(ReplicationError::Storage),
+            Err(e) => Err(crate::node::write_error(e)),
+        }
     }
 
     pub fn is_leader(&self) -> bool {
-        todo!()
+        self.leader() == Some(self.inner.node_id)
     }
 
     pub fn leader(&self) -> Option<NodeId> {
-        todo!()
+        use openraft::async_runtime::WatchReceiver;
+        self.inner.raft.metrics().borrow_watched().current_leader
     }
 
     /// Current offsets of a partition in the applied state.
-    pub fn offsets(&self, _p: PartitionId) -> Option<PartitionOffsets> {
-        todo!()
+    pub fn offsets(&self, p: PartitionId) -> Option<PartitionOffsets> {
+        self.inner.shared.offsets(p)
     }
 
     /// Appends to `out` whole batches of `p` starting with the one that contains `offset`,
@@ -233,35 +300,35 @@ impl StoreGroup {
     /// below the high watermark. Batches carry their assigned base offsets.
     pub fn read(
         &self,
-        _p: PartitionId,
-        _offset: i64,
-        _max_bytes: usize,
-        _out: &mut BytesMut,
+        p: PartitionId,
+        offset: i64,
+        max_bytes: usize,
+        out: &mut BytesMut,
     ) -> Result<ReadResult, ReplicationError> {
-        todo!()
+        self.inner.shared.read(p, offset, max_bytes, out)
     }
 
     /// The first batch of `p` whose max timestamp is >= `timestamp`, if any.
-    pub fn batch_by_timestamp(&self, _p: PartitionId, _timestamp: i64) -> Option<StoredBatch> {
-        todo!()
+    pub fn batch_by_timestamp(&self, p: PartitionId, timestamp: i64) -> Option<StoredBatch> {
+        self.inner.shared.batch_by_timestamp(p, timestamp)
     }
 
     /// The batch containing the largest timestamp of `p` and that timestamp (ListOffsets -3).
-    pub fn max_timestamp(&self, _p: PartitionId) -> Option<(i64, StoredBatch)> {
-        todo!()
+    pub fn max_timestamp(&self, p: PartitionId) -> Option<(i64, StoredBatch)> {
+        self.inner.shared.max_timestamp(p)
     }
 
     /// A counter bumped after every applied entry; long-polling fetches wait on it.
     pub fn applied_watch(&self) -> tokio::sync::watch::Receiver<u64> {
-        todo!()
+        self.inner.shared.applied_watch()
     }
 
-    pub fn kv_get(&self, _key: &[u8]) -> Option<Bytes> {
-        todo!()
+    pub fn kv_get(&self, key: &[u8]) -> Option<Bytes> {
+        self.inner.shared.kv_get(key)
     }
 
     /// All keys starting with `prefix`, in key order.
-    pub fn kv_scan(&self, _prefix: &[u8]) -> Vec<(Bytes, Bytes)> {
-        todo!()
+    pub fn kv_scan(&self, prefix: &[u8]) -> Vec<(Bytes, Bytes)> {
+        self.inner.shared.kv_scan(prefix)
     }
 }

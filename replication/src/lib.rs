@@ -12,5 +12,15 @@
 //! `phxq_protocol::batch`.
 
 pub mod api;
+mod apply;
+mod codec;
+mod group;
+mod log_store;
+pub mod network;
+mod node;
+mod schema;
+mod state_machine;
+mod types;
+mod writer;
 
 pub use api::*;

@@ -1,0 +1,407 @@
+//! The state machine's semantics: applying committed entries of one group inside the
+//! writer's redb write transaction. Deterministic: every replica computes the same offsets
+//! and answers from the same entries.
+//!
+//! Nothing here touches memory shared with readers: the effects on the in-memory caches
+//! (partition offsets, applied counter) are returned as an [`ApplyEffect`] and published by
+//! the writer only after the transaction commits.
+
+use std::collections::HashMap;
+
+use openraft::EntryPayload;
+use phxq_protocol::batch::{set_base_offset, BatchHeader};
+use redb::{ReadableTable, Table, WriteTransaction};
+
+use crate::api::{
+    AppendBatch, AppendError, Appended, Command, CommandResponse, PartitionId, PartitionOffsets,
+};
+use crate::codec::encode_log_id;
+use crate::schema::*;
+use crate::types::{ApplyResult, Entry, LogId, StoredMembership};
+
+/// What applying a run of entries changed, to publish once the transaction is committed.
+#[derive(Default)]
+pub struct ApplyEffect {
+    /// One answer per entry that has a responder, in entry order.
+    pub responses: Vec<ApplyResult>,
+    /// New offsets of changed partitions (None: deleted).
+    pub offsets: Vec<(PartitionId, Option<PartitionOffsets>)>,
+    pub last_applied: Option<LogId>,
+    /// Payload bytes written to the batches table.
+    pub batch_bytes: u64,
+}
+
+struct Tables<'t> {
+    parts: Table<'t, (u32, u128, i32), &'static [u8]>,
+    batches: Table<'t, (u128, i32, i64), &'static [u8]>,
+    time: Table<'t, (u128, i32, i64), i64>,
+    producers: Table<'t, (u128, i32, i64), &'static [u8]>,
+    kv: Table<'t, (u32, &'static [u8]), &'static [u8]>,
+    meta: Table<'t, (u32, u8), &'static [u8]>,
+}
+
+struct Applier<'t> {
+    group: u32,
+    t: Tables<'t>,
+    /// Partitions read or changed in this run: None = does not exist.
+    parts: HashMap<PartitionId, Option<PartMeta>>,
+    dirty: Vec<PartitionId>,
+    batch_bytes: u64,
+}
+
+/// Applies `entries` of `group` in `txn`. `has_responder[i]` says whether entry i wants an
+/// answer.
+pub fn apply_entries(
+    txn: &WriteTransaction,
+    group: u32,
+    entries: &[(&Entry, bool)],
+) -> Result<ApplyEffect, redb::Error> {
+    let t = Tables {
+        parts: txn.open_table(PARTITIONS)?,
+        batches: txn.open_table(BATCHES)?,
+        time: txn.open_table(TIME_INDEX)?,
+        producers: txn.open_table(PRODUCERS)?,
+        kv: txn.open_table(KV)?,
+        meta: txn.open_table(GROUP_META)?,
+    };
+    let mut a = Applier {
+        group,
+        t,
+        parts: HashMap::new(),
+        dirty: Vec::new(),
+        batch_bytes: 0,
+    };
+    let mut effect = ApplyEffect::default();
+    for (entry, wants_answer) in entries {
+        let response = match &entry.payload {
+            EntryPayload::Blank => CommandResponse::Done,
+            EntryPayload::Normal(cmd) => a.command(cmd)?,
+            EntryPayload::Membership(m) => {
+                let stored = StoredMembership::new(Some(entry.log_id), m.clone());
+                let json = serde_json::to_vec(&stored).map_err(io_err)?;
+                a.t.meta.insert((group, META_MEMBERSHIP), json.as_slice())?;
+                CommandResponse::Done
+            }
+        };
+        if *wants_answer {
+            effect.responses.push(Ok(response));
+        }
+        effect.last_applied = Some(entry.log_id);
+    }
+    if let Some(last) = &effect.last_applied {
+        a.t.meta
+            .insert((group, META_APPLIED), encode_log_id(last).as_slice())?;
+    }
+    for p in std::mem::take(&mut a.dirty) {
+        let key = (group, p.topic_id, p.index);
+        match a.parts.get(&p).copied().flatten() {
+            Some(m) => {
+                a.t.parts.insert(key, m.encode().as_slice())?;
+                effect.offsets.push((p, Some(offsets_of(&m))));
+            }
+            None => {
+                a.t.parts.remove(key)?;
+                effect.offsets.push((p, None));
+            }
+        }
+    }
+    effect.batch_bytes = a.batch_bytes;
+    Ok(effect)
+}
+
+pub fn offsets_of(m: &PartMeta) -> PartitionOffsets {
+    PartitionOffsets {
+        log_start_offset: m.log_start,
+        high_watermark: m.next_offset,
+    }
+}
+
+fn io_err(e: impl std::fmt::Display) -> redb::Error {
+    redb::Error::Io(std::io::Error::other(e.to_string()))
+}
+
+/// The sequence number following `seq`, wrapping at i32::MAX as Kafka does.
+fn next_seq(seq: i32) -> i32 {
+    if seq == i32::MAX {
+        0
+    } else {
+        seq + 1
+    }
+}
+
+impl Applier<'_> {
+    fn command(&mut self, cmd: &Command) -> Result<CommandResponse, redb::Error> {
+        Ok(match cmd {
+            Command::CreatePartitions(ps) => {
+                for p in ps {
+                    if self.part(p)?.is_none() {
+                        self.set_part(*p, Some(PartMeta::EMPTY));
+                    }
+                }
+                CommandResponse::Done
+            }
+            Command::DeletePartitions(ps) => {
+                for p in ps {
+                    self.delete_partition(p)?;
+                }
+                CommandResponse::Done
+            }
+            Command::Append(batches) => {
+                let mut out = Vec::with_capacity(batches.len());
+                for b in batches {
+                    out.push(self.append(b)?);
+                }
+                CommandResponse::Appended(out)
+            }
+            Command::DeleteRecords(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (p, offset) in items {
+                    out.push(self.delete_records(p, *offset)?);
+                }
+                CommandResponse::RecordsDeleted(out)
+            }
+            Command::Put(items) => {
+                for (k, v) in items {
+                    match v {
+                        Some(v) => self.t.kv.insert((self.group, k.as_ref()), v.as_ref())?,
+                        None => self.t.kv.remove((self.group, k.as_ref()))?,
+                    };
+                }
+                CommandResponse::Done
+            }
+            Command::AllocateProducerIds(count) => {
+                let key = (self.group, META_NEXT_PID);
+                let next = match self.t.meta.get(key)? {
+                    Some(v) => i64::from_be_bytes(v.value().try_into().map_err(io_err)?),
+                    None => FIRST_PRODUCER_ID,
+                };
+                let after = next.saturating_add(*count as i64);
+                self.t.meta.insert(key, after.to_be_bytes().as_slice())?;
+                CommandResponse::ProducerIds(next)
+            }
+        })
+    }
+
+    fn part(&mut self, p: &PartitionId) -> Result<Option<PartMeta>, redb::Error> {
+        if let Some(m) = self.parts.get(p) {
+            return Ok(*m);
+        }
+        let m = match self.t.parts.get((self.group, p.topic_id, p.index))? {
+            Some(v) => Some(PartMeta::decode(v.value()).ok_or_else(|| io_err("partition meta"))?),
+            None => None,
+        };
+        self.parts.insert(*p, m);
+        Ok(m)
+    }
+
+    fn set_part(&mut self, p: PartitionId, m: Option<PartMeta>) {
+        if self.parts.insert(p, m) != Some(m) && !self.dirty.contains(&p) {
+            self.dirty.push(p);
+        }
+    }
+
+    fn append(&mut self, b: &AppendBatch) -> Result<Result<Appended, AppendError>, redb::Error> {
+        let p = b.partition;
+        let Some(mut meta) = self.part(&p)? else {
+            return Ok(Err(AppendError::UnknownPartition));
+        };
+        let h = match BatchHeader::parse(&b.batch) {
+            Ok(h) if h.total_len() == b.batch.len() && h.last_offset_delta >= 0 => h,
+            _ => return Ok(Err(AppendError::CorruptBatch)),
+        };
+        let idempotent = h.producer_id >= 0 && h.base_sequence >= 0;
+        let last_seq = h.last_sequence();
+        let pkey = (p.topic_id, p.index, h.producer_id);
+        let mut state = None;
+        if idempotent {
+            let known = match self.t.producers.get(pkey)? {
+                Some(v) => {
+                    Some(ProducerState::decode(v.value()).ok_or_else(|| io_err("producer"))?)
+                }
+                None => None,
+            };
+            match known {
+                None => {}
+                Some(s) if h.producer_epoch < s.epoch => {
+                    return Ok(Err(AppendError::InvalidProducerEpoch));
+                }
+                // A newer epoch starts over at sequence 0.
+                Some(s) if h.producer_epoch > s.epoch && h.base_sequence != 0 => {
+                    return Ok(Err(AppendError::OutOfOrderSequence));
+                }
+                Some(s) if h.producer_epoch > s.epoch => {}
+                Some(s) => {
+                    if let Some(d) = s
+                        .batches
+                        .iter()
+                        .find(|x| x.first_seq == h.base_sequence && x.last_seq == last_seq)
+                    {
+                        return Ok(Ok(Appended {
+                            base_offset: d.base_offset,
+                            log_start_offset: meta.log_start,
+                            duplicate: true,
+                        }));
+                    }
+                    let expected = s.batches.last().map(|x| next_seq(x.last_seq));
+                    if expected.is_some_and(|e| e != h.base_sequence) {
+                        return Ok(Err(AppendError::OutOfOrderSequence));
+                    }
+                    state = Some(s);
+                }
+            }
+        }
+        let base = meta.next_offset;
+        let last_offset = base + h.last_offset_delta as i64;
+        meta.next_offset = last_offset + 1;
+        {
+            let mut slot = self
+                .t
+                .batches
+                .insert_reserve((p.topic_id, p.index, base), b.batch.len())?;
+            let dst = slot.as_mut();
+            dst.copy_from_slice(&b.batch);
+            set_base_offset(dst, base);
+        }
+        self.batch_bytes += b.batch.len() as u64;
+        if h.max_timestamp > meta.max_ts {
+            self.t
+                .time
+                .insert((p.topic_id, p.index, h.max_timestamp), base)?;
+            meta.max_ts = h.max_timestamp;
+        }
+        if idempotent {
+            let mut s = state.unwrap_or(ProducerState {
+                epoch: h.producer_epoch,
+                batches: Vec::new(),
+            });
+            s.epoch = h.producer_epoch;
+            if s.batches.len() >= PRODUCER_WINDOW {
+                s.batches.remove(0);
+            }
+            s.batches.push(SeqBatch {
+                first_seq: h.base_sequence,
+                last_seq,
+                base_offset: base,
+                last_offset,
+            });
+            self.t.producers.insert(pkey, s.encode().as_slice())?;
+        }
+        self.set_part(p, Some(meta));
+        Ok(Ok(Appended {
+            base_offset: base,
+            log_start_offset: meta.log_start,
+            duplicate: false,
+        }))
+    }
+
+    fn delete_records(
+        &mut self,
+        p: &PartitionId,
+        offset: i64,
+    ) -> Result<Result<i64, AppendError>, redb::Error> {
+        let Some(mut meta) = self.part(p)? else {
+            return Ok(Err(AppendError::UnknownPartition));
+        };
+        let hw = meta.next_offset;
+        let target = if offset == -1 { hw } else { offset };
+        if target < 0 || target > hw {
+            return Ok(Err(AppendError::OffsetOutOfRange));
+        }
+        if target <= meta.log_start {
+            return Ok(Ok(meta.log_start));
+        }
+        meta.log_start = target;
+        // Drop whole batches that end below the new log start.
+        let lo = (p.topic_id, p.index, i64::MIN);
+        let hi = (p.topic_id, p.index, target);
+        let mut doomed = Vec::new();
+        for item in self.t.batches.range(lo..hi)? {
+            let (k, v) = item?;
+            let last = BatchHeader::parse(v.value())
+                .map(|h| h.last_offset())
+                .unwrap_or(i64::MAX);
+            if last >= target {
+                break;
+            }
+            doomed.push(k.value().2);
+        }
+        for base in &doomed {
+            self.t.batches.remove((p.topic_id, p.index, *base))?;
+        }
+        if !doomed.is_empty() {
+            self.reindex_head(p, &mut meta)?;
+        }
+        self.set_part(*p, Some(meta));
+        Ok(Ok(target))
+    }
+
+    /// After dropping batches from the head: drop time-index entries of removed batches and
+    /// re-add the surviving head batches that those entries shadowed, keeping the index
+    /// increasing in both timestamp and offset.
+    fn reindex_head(&mut self, p: &PartitionId, meta: &mut PartMeta) -> Result<(), redb::Error> {
+        let first_base = match self
+            .t
+            .batches
+            .range((p.topic_id, p.index, i64::MIN)..=(p.topic_id, p.index, i64::MAX))?
+            .next()
+        {
+            Some(item) => item?.0.value().2,
+            None => i64::MAX,
+        };
+        let mut stale = Vec::new();
+        let mut next_indexed = None;
+        for item in self
+            .t
+            .time
+            .range((p.topic_id, p.index, i64::MIN)..=(p.topic_id, p.index, i64::MAX))?
+        {
+            let (k, v) = item?;
+            if v.value() < first_base {
+                stale.push(k.value().2);
+            } else {
+                next_indexed = Some(v.value());
+                break;
+            }
+        }
+        for ts in stale {
+            self.t.time.remove((p.topic_id, p.index, ts))?;
+        }
+        // Walk the surviving batches before the next indexed one, re-adding running maxima.
+        let end = next_indexed.unwrap_or(i64::MAX);
+        let mut running = i64::MIN;
+        let mut adds = Vec::new();
+        for item in self
+            .t
+            .batches
+            .range((p.topic_id, p.index, first_base.min(end))..(p.topic_id, p.index, end))?
+        {
+            let (k, v) = item?;
+            if let Ok(h) = BatchHeader::parse(v.value()) {
+                if h.max_timestamp > running {
+                    running = h.max_timestamp;
+                    adds.push((h.max_timestamp, k.value().2));
+                }
+            }
+        }
+        for (ts, base) in adds {
+            self.t.time.insert((p.topic_id, p.index, ts), base)?;
+        }
+        if next_indexed.is_none() {
+            meta.max_ts = running;
+        }
+        Ok(())
+    }
+
+    fn delete_partition(&mut self, p: &PartitionId) -> Result<(), redb::Error> {
+        if self.part(p)?.is_none() {
+            return Ok(());
+        }
+        let lo = (p.topic_id, p.index, i64::MIN);
+        let hi = (p.topic_id, p.index, i64::MAX);
+        self.t.batches.retain_in(lo..=hi, |_, _| false)?;
+        self.t.time.retain_in(lo..=hi, |_, _| false)?;
+        self.t.producers.retain_in(lo..=hi, |_, _| false)?;
+        self.set_part(*p, None);
+        Ok(())
+    }
+}

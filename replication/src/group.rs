@@ -1,0 +1,202 @@
+//! One group on this node: the state shared by its state machine, the writer and readers
+//! (partition offset cache, applied counter), and the read paths that go straight to redb
+//! read transactions (MVCC: concurrent with the writer, no locking through openraft).
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::{Arc, RwLock};
+
+use bytes::{Bytes, BytesMut};
+use phxq_protocol::batch::BatchHeader;
+use redb::{Database, ReadableDatabase};
+use tokio::sync::watch;
+
+use crate::api::{
+    GroupId, PartitionId, PartitionOffsets, ReadResult, ReplicationError, StoredBatch,
+};
+use crate::apply::{offsets_of, ApplyEffect};
+use crate::schema::*;
+
+pub struct GroupShared {
+    pub id: GroupId,
+    pub db: Arc<Database>,
+    /// Offsets of every partition of the group as last committed by the writer: O(partitions).
+    offsets: RwLock<HashMap<PartitionId, PartitionOffsets>>,
+    applied_tx: watch::Sender<u64>,
+}
+
+fn storage(e: impl std::fmt::Display) -> ReplicationError {
+    ReplicationError::Storage(e.to_string())
+}
+
+impl GroupShared {
+    /// Loads the group's partition offsets from redb.
+    pub fn load(id: GroupId, db: Arc<Database>) -> io::Result<Arc<GroupShared>> {
+        let mut offsets = HashMap::new();
+        {
+            let txn = db.begin_read().map_err(io::Error::other)?;
+            let parts = txn.open_table(PARTITIONS).map_err(io::Error::other)?;
+            let range = (id.0, 0u128, i32::MIN)..=(id.0, u128::MAX, i32::MAX);
+            for item in parts.range(range).map_err(io::Error::other)? {
+                let (k, v) = item.map_err(io::Error::other)?;
+                let (_, topic_id, index) = k.value();
+                let m = PartMeta::decode(v.value())
+                    .ok_or_else(|| io::Error::other("partition meta"))?;
+                offsets.insert(PartitionId { topic_id, index }, offsets_of(&m));
+            }
+        }
+        let (applied_tx, _) = watch::channel(0);
+        Ok(Arc::new(GroupShared {
+            id,
+            db,
+            offsets: RwLock::new(offsets),
+            applied_tx,
+        }))
+    }
+
+    /// Publishes what a committed apply changed.
+    pub fn publish(&self, effect: &ApplyEffect) {
+        if !effect.offsets.is_empty() {
+            let mut map = self.offsets.write().unwrap_or_else(|p| p.into_inner());
+            for (p, o) in &effect.offsets {
+                match o {
+                    Some(o) => map.insert(*p, *o),
+                    None => map.remove(p),
+                };
+            }
+        }
+        self.applied_tx.send_modify(|n| *n += 1);
+    }
+
+    pub fn applied_watch(&self) -> watch::Receiver<u64> {
+        self.applied_tx.subscribe()
+    }
+
+    pub fn offsets(&self, p: PartitionId) -> Option<PartitionOffsets> {
+        self.offsets
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&p)
+            .copied()
+    }
+
+    pub fn read(
+        &self,
+        p: PartitionId,
+        offset: i64,
+        max_bytes: usize,
+        out: &mut BytesMut,
+    ) -> Result<ReadResult, ReplicationError> {
+        let o = self.offsets(p).ok_or(ReplicationError::UnknownPartition)?;
+        if offset < o.log_start_offset || offset > o.high_watermark {
+            return Err(ReplicationError::OffsetOutOfRange {
+                offset,
+                log_start: o.log_start_offset,
+                high_watermark: o.high_watermark,
+            });
+        }
+        let mut res = ReadResult::default();
+        if offset == o.high_watermark {
+            return Ok(res);
+        }
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(BATCHES).map_err(storage)?;
+        let (t, i) = (p.topic_id, p.index);
+        // The batch containing `offset` is the last one starting at or before it.
+        let start = match table
+            .range((t, i, i64::MIN)..=(t, i, offset))
+            .map_err(storage)?
+            .next_back()
+        {
+            Some(item) => item.map_err(storage)?.0.value().2,
+            None => offset,
+        };
+        for item in table
+            .range((t, i, start)..=(t, i, i64::MAX))
+            .map_err(storage)?
+        {
+            let (_, v) = item.map_err(storage)?;
+            let batch = v.value();
+            let last = BatchHeader::parse(batch)
+                .map(|h| h.last_offset())
+                .unwrap_or(i64::MAX);
+            if last < offset {
+                continue;
+            }
+            if res.batches > 0 && res.bytes + batch.len() > max_bytes {
+                break;
+            }
+            out.extend_from_slice(batch);
+            res.batches += 1;
+            res.bytes += batch.len();
+        }
+        Ok(res)
+    }
+
+    fn stored_batch(&self, p: PartitionId, base: i64) -> Option<StoredBatch> {
+        let txn = self.db.begin_read().ok()?;
+        let table = txn.open_table(BATCHES).ok()?;
+        let v = table.get((p.topic_id, p.index, base)).ok()??;
+        Some(StoredBatch {
+            base_offset: base,
+            batch: Bytes::copy_from_slice(v.value()),
+        })
+    }
+
+    pub fn batch_by_timestamp(&self, p: PartitionId, timestamp: i64) -> Option<StoredBatch> {
+        let base = {
+            let txn = self.db.begin_read().ok()?;
+            let time = txn.open_table(TIME_INDEX).ok()?;
+            let mut range = time
+                .range((p.topic_id, p.index, timestamp)..=(p.topic_id, p.index, i64::MAX))
+                .ok()?;
+            range.next()?.ok()?.1.value()
+        };
+        self.stored_batch(p, base)
+    }
+
+    pub fn max_timestamp(&self, p: PartitionId) -> Option<(i64, StoredBatch)> {
+        let (ts, base) = {
+            let txn = self.db.begin_read().ok()?;
+            let time = txn.open_table(TIME_INDEX).ok()?;
+            let mut range = time
+                .range((p.topic_id, p.index, i64::MIN)..=(p.topic_id, p.index, i64::MAX))
+                .ok()?;
+            let (k, v) = range.next_back()?.ok()?;
+            (k.value().2, v.value())
+        };
+        Some((ts, self.stored_batch(p, base)?))
+    }
+
+    pub fn kv_get(&self, key: &[u8]) -> Option<Bytes> {
+        let txn = self.db.begin_read().ok()?;
+        let kv = txn.open_table(KV).ok()?;
+        let v = kv.get((self.id.0, key)).ok()??;
+        Some(Bytes::copy_from_slice(v.value()))
+    }
+
+    pub fn kv_scan(&self, prefix: &[u8]) -> Vec<(Bytes, Bytes)> {
+        let mut out = Vec::new();
+        let Ok(txn) = self.db.begin_read() else {
+            return out;
+        };
+        let Ok(kv) = txn.open_table(KV) else {
+            return out;
+        };
+        let Ok(range) = kv.range((self.id.0, prefix)..) else {
+            return out;
+        };
+        for item in range {
+            let Ok((k, v)) = item else { break };
+            let (g, key) = k.value();
+            if g != self.id.0 || !key.starts_with(prefix) {
+                break;
+            }
+            out.push((
+                Bytes::copy_from_slice(key),
+                Bytes::copy_from_slice(v.value()),
+            ));
+        }
+        out
+    }
+}

@@ -1,0 +1,183 @@
+//! The inter-node transport of Raft RPCs, shared by all groups of a node (multi-raft: one
+//! router per node carrying `(group id, rpc)`, one connection per peer).
+//!
+//! Outbound: each group's openraft network is an `openraft_multi::GroupNetworkAdapter` that
+//! binds (target node, group) to the node's [`Router`], which hands a [`RaftRpc`] to the
+//! node's [`Transport`]. Inbound: a transport delivers `(group, RaftRpc)` to
+//! `ReplicaNode::handle_rpc`. A single node uses [`NoPeers`], which refuses every remote
+//! peer; the cluster transport plugs in here without a second code path.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use openraft::error::{RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::{RPCOption, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+};
+use openraft::OptionalSend;
+use openraft_multi::{GroupNetworkAdapter, GroupRouter};
+use serde::{Deserialize, Serialize};
+
+use crate::api::{GroupId, NodeId};
+use crate::state_machine::GroupSnapshotOf;
+use crate::types::{SnapshotMeta, TypeConfig, Vote};
+
+/// A Raft RPC addressed to one group of another node.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub enum RaftRpc {
+    Append(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<TypeConfig>),
+    PreVote(VoteRequest<TypeConfig>),
+    /// A full snapshot offer; its data is shipped out of band (not implemented yet).
+    Snapshot {
+        vote: Vote,
+        meta: SnapshotMeta,
+    },
+}
+
+/// The answer to a [`RaftRpc`].
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub enum RaftRpcReply {
+    Append(AppendEntriesResponse<TypeConfig>),
+    Vote(VoteResponse<TypeConfig>),
+    Snapshot(SnapshotResponse<TypeConfig>),
+}
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// Carries RPCs to other nodes. Errors mean "unreachable": openraft backs off and retries.
+pub trait Transport: Send + Sync + 'static {
+    fn call(
+        &self,
+        target: NodeId,
+        group: GroupId,
+        rpc: RaftRpc,
+    ) -> BoxFuture<Result<RaftRpcReply, String>>;
+}
+
+/// The transport of a single node: there is nobody to talk to.
+pub struct NoPeers;
+
+impl Transport for NoPeers {
+    fn call(
+        &self,
+        target: NodeId,
+        group: GroupId,
+        _rpc: RaftRpc,
+    ) -> BoxFuture<Result<RaftRpcReply, String>> {
+        Box::pin(async move {
+            Err(format!(
+                "no transport to node {target} (group {}): single-node mode",
+                group.0
+            ))
+        })
+    }
+}
+
+/// The node's router: one per node, shared by every group.
+#[derive(Clone)]
+pub struct Router {
+    pub transport: Arc<dyn Transport>,
+}
+
+fn unreachable(msg: String) -> RPCError<TypeConfig> {
+    RPCError::Unreachable(Unreachable::from_string(msg))
+}
+
+impl Router {
+    async fn call(
+        &self,
+        target: NodeId,
+        group: GroupId,
+        rpc: RaftRpc,
+    ) -> Result<RaftRpcReply, String> {
+        self.transport.call(target, group, rpc).await
+    }
+}
+
+impl GroupRouter<TypeConfig, GroupId> for Router {
+    type SnapshotData = crate::types::GroupSnapshot;
+
+    async fn append_entries(
+        &self,
+        target: NodeId,
+        group: GroupId,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self.call(target, group, RaftRpc::Append(rpc)).await {
+            Ok(RaftRpcReply::Append(r)) => Ok(r),
+            Ok(other) => Err(unreachable(format!("unexpected reply {other:?}"))),
+            Err(e) => Err(unreachable(e)),
+        }
+    }
+
+    async fn vote(
+        &self,
+        target: NodeId,
+        group: GroupId,
+        rpc: VoteRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self.call(target, group, RaftRpc::Vote(rpc)).await {
+            Ok(RaftRpcReply::Vote(r)) => Ok(r),
+            Ok(other) => Err(unreachable(format!("unexpected reply {other:?}"))),
+            Err(e) => Err(unreachable(e)),
+        }
+    }
+
+    async fn pre_vote(
+        &self,
+        target: NodeId,
+        group: GroupId,
+        rpc: VoteRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self.call(target, group, RaftRpc::PreVote(rpc)).await {
+            Ok(RaftRpcReply::Vote(r)) => Ok(r),
+            Ok(other) => Err(unreachable(format!("unexpected reply {other:?}"))),
+            Err(e) => Err(unreachable(e)),
+        }
+    }
+
+    async fn full_snapshot(
+        &self,
+        target: NodeId,
+        group: GroupId,
+        vote: Vote,
+        snapshot: GroupSnapshotOf,
+        _cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        _option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        // TODO(cluster): stream the group's tables; the receiver refuses for now.
+        let rpc = RaftRpc::Snapshot {
+            vote,
+            meta: snapshot.meta,
+        };
+        match self.call(target, group, rpc).await {
+            Ok(RaftRpcReply::Snapshot(r)) => Ok(r),
+            Ok(other) => Err(StreamingError::Unreachable(Unreachable::from_string(
+                format!("unexpected reply {other:?}"),
+            ))),
+            Err(e) => Err(StreamingError::Unreachable(Unreachable::from_string(e))),
+        }
+    }
+}
+
+/// The network factory of one group: binds the node's router to the group.
+pub struct GroupNetworkFactory {
+    pub router: Router,
+    pub group: GroupId,
+}
+
+impl RaftNetworkFactory<TypeConfig> for GroupNetworkFactory {
+    type Network = GroupNetworkAdapter<TypeConfig, GroupId, Router>;
+
+    async fn new_client(&mut self, target: NodeId, _node: &openraft::BasicNode) -> Self::Network {
+        GroupNetworkAdapter::new(self.router.clone(), target, self.group)
+    }
+}

@@ -1,0 +1,354 @@
+//! A node: its redb database, its group-commit writer, its router and the Raft groups it
+//! hosts. `ReplicaNode` and `StoreGroup` in `api` are thin handles over this.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use openraft::async_runtime::WatchReceiver;
+use openraft::error::{ClientWriteError, Fatal, RaftError};
+use openraft::{BasicNode, SnapshotPolicy};
+use redb::{Database, ReadableDatabase, ReadableTable};
+
+use crate::api::{GroupId, NodeConfig, NodeId, ReplicationError};
+use crate::group::GroupShared;
+use crate::log_store::{LogShared, LogStore};
+use crate::network::{GroupNetworkFactory, NoPeers, RaftRpc, RaftRpcReply, Router, Transport};
+use crate::schema::*;
+use crate::state_machine::StateMachine;
+use crate::types::{GroupSnapshot, Raft};
+use crate::writer::Writer;
+
+/// One group as hosted here.
+pub struct GroupInner {
+    pub id: GroupId,
+    pub node_id: NodeId,
+    pub raft: Raft,
+    pub shared: Arc<GroupShared>,
+}
+
+pub struct NodeInner {
+    pub config: NodeConfig,
+    pub db: Arc<Database>,
+    pub writer: Writer,
+    pub router: Router,
+    raft_config: Arc<openraft::Config>,
+    pub groups: RwLock<BTreeMap<GroupId, Arc<GroupInner>>>,
+    open_lock: tokio::sync::Mutex<()>,
+    shut: AtomicBool,
+}
+
+pub fn storage(e: impl std::fmt::Display) -> ReplicationError {
+    ReplicationError::Storage(e.to_string())
+}
+
+/// Maps an openraft error of a write onto the broker's error.
+pub fn write_error(
+    e: RaftError<crate::types::TypeConfig, ClientWriteError<crate::types::TypeConfig>>,
+) -> ReplicationError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f))
+        | RaftError::APIError(ClientWriteError::LogEntryDiscarded(f)) => {
+            ReplicationError::NotLeader {
+                leader: f.leader_id,
+            }
+        }
+        RaftError::APIError(other) => ReplicationError::Raft(other.to_string()),
+        RaftError::Fatal(f) => fatal_error(f),
+    }
+}
+
+pub fn fatal_error(f: Fatal<crate::types::TypeConfig>) -> ReplicationError {
+    match f {
+        Fatal::StorageError(e) => ReplicationError::Storage(e.to_string()),
+        Fatal::Stopped => ReplicationError::ShuttingDown,
+        other => ReplicationError::Raft(other.to_string()),
+    }
+}
+
+fn raft_config(c: &NodeConfig) -> Result<Arc<openraft::Config>, ReplicationError> {
+    let cfg = openraft::Config {
+        cluster_name: "phxq".into(),
+        heartbeat_interval: c.heartbeat_interval_ms,
+        election_timeout_min: c.election_timeout_min_ms,
+        election_timeout_max: c.election_timeout_max_ms,
+        // A snapshot is a durable-commit descriptor (cheap); it lets the log be purged.
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(512),
+        max_in_snapshot_log_to_keep: 128,
+        purge_batch_size: 64,
+        max_payload_entries: 1024,
+        ..Default::default()
+    };
+    Ok(Arc::new(
+        cfg.validate()
+            .map_err(|e| ReplicationError::Raft(e.to_string()))?,
+    ))
+}
+
+impl NodeInner {
+    pub async fn open(
+        config: NodeConfig,
+        transport: Option<Arc<dyn Transport>>,
+    ) -> Result<Arc<NodeInner>, ReplicationError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(storage)?;
+        let path = config.data_dir.join("phxq.redb");
+        let db = tokio::task::spawn_blocking(move || -> Result<Database, ReplicationError> {
+            let db = Database::create(path).map_err(storage)?;
+            let txn = db.begin_write().map_err(storage)?;
+            txn.open_table(LOG).map_err(storage)?;
+            txn.open_table(GROUP_META).map_err(storage)?;
+            txn.open_table(GROUPS).map_err(storage)?;
+            txn.open_table(PARTITIONS).map_err(storage)?;
+            txn.open_table(BATCHES).map_err(storage)?;
+            txn.open_table(TIME_INDEX).map_err(storage)?;
+            txn.open_table(PRODUCERS).map_err(storage)?;
+            txn.open_table(KV).map_err(storage)?;
+            txn.commit().map_err(storage)?;
+            Ok(db)
+        })
+        .await
+        .map_err(storage)??;
+        let db = Arc::new(db);
+        let existing: Vec<GroupId> = {
+            let txn = db.begin_read().map_err(storage)?;
+            let t = txn.open_table(GROUPS).map_err(storage)?;
+            let mut v = Vec::new();
+            for item in t.iter().map_err(storage)? {
+                v.push(GroupId(item.map_err(storage)?.0.value()));
+            }
+            v
+        };
+        let writer = Writer::start(db.clone()).map_err(storage)?;
+        let node = Arc::new(NodeInner {
+            raft_config: raft_config(&config)?,
+            config,
+            db,
+            writer,
+            router: Router {
+                transport: transport.unwrap_or_else(|| Arc::new(NoPeers)),
+            },
+            groups: RwLock::new(BTreeMap::new()),
+            open_lock: tokio::sync::Mutex::new(()),
+            shut: AtomicBool::new(false),
+        });
+        for id in &existing {
+            let g = node.start_group(*id).await?;
+            node.groups
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(*id, g);
+        }
+        for id in existing {
+            if let Some(g) = node.group(id) {
+                node.kick(&g).await;
+                // A reopened group gets its leader within an election; do not hang forever.
+                let _ = node.wait_leader(&g).await;
+            }
+        }
+        Ok(node)
+    }
+
+    pub fn group(&self, id: GroupId) -> Option<Arc<GroupInner>> {
+        self.groups
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned()
+    }
+
+    async fn start_group(&self, id: GroupId) -> Result<Arc<GroupInner>, ReplicationError> {
+        let log = LogShared::open(
+            id.0,
+            self.db.clone(),
+            self.writer.clone(),
+            self.config.max_append_bytes,
+        )
+        .map_err(storage)?;
+        let shared = GroupShared::load(id, self.db.clone()).map_err(storage)?;
+        let sm = StateMachine {
+            group: shared.clone(),
+            log: log.clone(),
+            writer: self.writer.clone(),
+        };
+        let network = GroupNetworkFactory {
+            router: self.router.clone(),
+            group: id,
+        };
+        let raft = Raft::new(
+            self.config.node_id,
+            self.raft_config.clone(),
+            network,
+            LogStore { shared: log },
+            sm,
+        )
+        .await
+        .map_err(fatal_error)?;
+        Ok(Arc::new(GroupInner {
+            id,
+            node_id: self.config.node_id,
+            raft,
+            shared,
+        }))
+    }
+
+    /// A group whose only voter is this node elects itself at once instead of waiting for
+    /// an election timeout.
+    async fn kick(&self, g: &GroupInner) {
+        let m = g.raft.metrics().borrow_watched().clone();
+        let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
+        if voters == [self.config.node_id] && m.current_leader.is_none() {
+            let _ = g.raft.trigger().elect(false).await;
+        }
+    }
+
+    /// Waits until the group has a leader; when that is this node, until it has applied its
+    /// whole log (so reads see everything acknowledged before a restart).
+    pub async fn wait_leader(&self, g: &GroupInner) -> Result<(), ReplicationError> {
+        let me = self.config.node_id;
+        let timeout = Duration::from_millis(
+            self.config
+                .election_timeout_max_ms
+                .saturating_mul(4)
+                .max(2000),
+        );
+        g.raft
+            .wait(Some(timeout))
+            .metrics(
+                |m| match m.current_leader {
+                    Some(l) if l == me => {
+                        m.state.is_leader() && m.last_applied.map(|x| x.index) >= m.last_log_index
+                    }
+                    Some(_) => true,
+                    None => false,
+                },
+                "group has a leader",
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| ReplicationError::Raft(format!("group {}: {e}", g.id.0)))
+    }
+
+    pub async fn open_group(&self, id: GroupId) -> Result<Arc<GroupInner>, ReplicationError> {
+        if self.shut.load(Ordering::Relaxed) {
+            return Err(ReplicationError::ShuttingDown);
+        }
+        if let Some(g) = self.group(id) {
+            self.wait_leader(&g).await?;
+            return Ok(g);
+        }
+        let g = {
+            let _guard = self.open_lock.lock().await;
+            match self.group(id) {
+                Some(g) => g,
+                None => {
+                    self.writer
+                        .exec(
+                            true,
+                            Box::new(move |txn| {
+                                txn.open_table(GROUPS)?.insert(id.0, ())?;
+                                Ok(())
+                            }),
+                        )
+                        .await
+                        .map_err(storage)?;
+                    let g = self.start_group(id).await?;
+                    if !g.raft.is_initialized().await.map_err(fatal_error)? {
+                        let members = BTreeMap::from([(self.config.node_id, BasicNode::default())]);
+                        if let Err(e) = g.raft.initialize(members).await {
+                            tracing::warn!(group = id.0, error = %e, "initialize");
+                        }
+                    } else {
+                        self.kick(&g).await;
+                    }
+                    self.groups
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(id, g.clone());
+                    g
+                }
+            }
+        };
+        self.wait_leader(&g).await?;
+        Ok(g)
+    }
+
+    pub fn group_ids(&self) -> Vec<GroupId> {
+        self.groups
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .copied()
+            .collect()
+    }
+
+    pub async fn shutdown(&self) {
+        self.shut.store(true, Ordering::Relaxed);
+        let groups: Vec<_> = self
+            .groups
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for g in groups {
+            if let Err(e) = g.raft.shutdown().await {
+                tracing::warn!(group = g.id.0, error = %e, "raft shutdown");
+            }
+        }
+        self.writer.shutdown().await;
+    }
+
+    /// Delivers an RPC from another node to one of our groups.
+    pub async fn handle_rpc(&self, group: GroupId, rpc: RaftRpc) -> Result<RaftRpcReply, String> {
+        let g = self.group(group).ok_or_else(|| {
+            format!(
+                "group {} is not hosted on node {}",
+                group.0, self.config.node_id
+            )
+        })?;
+        match rpc {
+            RaftRpc::Append(r) => g
+                .raft
+                .append_entries(r)
+                .await
+                .map(RaftRpcReply::Append)
+                .map_err(|e| e.to_string()),
+            RaftRpc::Vote(r) => g
+                .raft
+                .vote(r)
+                .await
+                .map(RaftRpcReply::Vote)
+                .map_err(|e| e.to_string()),
+            RaftRpc::PreVote(r) => g
+                .raft
+                .pre_vote(r)
+                .await
+                .map(RaftRpcReply::Vote)
+                .map_err(|e| e.to_string()),
+            RaftRpc::Snapshot { meta, .. } => {
+                // TODO(cluster): receive the group's tables, then install_full_snapshot.
+                let _ = GroupSnapshot { group };
+                Err(format!(
+                    "group {}: snapshot install not implemented ({:?})",
+                    group.0, meta.last_log_id
+                ))
+            }
+        }
+    }
+
+    /// Voters of a group (for tests and the admin CLI).
+    pub fn voters(&self, id: GroupId) -> BTreeSet<NodeId> {
+        self.group(id)
+            .map(|g| {
+                g.raft
+                    .metrics()
+                    .borrow_watched()
+                    .membership_config
+                    .membership()
+                    .voter_ids()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,141 @@
+//! The redb tables of a node's database (`<data_dir>/phxq.redb`) and their value layouts.
+//!
+//! Raft log and raft metadata are per group; the state-machine tables are keyed by topic id
+//! (globally unique) or by group where the data belongs to the group (kv, partitions).
+
+use redb::TableDefinition;
+
+/// Raft log: (group, index) -> encoded entry (see `codec`).
+pub const LOG: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("raft_log");
+/// Per-group raft and state-machine metadata: (group, META_*) -> value.
+pub const GROUP_META: TableDefinition<(u32, u8), &[u8]> = TableDefinition::new("group_meta");
+/// The groups hosted by this node.
+pub const GROUPS: TableDefinition<u32, ()> = TableDefinition::new("groups");
+/// Partition metadata: (group, topic id, partition) -> [`PartMeta`] (24 bytes).
+pub const PARTITIONS: TableDefinition<(u32, u128, i32), &[u8]> = TableDefinition::new("partitions");
+/// Record batches: (topic id, partition, base offset) -> the batch, base offset patched in.
+pub const BATCHES: TableDefinition<(u128, i32, i64), &[u8]> = TableDefinition::new("batches");
+/// Time index: (topic id, partition, max timestamp) -> base offset of the batch. Holds only
+/// batches whose max timestamp exceeds every earlier batch's, so it is increasing in both
+/// timestamp and offset and "first batch with max timestamp >= t" is one range lookup.
+pub const TIME_INDEX: TableDefinition<(u128, i32, i64), i64> = TableDefinition::new("time_index");
+/// Idempotent producer state: (topic id, partition, producer id) -> [`ProducerState`].
+pub const PRODUCERS: TableDefinition<(u128, i32, i64), &[u8]> = TableDefinition::new("producers");
+/// Key-value space of each group: (group, key) -> value.
+pub const KV: TableDefinition<(u32, &[u8]), &[u8]> = TableDefinition::new("kv");
+
+/// Last vote (JSON), durable.
+pub const META_VOTE: u8 = 1;
+/// Last committed log id (24 bytes).
+pub const META_COMMITTED: u8 = 2;
+/// Last purged log id (24 bytes).
+pub const META_PURGED: u8 = 3;
+/// Last applied log id (24 bytes), written in the same transaction as the applied data.
+pub const META_APPLIED: u8 = 4;
+/// Last applied membership (JSON of `StoredMembership`).
+pub const META_MEMBERSHIP: u8 = 5;
+/// Meta of the last built snapshot (JSON of `SnapshotMeta`).
+pub const META_SNAPSHOT: u8 = 6;
+/// Next producer id to hand out (i64).
+pub const META_NEXT_PID: u8 = 7;
+
+/// First producer id a group hands out.
+pub const FIRST_PRODUCER_ID: i64 = 1000;
+
+/// Per-partition state: log start offset, next offset, largest max timestamp seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartMeta {
+    pub log_start: i64,
+    pub next_offset: i64,
+    pub max_ts: i64,
+}
+
+impl PartMeta {
+    pub const EMPTY: PartMeta = PartMeta {
+        log_start: 0,
+        next_offset: 0,
+        max_ts: i64::MIN,
+    };
+
+    pub fn encode(&self) -> [u8; 24] {
+        let mut out = [0u8; 24];
+        out[0..8].copy_from_slice(&self.log_start.to_be_bytes());
+        out[8..16].copy_from_slice(&self.next_offset.to_be_bytes());
+        out[16..24].copy_from_slice(&self.max_ts.to_be_bytes());
+        out
+    }
+
+    pub fn decode(b: &[u8]) -> Option<PartMeta> {
+        if b.len() != 24 {
+            return None;
+        }
+        let i = |o: usize| i64::from_be_bytes(b[o..o + 8].try_into().unwrap_or_default());
+        Some(PartMeta {
+            log_start: i(0),
+            next_offset: i(8),
+            max_ts: i(16),
+        })
+    }
+}
+
+/// How many recent batches per producer are remembered for duplicate detection (Kafka's 5).
+pub const PRODUCER_WINDOW: usize = 5;
+
+/// One remembered batch of an idempotent producer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeqBatch {
+    pub first_seq: i32,
+    pub last_seq: i32,
+    pub base_offset: i64,
+    pub last_offset: i64,
+}
+
+/// An idempotent producer's state on one partition: its epoch and its last batches, oldest
+/// first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProducerState {
+    pub epoch: i16,
+    pub batches: Vec<SeqBatch>,
+}
+
+impl ProducerState {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(3 + 24 * self.batches.len());
+        v.extend_from_slice(&self.epoch.to_be_bytes());
+        v.push(self.batches.len() as u8);
+        for b in &self.batches {
+            v.extend_from_slice(&b.first_seq.to_be_bytes());
+            v.extend_from_slice(&b.last_seq.to_be_bytes());
+            v.extend_from_slice(&b.base_offset.to_be_bytes());
+            v.extend_from_slice(&b.last_offset.to_be_bytes());
+        }
+        v
+    }
+
+    pub fn decode(b: &[u8]) -> Option<ProducerState> {
+        if b.len() < 3 {
+            return None;
+        }
+        let n = b[2] as usize;
+        if b.len() != 3 + 24 * n {
+            return None;
+        }
+        let epoch = i16::from_be_bytes([b[0], b[1]]);
+        let batches = (0..n)
+            .map(|i| {
+                let s = &b[3 + 24 * i..3 + 24 * (i + 1)];
+                let i32_at =
+                    |o: usize| i32::from_be_bytes(s[o..o + 4].try_into().unwrap_or_default());
+                let i64_at =
+                    |o: usize| i64::from_be_bytes(s[o..o + 8].try_into().unwrap_or_default());
+                SeqBatch {
+                    first_seq: i32_at(0),
+                    last_seq: i32_at(4),
+                    base_offset: i64_at(8),
+                    last_offset: i64_at(16),
+                }
+            })
+            .collect();
+        Some(ProducerState { epoch, batches })
+    }
+}

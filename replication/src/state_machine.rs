@@ -1,0 +1,173 @@
+//! A group's state machine as openraft sees it: applies go to the group-commit writer (the
+//! semantics are in `apply`), snapshots are descriptors of the durable redb state.
+//!
+//! Applies are committed non-durably (see `writer`); `applied_state` is read from redb,
+//! where the applied log id is written in the same transaction as the data it covers. After
+//! a crash redb holds a consistent prefix, so the applied id reported on restart matches
+//! the data and openraft re-applies the rest from the durable raft log.
+
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use futures_util::{Stream, TryStreamExt};
+use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine, Snapshot};
+use openraft::OptionalSend;
+use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
+use tokio::sync::oneshot;
+
+use crate::codec::decode_log_id;
+use crate::group::GroupShared;
+use crate::log_store::LogShared;
+use crate::schema::*;
+use crate::types::{GroupSnapshot, LogId, SnapshotMeta, StoredMembership, TypeConfig};
+use crate::writer::{Request, Writer};
+
+pub type GroupSnapshotOf =
+    Snapshot<crate::types::LeaderId, u64, openraft::BasicNode, GroupSnapshot>;
+
+pub struct StateMachine {
+    pub group: Arc<GroupShared>,
+    pub log: Arc<LogShared>,
+    pub writer: Writer,
+}
+
+/// Reads the applied log id and membership of `group` from any readable meta table.
+fn applied_of(
+    meta: &impl ReadableTable<(u32, u8), &'static [u8]>,
+    group: u32,
+) -> io::Result<(Option<LogId>, StoredMembership)> {
+    let applied = match meta.get((group, META_APPLIED)).map_err(io::Error::other)? {
+        Some(v) => Some(decode_log_id(v.value()).map_err(io::Error::other)?),
+        None => None,
+    };
+    let membership = match meta
+        .get((group, META_MEMBERSHIP))
+        .map_err(io::Error::other)?
+    {
+        Some(v) => serde_json::from_slice(v.value()).map_err(io::Error::other)?,
+        None => StoredMembership::default(),
+    };
+    Ok((applied, membership))
+}
+
+pub fn read_applied(db: &Database, group: u32) -> io::Result<(Option<LogId>, StoredMembership)> {
+    let txn = db.begin_read().map_err(io::Error::other)?;
+    let meta = txn.open_table(GROUP_META).map_err(io::Error::other)?;
+    applied_of(&meta, group)
+}
+
+fn read_snapshot_meta(db: &Database, group: u32) -> io::Result<Option<SnapshotMeta>> {
+    let txn = db.begin_read().map_err(io::Error::other)?;
+    let meta = txn.open_table(GROUP_META).map_err(io::Error::other)?;
+    match meta.get((group, META_SNAPSHOT)).map_err(io::Error::other)? {
+        Some(v) => Ok(Some(
+            serde_json::from_slice(v.value()).map_err(io::Error::other)?,
+        )),
+        None => Ok(None),
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotData = GroupSnapshot;
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        read_applied(&self.group.db, self.group.id.0)
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
+    {
+        let mut batch = Vec::new();
+        while let Some(item) = entries.try_next().await? {
+            batch.push(item);
+        }
+        let Some(last) = batch.last().map(|(e, _)| e.log_id.index) else {
+            return Ok(());
+        };
+        let (done, rx) = oneshot::channel();
+        self.writer.submit(Request::Apply {
+            group: self.group.clone(),
+            entries: batch,
+            done: Some(done),
+        });
+        rx.await
+            .unwrap_or_else(|_| Err(io::Error::other("storage writer stopped")))?;
+        self.log.on_applied(last);
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder {
+            group: self.group.clone(),
+            writer: self.writer.clone(),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        _snapshot: GroupSnapshot,
+    ) -> Result<(), io::Error> {
+        // TODO(cluster): ship the group's tables (partitions, batches, time index,
+        // producers, kv, meta) from the leader and install them here in one transaction.
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!(
+                "group {}: installing a snapshot ({:?}) is not implemented yet",
+                self.group.id.0, meta.last_log_id
+            ),
+        ))
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<GroupSnapshotOf>, io::Error> {
+        let meta = read_snapshot_meta(&self.group.db, self.group.id.0)?;
+        Ok(meta.map(|meta| Snapshot {
+            meta,
+            snapshot: GroupSnapshot {
+                group: self.group.id,
+            },
+        }))
+    }
+}
+
+/// Builds a snapshot: one durable commit, which also reads the applied state it made
+/// durable and records it as the group's current snapshot.
+pub struct SnapshotBuilder {
+    group: Arc<GroupShared>,
+    writer: Writer,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    type SnapshotData = GroupSnapshot;
+
+    async fn build_snapshot(&mut self) -> Result<GroupSnapshotOf, io::Error> {
+        let group = self.group.id.0;
+        let out: Arc<Mutex<Option<SnapshotMeta>>> = Arc::default();
+        let slot = out.clone();
+        let job = Box::new(move |txn: &WriteTransaction| -> Result<(), redb::Error> {
+            let mut meta = txn.open_table(GROUP_META)?;
+            let (last_log_id, last_membership) =
+                applied_of(&meta, group).map_err(redb::Error::Io)?;
+            let snap = SnapshotMeta {
+                last_log_id,
+                last_membership,
+            };
+            let json =
+                serde_json::to_vec(&snap).map_err(|e| redb::Error::Io(io::Error::other(e)))?;
+            meta.insert((group, META_SNAPSHOT), json.as_slice())?;
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(snap);
+            Ok(())
+        });
+        self.writer.exec(true, job).await?;
+        let meta = out.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let meta = meta.ok_or_else(|| io::Error::other("snapshot not built"))?;
+        Ok(Snapshot {
+            meta,
+            snapshot: GroupSnapshot {
+                group: self.group.id,
+            },
+        })
+    }
+}

@@ -1,0 +1,306 @@
+//! Single-node behaviour of store groups: offsets, reads, idempotence, deletes, kv.
+
+mod common;
+
+use bytes::{Bytes, BytesMut};
+use common::*;
+use phxq_replication::*;
+
+#[tokio::test]
+async fn append_and_read_back_across_partitions_and_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path()).await;
+    let g1 = node.open_group(GroupId(1)).await.unwrap();
+    let g2 = node.open_group(GroupId(2)).await.unwrap();
+    assert!(g1.is_leader() && g2.is_leader());
+    assert_eq!(g1.leader(), Some(1));
+    let (a, b, c) = (part(7, 0), part(7, 1), part(9, 0));
+    create(&g1, &[a, b]).await;
+    create(&g1, &[a]).await; // idempotent
+    create(&g2, &[c]).await;
+
+    // One command carrying batches for two partitions.
+    let r = g1
+        .propose(Command::Append(vec![
+            AppendBatch {
+                partition: a,
+                batch: batch(3, 100),
+            },
+            AppendBatch {
+                partition: b,
+                batch: batch(2, 100),
+            },
+            AppendBatch {
+                partition: a,
+                batch: batch(4, 200),
+            },
+        ]))
+        .await
+        .unwrap();
+    let CommandResponse::Appended(v) = r else {
+        panic!()
+    };
+    let bases: Vec<i64> = v.iter().map(|x| x.unwrap().base_offset).collect();
+    assert_eq!(bases, vec![0, 0, 3]);
+    assert_eq!(append1(&g1, a, batch(1, 300)).await.unwrap().base_offset, 7);
+    assert_eq!(append1(&g2, c, batch(5, 1)).await.unwrap().base_offset, 0);
+    assert_eq!(append1(&g2, c, batch(5, 1)).await.unwrap().base_offset, 5);
+
+    // Unknown partition, wrong group.
+    assert_eq!(
+        append1(&g2, a, batch(1, 1)).await,
+        Err(AppendError::UnknownPartition)
+    );
+    assert_eq!(
+        append1(&g1, part(1, 1), batch(1, 1)).await,
+        Err(AppendError::UnknownPartition)
+    );
+    let corrupt = Bytes::from_static(b"not a batch");
+    assert_eq!(
+        append1(&g1, a, corrupt).await,
+        Err(AppendError::CorruptBatch)
+    );
+
+    assert_eq!(
+        g1.offsets(a),
+        Some(PartitionOffsets {
+            log_start_offset: 0,
+            high_watermark: 8
+        })
+    );
+    assert_eq!(g1.offsets(b).unwrap().high_watermark, 2);
+    assert_eq!(g2.offsets(c).unwrap().high_watermark, 10);
+    assert_eq!(g2.offsets(a), None);
+
+    let mut out = BytesMut::new();
+    let r = g1.read(a, 0, 1 << 20, &mut out).unwrap();
+    assert_eq!(r.batches, 3);
+    assert_eq!(r.bytes, out.len());
+    assert_eq!(batches_in(&out), vec![(0, 3), (3, 4), (7, 1)]);
+    // CRC still valid after the base offset patch.
+    phxq_protocol::batch::split(&out).unwrap();
+
+    // Mid-batch offset: the batch containing it comes first.
+    let mut out = BytesMut::new();
+    g1.read(a, 5, 1 << 20, &mut out).unwrap();
+    assert_eq!(batches_in(&out), vec![(3, 4), (7, 1)]);
+
+    // max_bytes too small still returns one batch, then stops.
+    let mut out = BytesMut::new();
+    let r = g1.read(a, 0, 10, &mut out).unwrap();
+    assert_eq!((r.batches, batches_in(&out)), (1, vec![(0, 3)]));
+
+    // At the high watermark: empty. Past it: out of range.
+    let mut out = BytesMut::new();
+    assert_eq!(g1.read(a, 8, 1 << 20, &mut out).unwrap().batches, 0);
+    assert!(matches!(
+        g1.read(a, 9, 1 << 20, &mut out),
+        Err(ReplicationError::OffsetOutOfRange { .. })
+    ));
+    assert!(matches!(
+        g1.read(part(5, 5), 0, 1, &mut out),
+        Err(ReplicationError::UnknownPartition)
+    ));
+    assert!(out.is_empty());
+
+    let mut wait = g1.applied_watch();
+    let before = *wait.borrow_and_update();
+    append1(&g1, b, batch(1, 1)).await.unwrap();
+    assert!(*wait.borrow() > before);
+
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn idempotent_producer_sequences_and_epochs() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path()).await;
+    let g = node.open_group(GroupId(1)).await.unwrap();
+    let p = part(1, 0);
+    create(&g, &[p]).await;
+
+    let first = append1(&g, p, idem(3, 42, 0, 0)).await.unwrap();
+    assert_eq!((first.base_offset, first.duplicate), (0, false));
+    let second = append1(&g, p, idem(2, 42, 0, 3)).await.unwrap();
+    assert_eq!(second.base_offset, 3);
+
+    // Retry of an earlier batch: original offsets, nothing stored.
+    let dup = append1(&g, p, idem(3, 42, 0, 0)).await.unwrap();
+    assert_eq!((dup.base_offset, dup.duplicate), (0, true));
+    assert_eq!(g.offsets(p).unwrap().high_watermark, 5);
+    let mut out = BytesMut::new();
+    g.read(p, 0, 1 << 20, &mut out).unwrap();
+    assert_eq!(batches_in(&out).len(), 2);
+
+    // Gap in sequence.
+    assert_eq!(
+        append1(&g, p, idem(1, 42, 0, 9)).await,
+        Err(AppendError::OutOfOrderSequence)
+    );
+    // Next in sequence works.
+    assert_eq!(
+        append1(&g, p, idem(1, 42, 0, 5)).await.unwrap().base_offset,
+        5
+    );
+    // New epoch must start at 0.
+    assert_eq!(
+        append1(&g, p, idem(1, 42, 1, 6)).await,
+        Err(AppendError::OutOfOrderSequence)
+    );
+    assert_eq!(
+        append1(&g, p, idem(1, 42, 1, 0)).await.unwrap().base_offset,
+        6
+    );
+    // The old epoch is fenced.
+    assert_eq!(
+        append1(&g, p, idem(1, 42, 0, 6)).await,
+        Err(AppendError::InvalidProducerEpoch)
+    );
+    // A producer never seen here may start anywhere.
+    assert_eq!(
+        append1(&g, p, idem(2, 43, 0, 77))
+            .await
+            .unwrap()
+            .base_offset,
+        7
+    );
+    assert_eq!(
+        append1(&g, p, idem(1, 43, 0, 79))
+            .await
+            .unwrap()
+            .base_offset,
+        9
+    );
+    // Sequence wraps at i32::MAX.
+    assert_eq!(
+        append1(&g, p, idem(1, 44, 0, i32::MAX))
+            .await
+            .unwrap()
+            .base_offset,
+        10
+    );
+    assert_eq!(
+        append1(&g, p, idem(1, 44, 0, 0)).await.unwrap().base_offset,
+        11
+    );
+    // Non-idempotent batches are never deduplicated.
+    assert_eq!(append1(&g, p, batch(1, 1)).await.unwrap().base_offset, 12);
+    assert_eq!(append1(&g, p, batch(1, 1)).await.unwrap().base_offset, 13);
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn delete_records_and_timestamps() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path()).await;
+    let g = node.open_group(GroupId(3)).await.unwrap();
+    let p = part(2, 0);
+    create(&g, &[p]).await;
+    // Batches of 2 records; max timestamps 101, 301, 201, 401, 501.
+    for ts in [100, 300, 200, 400, 500] {
+        append1(&g, p, batch(2, ts)).await.unwrap();
+    }
+    assert_eq!(g.batch_by_timestamp(p, 0).unwrap().base_offset, 0);
+    assert_eq!(g.batch_by_timestamp(p, 150).unwrap().base_offset, 2);
+    assert_eq!(g.batch_by_timestamp(p, 301).unwrap().base_offset, 2);
+    assert_eq!(g.batch_by_timestamp(p, 302).unwrap().base_offset, 6);
+    assert!(g.batch_by_timestamp(p, 502).is_none());
+    let (ts, b) = g.max_timestamp(p).unwrap();
+    assert_eq!((ts, b.base_offset), (501, 8));
+    assert_eq!(batches_in(&b.batch), vec![(8, 2)]);
+
+    let del = |o: i64| Command::DeleteRecords(vec![(p, o)]);
+    let CommandResponse::RecordsDeleted(r) = g.propose(del(11)).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(r, vec![Err(AppendError::OffsetOutOfRange)]);
+    let CommandResponse::RecordsDeleted(r) = g.propose(del(3)).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(r, vec![Ok(3)]);
+    assert_eq!(g.offsets(p).unwrap().log_start_offset, 3);
+    let mut out = BytesMut::new();
+    assert!(matches!(
+        g.read(p, 2, 1 << 20, &mut out),
+        Err(ReplicationError::OffsetOutOfRange { .. })
+    ));
+    g.read(p, 3, 1 << 20, &mut out).unwrap();
+    assert_eq!(batches_in(&out)[0], (2, 2)); // the batch containing 3 stays whole
+                                             // Never moves backwards.
+    let CommandResponse::RecordsDeleted(r) = g.propose(del(1)).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(r, vec![Ok(3)]);
+
+    // Dropping the batch at 2 (max ts 301) must re-expose batch 4 (max ts 201) by time.
+    g.propose(del(4)).await.unwrap();
+    assert_eq!(g.batch_by_timestamp(p, 0).unwrap().base_offset, 4);
+    assert_eq!(g.batch_by_timestamp(p, 250).unwrap().base_offset, 6);
+
+    let CommandResponse::RecordsDeleted(r) = g.propose(del(-1)).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(r, vec![Ok(10)]);
+    assert_eq!(
+        g.offsets(p),
+        Some(PartitionOffsets {
+            log_start_offset: 10,
+            high_watermark: 10
+        })
+    );
+    assert!(g.batch_by_timestamp(p, 0).is_none());
+    assert!(g.max_timestamp(p).is_none());
+    // Offsets continue after the deleted ones.
+    assert_eq!(append1(&g, p, batch(1, 5)).await.unwrap().base_offset, 10);
+    assert_eq!(g.batch_by_timestamp(p, 0).unwrap().base_offset, 10);
+
+    // DeletePartitions drops everything.
+    g.propose(Command::DeletePartitions(vec![p])).await.unwrap();
+    assert_eq!(g.offsets(p), None);
+    assert!(g.max_timestamp(p).is_none());
+    assert_eq!(
+        append1(&g, p, batch(1, 5)).await,
+        Err(AppendError::UnknownPartition)
+    );
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn kv_and_producer_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path()).await;
+    let g = node.open_group(GroupId::METADATA).await.unwrap();
+    let h = node.open_group(GroupId(1)).await.unwrap();
+    let put = |k: &'static str, v: Option<&'static str>| (Bytes::from(k), v.map(Bytes::from));
+    g.propose(Command::Put(vec![
+        put("t/a", Some("1")),
+        put("t/b", Some("2")),
+        put("u/a", Some("3")),
+    ]))
+    .await
+    .unwrap();
+    h.propose(Command::Put(vec![put("t/z", Some("other group"))]))
+        .await
+        .unwrap();
+    assert_eq!(g.kv_get(b"t/a"), Some(Bytes::from("1")));
+    assert_eq!(g.kv_get(b"t/z"), None);
+    let keys: Vec<Bytes> = g.kv_scan(b"t/").into_iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, vec![Bytes::from("t/a"), Bytes::from("t/b")]);
+    assert_eq!(g.kv_scan(b"").len(), 3);
+    g.propose(Command::Put(vec![put("t/a", None)]))
+        .await
+        .unwrap();
+    assert_eq!(g.kv_get(b"t/a"), None);
+
+    let CommandResponse::ProducerIds(a) =
+        g.propose(Command::AllocateProducerIds(10)).await.unwrap()
+    else {
+        panic!()
+    };
+    let CommandResponse::ProducerIds(b) = g.propose(Command::AllocateProducerIds(1)).await.unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!((a, b), (1000, 1010));
+    node.shutdown().await;
+}
