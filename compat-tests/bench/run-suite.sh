@@ -153,7 +153,9 @@ trap 'exit 130' INT TERM
 
 # Runs one phxq-bench command; a failed run is recorded, not fatal.
 bench() {
-  if ! "$BENCH" --bootstrap "$BOOTSTRAP" --out-dir "$OUT" "$@"; then
+  local pid_args=()
+  if [[ -n "$BROKER_PID" ]]; then pid_args=(--broker-pid "$BROKER_PID"); fi
+  if ! "$BENCH" --bootstrap "$BOOTSTRAP" --out-dir "$OUT" "${pid_args[@]}" "$@"; then
     FAILED=1
     log "run failed: phxq-bench $*"
   fi

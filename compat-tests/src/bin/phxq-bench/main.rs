@@ -8,6 +8,9 @@
 //! * `e2e`      — end-to-end latency at a fixed rate ([`e2e`]);
 //! * `machine`  — this machine's disk and loopback limits ([`machine`]);
 //! * `rss`      — a process's peak resident memory (the broker's, after a suite);
+//!
+//! With `--broker-pid`, produce/consume/e2e also report the average CPU cores
+//! the broker and this client used during the run (from /proc/PID/stat).
 //! * `summarize`— the Markdown page of a suite's results ([`summary`]).
 //!
 //! Every run writes `<out-dir>/<label>-<unix ms>.{json,md,svg}` and prints its
@@ -21,6 +24,7 @@ mod machine;
 #[cfg(test)]
 mod mock_tests;
 mod plot;
+mod procstat;
 mod produce;
 mod report;
 mod stats;
@@ -29,7 +33,7 @@ mod summary;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -69,6 +73,9 @@ struct Cli {
     /// Extra librdkafka property for every client, e.g. -X fetch.wait.max.ms=100 (repeatable).
     #[arg(help_heading = "Global options", short = 'X', global = true, value_parser = kafka::parse_property)]
     property: Vec<(String, String)>,
+    /// The broker's process id (same machine): report its CPU use during the run.
+    #[arg(help_heading = "Global options", long, global = true)]
+    broker_pid: Option<u32>,
     #[command(subcommand)]
     command: Command,
 }
@@ -185,20 +192,10 @@ fn run_machine(a: &MachineArgs, label: &str, progress: &ProgressBar) -> Result<R
 }
 
 fn run_rss(a: &RssArgs, label: &str) -> Result<RunResult> {
-    let path = format!("/proc/{}/status", a.pid);
-    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    let (hwm, rss) = procstat::memory_kib(a.pid)?;
     let mut result = RunResult::new("rss", label, None, serde_json::json!({ "pid": a.pid }));
-    for key in ["VmHWM", "VmRSS"] {
-        let kib = status
-            .lines()
-            .find(|l| l.starts_with(&format!("{key}:")))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<u64>().ok())
-            .with_context(|| format!("no {key} in {path}"))?;
-        result
-            .extra
-            .insert(format!("{}_kib", key.to_lowercase()), kib.into());
-    }
+    result.extra.insert("vmhwm_kib".into(), hwm.into());
+    result.extra.insert("vmrss_kib".into(), rss.into());
     Ok(result)
 }
 
@@ -231,6 +228,7 @@ fn main() -> ExitCode {
         extra: cli.property.clone(),
     };
     let progress = progress_bar(cli.no_progress, &label);
+    let cpu = procstat::CpuMeter::start(cli.broker_pid);
     let outcome = match &cli.command {
         Command::Produce(p) => produce::run(&opts, p, &label, &progress),
         Command::Consume(p) => consume::run(&opts, p, &label, &progress),
@@ -240,7 +238,7 @@ fn main() -> ExitCode {
         Command::Summarize(_) => unreachable!("handled above"),
     };
     progress.finish_and_clear();
-    let result = outcome.unwrap_or_else(|e| {
+    let mut result = outcome.unwrap_or_else(|e| {
         // Setup failed (topic creation, metadata...): still leave a result saying why.
         let bootstrap = (kind != "machine" && kind != "rss").then_some(cli.bootstrap.as_str());
         let params = match &cli.command {
@@ -254,6 +252,16 @@ fn main() -> ExitCode {
         r.fail(format!("{e:#}"));
         r
     });
+    if matches!(kind, "produce" | "consume" | "e2e") {
+        let (client, broker) = cpu.finish();
+        for (key, cores) in [("client_cpu_cores", client), ("broker_cpu_cores", broker)] {
+            if let Some(c) = cores {
+                result
+                    .extra
+                    .insert(key.into(), ((c * 100.0).round() / 100.0).into());
+            }
+        }
+    }
     print!("{}", result.markdown());
     match result.write(&cli.out_dir) {
         Ok(paths) => {

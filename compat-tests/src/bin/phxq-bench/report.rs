@@ -122,6 +122,10 @@ impl RunResult {
             for (k, v) in m.rows() {
                 let _ = writeln!(s, "| {k} | {v} |");
             }
+        } else if self.kind == "rss" {
+            for (k, v) in &self.extra {
+                let _ = writeln!(s, "| {k} | {} |", compact(v));
+            }
         } else {
             let _ = writeln!(s, "| records | {} |", self.records);
             let _ = writeln!(s, "| payload bytes | {} |", self.bytes);

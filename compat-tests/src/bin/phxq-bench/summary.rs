@@ -99,6 +99,9 @@ pub struct Row {
     pub max_ms: Option<f64>,
     /// (ratio text, limit text), e.g. ("0.42", "disk 1 MiB+fdatasync 812 MB/s").
     pub ratio: Option<(String, String)>,
+    /// Median average CPU cores used by the broker and by the client during the run.
+    pub broker_cpu: Option<f64>,
+    pub client_cpu: Option<f64>,
     /// For `rss` runs: median VmHWM in MiB.
     pub rss_mib: Option<f64>,
     /// The representative (median) run's plot, if any.
@@ -180,6 +183,8 @@ pub fn rows(results: &[(PathBuf, RunResult)], lim: &Limits) -> Vec<Row> {
                 p999_ms: med(&|r| r.latency.map(|l| l.p999_ms)),
                 max_ms: med(&|r| r.latency.map(|l| l.max_ms)),
                 ratio: None,
+                broker_cpu: med(&|r| r.extra.get("broker_cpu_cores").and_then(|v| v.as_f64())),
+                client_cpu: med(&|r| r.extra.get("client_cpu_cores").and_then(|v| v.as_f64())),
                 rss_mib: med(&|r| {
                     r.extra
                         .get("vmhwm_kib")
@@ -265,6 +270,8 @@ const HOW: &str = "\
 - **ratios**: produce MB/s ÷ durable disk MB/s (an acks=all produce is durable before it is \
   acknowledged, so the disk bounds it); consume MB/s ÷ loopback TCP MB/s; e2e p50 ÷ the p50 of one \
   4 KiB fdatasync.
+- **CPU cores**: CPU seconds (user + system, /proc/PID/stat) the broker and the benchmark client \
+  used during the run, divided by its wall time; the machine has `nproc` cores in all.
 - **broker RSS**: VmHWM (peak resident set) from /proc/PID/status after the workloads of a repetition.
 ";
 
@@ -352,9 +359,9 @@ pub fn render(results: &[(PathBuf, RunResult)], opts: &SummaryOptions) -> Result
     );
     let _ = writeln!(
         s,
-        "| run | workload | ok runs | records/s | MB/s | latency p50 / p99 / p99.9 / max (ms) | ratio to machine limit | limit |"
+        "| run | workload | ok runs | records/s | MB/s | latency p50 / p99 / p99.9 / max (ms) | ratio to machine limit | limit | CPU cores: broker / client |"
     );
-    let _ = writeln!(s, "| --- | --- | --- | --- | --- | --- | --- | --- |");
+    let _ = writeln!(s, "| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for r in rows.iter().filter(|r| r.kind != "rss") {
         let lat = if r.p50_ms.is_some() {
             format!(
@@ -370,7 +377,7 @@ pub fn render(results: &[(PathBuf, RunResult)], opts: &SummaryOptions) -> Result
         let (ratio, limit) = r.ratio.clone().unwrap_or_else(|| ("—".into(), "—".into()));
         let _ = writeln!(
             s,
-            "| {} | {} | {}/{} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {}/{} | {} | {} | {} | {} | {} | {} / {} |",
             escape(&r.label),
             escape(&r.description),
             r.ok_runs,
@@ -379,7 +386,9 @@ pub fn render(results: &[(PathBuf, RunResult)], opts: &SummaryOptions) -> Result
             fmt_opt(r.mb_per_s, 1),
             lat,
             ratio,
-            escape(&limit)
+            escape(&limit),
+            fmt_opt(r.broker_cpu, 2),
+            fmt_opt(r.client_cpu, 2)
         );
     }
     for r in rows.iter().filter(|r| r.kind == "rss") {
@@ -540,6 +549,8 @@ mod tests {
             m.started_unix_ms = i as u64 * 10;
             let mut p = synthetic("produce-1k", *mb, 5.0 + i as f64);
             p.started_unix_ms = i as u64 * 10 + 1;
+            p.extra
+                .insert("broker_cpu_cores".into(), serde_json::json!(0.5 + i as f64));
             let rep = dir.join(format!("rep{i}"));
             m.write(&rep).unwrap();
             p.write(&rep).unwrap();
@@ -579,6 +590,7 @@ mod tests {
         assert!(page.contains("| 200.0 |"), "{page}");
         assert!(page.contains("| 0.20 |"), "{page}");
         assert!(page.contains("**100.0 MiB**"), "{page}");
+        assert!(page.contains("| 1.50 / — |"), "{page}");
         assert!(page.contains("2 deliveries failed"), "{page}");
         assert!(
             page.contains("![produce-1k](benchmarks/produce-1k.svg)"),
