@@ -84,11 +84,7 @@ pub fn run(
     let timeout = Duration::from_secs(30);
     let ids = kafka::wait_for_partitions(opts, &p.topic, None, timeout)?;
     let events = Arc::new(ClientEvents::default());
-    let ctx = BenchContext {
-        events: events.clone(),
-        deliveries: None,
-        record_size: 0,
-    };
+    let ctx = BenchContext::new(events.clone(), None, 0);
     let config = opts.config(
         "phxq-bench-consumer",
         &[

@@ -125,11 +125,7 @@ pub fn run(
                 ("enable.auto.commit", "false".into()),
             ],
         ),
-        BenchContext {
-            events: events.clone(),
-            deliveries: None,
-            record_size: 0,
-        },
+        BenchContext::new(events.clone(), None, 0),
     )
     .context("creating consumer")?;
     let mut tpl = TopicPartitionList::new();
@@ -143,11 +139,7 @@ pub fn run(
     consumer.assign(&tpl).context("assign")?;
     let producer: ThreadedProducer<BenchContext> = ThreadedProducer::from_config_and_context(
         &opts.config("phxq-bench-e2e-producer", &[]),
-        BenchContext {
-            events: events.clone(),
-            deliveries: Some(acks.clone()),
-            record_size: p.record_size as u64,
-        },
+        BenchContext::new(events.clone(), Some(acks.clone()), p.record_size as u64),
     )
     .context("creating producer")?;
 

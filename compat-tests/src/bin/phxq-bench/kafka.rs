@@ -38,6 +38,10 @@ impl ClientOpts {
         for (k, v) in &self.extra {
             c.set(k, v);
         }
+        if std::env::var_os("PHXQ_BENCH_LOG").is_some() {
+            // rdkafka derives librdkafka's log level from the `log` crate's (off here).
+            c.set_log_level(RDKafkaLogLevel::Debug);
+        }
         c
     }
 }
@@ -74,10 +78,39 @@ pub struct BenchContext {
     pub deliveries: Option<Arc<Recorder>>,
     /// Payload bytes of each produced record.
     pub record_size: u64,
+    /// Echo every librdkafka log line to stderr with a timestamp (env PHXQ_BENCH_LOG set;
+    /// combine with -X debug=fetch,protocol... to see what the client does).
+    pub echo_log: bool,
+}
+
+impl BenchContext {
+    /// A context reporting client events to `events` and deliveries (if any) to `deliveries`.
+    pub fn new(
+        events: Arc<ClientEvents>,
+        deliveries: Option<Arc<Recorder>>,
+        record_size: u64,
+    ) -> Self {
+        Self {
+            events,
+            deliveries,
+            record_size,
+            echo_log: std::env::var_os("PHXQ_BENCH_LOG").is_some(),
+        }
+    }
 }
 
 impl ClientContext for BenchContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        if self.echo_log {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            eprintln!(
+                "{}.{:06} librdkafka {level:?} {fac}: {message}",
+                t.as_secs(),
+                t.subsec_micros()
+            );
+        }
         if (level as i32) <= (RDKafkaLogLevel::Warning as i32) {
             self.events.push(format!("{level:?} {fac}: {message}"));
         }

@@ -123,6 +123,9 @@ struct RssArgs {
     /// Process id to read.
     #[arg(long)]
     pid: u32,
+    /// The process's data directory: its size is recorded next to the memory figures.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -196,6 +199,12 @@ fn run_rss(a: &RssArgs, label: &str) -> Result<RunResult> {
     let mut result = RunResult::new("rss", label, None, serde_json::json!({ "pid": a.pid }));
     result.extra.insert("vmhwm_kib".into(), hwm.into());
     result.extra.insert("vmrss_kib".into(), rss.into());
+    if let Some(dir) = &a.data_dir {
+        let bytes = procstat::dir_size(dir)?;
+        result
+            .extra
+            .insert("data_dir_kib".into(), (bytes / 1024).into());
+    }
     Ok(result)
 }
 
@@ -253,6 +262,14 @@ fn main() -> ExitCode {
         r
     });
     if matches!(kind, "produce" | "consume" | "e2e") {
+        if !cli.property.is_empty() && result.params.is_object() {
+            let props: serde_json::Map<String, serde_json::Value> = cli
+                .property
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone().into()))
+                .collect();
+            result.params["client_properties"] = props.into();
+        }
         let (client, broker) = cpu.finish();
         for (key, cores) in [("client_cpu_cores", client), ("broker_cpu_cores", broker)] {
             if let Some(c) = cores {
@@ -366,13 +383,12 @@ mod tests {
 
     #[test]
     fn rss_of_this_process() {
-        let r = run_rss(
-            &RssArgs {
-                pid: std::process::id(),
-            },
-            "rss",
-        )
-        .unwrap();
+        let args = RssArgs {
+            pid: std::process::id(),
+            data_dir: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src")),
+        };
+        let r = run_rss(&args, "rss").unwrap();
+        assert!(r.extra["data_dir_kib"].as_u64().unwrap() > 0);
         assert!(r.extra["vmhwm_kib"].as_u64().unwrap() > 0);
         assert!(r.extra["vmrss_kib"].as_u64().unwrap() > 0);
     }

@@ -42,6 +42,21 @@ pub fn memory_kib(pid: u32) -> Result<(u64, u64)> {
     Ok((get("VmHWM")?, get("VmRSS")?))
 }
 
+/// Total size in bytes of the regular files under `dir` (recursively).
+pub fn dir_size(dir: &std::path::Path) -> Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        if meta.is_dir() {
+            total += dir_size(&entry.path())?;
+        } else if meta.is_file() {
+            total += meta.len();
+        }
+    }
+    Ok(total)
+}
+
 /// CPU use of this process and, optionally, the broker's over one run.
 pub struct CpuMeter {
     broker: Option<u32>,

@@ -112,11 +112,8 @@ pub fn run(
     }
     let producers = (0..p.producers.max(1))
         .map(|i| {
-            let ctx = BenchContext {
-                events: events.clone(),
-                deliveries: Some(recorder.clone()),
-                record_size: p.record_size as u64,
-            };
+            let ctx =
+                BenchContext::new(events.clone(), Some(recorder.clone()), p.record_size as u64);
             let config = opts.config(&format!("phxq-bench-producer-{i}"), &overrides);
             ThreadedProducer::from_config_and_context(&config, ctx)
                 .context("creating producer (check --acks/--compression/-X values)")

@@ -104,6 +104,8 @@ pub struct Row {
     pub client_cpu: Option<f64>,
     /// For `rss` runs: median VmHWM in MiB.
     pub rss_mib: Option<f64>,
+    /// For `rss` runs: median size of the broker's data directory in MiB.
+    pub data_dir_mib: Option<f64>,
     /// The representative (median) run's plot, if any.
     pub plot: Option<PathBuf>,
     pub problems: Vec<String>,
@@ -121,7 +123,16 @@ fn describe(r: &RunResult) -> String {
             .filter(|s| s != "null")
     };
     let opt = |k: &str, name: &str| g(k).map(|v| format!(", {name}={v}")).unwrap_or_default();
-    match r.kind.as_str() {
+    let props: String = p
+        .get("client_properties")
+        .and_then(|v| v.as_object())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!(", {k}={}", v.as_str().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let base = match r.kind.as_str() {
         "produce" => format!(
             "produce {} B records, {} producer(s), {} partition(s), acks={}{}{}, compression={}{}",
             g("record_size").unwrap_or_default(),
@@ -145,7 +156,8 @@ fn describe(r: &RunResult) -> String {
         ),
         "rss" => "broker peak resident memory (VmHWM) after the workloads".into(),
         other => other.to_string(),
-    }
+    };
+    format!("{base}{props}")
 }
 
 /// Groups runs by label (in order of first appearance) and computes medians and ratios.
@@ -188,6 +200,12 @@ pub fn rows(results: &[(PathBuf, RunResult)], lim: &Limits) -> Vec<Row> {
                 rss_mib: med(&|r| {
                     r.extra
                         .get("vmhwm_kib")
+                        .and_then(|v| v.as_f64())
+                        .map(|k| k / 1024.0)
+                }),
+                data_dir_mib: med(&|r| {
+                    r.extra
+                        .get("data_dir_kib")
                         .and_then(|v| v.as_f64())
                         .map(|k| k / 1024.0)
                 }),
@@ -257,7 +275,10 @@ const HOW: &str = "\
   wrote, from the beginning (no group is joined and nothing committed: enable.auto.commit=false, \
   a throwaway group.id because librdkafka's assign() requires one; librdkafka defaults otherwise), \
   reads up to the high watermarks taken at start, and checks that offsets are dense and that the \
-  count equals what the producer had acknowledged. Throughput is over first -> last record read.
+  count equals what the producer had acknowledged. Throughput is over first -> last record read. \
+  The suite sets fetch.queue.backoff.ms=10: with librdkafka 2.x's default (1000) the consumer stops \
+  fetching for a second whenever it holds more than queued.min.messages (100000) records, which \
+  100 B records from a fast broker trigger several times a second.
 - **e2e**: one producer sends 1000 records/s (evenly paced, 100 B, sequence number and send time \
   in the payload) while one consumer in the same process reads with assign(); latency is \
   receive time - send time on the same clock. Both clients use librdkafka defaults \
@@ -392,9 +413,13 @@ pub fn render(results: &[(PathBuf, RunResult)], opts: &SummaryOptions) -> Result
         );
     }
     for r in rows.iter().filter(|r| r.kind == "rss") {
+        let data = r
+            .data_dir_mib
+            .map(|d| format!(" Its data directory then held {d:.0} MiB."))
+            .unwrap_or_default();
         let _ = writeln!(
             s,
-            "\nBroker peak RSS (VmHWM from /proc/PID/status after the workloads, median of {}): **{} MiB**.",
+            "\nBroker peak RSS (VmHWM from /proc/PID/status after the workloads, median of {}): **{} MiB**.{data}",
             r.ok_runs,
             fmt_opt(r.rss_mib, 1)
         );
