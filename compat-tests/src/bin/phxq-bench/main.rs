@@ -11,7 +11,8 @@
 //!
 //! With `--broker-pid`, produce/consume/e2e also report the average CPU cores
 //! the broker and this client used during the run (from /proc/PID/stat).
-//! * `summarize`— the Markdown page of a suite's results ([`summary`]).
+//! * `summarize`— the Markdown page of a suite's results ([`summary`]);
+//! * `plot`     — redraw a run's SVG from its JSON ([`plot`]).
 //!
 //! Every run writes `<out-dir>/<label>-<unix ms>.{json,md,svg}` and prints its
 //! Markdown table; the exit status is 1 when the run failed (the files are
@@ -94,6 +95,17 @@ enum Command {
     Rss(RssArgs),
     /// Write the Markdown page of a suite from the result files under a directory.
     Summarize(SummarizeArgs),
+    /// Redraw the SVG plot of a run from its JSON result.
+    Plot(PlotArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+struct PlotArgs {
+    /// A run result written by produce, consume or e2e.
+    json: PathBuf,
+    /// SVG file to write (default: next to the JSON, same name).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -173,6 +185,7 @@ fn kind_of(command: &Command) -> &'static str {
         Command::Machine(_) => "machine",
         Command::Rss(_) => "rss",
         Command::Summarize(_) => "summarize",
+        Command::Plot(_) => "plot",
     }
 }
 
@@ -230,6 +243,24 @@ fn main() -> ExitCode {
         };
     }
 
+    if let Command::Plot(a) = &cli.command {
+        let out = a
+            .out
+            .clone()
+            .unwrap_or_else(|| a.json.with_extension("svg"));
+        let drawn = RunResult::read(&a.json).and_then(|r| plot::plot_run(&r, &out));
+        return match drawn {
+            Ok(()) => {
+                eprintln!("wrote {}", out.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("phxq-bench plot: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+
     let kind = kind_of(&cli.command);
     let label = cli.label.clone().unwrap_or_else(|| kind.to_string());
     let opts = ClientOpts {
@@ -244,7 +275,7 @@ fn main() -> ExitCode {
         Command::E2e(p) => e2e::run(&opts, p, &label, &progress),
         Command::Machine(a) => run_machine(a, &label, &progress),
         Command::Rss(a) => run_rss(a, &label),
-        Command::Summarize(_) => unreachable!("handled above"),
+        Command::Summarize(_) | Command::Plot(_) => unreachable!("handled above"),
     };
     progress.finish_and_clear();
     let mut result = outcome.unwrap_or_else(|e| {

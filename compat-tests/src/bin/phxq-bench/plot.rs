@@ -1,6 +1,5 @@
 //! SVG plot of one run's timeline: throughput per second on top, and (when the
-//! workload measures latency) the per-second p50 / p99 / max latency below, on a
-//! log scale.
+//! workload measures latency) the per-second p50 / p99 / max latency below.
 
 use std::path::Path;
 
@@ -91,7 +90,7 @@ pub fn plot_run(run: &RunResult, path: &Path) -> Result<()> {
         .draw()
         .map_err(err)?;
 
-    // Latency panel (log scale, milliseconds).
+    // Latency panel (milliseconds).
     if let Some(bottom) = bottom {
         let points = |f: fn(&crate::stats::LatencySummary) -> f64| -> Vec<(f64, f64)> {
             run.timeline
@@ -102,13 +101,7 @@ pub fn plot_run(run: &RunResult, path: &Path) -> Result<()> {
         let p50 = points(|l| l.p50_ms);
         let p99 = points(|l| l.p99_ms);
         let max = points(|l| l.max_ms);
-        let hi = max.iter().chain(&p99).map(|p| p.1).fold(0.01f64, f64::max) * 1.5;
-        let lo = p50
-            .iter()
-            .map(|p| p.1)
-            .fold(f64::INFINITY, f64::min)
-            .min(hi / 10.0)
-            / 1.5;
+        let hi = max.iter().chain(&p99).map(|p| p.1).fold(0.01f64, f64::max) * 1.1;
         let what = if run.kind == "produce" {
             "send -> delivery report"
         } else {
@@ -126,12 +119,12 @@ pub fn plot_run(run: &RunResult, path: &Path) -> Result<()> {
             .margin(12)
             .x_label_area_size(32)
             .y_label_area_size(64)
-            .build_cartesian_2d(0f64..x_max, (lo.max(0.001)..hi).log_scale())
+            .build_cartesian_2d(0f64..x_max, 0f64..hi)
             .map_err(err)?;
         chart
             .configure_mesh()
             .x_desc("seconds since start")
-            .y_desc("ms (log scale)")
+            .y_desc("ms")
             .draw()
             .map_err(err)?;
         for (name, data, color) in [("p50", p50, GREEN), ("p99", p99, RED), ("max", max, BLACK)] {

@@ -42,8 +42,10 @@ pub fn memory_kib(pid: u32) -> Result<(u64, u64)> {
     Ok((get("VmHWM")?, get("VmRSS")?))
 }
 
-/// Total size in bytes of the regular files under `dir` (recursively).
+/// Disk space in bytes allocated to the regular files under `dir` (recursively),
+/// like `du`: a sparse or preallocated file counts for the blocks it really uses.
 pub fn dir_size(dir: &std::path::Path) -> Result<u64> {
+    use std::os::unix::fs::MetadataExt;
     let mut total = 0;
     for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
         let entry = entry?;
@@ -51,7 +53,7 @@ pub fn dir_size(dir: &std::path::Path) -> Result<u64> {
         if meta.is_dir() {
             total += dir_size(&entry.path())?;
         } else if meta.is_file() {
-            total += meta.len();
+            total += meta.blocks() * 512;
         }
     }
     Ok(total)

@@ -415,7 +415,7 @@ pub fn render(results: &[(PathBuf, RunResult)], opts: &SummaryOptions) -> Result
     for r in rows.iter().filter(|r| r.kind == "rss") {
         let data = r
             .data_dir_mib
-            .map(|d| format!(" Its data directory then held {d:.0} MiB."))
+            .map(|d| format!(" Its data directory then used {d:.0} MiB of disk."))
             .unwrap_or_default();
         let _ = writeln!(
             s,
