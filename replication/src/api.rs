@@ -197,7 +197,17 @@ impl ReplicaNode {
         config: NodeConfig,
         transport: Option<Arc<dyn crate::network::Transport>>,
     ) -> Result<Arc<ReplicaNode>, ReplicationError> {
-        let inner = crate::node::NodeInner::open(config, transport).await?;
+        let inner = crate::node::NodeInner::open(config, transport, None).await?;
+        Ok(Arc::new(ReplicaNode { inner }))
+    }
+
+    /// Opens a node whose database file fails writes while `fault` is on (tests only).
+    #[doc(hidden)]
+    pub async fn open_with_fault(
+        config: NodeConfig,
+        fault: crate::fault::DiskFault,
+    ) -> Result<Arc<ReplicaNode>, ReplicationError> {
+        let inner = crate::node::NodeInner::open(config, None, Some(fault)).await?;
         Ok(Arc::new(ReplicaNode { inner }))
     }
 
@@ -235,6 +245,13 @@ impl ReplicaNode {
     /// Voters of a group as this node knows them.
     pub fn voters(&self, id: GroupId) -> std::collections::BTreeSet<NodeId> {
         self.inner.voters(id)
+    }
+
+    /// True once a write to the database failed (e.g. disk full). Every proposal then fails
+    /// with [`ReplicationError::Storage`]; nothing acknowledged is lost. Recover by
+    /// [`ReplicaNode::shutdown`] and [`ReplicaNode::open`] once the disk is usable again.
+    pub fn storage_failed(&self) -> bool {
+        self.inner.writer.broken()
     }
 
     /// redb write transactions committed so far (all groups): group commit shows as many
@@ -281,6 +298,36 @@ impl StoreGroup {
         }
     }
 
+    /// Queues a command in the group's Raft log behind every earlier submission and returns
+    /// without waiting for it to commit; the returned future resolves as [`propose`] would.
+    /// Submissions made one after another enter the log in that order, so a connection can
+    /// keep several produce requests in flight without reordering a producer's batches.
+    ///
+    /// [`propose`]: StoreGroup::propose
+    pub async fn submit(
+        &self,
+        cmd: Command,
+    ) -> Result<
+        impl std::future::Future<Output = Result<CommandResponse, ReplicationError>> + Send + 'static,
+        ReplicationError,
+    > {
+        let (responder, rx) = openraft::impls::ProgressResponder::complete_only();
+        self.inner
+            .raft
+            .client_write_ff(cmd, Some(responder))
+            .await
+            .map_err(crate::node::fatal_error)?;
+        Ok(async move {
+            match rx.await {
+                Ok(Ok(r)) => r.data.map_err(ReplicationError::Storage),
+                Ok(Err(e)) => Err(crate::node::write_error(
+                    openraft::error::RaftError::APIError(e),
+                )),
+                Err(_) => Err(ReplicationError::ShuttingDown),
+            }
+        })
+    }
+
     pub fn is_leader(&self) -> bool {
         self.leader() == Some(self.inner.node_id)
     }
@@ -288,6 +335,23 @@ impl StoreGroup {
     pub fn leader(&self) -> Option<NodeId> {
         use openraft::async_runtime::WatchReceiver;
         self.inner.raft.metrics().borrow_watched().current_leader
+    }
+
+    /// A one-line summary of the group's Raft state (term, leader, log, commit, applied).
+    pub fn raft_status(&self) -> String {
+        use openraft::async_runtime::WatchReceiver;
+        let m = self.inner.raft.metrics().borrow_watched().clone();
+        format!(
+            "group={} state={:?} term={} leader={:?} last_log={:?} committed={:?} applied={:?} purged={:?}",
+            self.inner.id.0,
+            m.state,
+            m.current_term,
+            m.current_leader,
+            m.last_log_index,
+            m.local_committed.map(|x| x.index),
+            m.last_applied.map(|x| x.index),
+            m.purged.map(|x| x.index),
+        )
     }
 
     /// Current offsets of a partition in the applied state.

@@ -311,24 +311,38 @@ impl Applier<'_> {
             return Ok(Ok(meta.log_start));
         }
         meta.log_start = target;
-        // Drop whole batches that end below the new log start.
-        let lo = (p.topic_id, p.index, i64::MIN);
-        let hi = (p.topic_id, p.index, target);
-        let mut doomed = Vec::new();
-        for item in self.t.batches.range(lo..hi)? {
-            let (k, v) = item?;
-            let last = BatchHeader::parse(v.value())
-                .map(|h| h.last_offset())
-                .unwrap_or(i64::MAX);
-            if last >= target {
-                break;
+        // Drop whole batches that end below the new log start: every batch before the one
+        // containing `target` (when `target` is the high watermark, every batch).
+        let (t, i) = (p.topic_id, p.index);
+        let containing = match self
+            .t
+            .batches
+            .range((t, i, i64::MIN)..=(t, i, target))?
+            .next_back()
+        {
+            Some(item) => {
+                let (k, v) = item?;
+                let last = BatchHeader::parse(v.value())
+                    .map(|h| h.last_offset())
+                    .unwrap_or(i64::MAX);
+                if last >= target {
+                    k.value().2
+                } else {
+                    target
+                }
             }
-            doomed.push(k.value().2);
-        }
-        for base in &doomed {
-            self.t.batches.remove((p.topic_id, p.index, *base))?;
-        }
-        if !doomed.is_empty() {
+            None => target,
+        };
+        let dropped = self
+            .t
+            .batches
+            .range((t, i, i64::MIN)..(t, i, containing))?
+            .next()
+            .is_some();
+        if dropped {
+            self.t
+                .batches
+                .retain_in((t, i, i64::MIN)..(t, i, containing), |_, _| false)?;
             self.reindex_head(p, &mut meta)?;
         }
         self.set_part(*p, Some(meta));
@@ -348,23 +362,27 @@ impl Applier<'_> {
             Some(item) => item?.0.value().2,
             None => i64::MAX,
         };
-        let mut stale = Vec::new();
-        let mut next_indexed = None;
-        for item in self
-            .t
-            .time
-            .range((p.topic_id, p.index, i64::MIN)..=(p.topic_id, p.index, i64::MAX))?
-        {
+        // Index entries of removed batches are a prefix (the index is increasing in offset):
+        // find where it ends, then drop the prefix.
+        let (t, i) = (p.topic_id, p.index);
+        let mut cut = None;
+        for item in self.t.time.range((t, i, i64::MIN)..=(t, i, i64::MAX))? {
             let (k, v) = item?;
-            if v.value() < first_base {
-                stale.push(k.value().2);
-            } else {
-                next_indexed = Some(v.value());
+            if v.value() >= first_base {
+                cut = Some((k.value().2, v.value()));
                 break;
             }
         }
-        for ts in stale {
-            self.t.time.remove((p.topic_id, p.index, ts))?;
+        let next_indexed = cut.map(|(_, base)| base);
+        match cut {
+            Some((ts, _)) => self
+                .t
+                .time
+                .retain_in((t, i, i64::MIN)..(t, i, ts), |_, _| false)?,
+            None => self
+                .t
+                .time
+                .retain_in((t, i, i64::MIN)..=(t, i, i64::MAX), |_, _| false)?,
         }
         // Walk the surviving batches before the next indexed one, re-adding running maxima.
         let end = next_indexed.unwrap_or(i64::MAX);

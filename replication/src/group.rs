@@ -22,6 +22,8 @@ pub struct GroupShared {
     pub db: Arc<Database>,
     /// Offsets of every partition of the group as last committed by the writer: O(partitions).
     offsets: RwLock<HashMap<PartitionId, PartitionOffsets>>,
+    /// Index of the last applied log entry whose effects are committed and visible to reads
+    /// (it grows with every applied entry).
     applied_tx: watch::Sender<u64>,
 }
 
@@ -45,7 +47,8 @@ impl GroupShared {
                 offsets.insert(PartitionId { topic_id, index }, offsets_of(&m));
             }
         }
-        let (applied_tx, _) = watch::channel(0);
+        let (applied, _) = crate::state_machine::read_applied(&db, id.0)?;
+        let (applied_tx, _) = watch::channel(applied.map_or(0, |l| l.index));
         Ok(Arc::new(GroupShared {
             id,
             db,
@@ -65,7 +68,13 @@ impl GroupShared {
                 };
             }
         }
-        self.applied_tx.send_modify(|n| *n += 1);
+        if let Some(last) = effect.last_applied {
+            self.applied_tx.send_if_modified(|n| {
+                let grew = last.index > *n;
+                *n = (*n).max(last.index);
+                grew
+            });
+        }
     }
 
     pub fn applied_watch(&self) -> watch::Receiver<u64> {

@@ -14,6 +14,8 @@
 pub mod api;
 mod apply;
 mod codec;
+#[doc(hidden)]
+pub mod fault;
 mod group;
 mod log_store;
 pub mod network;

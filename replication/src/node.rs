@@ -12,6 +12,7 @@ use openraft::{BasicNode, SnapshotPolicy};
 use redb::{Database, ReadableDatabase, ReadableTable};
 
 use crate::api::{GroupId, NodeConfig, NodeId, ReplicationError};
+use crate::fault::{DiskFault, FaultyBackend};
 use crate::group::GroupShared;
 use crate::log_store::{LogShared, LogStore};
 use crate::network::{GroupNetworkFactory, NoPeers, RaftRpc, RaftRpcReply, Router, Transport};
@@ -90,11 +91,27 @@ impl NodeInner {
     pub async fn open(
         config: NodeConfig,
         transport: Option<Arc<dyn Transport>>,
+        fault: Option<DiskFault>,
     ) -> Result<Arc<NodeInner>, ReplicationError> {
         std::fs::create_dir_all(&config.data_dir).map_err(storage)?;
         let path = config.data_dir.join("phxq.redb");
         let db = tokio::task::spawn_blocking(move || -> Result<Database, ReplicationError> {
-            let db = Database::create(path).map_err(storage)?;
+            let db = match fault {
+                None => Database::create(path).map_err(storage)?,
+                Some(fault) => {
+                    let file = std::fs::OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .create(true)
+                        .truncate(false)
+                        .open(path)
+                        .map_err(storage)?;
+                    let backend = FaultyBackend::new(file, fault).map_err(storage)?;
+                    redb::Builder::new()
+                        .create_with_backend(backend)
+                        .map_err(storage)?
+                }
+            };
             let txn = db.begin_write().map_err(storage)?;
             txn.open_table(LOG).map_err(storage)?;
             txn.open_table(GROUP_META).map_err(storage)?;
@@ -212,7 +229,8 @@ impl NodeInner {
                 .saturating_mul(4)
                 .max(2000),
         );
-        g.raft
+        let m = g
+            .raft
             .wait(Some(timeout))
             .metrics(
                 |m| match m.current_leader {
@@ -225,8 +243,20 @@ impl NodeInner {
                 "group has a leader",
             )
             .await
-            .map(|_| ())
-            .map_err(|e| ReplicationError::Raft(format!("group {}: {e}", g.id.0)))
+            .map_err(|e| ReplicationError::Raft(format!("group {}: {e}", g.id.0)))?;
+        // openraft counts an entry applied when it is handed to the writer; reads see it once
+        // the writer committed it.
+        if m.current_leader == Some(me) {
+            let target = m.last_applied.map_or(0, |l| l.index);
+            let mut w = g.shared.applied_watch();
+            tokio::time::timeout(timeout, w.wait_for(|n| *n >= target))
+                .await
+                .map_err(|_| {
+                    ReplicationError::Raft(format!("group {}: apply did not catch up", g.id.0))
+                })?
+                .map_err(|_| ReplicationError::ShuttingDown)?;
+        }
+        Ok(())
     }
 
     pub async fn open_group(&self, id: GroupId) -> Result<Arc<GroupInner>, ReplicationError> {

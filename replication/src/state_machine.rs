@@ -13,7 +13,6 @@ use futures_util::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine, Snapshot};
 use openraft::OptionalSend;
 use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
-use tokio::sync::oneshot;
 
 use crate::codec::decode_log_id;
 use crate::group::GroupShared;
@@ -83,18 +82,21 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         while let Some(item) = entries.try_next().await? {
             batch.push(item);
         }
-        let Some(last) = batch.last().map(|(e, _)| e.log_id.index) else {
+        if batch.is_empty() {
             return Ok(());
-        };
-        let (done, rx) = oneshot::channel();
+        }
+        // Applies are pipelined: the writer packs every queued apply (of every group) into
+        // its next transaction and answers the responders after that commit. Waiting here
+        // for our own commit would allow one apply per fsync. A failed transaction breaks
+        // the writer: its responders get the error and the next apply stops the group.
+        if self.writer.broken() {
+            return Err(io::Error::other("storage writer failed; reopen the node"));
+        }
         self.writer.submit(Request::Apply {
             group: self.group.clone(),
+            log: self.log.clone(),
             entries: batch,
-            done: Some(done),
         });
-        rx.await
-            .unwrap_or_else(|_| Err(io::Error::other("storage writer stopped")))?;
-        self.log.on_applied(last);
         Ok(())
     }
 

@@ -14,12 +14,13 @@
 //! one: applied data and its `META_APPLIED` always agree, and nothing acknowledged is lost.
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use redb::{Database, Durability, ReadableDatabase, WriteTransaction};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::apply::{apply_entries, ApplyEffect};
 use crate::codec::{encode_entry, encode_log_id, entry_len};
@@ -63,11 +64,12 @@ pub enum Request {
         group: u32,
         upto: LogId,
     },
-    /// Apply committed entries to a group's state machine.
+    /// Apply committed entries to a group's state machine. Fire and forget: the responders
+    /// are answered after the commit; a failure breaks the writer (see [`Writer::broken`]).
     Apply {
         group: Arc<GroupShared>,
+        log: Arc<LogShared>,
         entries: Vec<(Entry, Option<ApplyResponder>)>,
-        done: Option<oneshot::Sender<io::Result<()>>>,
     },
     /// Run a closure in the transaction; `durable` forces an fsync'd commit.
     Exec {
@@ -100,6 +102,16 @@ impl Request {
         }
     }
 
+    /// A short tag for traces: A<n> append, P<n> apply, C commit index, o other.
+    fn describe(&self) -> String {
+        match self {
+            Request::Append { entries, .. } => format!("A{}", entries.len()),
+            Request::Apply { entries, .. } => format!("P{}", entries.len()),
+            Request::SaveCommitted { .. } => "C".into(),
+            _ => "o".into(),
+        }
+    }
+
     /// Completes the request with an error (writer stopped or transaction failed).
     fn fail(self, msg: &str) {
         let err = || io::Error::other(msg.to_string());
@@ -109,13 +121,12 @@ impl Request {
                     cb.io_completed(Err(err()));
                 }
             }
-            Request::Apply { entries, done, .. } => {
+            Request::Apply { entries, .. } => {
                 for (_, r) in entries {
                     if let Some(r) = r {
                         r.send(Err(msg.to_string()));
                     }
                 }
-                send(done, Err(err()));
             }
             Request::SaveVote { done, .. }
             | Request::Exec { done, .. }
@@ -146,19 +157,21 @@ pub struct WriterStats {
     pub batch_bytes: AtomicU64,
     /// Requests completed.
     pub requests: AtomicU64,
+    /// Set once a transaction failed: every later write fails until the node is reopened.
+    pub broken: AtomicBool,
 }
 
 /// A handle to the writer thread.
 #[derive(Clone)]
 pub struct Writer {
-    tx: mpsc::UnboundedSender<Request>,
+    tx: mpsc::Sender<Request>,
     pub stats: Arc<WriterStats>,
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
 impl Writer {
     pub fn start(db: Arc<Database>) -> io::Result<Writer> {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel();
         let stats = Arc::new(WriterStats::default());
         let st = stats.clone();
         let thread = std::thread::Builder::new()
@@ -173,9 +186,14 @@ impl Writer {
 
     /// Queues a request; if the writer is gone, fails it at once.
     pub fn submit(&self, r: Request) {
-        if let Err(mpsc::error::SendError(r)) = self.tx.send(r) {
+        if let Err(mpsc::SendError(r)) = self.tx.send(r) {
             r.fail("storage writer stopped");
         }
+    }
+
+    /// True once a write transaction failed (the writer then refuses everything).
+    pub fn broken(&self) -> bool {
+        self.stats.broken.load(Ordering::SeqCst)
     }
 
     /// Runs `job` in the next transaction and waits for its commit.
@@ -202,13 +220,43 @@ impl Writer {
     }
 }
 
-fn run(db: Arc<Database>, mut rx: mpsc::UnboundedReceiver<Request>, stats: Arc<WriterStats>) {
+/// After a durable commit that flushed log entries, wait at most this long for the applies
+/// those entries trigger (their hop through openraft takes tens of microseconds), so that
+/// they are answered right away instead of behind the next fsync.
+const APPLY_LINGER: Duration = Duration::from_micros(500);
+
+fn run(db: Arc<Database>, rx: mpsc::Receiver<Request>, stats: Arc<WriterStats>) {
     let mut broken: Option<String> = None;
-    while let Some(first) = rx.blocking_recv() {
-        let mut bytes = first.bytes();
+    // Groups whose entries the last durable commit flushed: their applies are due.
+    let mut due: Vec<u32> = Vec::new();
+    while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
-        while bytes < MAX_TXN_BYTES && batch.len() < MAX_TXN_REQUESTS {
-            match rx.try_recv() {
+        let mut bytes = batch[0].bytes();
+        let deadline = Instant::now() + APPLY_LINGER;
+        loop {
+            while bytes < MAX_TXN_BYTES && batch.len() < MAX_TXN_REQUESTS {
+                match rx.try_recv() {
+                    Ok(r) => {
+                        bytes += r.bytes();
+                        batch.push(r);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let waiting = due.iter().any(|g| {
+                !batch
+                    .iter()
+                    .any(|r| matches!(r, Request::Apply { group, .. } if group.id.0 == *g))
+            });
+            let now = Instant::now();
+            if !waiting
+                || now >= deadline
+                || bytes >= MAX_TXN_BYTES
+                || batch.len() >= MAX_TXN_REQUESTS
+            {
+                break;
+            }
+            match rx.recv_timeout(deadline - now) {
                 Ok(r) => {
                     bytes += r.bytes();
                     batch.push(r);
@@ -217,18 +265,37 @@ fn run(db: Arc<Database>, mut rx: mpsc::UnboundedReceiver<Request>, stats: Arc<W
             }
         }
         let stop = batch.iter().any(|r| matches!(r, Request::Shutdown { .. }));
-        if let Some(msg) = &broken {
-            batch.into_iter().for_each(|r| r.fail(msg));
-        } else if let Err(e) = commit_batch(&db, batch, &stats) {
-            tracing::error!(error = %e, "storage write failed; failing every later write until restart");
-            broken = Some(format!("storage write failed: {e}"));
+        // Applies and commit indexes only concern entries already durable: commit them first,
+        // without fsync, so their answers go out before the next fsync starts.
+        let (early, rest): (Vec<Request>, Vec<Request>) = batch
+            .into_iter()
+            .partition(|r| matches!(r, Request::Apply { .. } | Request::SaveCommitted { .. }));
+        due = rest
+            .iter()
+            .filter_map(|r| match r {
+                Request::Append { log, .. } => Some(log.group),
+                _ => None,
+            })
+            .collect();
+        due.sort_unstable();
+        due.dedup();
+        for part in [early, rest] {
+            if part.is_empty() {
+                continue;
+            }
+            if let Some(msg) = &broken {
+                part.into_iter().for_each(|r| r.fail(msg));
+            } else if let Err(e) = commit_batch(&db, part, &stats) {
+                tracing::error!(error = %e, "storage write failed; failing every later write until restart");
+                broken = Some(format!("storage write failed: {e}"));
+                stats.broken.store(true, Ordering::SeqCst);
+            }
         }
         if stop {
             break;
         }
     }
     // Whatever is still queued fails.
-    rx.close();
     while let Ok(r) = rx.try_recv() {
         r.fail("storage writer stopped");
     }
@@ -245,6 +312,9 @@ enum Effect {
 /// the error returned.
 fn commit_batch(db: &Database, mut batch: Vec<Request>, stats: &WriterStats) -> Result<(), String> {
     let durable = batch.iter().any(Request::durable);
+    let trace = tracing::enabled!(tracing::Level::TRACE);
+    let t0 = std::time::Instant::now();
+    let mut t1 = t0;
     let result = (|| -> Result<Vec<Effect>, redb::Error> {
         let mut txn = db.begin_write()?;
         txn.set_durability(if durable {
@@ -256,9 +326,14 @@ fn commit_batch(db: &Database, mut batch: Vec<Request>, stats: &WriterStats) -> 
         for r in batch.iter_mut() {
             effects.push(process(&txn, r)?);
         }
+        t1 = std::time::Instant::now();
         txn.commit()?;
         Ok(effects)
     })();
+    if trace {
+        let desc: Vec<String> = batch.iter().map(Request::describe).collect();
+        tracing::trace!(durable, fill = ?(t1 - t0), commit = ?t1.elapsed(), "txn: {}", desc.join(" "));
+    }
     let effects = match result {
         Ok(e) => e,
         Err(e) => {
@@ -358,8 +433,8 @@ fn complete(r: Request, effect: Effect, stats: &WriterStats) {
         (
             Request::Apply {
                 group,
+                log,
                 entries,
-                done,
             },
             Effect::Applied(effect),
         ) => {
@@ -367,6 +442,9 @@ fn complete(r: Request, effect: Effect, stats: &WriterStats) {
                 .batch_bytes
                 .fetch_add(effect.batch_bytes, Ordering::Relaxed);
             group.publish(&effect);
+            if let Some(last) = effect.last_applied {
+                log.on_applied(last.index);
+            }
             let mut answers = effect.responses.into_iter();
             for (_, responder) in entries {
                 if let Some(r) = responder {
@@ -377,7 +455,6 @@ fn complete(r: Request, effect: Effect, stats: &WriterStats) {
                     );
                 }
             }
-            send(done, Ok(()));
         }
         (
             Request::SaveVote { done, .. }

@@ -304,3 +304,29 @@ async fn kv_and_producer_ids() {
     assert_eq!((a, b), (1000, 1010));
     node.shutdown().await;
 }
+
+#[tokio::test]
+async fn submissions_enter_the_log_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path()).await;
+    let g = node.open_group(GroupId(1)).await.unwrap();
+    let p = part(4, 0);
+    create(&g, &[p]).await;
+    let mut pending = Vec::new();
+    for n in 1..=20usize {
+        let cmd = Command::Append(vec![AppendBatch {
+            partition: p,
+            batch: batch(n, 1),
+        }]);
+        pending.push((n, g.submit(cmd).await.unwrap()));
+    }
+    let mut expected = 0i64;
+    for (n, fut) in pending {
+        let CommandResponse::Appended(v) = fut.await.unwrap() else {
+            panic!()
+        };
+        assert_eq!(v[0].unwrap().base_offset, expected);
+        expected += n as i64;
+    }
+    node.shutdown().await;
+}

@@ -16,7 +16,8 @@ pub mod metadata;
 pub mod produce;
 pub mod topic_config;
 
-use std::net::SocketAddr;
+use std::future::Future;
+use std::pin::Pin;
 
 use kafka_protocol::messages::{RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
@@ -26,14 +27,35 @@ use phxq_replication::ReplicationError;
 
 use crate::broker::Broker;
 
-/// Handles one decoded request. `None` means no response is sent (Produce with acks=0).
-pub async fn handle(broker: &Broker, request: Request, peer: SocketAddr) -> Option<ResponseKind> {
+/// A response still being produced: it resolves once the request's Raft entries commit.
+pub type Deferred = Pin<Box<dyn Future<Output = Option<Box<ResponseKind>>> + Send>>;
+
+/// What a handler gives back: `None` means no response is sent (Produce with acks=0).
+pub enum Reply {
+    Now(Option<Box<ResponseKind>>),
+    /// Produce: its appends are queued in Raft in request order; the answer comes later.
+    Later(Deferred),
+}
+
+/// True for requests whose work is queued in order and answered later ([`Reply::Later`]);
+/// a connection may keep several of these in flight. Every other request waits until the
+/// ones before it on the connection are answered, as Kafka processes them in order.
+pub fn is_pipelined(request: &Request) -> bool {
+    matches!(request.body, RequestKind::Produce(_))
+}
+
+/// Handles one decoded request.
+pub async fn handle(broker: &Broker, request: Request) -> Reply {
     let v = request.version();
-    let _ = peer;
-    Some(match request.body {
+    if let RequestKind::Produce(r) = request.body {
+        let pending = produce::handle(broker, r, v).await;
+        return Reply::Later(Box::pin(async move {
+            pending.await.map(|r| Box::new(ResponseKind::Produce(r)))
+        }));
+    }
+    Reply::Now(Some(Box::new(match request.body {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(r, v)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, r, v).await),
-        RequestKind::Produce(r) => ResponseKind::Produce(produce::handle(broker, r, v).await?),
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, r, v).await),
         RequestKind::ListOffsets(r) => {
             ResponseKind::ListOffsets(list_offsets::handle(broker, r, v))
@@ -62,9 +84,9 @@ pub async fn handle(broker: &Broker, request: Request, peer: SocketAddr) -> Opti
         other => {
             // Unreachable: the decoder refuses keys not in SUPPORTED. Closing is the safe answer.
             tracing::error!("no handler for {:?}", std::mem::discriminant(&other));
-            return None;
+            return Reply::Now(None);
         }
-    })
+    })))
 }
 
 /// The Kafka error code for a replication failure.

@@ -8,13 +8,14 @@
 //! acks=0 gets no response.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use phxq_protocol::{batch, errors};
-use phxq_replication::{AppendBatch, AppendError, Command, CommandResponse, GroupId};
+use phxq_replication::{AppendBatch, AppendError, Appended, Command, CommandResponse, GroupId};
 use tracing::{debug, warn};
 
 use crate::broker::Broker;
@@ -30,11 +31,14 @@ struct Pending {
     count: usize,
 }
 
+/// Validates the request and queues its appends in their store groups' Raft logs, in
+/// order; the returned future waits for them to commit and builds the response (`None` for
+/// acks=0).
 pub async fn handle(
     broker: &Broker,
     req: ProduceRequest,
     _version: i16,
-) -> Option<ProduceResponse> {
+) -> impl Future<Output = Option<ProduceResponse>> + Send + 'static {
     let acks = req.acks;
     let mut responses: Vec<TopicProduceResponse> = Vec::with_capacity(req.topic_data.len());
     let mut appends: BTreeMap<GroupId, Vec<AppendBatch>> = BTreeMap::new();
@@ -103,29 +107,50 @@ pub async fn handle(
     }
 
     let timeout = Duration::from_millis(req.timeout_ms.clamp(1, 300_000) as u64);
-    let results = futures::future::join_all(appends.into_iter().map(|(group, list)| async move {
-        let outcome = match broker.store_group(group) {
+    let mut submitted = Vec::with_capacity(appends.len());
+    for (group, list) in appends {
+        let queued = match broker.store_group(group) {
             None => Err(errors::NOT_LEADER_OR_FOLLOWER),
-            Some(g) => {
-                match tokio::time::timeout(timeout, g.propose(Command::Append(list))).await {
-                    Err(_) => Err(errors::REQUEST_TIMED_OUT),
-                    Ok(Err(e)) => {
-                        warn!(group = group.0, "append failed: {e}");
-                        Err(replication_error_code(&e))
-                    }
-                    Ok(Ok(CommandResponse::Appended(r))) => Ok(r),
-                    Ok(Ok(other)) => {
-                        warn!(group = group.0, "unexpected answer to append: {other:?}");
-                        Err(errors::UNKNOWN_SERVER_ERROR)
-                    }
-                }
-            }
+            Some(g) => g.submit(Command::Append(list)).await.map_err(|e| {
+                warn!(group = group.0, "append not queued: {e}");
+                replication_error_code(&e)
+            }),
         };
-        (group, outcome)
-    }))
-    .await;
-    let results: BTreeMap<GroupId, _> = results.into_iter().collect();
+        submitted.push((group, queued));
+    }
+    async move {
+        let results =
+            futures::future::join_all(submitted.into_iter().map(|(group, queued)| async move {
+                let outcome = match queued {
+                    Err(code) => Err(code),
+                    Ok(commit) => match tokio::time::timeout(timeout, commit).await {
+                        Err(_) => Err(errors::REQUEST_TIMED_OUT),
+                        Ok(Err(e)) => {
+                            warn!(group = group.0, "append failed: {e}");
+                            Err(replication_error_code(&e))
+                        }
+                        Ok(Ok(CommandResponse::Appended(r))) => Ok(r),
+                        Ok(Ok(other)) => {
+                            warn!(group = group.0, "unexpected answer to append: {other:?}");
+                            Err(errors::UNKNOWN_SERVER_ERROR)
+                        }
+                    },
+                };
+                (group, outcome)
+            }))
+            .await;
+        let results: BTreeMap<GroupId, _> = results.into_iter().collect();
+        respond(acks, responses, pending, results)
+    }
+}
 
+/// Fills each partition's response from its group's append results.
+fn respond(
+    acks: i16,
+    mut responses: Vec<TopicProduceResponse>,
+    pending: Vec<Pending>,
+    results: BTreeMap<GroupId, Result<Vec<Result<Appended, AppendError>>, i16>>,
+) -> Option<ProduceResponse> {
     for p in pending {
         let resp = &mut responses[p.topic].partition_responses[p.partition];
         match &results[&p.group] {
