@@ -31,6 +31,7 @@ impl Broker {
     pub async fn open(config: Config) -> anyhow::Result<Broker> {
         let mut raft = NodeConfig::single(config.node_id, config.data_dir.clone());
         raft.heartbeat_interval_ms = config.raft_heartbeat_ms;
+        raft.cache_bytes = config.cache_mb << 20;
         raft.election_timeout_min_ms = config.raft_heartbeat_ms * 3;
         raft.election_timeout_max_ms = config.raft_heartbeat_ms * 6;
         let node = ReplicaNode::open(raft).await.map_err(|e| {

@@ -81,6 +81,9 @@ pub struct ServeArgs {
     /// Largest record batch accepted, in bytes.
     #[arg(long, env = "PHXQ_MESSAGE_MAX_BYTES")]
     pub message_max_bytes: Option<i32>,
+    /// Memory for caching storage pages, in MiB.
+    #[arg(long, env = "PHXQ_CACHE_MB")]
+    pub cache_mb: Option<usize>,
     /// Largest request frame accepted, in bytes.
     #[arg(long, env = "PHXQ_SOCKET_REQUEST_MAX_BYTES")]
     pub socket_request_max_bytes: Option<usize>,
@@ -118,7 +121,7 @@ impl ServeArgs {
             auto_create_topics,
             store_groups
         );
-        set!(message_max_bytes, socket_request_max_bytes);
+        set!(message_max_bytes, socket_request_max_bytes, cache_mb);
         if let Some(a) = &self.advertised_listener {
             c.advertised_listener = Some(a.clone());
         }

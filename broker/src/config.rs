@@ -33,6 +33,9 @@ pub struct Config {
     pub socket_request_max_bytes: usize,
     /// Raft heartbeat interval in milliseconds.
     pub raft_heartbeat_ms: u64,
+    /// Memory for caching storage pages, in MiB. With the bounded in-flight log, this is what
+    /// bounds the broker's memory, whatever the volume of data.
+    pub cache_mb: usize,
 }
 
 impl Default for Config {
@@ -49,6 +52,7 @@ impl Default for Config {
             message_max_bytes: 1_048_588,
             socket_request_max_bytes: 104_857_600,
             raft_heartbeat_ms: 500,
+            cache_mb: 256,
         }
     }
 }

@@ -40,6 +40,8 @@ pub struct NodeConfig {
     pub election_timeout_max_ms: u64,
     /// Cap on bytes of entries in one AppendEntries / one log read.
     pub max_append_bytes: usize,
+    /// Memory redb may use to cache database pages (its default is 1 GiB).
+    pub cache_bytes: usize,
 }
 
 impl NodeConfig {
@@ -51,6 +53,7 @@ impl NodeConfig {
             election_timeout_min_ms: 1500,
             election_timeout_max_ms: 3000,
             max_append_bytes: 8 << 20,
+            cache_bytes: 256 << 20,
         }
     }
 }

@@ -98,7 +98,10 @@ impl NodeInner {
         let path = config.data_dir.join("phxq.redb");
         let db = tokio::task::spawn_blocking(move || -> Result<Database, ReplicationError> {
             let db = match fault {
-                None => Database::create(path).map_err(storage)?,
+                None => redb::Builder::new()
+                    .set_cache_size(config.cache_bytes)
+                    .create(path)
+                    .map_err(storage)?,
                 Some(fault) => {
                     let file = std::fs::OpenOptions::new()
                         .read(true)
@@ -109,6 +112,7 @@ impl NodeInner {
                         .map_err(storage)?;
                     let backend = FaultyBackend::new(file, fault).map_err(storage)?;
                     redb::Builder::new()
+                        .set_cache_size(config.cache_bytes)
                         .create_with_backend(backend)
                         .map_err(storage)?
                 }
