@@ -89,14 +89,14 @@ pub struct ServeArgs {
     pub socket_request_max_bytes: Option<usize>,
     /// How long the first rebalance of an empty consumer group waits for more members
     /// (Kafka's group.initial.rebalance.delay.ms, 3000 there).
-    #[arg(long, env = "PHXQ_GROUP_INITIAL_REBALANCE_DELAY_MS", default_value_t = GroupConfig::default().initial_rebalance_delay_ms)]
-    pub group_initial_rebalance_delay_ms: u64,
+    #[arg(long, env = "PHXQ_GROUP_INITIAL_REBALANCE_DELAY_MS")]
+    pub group_initial_rebalance_delay_ms: Option<u64>,
     /// Smallest session.timeout.ms a consumer may ask for (Kafka: 6000).
-    #[arg(long, env = "PHXQ_GROUP_MIN_SESSION_TIMEOUT_MS", default_value_t = GroupConfig::default().min_session_timeout_ms)]
-    pub group_min_session_timeout_ms: i32,
+    #[arg(long, env = "PHXQ_GROUP_MIN_SESSION_TIMEOUT_MS")]
+    pub group_min_session_timeout_ms: Option<i32>,
     /// Largest session.timeout.ms a consumer may ask for.
-    #[arg(long, env = "PHXQ_GROUP_MAX_SESSION_TIMEOUT_MS", default_value_t = GroupConfig::default().max_session_timeout_ms)]
-    pub group_max_session_timeout_ms: i32,
+    #[arg(long, env = "PHXQ_GROUP_MAX_SESSION_TIMEOUT_MS")]
+    pub group_max_session_timeout_ms: Option<i32>,
 }
 
 impl ServeArgs {
@@ -122,23 +122,20 @@ impl ServeArgs {
             store_groups
         );
         set!(message_max_bytes, socket_request_max_bytes, cache_mb);
+        if let Some(v) = self.group_initial_rebalance_delay_ms {
+            c.groups.initial_rebalance_delay_ms = v;
+        }
+        if let Some(v) = self.group_min_session_timeout_ms {
+            c.groups.min_session_timeout_ms = v;
+        }
+        if let Some(v) = self.group_max_session_timeout_ms {
+            c.groups.max_session_timeout_ms = v;
+        }
         if let Some(a) = &self.advertised_listener {
             c.advertised_listener = Some(a.clone());
         }
         c.validate()?;
         Ok(c)
-    }
-
-    /// The consumer group settings.
-    pub fn group_config(&self) -> anyhow::Result<GroupConfig> {
-        let g = GroupConfig {
-            initial_rebalance_delay_ms: self.group_initial_rebalance_delay_ms,
-            min_session_timeout_ms: self.group_min_session_timeout_ms,
-            max_session_timeout_ms: self.group_max_session_timeout_ms,
-            ..GroupConfig::default()
-        };
-        g.validate()?;
-        Ok(g)
     }
 }
 
@@ -156,7 +153,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve(args) => {
             let config = args.config()?;
-            GroupConfig::install(args.group_config()?);
+            GroupConfig::install(config.groups.clone());
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .thread_name("phxq")

@@ -36,6 +36,8 @@ pub struct Config {
     /// Memory for caching storage pages, in MiB. With the bounded in-flight log, this is what
     /// bounds the broker's memory, whatever the volume of data.
     pub cache_mb: usize,
+    /// Consumer group coordinator settings (`[groups]`).
+    pub groups: crate::groups::GroupConfig,
 }
 
 impl Default for Config {
@@ -53,6 +55,7 @@ impl Default for Config {
             socket_request_max_bytes: 104_857_600,
             raft_heartbeat_ms: 500,
             cache_mb: 256,
+            groups: Default::default(),
         }
     }
 }
@@ -105,6 +108,8 @@ impl Config {
             self.raft_heartbeat_ms >= 10,
             "raft_heartbeat_ms must be at least 10"
         );
+        anyhow::ensure!(self.cache_mb >= 1, "cache_mb must be at least 1");
+        self.groups.validate()?;
         Ok(())
     }
 

@@ -151,7 +151,7 @@ impl Reader {
                 .await
                 .map_err(|_| anyhow::anyhow!("writer stopped"))?;
         }
-        let reply = handlers::handle(&self.broker, request).await;
+        let reply = handlers::handle(&self.broker, request, Some(self.peer)).await;
         self.send(api_key, version, correlation_id, reply).await
     }
 

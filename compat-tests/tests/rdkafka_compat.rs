@@ -32,7 +32,10 @@ struct Rec {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 /// Records with null/binary keys, empty/null/binary/100 KB values, none/one/
@@ -41,7 +44,11 @@ fn make_records(n: usize, partitions: i32) -> Vec<Rec> {
     let base = now_ms() - 3_600_000;
     (0..n)
         .map(|i| {
-            let key = if i % 7 == 3 { None } else { Some(format!("key-{i}").into_bytes()) };
+            let key = if i % 7 == 3 {
+                None
+            } else {
+                Some(format!("key-{i}").into_bytes())
+            };
             let value = if i == n / 2 {
                 Some(format!("big value {i} ").repeat(8000).into_bytes())
             } else if i % 13 == 6 {
@@ -49,7 +56,11 @@ fn make_records(n: usize, partitions: i32) -> Vec<Rec> {
             } else if i % 11 == 5 && key.is_some() {
                 None
             } else {
-                Some((0..1 + (i * 37) % 400).map(|j| ((i * 31 + j * 7) % 256) as u8).collect())
+                Some(
+                    (0..1 + (i * 37) % 400)
+                        .map(|j| ((i * 31 + j * 7) % 256) as u8)
+                        .collect(),
+                )
             };
             let headers = match i % 4 {
                 0 => vec![],
@@ -62,14 +73,23 @@ fn make_records(n: usize, partitions: i32) -> Vec<Rec> {
                 _ => vec![("n".to_string(), None)],
             };
             let timestamp = base + (i as i64) * 10 - if i % 3 == 0 { 5 } else { 0 };
-            Rec { partition: i as i32 % partitions, offset: -1, key, value, headers, timestamp }
+            Rec {
+                partition: i as i32 % partitions,
+                offset: -1,
+                key,
+                value,
+                headers,
+                timestamp,
+            }
         })
         .collect()
 }
 
 fn producer(b: &Broker, extra: &[(&str, &str)]) -> FutureProducer {
     let mut cfg = ClientConfig::new();
-    cfg.set("bootstrap.servers", b.bootstrap()).set("linger.ms", "5").set("acks", "all");
+    cfg.set("bootstrap.servers", b.bootstrap())
+        .set("linger.ms", "5")
+        .set("acks", "all");
     for (k, v) in extra {
         cfg.set(*k, *v);
     }
@@ -83,10 +103,15 @@ async fn produce(p: &FutureProducer, topic: &str, recs: &[Rec]) -> Vec<Rec> {
     for r in recs {
         let mut headers = OwnedHeaders::new();
         for (k, v) in &r.headers {
-            headers = headers.insert(Header { key: k, value: v.as_deref() });
+            headers = headers.insert(Header {
+                key: k,
+                value: v.as_deref(),
+            });
         }
-        let mut rec: FutureRecord<'_, [u8], [u8]> =
-            FutureRecord::to(topic).partition(r.partition).timestamp(r.timestamp).headers(headers);
+        let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
+            .partition(r.partition)
+            .timestamp(r.timestamp)
+            .headers(headers);
         if let Some(k) = &r.key {
             rec = rec.key(k.as_slice());
         }
@@ -111,7 +136,11 @@ async fn produce(p: &FutureProducer, topic: &str, recs: &[Rec]) -> Vec<Rec> {
             .expect("delivery report timed out")
             .expect("delivery future canceled")
             .unwrap_or_else(|(e, _)| panic!("delivery failed: {e}"));
-        out.push(Rec { partition: d.partition, offset: d.offset, ..r.clone() });
+        out.push(Rec {
+            partition: d.partition,
+            offset: d.offset,
+            ..r.clone()
+        });
     }
     out
 }
@@ -137,14 +166,19 @@ fn consume(b: &Broker, topic: &str, partitions: &[i32], start: i64) -> Vec<Rec> 
     let c = consumer(b, &[]);
     let mut tpl = TopicPartitionList::new();
     for p in partitions {
-        tpl.add_partition_offset(topic, *p, Offset::Offset(start)).unwrap();
+        tpl.add_partition_offset(topic, *p, Offset::Offset(start))
+            .unwrap();
     }
     c.assign(&tpl).unwrap();
     let mut out = vec![];
     let mut eof: HashMap<i32, ()> = HashMap::new();
     let deadline = Instant::now() + TIMEOUT;
     while eof.len() < partitions.len() {
-        assert!(Instant::now() < deadline, "consume timed out with {} records", out.len());
+        assert!(
+            Instant::now() < deadline,
+            "consume timed out with {} records",
+            out.len()
+        );
         match c.poll(Duration::from_millis(200)) {
             None => {}
             Some(Err(KafkaError::PartitionEOF(p))) => {
@@ -155,7 +189,11 @@ fn consume(b: &Broker, topic: &str, partitions: &[i32], start: i64) -> Vec<Rec> 
                 eof.remove(&m.partition());
                 let headers = m
                     .headers()
-                    .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(|v| v.to_vec()))).collect())
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| (h.key.to_string(), h.value.map(|v| v.to_vec())))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 out.push(Rec {
                     partition: m.partition(),
@@ -184,7 +222,10 @@ fn assert_same(expected: &[Rec], got: &[Rec], what: &str) {
     keys.sort();
     keys.dedup();
     for p in keys {
-        let (ev, gv) = (e.get(&p).cloned().unwrap_or_default(), g.get(&p).cloned().unwrap_or_default());
+        let (ev, gv) = (
+            e.get(&p).cloned().unwrap_or_default(),
+            g.get(&p).cloned().unwrap_or_default(),
+        );
         for (i, (a, b)) in ev.iter().zip(gv.iter()).enumerate() {
             assert_eq!(a, b, "{what}: partition {p} record #{i} differs");
         }
@@ -204,7 +245,10 @@ fn assert_dense(recs: &[Rec]) {
 }
 
 fn admin(b: &Broker) -> AdminClient<DefaultClientContext> {
-    ClientConfig::new().set("bootstrap.servers", b.bootstrap()).create().expect("admin")
+    ClientConfig::new()
+        .set("bootstrap.servers", b.bootstrap())
+        .create()
+        .expect("admin")
 }
 
 fn opts() -> AdminOptions {
@@ -223,7 +267,11 @@ async fn roundtrip_every_compression() {
         assert_same(&sent, &got, codec);
         // reading from the middle of a batch gives exactly the records from there on
         let tail: Vec<Rec> = sent.iter().filter(|r| r.offset >= 77).cloned().collect();
-        assert_same(&tail, &consume(&b, &topic, &[0, 1], 77), &format!("{codec} from offset 77"));
+        assert_same(
+            &tail,
+            &consume(&b, &topic, &[0, 1], 77),
+            &format!("{codec} from offset 77"),
+        );
     }
 }
 
@@ -233,7 +281,12 @@ async fn idempotent_producer_no_duplicates_dense_offsets() {
     let topic = "rs-idempotent";
     let p = producer(
         &b,
-        &[("enable.idempotence", "true"), ("linger.ms", "1"), ("batch.num.messages", "100"), ("compression.type", "zstd")],
+        &[
+            ("enable.idempotence", "true"),
+            ("linger.ms", "1"),
+            ("batch.num.messages", "100"),
+            ("compression.type", "zstd"),
+        ],
     );
     let ts = now_ms();
     let recs: Vec<Rec> = (0..5000)
@@ -258,34 +311,86 @@ async fn admin_topics_partitions_configs_metadata() {
     let a = admin(&b);
     let topic = "rs-admin";
     let res = a
-        .create_topics(&[NewTopic::new(topic, 3, TopicReplication::Fixed(1)).set("max.message.bytes", "50000")], &opts())
+        .create_topics(
+            &[NewTopic::new(topic, 3, TopicReplication::Fixed(1))
+                .set("max.message.bytes", "50000")],
+            &opts(),
+        )
         .await
         .unwrap();
     assert_eq!(res, vec![Ok(topic.to_string())]);
-    let res = a.create_topics(&[NewTopic::new(topic, 3, TopicReplication::Fixed(1))], &opts()).await.unwrap();
-    assert_eq!(res, vec![Err((topic.to_string(), RDKafkaErrorCode::TopicAlreadyExists))]);
+    let res = a
+        .create_topics(
+            &[NewTopic::new(topic, 3, TopicReplication::Fixed(1))],
+            &opts(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        res,
+        vec![Err((
+            topic.to_string(),
+            RDKafkaErrorCode::TopicAlreadyExists
+        ))]
+    );
 
     let md = a.inner().fetch_metadata(Some(topic), TIMEOUT).unwrap();
     let t = &md.topics()[0];
     assert_eq!(t.name(), topic);
     assert!(t.error().is_none());
     let broker_id = md.brokers()[0].id();
-    let mut parts: Vec<(i32, i32)> = t.partitions().iter().map(|p| (p.id(), p.leader())).collect();
+    let mut parts: Vec<(i32, i32)> = t
+        .partitions()
+        .iter()
+        .map(|p| (p.id(), p.leader()))
+        .collect();
     parts.sort();
     assert_eq!(parts, vec![(0, broker_id), (1, broker_id), (2, broker_id)]);
 
-    let res = a.create_partitions(&[NewPartitions::new(topic, 5)], &opts()).await.unwrap();
+    let res = a
+        .create_partitions(&[NewPartitions::new(topic, 5)], &opts())
+        .await
+        .unwrap();
     assert_eq!(res, vec![Ok(topic.to_string())]);
     let md = a.inner().fetch_metadata(Some(topic), TIMEOUT).unwrap();
     assert_eq!(md.topics()[0].partitions().len(), 5);
 
-    let cfgs = a.describe_configs(&[ResourceSpecifier::Topic(topic)], &opts()).await.unwrap();
-    let cfg = cfgs.into_iter().next().unwrap().expect("describe topic configs");
-    assert_eq!(cfg.get("max.message.bytes").and_then(|e| e.value.clone()).as_deref(), Some("50000"));
-    assert_eq!(cfg.get("cleanup.policy").and_then(|e| e.value.clone()).as_deref(), Some("delete"));
-    let cfgs = a.describe_configs(&[ResourceSpecifier::Broker(broker_id)], &opts()).await.unwrap();
-    let cfg = cfgs.into_iter().next().unwrap().expect("describe broker configs");
-    assert_eq!(cfg.get("message.max.bytes").and_then(|e| e.value.clone()).as_deref(), Some("250000"));
+    let cfgs = a
+        .describe_configs(&[ResourceSpecifier::Topic(topic)], &opts())
+        .await
+        .unwrap();
+    let cfg = cfgs
+        .into_iter()
+        .next()
+        .unwrap()
+        .expect("describe topic configs");
+    assert_eq!(
+        cfg.get("max.message.bytes")
+            .and_then(|e| e.value.clone())
+            .as_deref(),
+        Some("50000")
+    );
+    assert_eq!(
+        cfg.get("cleanup.policy")
+            .and_then(|e| e.value.clone())
+            .as_deref(),
+        Some("delete")
+    );
+    let cfgs = a
+        .describe_configs(&[ResourceSpecifier::Broker(broker_id)], &opts())
+        .await
+        .unwrap();
+    let cfg = cfgs
+        .into_iter()
+        .next()
+        .unwrap()
+        .expect("describe broker configs");
+    assert_eq!(
+        cfg.get("message.max.bytes")
+            .and_then(|e| e.value.clone())
+            .as_deref(),
+        Some("250000")
+    );
 
     let res = a.delete_topics(&[topic], &opts()).await.unwrap();
     assert_eq!(res, vec![Ok(topic.to_string())]);
@@ -320,9 +425,15 @@ async fn list_offsets_by_time_and_delete_records() {
 
     let c = consumer(&b, &[]);
     assert_eq!(c.fetch_watermarks(topic, 0, TIMEOUT).unwrap(), (0, 10));
-    for (ts, want) in [(ts0 - 1, Offset::Offset(0)), (ts0 + 1500, Offset::Offset(2)), (ts0 + 9000, Offset::Offset(9)), (ts0 + 9001, Offset::End)] {
+    for (ts, want) in [
+        (ts0 - 1, Offset::Offset(0)),
+        (ts0 + 1500, Offset::Offset(2)),
+        (ts0 + 9000, Offset::Offset(9)),
+        (ts0 + 9001, Offset::End),
+    ] {
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, 0, Offset::Offset(ts)).unwrap();
+        tpl.add_partition_offset(topic, 0, Offset::Offset(ts))
+            .unwrap();
         let res = c.offsets_for_times(tpl, TIMEOUT).unwrap();
         let e = res.find_partition(topic, 0).unwrap();
         assert_eq!(e.offset(), want, "offset for timestamp ts0{:+}", ts - ts0);
@@ -330,15 +441,21 @@ async fn list_offsets_by_time_and_delete_records() {
 
     let a = admin(&b);
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Offset(4)).unwrap();
+    tpl.add_partition_offset(topic, 0, Offset::Offset(4))
+        .unwrap();
     let res = a.delete_records(&tpl, &opts()).await.unwrap();
     let e = res.find_partition(topic, 0).unwrap();
-    assert_eq!(e.offset(), Offset::Offset(4), "low watermark after DeleteRecords");
+    assert_eq!(
+        e.offset(),
+        Offset::Offset(4),
+        "low watermark after DeleteRecords"
+    );
     assert_eq!(c.fetch_watermarks(topic, 0, TIMEOUT).unwrap(), (4, 10));
     // earliest reset lands on the new log start
     let c2 = consumer(&b, &[("auto.offset.reset", "earliest")]);
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Offset(1)).unwrap();
+    tpl.add_partition_offset(topic, 0, Offset::Offset(1))
+        .unwrap();
     c2.assign(&tpl).unwrap();
     let deadline = Instant::now() + TIMEOUT;
     let first = loop {
@@ -357,10 +474,18 @@ async fn fetch_long_poll_delivers_promptly() {
     let b = Broker::start(&[]);
     let topic = "rs-longpoll";
     let p = producer(&b, &[("linger.ms", "0")]);
-    p.send(FutureRecord::<(), [u8]>::to(topic).partition(0).payload(b"warm".as_slice()), TIMEOUT).await.unwrap();
+    p.send(
+        FutureRecord::<(), [u8]>::to(topic)
+            .partition(0)
+            .payload(b"warm".as_slice()),
+        TIMEOUT,
+    )
+    .await
+    .unwrap();
     let c = consumer(&b, &[("fetch.wait.max.ms", "2000")]);
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Offset(1)).unwrap();
+    tpl.add_partition_offset(topic, 0, Offset::Offset(1))
+        .unwrap();
     c.assign(&tpl).unwrap();
     // reach the end first, so the next fetch waits
     let deadline = Instant::now() + TIMEOUT;
@@ -373,9 +498,17 @@ async fn fetch_long_poll_delivers_promptly() {
     for i in 0..5 {
         let sent_at = Instant::now();
         let v = format!("r{i}");
-        p.send(FutureRecord::<(), str>::to(topic).partition(0).payload(&v), TIMEOUT).await.unwrap();
+        p.send(
+            FutureRecord::<(), str>::to(topic).partition(0).payload(&v),
+            TIMEOUT,
+        )
+        .await
+        .unwrap();
         let m = loop {
-            assert!(sent_at.elapsed() < Duration::from_secs(5), "record {v} not consumed in 5s");
+            assert!(
+                sent_at.elapsed() < Duration::from_secs(5),
+                "record {v} not consumed in 5s"
+            );
             match c.poll(Duration::from_millis(20)) {
                 Some(Ok(m)) => break m,
                 Some(Err(KafkaError::PartitionEOF(_))) | None => {}
@@ -384,7 +517,10 @@ async fn fetch_long_poll_delivers_promptly() {
         };
         let latency = sent_at.elapsed();
         assert_eq!((m.offset(), m.payload()), (i + 1, Some(v.as_bytes())));
-        assert!(latency < Duration::from_secs(1), "record {v} took {latency:?} with fetch.wait.max.ms=2000");
+        assert!(
+            latency < Duration::from_secs(1),
+            "record {v} took {latency:?} with fetch.wait.max.ms=2000"
+        );
     }
 }
 
@@ -394,7 +530,14 @@ async fn acked_records_survive_kill9() {
     let topic = "rs-durable";
     let p = producer(&b, &[("linger.ms", "2"), ("message.timeout.ms", "5000")]);
     let recs: Vec<Rec> = (0..2000)
-        .map(|i| Rec { partition: 0, offset: -1, key: None, value: Some(format!("d{i}").into_bytes()), headers: vec![], timestamp: now_ms() })
+        .map(|i| Rec {
+            partition: 0,
+            offset: -1,
+            key: None,
+            value: Some(format!("d{i}").into_bytes()),
+            headers: vec![],
+            timestamp: now_ms(),
+        })
         .collect();
     let sent = produce(&p, topic, &recs).await;
     drop(p);

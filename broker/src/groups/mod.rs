@@ -46,8 +46,10 @@ pub mod errors {
 }
 
 /// Group coordinator settings. Defaults differ from Kafka's where noted, to make groups
-/// form fast; each can be set with a `phxq serve` flag or a `PHXQ_GROUP_*` variable.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// form fast; each can be set in the `[groups]` table of the config file, with a
+/// `phxq serve` flag or a `PHXQ_GROUP_*` variable.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct GroupConfig {
     /// How long a rebalance of an Empty group waits for more members before completing,
     /// extended by this much (up to the rebalance timeout) each time a member arrives.

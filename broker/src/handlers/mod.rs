@@ -56,13 +56,8 @@ pub fn is_pipelined(request: &Request) -> bool {
     matches!(request.body, RequestKind::Produce(_))
 }
 
-/// Handles one decoded request.
-pub async fn handle(broker: &Broker, request: Request) -> Reply {
-    handle_from(broker, request, None).await
-}
-
 /// Handles one decoded request from `peer` (shown as the client host of group members).
-pub async fn handle_from(broker: &Broker, request: Request, peer: Option<SocketAddr>) -> Reply {
+pub async fn handle(broker: &Broker, request: Request, peer: Option<SocketAddr>) -> Reply {
     let v = request.version();
     let client_id = request.header.client_id.clone().unwrap_or_default();
     if let RequestKind::Produce(r) = request.body {

@@ -31,9 +31,18 @@ impl Broker {
             let l = TcpListener::bind("127.0.0.1:0").expect("bind");
             l.local_addr().unwrap().port()
         };
-        let dir = tempfile::Builder::new().prefix("phxq-rs-test-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("phxq-rs-test-")
+            .tempdir()
+            .expect("tempdir");
         let log = dir.path().join("broker.stderr.log");
-        let mut b = Broker { port, args: args.iter().map(|s| s.to_string()).collect(), child: None, log, dir };
+        let mut b = Broker {
+            port,
+            args: args.iter().map(|s| s.to_string()).collect(),
+            child: None,
+            log,
+            dir,
+        };
         b.spawn();
         b
     }
@@ -48,9 +57,23 @@ impl Broker {
 
     fn spawn(&mut self) {
         let bin = phxq_bin();
-        assert!(bin.exists(), "phxq binary not found at {} (build it, or set PHXQ_BIN)", bin.display());
-        let mut log = OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
-        writeln!(log, "===== start: {} serve --listen {} ...", bin.display(), self.bootstrap()).unwrap();
+        assert!(
+            bin.exists(),
+            "phxq binary not found at {} (build it, or set PHXQ_BIN)",
+            bin.display()
+        );
+        let mut log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        writeln!(
+            log,
+            "===== start: {} serve --listen {} ...",
+            bin.display(),
+            self.bootstrap()
+        )
+        .unwrap();
         let err: File = log.try_clone().unwrap();
         let child = Command::new(&bin)
             .arg("serve")
@@ -68,12 +91,19 @@ impl Broker {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("phxq exited during startup with {status}:\n{}", self.log_tail(60));
+                panic!(
+                    "phxq exited during startup with {status}:\n{}",
+                    self.log_tail(60)
+                );
             }
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 return;
             }
-            assert!(Instant::now() < deadline, "phxq did not accept within 30s:\n{}", self.log_tail(60));
+            assert!(
+                Instant::now() < deadline,
+                "phxq did not accept within 30s:\n{}",
+                self.log_tail(60)
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -109,10 +139,16 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        let died = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+        let died = self
+            .child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten());
         self.kill9();
         if std::thread::panicking() || died.is_some() {
-            eprintln!("----- phxq stderr (last 60 lines) -----\n{}\n-----", self.log_tail(60));
+            eprintln!(
+                "----- phxq stderr (last 60 lines) -----\n{}\n-----",
+                self.log_tail(60)
+            );
         }
         if let Some(status) = died {
             if !std::thread::panicking() {
