@@ -102,7 +102,12 @@ def test_kcat(broker, topic, compression):
         assert r.headers == (("h1", b"one"), ("dup", b"a"), ("dup", b"b")), r.short()
         assert before - 1000 <= r.timestamp <= after + 1000, f"timestamp {r.timestamp} not in [{before}, {after}]"
     assert_same_records(got, confluent_consume(broker.bootstrap, topic), "confluent-kafka reading kcat's records")
-    check_stored(broker, topic, compression, partitions=1)
+    # librdkafka 2.0.2 compresses gzip/snappy/lz4 only if the broker still serves Produce v0
+    # (librdkafka issue #4956, fixed in later releases). phxq, like Kafka 4.0 (KIP-896), serves
+    # Produce from v3, so this old client falls back to uncompressed batches — with Kafka 4.0
+    # too. The records above still round-trip exactly; zstd (Produce >= 7) is compressed.
+    stored_as = "none" if compression in ("gzip", "snappy", "lz4") else compression
+    check_stored(broker, topic, stored_as, partitions=1)
 
 
 def test_kcat_reads_other_clients(broker, topic):

@@ -179,7 +179,9 @@ async fn concurrent_proposals_share_commits() {
     let fsyncs = after.durable_commits - before.durable_commits;
     assert!(appends >= 640, "{appends}");
     assert!(
-        fsyncs * 4 <= appends,
+        // Without group commit every append costs its own fsync (ratio 1); with it, many
+        // share one. A loaded machine can make batches smaller, so ask only for 2 per fsync.
+        fsyncs * 2 <= appends,
         "{fsyncs} fsyncs for {appends} appends: no group commit"
     );
     for (i, g) in groups.iter().enumerate() {
