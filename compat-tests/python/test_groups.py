@@ -27,14 +27,9 @@ PARTITIONS = 6
 
 
 def wait_until(cond, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+    """phxq_wire.wait_for with the description as the third argument."""
+    from phxq_wire import wait_for
+    return wait_for(cond, timeout, interval=interval, what=what)
 
 
 def create_topic(bootstrap: str, topic: str, partitions: int):
