@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 
@@ -67,8 +67,6 @@ impl KafkaClient {
             header.correlation_id,
             self.correlation_id
         );
-        let response = R::Response::decode(&mut body, version)?;
-        let _ = body.remaining();
-        Ok(response)
+        R::Response::decode(&mut body, version)
     }
 }
