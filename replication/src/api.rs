@@ -222,6 +222,18 @@ impl ReplicaNode {
         Ok(StoreGroup { inner })
     }
 
+    /// Returns the group, creating it with `voters` (this node among them) if it does not
+    /// exist yet. Does not wait for a leader: with peers, the group elects one when a
+    /// majority of its voters is up. An existing group keeps the membership it has.
+    pub async fn open_group_with(
+        &self,
+        id: GroupId,
+        voters: std::collections::BTreeSet<NodeId>,
+    ) -> Result<StoreGroup, ReplicationError> {
+        let inner = self.inner.open_group_with(id, voters).await?;
+        Ok(StoreGroup { inner })
+    }
+
     pub fn group(&self, id: GroupId) -> Option<StoreGroup> {
         self.inner.group(id).map(|inner| StoreGroup { inner })
     }

@@ -164,8 +164,11 @@ impl NodeInner {
         for id in existing {
             if let Some(g) = node.group(id) {
                 node.kick(&g).await;
-                // A reopened group gets its leader within an election; do not hang forever.
-                let _ = node.wait_leader(&g).await;
+                // A reopened single-voter group gets its leader within an election; do not
+                // hang forever. Groups with peers get theirs when the peers answer.
+                if node.voters(id) == BTreeSet::from([node.config.node_id]) {
+                    let _ = node.wait_leader(&g).await;
+                }
             }
         }
         Ok(node)
@@ -268,11 +271,26 @@ impl NodeInner {
     }
 
     pub async fn open_group(&self, id: GroupId) -> Result<Arc<GroupInner>, ReplicationError> {
+        let g = self
+            .open_group_with(id, BTreeSet::from([self.config.node_id]))
+            .await?;
+        self.wait_leader(&g).await?;
+        Ok(g)
+    }
+
+    /// Creates (or reopens) a group whose voters are `voters` and returns at once, without
+    /// waiting for a leader. A new group is initialized with exactly this voter set on every
+    /// node that opens it: identical initial memberships on several nodes are safe in Raft
+    /// (one of them wins the first election). A group that exists keeps its membership.
+    pub async fn open_group_with(
+        &self,
+        id: GroupId,
+        voters: BTreeSet<NodeId>,
+    ) -> Result<Arc<GroupInner>, ReplicationError> {
         if self.shut.load(Ordering::Relaxed) {
             return Err(ReplicationError::ShuttingDown);
         }
         if let Some(g) = self.group(id) {
-            self.wait_leader(&g).await?;
             return Ok(g);
         }
         let g = {
@@ -292,7 +310,8 @@ impl NodeInner {
                         .map_err(storage)?;
                     let g = self.start_group(id).await?;
                     if !g.raft.is_initialized().await.map_err(fatal_error)? {
-                        let members = BTreeMap::from([(self.config.node_id, BasicNode::default())]);
+                        let members: BTreeMap<NodeId, BasicNode> =
+                            voters.iter().map(|v| (*v, BasicNode::default())).collect();
                         if let Err(e) = g.raft.initialize(members).await {
                             tracing::warn!(group = id.0, error = %e, "initialize");
                         }
@@ -307,7 +326,6 @@ impl NodeInner {
                 }
             }
         };
-        self.wait_leader(&g).await?;
         Ok(g)
     }
 
