@@ -38,6 +38,8 @@ pub struct Config {
     pub cache_mb: usize,
     /// Consumer group coordinator settings (`[groups]`).
     pub groups: crate::groups::GroupConfig,
+    /// The brokers of a cluster (`[cluster]`); absent: this node runs alone.
+    pub cluster: Option<crate::cluster::config::ClusterConfig>,
 }
 
 impl Default for Config {
@@ -56,6 +58,7 @@ impl Default for Config {
             raft_heartbeat_ms: 500,
             cache_mb: 256,
             groups: Default::default(),
+            cluster: None,
         }
     }
 }
@@ -110,14 +113,30 @@ impl Config {
         );
         anyhow::ensure!(self.cache_mb >= 1, "cache_mb must be at least 1");
         self.groups.validate()?;
+        if let Some(c) = &self.cluster {
+            c.validate(self.node_id)?;
+            if let (Some(mine), Some(entry)) = (&self.rack, c.broker(self.node_id)) {
+                anyhow::ensure!(
+                    entry.rack.is_none() || entry.rack.as_ref() == Some(mine),
+                    "rack {mine:?} disagrees with this node's rack in [cluster] brokers"
+                );
+            }
+        }
         Ok(())
     }
 
-    /// The advertised `(host, port)`.
+    /// The advertised `(host, port)`: `advertised_listener`, else this node's `kafka`
+    /// address in `[cluster]`, else the first listener.
     pub fn advertised(&self) -> (String, i32) {
+        let own = self
+            .cluster
+            .as_ref()
+            .and_then(|c| c.broker(self.node_id))
+            .map(|b| b.kafka.as_str());
         let a = self
             .advertised_listener
             .as_deref()
+            .or(own)
             .unwrap_or(&self.listeners[0]);
         split_host_port(a).unwrap_or_else(|_| ("127.0.0.1".into(), 9092))
     }
@@ -131,7 +150,7 @@ pub fn parse_addr(s: &str) -> anyhow::Result<SocketAddr> {
         .map_err(|_| anyhow::anyhow!("invalid listener address {s:?} (expected HOST:PORT)"))
 }
 
-fn split_host_port(s: &str) -> anyhow::Result<(String, i32)> {
+pub fn split_host_port(s: &str) -> anyhow::Result<(String, i32)> {
     let (host, port) = s
         .rsplit_once(':')
         .ok_or_else(|| anyhow::anyhow!("invalid address {s:?} (expected HOST:PORT)"))?;
@@ -152,6 +171,14 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/single.toml");
         let c = Config::from_file(&path).unwrap();
         c.validate().unwrap();
+        for n in 1..=3 {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("../config/cluster/node{n}.toml"));
+            let c = Config::from_file(&path).unwrap();
+            c.validate().unwrap();
+            assert_eq!(c.node_id, n);
+            assert_eq!(c.advertised().1, 9091 + n as i32);
+        }
     }
 
     #[test]

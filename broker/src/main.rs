@@ -4,6 +4,7 @@
 
 mod broker;
 mod cli;
+mod cluster;
 mod config;
 mod connection;
 mod groups;

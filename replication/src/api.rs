@@ -238,6 +238,15 @@ impl ReplicaNode {
         self.inner.group(id).map(|inner| StoreGroup { inner })
     }
 
+    /// The Raft state of every group hosted here.
+    pub fn status(&self) -> Vec<GroupStatus> {
+        self.group_ids()
+            .into_iter()
+            .filter_map(|id| self.group(id))
+            .map(|g| g.status())
+            .collect()
+    }
+
     /// Groups hosted on this node (persisted across restarts).
     pub fn group_ids(&self) -> Vec<GroupId> {
         self.inner.group_ids()
@@ -291,6 +300,34 @@ impl ReplicaNode {
             batch_bytes: s.batch_bytes.load(Relaxed),
         }
     }
+}
+
+/// One group's Raft state as one node sees it (`phxq cluster status`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GroupStatus {
+    pub group: GroupId,
+    /// The node reporting.
+    pub node: NodeId,
+    /// Leader, Follower, Candidate or Learner.
+    pub state: String,
+    pub term: u64,
+    pub leader: Option<NodeId>,
+    pub voters: Vec<NodeId>,
+    pub last_log: Option<u64>,
+    pub committed: Option<u64>,
+    pub applied: Option<u64>,
+    /// On the leader: every other voter's progress. Empty elsewhere.
+    pub replication: Vec<ReplicaProgress>,
+}
+
+/// How far a follower is, as its leader sees it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReplicaProgress {
+    pub node: NodeId,
+    /// Last log index known to be on the follower.
+    pub matched: Option<u64>,
+    /// Milliseconds since the follower last acknowledged the leader, if it ever did.
+    pub last_ack_ms: Option<u64>,
 }
 
 /// A handle to one Raft group on this node. Cheap to clone.
@@ -352,6 +389,41 @@ impl StoreGroup {
     pub fn leader(&self) -> Option<NodeId> {
         use openraft::async_runtime::WatchReceiver;
         self.inner.raft.metrics().borrow_watched().current_leader
+    }
+
+    /// The group's Raft state as this node sees it.
+    pub fn status(&self) -> GroupStatus {
+        use openraft::async_runtime::WatchReceiver;
+        use openraft::Instant;
+        let m = self.inner.raft.metrics().borrow_watched().clone();
+        let me = self.inner.node_id;
+        let replication = match (&m.replication, &m.heartbeat) {
+            (Some(r), hb) => r
+                .iter()
+                .filter(|(n, _)| **n != me)
+                .map(|(n, matched)| ReplicaProgress {
+                    node: *n,
+                    matched: matched.as_ref().map(|l| l.index),
+                    last_ack_ms: hb
+                        .as_ref()
+                        .and_then(|h| h.get(n).cloned().flatten())
+                        .map(|t| t.elapsed().as_millis() as u64),
+                })
+                .collect(),
+            (None, _) => Vec::new(),
+        };
+        GroupStatus {
+            group: self.inner.id,
+            node: me,
+            state: format!("{:?}", m.state),
+            term: m.current_term,
+            leader: m.current_leader,
+            voters: m.membership_config.membership().voter_ids().collect(),
+            last_log: m.last_log_index,
+            committed: m.local_committed.map(|l| l.index),
+            applied: m.last_applied.map(|l| l.index),
+            replication,
+        }
     }
 
     /// A one-line summary of the group's Raft state (term, leader, log, commit, applied).

@@ -1,0 +1,4 @@
+//! Running as one broker of a cluster: configuration of the brokers, the inter-broker
+//! listener, leader placement, and `phxq cluster up|status`.
+
+pub mod config;
