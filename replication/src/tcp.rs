@@ -183,10 +183,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A peer's connection, if one is open; callers queue behind a connect in progress.
+type ConnSlot = tokio::sync::Mutex<Option<Arc<PeerConn>>>;
+
 /// Carries this node's Raft RPCs to its peers over TCP.
 pub struct TcpTransport {
     /// Each peer's address and its connection, if one is open.
-    peers: HashMap<NodeId, (SocketAddr, tokio::sync::Mutex<Option<Arc<PeerConn>>>)>,
+    peers: HashMap<NodeId, (SocketAddr, ConnSlot)>,
     next_id: AtomicU64,
 }
 
