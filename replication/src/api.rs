@@ -450,6 +450,24 @@ impl StoreGroup {
         })
     }
 
+    /// The current term if this replica is the group's leader.
+    pub fn leader_term(&self) -> Option<u64> {
+        use openraft::async_runtime::WatchReceiver;
+        let m = self.inner.raft.metrics();
+        let m = m.borrow_watched();
+        (m.current_leader == Some(self.inner.node_id) && m.state.is_leader())
+            .then_some(m.current_term)
+    }
+
+    /// True when this replica leads the group and reads here see every entry committed by
+    /// earlier leaders (the entry opening its term is applied). A new leader is not ready
+    /// for a moment after its election: serving reads then could show an old high
+    /// watermark.
+    pub fn leader_ready(&self) -> bool {
+        self.leader_term()
+            .is_some_and(|t| self.inner.shared.applied_term() >= t)
+    }
+
     pub fn is_leader(&self) -> bool {
         self.leader() == Some(self.inner.node_id)
     }

@@ -1,4 +1,8 @@
 //! Running as one broker of a cluster: configuration of the brokers, the inter-broker
-//! listener, leader placement, and `phxq cluster up|status`.
+//! listener and the groups a broker votes in, leader re-balancing, and what Metadata tells
+//! clients about brokers, leaders and replicas.
 
+pub mod balance;
 pub mod config;
+pub mod node;
+pub mod view;
