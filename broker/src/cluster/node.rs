@@ -91,7 +91,7 @@ pub async fn cluster_id(metadata: &StoreGroup, key: &[u8], fresh: impl Fn() -> S
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
         waited += 100;
-        if waited % 5000 == 0 {
+        if waited.is_multiple_of(5000) {
             info!(
                 waited_s = waited / 1000,
                 "waiting for a quorum of brokers to form the metadata group"
