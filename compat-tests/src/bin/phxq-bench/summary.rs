@@ -149,7 +149,7 @@ fn describe(r: &RunResult) -> String {
             r.extra.get("partitions").map(|v| v.to_string()).unwrap_or_default()
         ),
         "e2e" => format!(
-            "end-to-end latency at {} rec/s of {} B for {} s, client defaults (fetch.wait.max.ms=500, linger.ms=5)",
+            "end-to-end latency at {} rec/s of {} B for {} s, client defaults (fetch.wait.max.ms=500, linger.ms=5) unless listed",
             g("rate").unwrap_or_default(),
             g("record_size").unwrap_or_default(),
             g("duration_secs").unwrap_or_default(),
