@@ -18,7 +18,7 @@ use crate::log_store::{LogShared, LogStore};
 use crate::network::{GroupNetworkFactory, NoPeers, RaftRpc, RaftRpcReply, Router, Transport};
 use crate::schema::*;
 use crate::state_machine::StateMachine;
-use crate::types::{GroupSnapshot, Raft};
+use crate::types::Raft;
 use crate::writer::Writer;
 
 /// One group as hosted here.
@@ -39,6 +39,8 @@ pub struct NodeInner {
     pub groups: RwLock<BTreeMap<GroupId, Arc<GroupInner>>>,
     open_lock: tokio::sync::Mutex<()>,
     shut: AtomicBool,
+    /// Snapshot transfers being received.
+    snapshots: crate::snapshot::Inbox,
 }
 
 pub fn storage(e: impl std::fmt::Display) -> ReplicationError {
@@ -142,17 +144,20 @@ impl NodeInner {
             v
         };
         let writer = Writer::start(db.clone()).map_err(storage)?;
+        let snapshots = crate::snapshot::Inbox::new(&config.data_dir);
         let node = Arc::new(NodeInner {
             raft_config: raft_config(&config)?,
             config,
-            db,
+            db: db.clone(),
             writer,
             router: Router {
                 transport: transport.unwrap_or_else(|| Arc::new(NoPeers)),
+                db: db.clone(),
             },
             groups: RwLock::new(BTreeMap::new()),
             open_lock: tokio::sync::Mutex::new(()),
             shut: AtomicBool::new(false),
+            snapshots,
         });
         for id in &existing {
             let g = node.start_group(*id).await?;
@@ -382,14 +387,7 @@ impl NodeInner {
                 .await
                 .map(RaftRpcReply::Vote)
                 .map_err(|e| e.to_string()),
-            RaftRpc::Snapshot { meta, .. } => {
-                // TODO(cluster): receive the group's tables, then install_full_snapshot.
-                let _ = GroupSnapshot { group };
-                Err(format!(
-                    "group {}: snapshot install not implemented ({:?})",
-                    group.0, meta.last_log_id
-                ))
-            }
+            RaftRpc::SnapshotChunk(c) => self.snapshots.receive(&self.writer, &g, c).await,
         }
     }
 
