@@ -146,6 +146,11 @@ fn raft_config(c: &NodeConfig) -> Result<Arc<openraft::Config>, ReplicationError
         // A node that was cut off must not depose a healthy leader when it comes back with
         // a higher term: it asks first (Pre-Vote) and only then starts an election.
         enable_pre_vote: Some(true),
+        // A restarted leader must win a new election rather than resume its old term: a new
+        // term opens with an entry of its own, and reads (committed offsets, high
+        // watermarks) wait until that entry is applied, i.e. until everything committed
+        // before the restart is applied again. A resumed term would serve them at once.
+        enable_leader_restore: Some(false),
         ..Default::default()
     };
     Ok(Arc::new(

@@ -107,14 +107,21 @@ pub async fn handle(
     }
 
     let timeout = Duration::from_millis(req.timeout_ms.clamp(1, 300_000) as u64);
+    let deadline = tokio::time::Instant::now() + timeout;
     let mut submitted = Vec::with_capacity(appends.len());
     for (group, list) in appends {
         let queued = match broker.leading(group) {
             Err(code) => Err(code),
-            Ok(g) => g.submit(Command::Append(list)).await.map_err(|e| {
-                warn!(group = group.0, "append not queued: {e}");
-                replication_error_code(&e)
-            }),
+            // Queueing waits while the group's unapplied log is full (e.g. no quorum):
+            // that wait counts against the request's timeout too.
+            Ok(g) => match tokio::time::timeout_at(deadline, g.submit(Command::Append(list))).await
+            {
+                Err(_) => Err(errors::REQUEST_TIMED_OUT),
+                Ok(queued) => queued.map_err(|e| {
+                    warn!(group = group.0, "append not queued: {e}");
+                    replication_error_code(&e)
+                }),
+            },
         };
         submitted.push((group, queued));
     }
@@ -123,7 +130,7 @@ pub async fn handle(
             futures::future::join_all(submitted.into_iter().map(|(group, queued)| async move {
                 let outcome = match queued {
                     Err(code) => Err(code),
-                    Ok(commit) => match tokio::time::timeout(timeout, commit).await {
+                    Ok(commit) => match tokio::time::timeout_at(deadline, commit).await {
                         Err(_) => Err(errors::REQUEST_TIMED_OUT),
                         Ok(Err(e)) => {
                             warn!(group = group.0, "append failed: {e}");
