@@ -2,3 +2,5 @@
 //! listener, leader placement, and `phxq cluster up|status`.
 
 pub mod config;
+pub mod status;
+pub mod up;
