@@ -23,35 +23,49 @@ pub struct Broker {
     /// Advertised host and port, as given to clients.
     pub host: String,
     pub port: i32,
+    /// Stops the inter-broker listener (cluster only).
+    internal_stop: Option<Arc<tokio::sync::Notify>>,
 }
 
 const CLUSTER_ID_KEY: &[u8] = b"cluster_id";
 
 impl Broker {
-    pub async fn open(config: Config) -> anyhow::Result<Broker> {
+    pub async fn open(config: Config) -> anyhow::Result<Arc<Broker>> {
         let mut raft = NodeConfig::single(config.node_id, config.data_dir.clone());
         raft.heartbeat_interval_ms = config.raft_heartbeat_ms;
         raft.cache_bytes = config.cache_mb << 20;
         raft.election_timeout_min_ms = config.raft_heartbeat_ms * 3;
         raft.election_timeout_max_ms = config.raft_heartbeat_ms * 6;
-        let node = ReplicaNode::open(raft).await.map_err(|e| {
-            anyhow::anyhow!("cannot open data dir {}: {e}", config.data_dir.display())
-        })?;
-        let metadata = node.open_group(GroupId::METADATA).await?;
-        for g in 1..=config.store_groups {
-            node.open_group(GroupId(g)).await?;
-        }
-        let cluster_id = match metadata.kv_get(CLUSTER_ID_KEY) {
-            Some(id) => String::from_utf8_lossy(&id).into_owned(),
+        let (node, metadata, cluster_id, internal_stop) = match &config.cluster {
             None => {
-                let id = new_cluster_id();
-                metadata
-                    .propose(Command::Put(vec![(
-                        Bytes::from_static(CLUSTER_ID_KEY),
-                        Some(Bytes::from(id.clone())),
-                    )]))
-                    .await?;
-                id
+                let node = ReplicaNode::open(raft).await.map_err(|e| {
+                    anyhow::anyhow!("cannot open data dir {}: {e}", config.data_dir.display())
+                })?;
+                let metadata = node.open_group(GroupId::METADATA).await?;
+                for g in 1..=config.store_groups {
+                    node.open_group(GroupId(g)).await?;
+                }
+                let cluster_id = match metadata.kv_get(CLUSTER_ID_KEY) {
+                    Some(id) => String::from_utf8_lossy(&id).into_owned(),
+                    None => {
+                        let id = new_cluster_id();
+                        metadata
+                            .propose(Command::Put(vec![(
+                                Bytes::from_static(CLUSTER_ID_KEY),
+                                Some(Bytes::from(id.clone())),
+                            )]))
+                            .await?;
+                        id
+                    }
+                };
+                (node, metadata, cluster_id, None)
+            }
+            Some(cluster) => {
+                let c = crate::cluster::node::open(&config, cluster, raft).await?;
+                let id =
+                    crate::cluster::node::cluster_id(&c.metadata, CLUSTER_ID_KEY, new_cluster_id)
+                        .await;
+                (c.node, c.metadata, id, Some(c.stop))
             }
         };
         let topics = TopicRegistry::load(&metadata)?;
@@ -62,7 +76,7 @@ impl Broker {
             (1..=config.store_groups).map(GroupId).collect(),
         );
         let (host, port) = config.advertised();
-        Ok(Broker {
+        let broker = Arc::new(Broker {
             config,
             node,
             metadata,
@@ -71,7 +85,17 @@ impl Broker {
             cluster_id,
             host,
             port,
-        })
+            internal_stop,
+        });
+        if broker.config.cluster.is_some() {
+            tokio::spawn(crate::cluster::balance::follow_metadata(Arc::downgrade(
+                &broker,
+            )));
+            tokio::spawn(crate::cluster::balance::rebalance_leaders(Arc::downgrade(
+                &broker,
+            )));
+        }
+        Ok(broker)
     }
 
     pub fn node_id(&self) -> i32 {
@@ -83,12 +107,25 @@ impl Broker {
         self.node.group(group)
     }
 
+    /// The store group `group` if this broker leads it and has applied everything earlier
+    /// leaders committed; else NOT_LEADER_OR_FOLLOWER, so the client refreshes its metadata
+    /// and goes to the leader. The data path (produce, fetch, offsets) goes through here.
+    pub fn leading(&self, group: GroupId) -> Result<StoreGroup, i16> {
+        match self.node.group(group) {
+            Some(g) if g.leader_ready() => Ok(g),
+            _ => Err(phxq_protocol::errors::NOT_LEADER_OR_FOLLOWER),
+        }
+    }
+
     /// Store groups new partitions may be placed in.
     pub fn store_group_ids(&self) -> Vec<GroupId> {
         (1..=self.config.store_groups).map(GroupId).collect()
     }
 
     pub async fn shutdown(&self) {
+        if let Some(stop) = &self.internal_stop {
+            stop.notify_one();
+        }
         self.node.shutdown().await;
     }
 }

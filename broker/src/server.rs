@@ -13,7 +13,7 @@ use crate::shutdown;
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     check_data_dir(&config.data_dir)?;
     let listeners = bind(&config).await?;
-    let broker = Arc::new(Broker::open(config).await?);
+    let broker = Broker::open(config).await?;
     let (trigger, stop) = shutdown::channel();
     for listener in listeners {
         tokio::spawn(accept_loop(listener, broker.clone(), stop.clone()));

@@ -112,6 +112,21 @@ pub struct TopicRegistry {
 
 impl TopicRegistry {
     pub fn load(metadata: &StoreGroup) -> anyhow::Result<TopicRegistry> {
+        Ok(TopicRegistry {
+            by_name: RwLock::new(Self::read_all(metadata)?),
+            changes: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Re-reads every topic from the metadata group's applied state (in a cluster, changes
+    /// made through other brokers arrive this way).
+    pub fn reload(&self, metadata: &StoreGroup) -> anyhow::Result<()> {
+        let all = Self::read_all(metadata)?;
+        *self.by_name.write().unwrap() = all;
+        Ok(())
+    }
+
+    fn read_all(metadata: &StoreGroup) -> anyhow::Result<HashMap<String, Arc<Topic>>> {
         let mut by_name = HashMap::new();
         for (key, value) in metadata.kv_scan(TOPIC_PREFIX.as_bytes()) {
             let topic: Topic = serde_json::from_slice(&value).map_err(|e| {
@@ -122,10 +137,7 @@ impl TopicRegistry {
             })?;
             by_name.insert(topic.name.clone(), Arc::new(topic));
         }
-        Ok(TopicRegistry {
-            by_name: RwLock::new(by_name),
-            changes: tokio::sync::Mutex::new(()),
-        })
+        Ok(by_name)
     }
 
     pub fn len(&self) -> usize {
@@ -232,12 +244,13 @@ impl TopicRegistry {
         let topic = self.get(name).ok_or(TopicError::Unknown)?;
         broker
             .metadata
-            .propose(Command::Put(vec![(topic_key(name), None)]))
+            .propose_on_leader(Command::Put(vec![(topic_key(name), None)]))
             .await?;
         self.by_name.write().unwrap().remove(name);
         for (group, parts) in by_group(&topic, 0) {
             if let Some(g) = broker.store_group(group) {
-                g.propose(Command::DeletePartitions(parts)).await?;
+                g.propose_on_leader(Command::DeletePartitions(parts))
+                    .await?;
             }
         }
         Ok(topic)
@@ -247,7 +260,7 @@ impl TopicRegistry {
         let value = serde_json::to_vec(&topic).expect("topic serializes");
         broker
             .metadata
-            .propose(Command::Put(vec![(
+            .propose_on_leader(Command::Put(vec![(
                 topic_key(&topic.name),
                 Some(Bytes::from(value)),
             )]))
@@ -273,7 +286,8 @@ impl TopicRegistry {
                     group.0
                 )))
             })?;
-            g.propose(Command::CreatePartitions(parts)).await?;
+            g.propose_on_leader(Command::CreatePartitions(parts))
+                .await?;
         }
         Ok(())
     }

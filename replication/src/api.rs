@@ -145,7 +145,7 @@ pub struct StoredBatch {
     pub batch: Bytes,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 pub enum ReplicationError {
     /// This replica is not the group's leader; `leader` is the one it knows, if any.
     #[error("not the leader (leader is {leader:?})")]
@@ -343,12 +343,80 @@ impl StoreGroup {
 
     /// Proposes a command and waits until it is committed (durable on a majority: fsync'd)
     /// and applied. Concurrent proposals, from any group on this node, share fsyncs.
+    /// Fails with [`ReplicationError::NotLeader`] on a follower.
     pub async fn propose(&self, cmd: Command) -> Result<CommandResponse, ReplicationError> {
-        self.inner.log.wait_for_room().await;
-        match self.inner.raft.client_write(cmd).await {
-            Ok(r) => r.data.map_err(ReplicationError::Storage),
-            Err(e) => Err(crate::node::write_error(e)),
-        }
+        self.inner.propose_local(cmd).await
+    }
+
+    /// Like [`StoreGroup::propose`], but from any replica: a follower forwards the command
+    /// to the leader over the node's transport. Waits through an election (a few seconds
+    /// at most). For administrative writes (topics, configs), not for the data path, where
+    /// clients must find the leader themselves.
+    pub async fn propose_on_leader(
+        &self,
+        cmd: Command,
+    ) -> Result<CommandResponse, ReplicationError> {
+        self.inner.propose_on_leader(cmd).await
+    }
+
+    /// Confirms that this replica is the leader with a quorum round trip and waits until
+    /// everything committed before is applied and visible to reads: after it, reads here see
+    /// every write acknowledged by any earlier leader.
+    pub async fn ensure_linearizable(&self) -> Result<(), ReplicationError> {
+        use openraft::raft::ReadPolicy;
+        // A new leader serves reads once it has committed an entry of its own term; until
+        // then openraft answers ForwardToLeader even on the leader, so retry a little.
+        let deadline = tokio::time::Instant::now() + self.inner.forward_timeout;
+        let read = loop {
+            match self
+                .inner
+                .raft
+                .ensure_linearizable(ReadPolicy::ReadIndex)
+                .await
+            {
+                Ok(read) => break read,
+                Err(openraft::error::RaftError::APIError(
+                    openraft::error::LinearizableReadError::ForwardToLeader(f),
+                )) => {
+                    if !self.is_leader() || tokio::time::Instant::now() >= deadline {
+                        return Err(ReplicationError::NotLeader {
+                            leader: f.leader_id,
+                        });
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(other) => return Err(ReplicationError::Raft(other.to_string())),
+            }
+        };
+        let target = read.log_id().index;
+        let mut w = self.inner.shared.applied_watch();
+        w.wait_for(|n| *n >= target)
+            .await
+            .map_err(|_| ReplicationError::ShuttingDown)?;
+        Ok(())
+    }
+
+    /// Asks the leader to hand leadership to `to` (ignored on a follower).
+    pub async fn transfer_leader(&self, to: NodeId) -> Result<(), ReplicationError> {
+        self.inner
+            .raft
+            .trigger()
+            .transfer_leader(to)
+            .await
+            .map_err(crate::node::fatal_error)
+    }
+
+    /// Voters of the group as this replica knows them, in the order of the membership.
+    pub fn voters(&self) -> Vec<NodeId> {
+        use openraft::async_runtime::WatchReceiver;
+        self.inner
+            .raft
+            .metrics()
+            .borrow_watched()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect()
     }
 
     /// Queues a command in the group's Raft log behind every earlier submission and returns
@@ -380,6 +448,24 @@ impl StoreGroup {
                 Err(_) => Err(ReplicationError::ShuttingDown),
             }
         })
+    }
+
+    /// The current term if this replica is the group's leader.
+    pub fn leader_term(&self) -> Option<u64> {
+        use openraft::async_runtime::WatchReceiver;
+        let m = self.inner.raft.metrics();
+        let m = m.borrow_watched();
+        (m.current_leader == Some(self.inner.node_id) && m.state.is_leader())
+            .then_some(m.current_term)
+    }
+
+    /// True when this replica leads the group and reads here see every entry committed by
+    /// earlier leaders (the entry opening its term is applied). A new leader is not ready
+    /// for a moment after its election: serving reads then could show an old high
+    /// watermark.
+    pub fn leader_ready(&self) -> bool {
+        self.leader_term()
+            .is_some_and(|t| self.inner.shared.applied_term() >= t)
     }
 
     pub fn is_leader(&self) -> bool {

@@ -25,6 +25,9 @@ pub struct GroupShared {
     /// Index of the last applied log entry whose effects are committed and visible to reads
     /// (it grows with every applied entry).
     applied_tx: watch::Sender<u64>,
+    /// Term of the last applied entry visible to reads. Once it reaches a leader's term,
+    /// every entry of earlier terms is visible too (a leader opens its term with an entry).
+    applied_term: std::sync::atomic::AtomicU64,
 }
 
 fn storage(e: impl std::fmt::Display) -> ReplicationError {
@@ -54,6 +57,7 @@ impl GroupShared {
             db,
             offsets: RwLock::new(offsets),
             applied_tx,
+            applied_term: applied.map_or(0, |l| l.leader_id.term).into(),
         }))
     }
 
@@ -69,12 +73,19 @@ impl GroupShared {
             }
         }
         if let Some(last) = effect.last_applied {
+            self.applied_term
+                .fetch_max(last.leader_id.term, std::sync::atomic::Ordering::Release);
             self.applied_tx.send_if_modified(|n| {
                 let grew = last.index > *n;
                 *n = (*n).max(last.index);
                 grew
             });
         }
+    }
+
+    /// Term of the last applied entry visible to reads.
+    pub fn applied_term(&self) -> u64 {
+        self.applied_term.load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub fn applied_watch(&self) -> watch::Receiver<u64> {

@@ -41,6 +41,7 @@ pub mod network;
 mod node;
 mod schema;
 mod state_machine;
+pub mod tcp;
 mod types;
 mod writer;
 

@@ -14,13 +14,14 @@ use std::sync::Arc;
 use openraft::error::{RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::OptionalSend;
 use openraft_multi::{GroupNetworkAdapter, GroupRouter};
 use serde::{Deserialize, Serialize};
 
-use crate::api::{GroupId, NodeId};
+use crate::api::{Command, CommandResponse, GroupId, NodeId, ReplicationError};
 use crate::state_machine::GroupSnapshotOf;
 use crate::types::{SnapshotMeta, TypeConfig, Vote};
 
@@ -36,6 +37,10 @@ pub enum RaftRpc {
         vote: Vote,
         meta: SnapshotMeta,
     },
+    /// The leader hands leadership to the receiver (openraft's TransferLeader).
+    TransferLeader(TransferLeaderRequest<TypeConfig>),
+    /// A command proposed on a follower, forwarded to the group's leader.
+    Forward(Command),
 }
 
 /// The answer to a [`RaftRpc`].
@@ -45,6 +50,8 @@ pub enum RaftRpcReply {
     Append(AppendEntriesResponse<TypeConfig>),
     Vote(VoteResponse<TypeConfig>),
     Snapshot(SnapshotResponse<TypeConfig>),
+    TransferLeader(TransferLeaderResponse<TypeConfig>),
+    Forwarded(Result<CommandResponse, ReplicationError>),
 }
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -89,13 +96,22 @@ fn unreachable(msg: String) -> RPCError<TypeConfig> {
 }
 
 impl Router {
-    async fn call(
+    /// Sends one RPC and waits at most `ttl` for its answer (a peer that stopped answering
+    /// without closing its connection must not stall replication or elections).
+    pub async fn call(
         &self,
         target: NodeId,
         group: GroupId,
         rpc: RaftRpc,
+        ttl: std::time::Duration,
     ) -> Result<RaftRpcReply, String> {
-        self.transport.call(target, group, rpc).await
+        match tokio::time::timeout(ttl, self.transport.call(target, group, rpc)).await {
+            Ok(r) => r,
+            Err(_) => Err(format!(
+                "node {target} (group {}) did not answer within {ttl:?}",
+                group.0
+            )),
+        }
     }
 }
 
@@ -107,9 +123,10 @@ impl GroupRouter<TypeConfig, GroupId> for Router {
         target: NodeId,
         group: GroupId,
         rpc: AppendEntriesRequest<TypeConfig>,
-        _option: RPCOption,
+        option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        match self.call(target, group, RaftRpc::Append(rpc)).await {
+        let ttl = option.hard_ttl();
+        match self.call(target, group, RaftRpc::Append(rpc), ttl).await {
             Ok(RaftRpcReply::Append(r)) => Ok(r),
             Ok(other) => Err(unreachable(format!("unexpected reply {other:?}"))),
             Err(e) => Err(unreachable(e)),
@@ -121,9 +138,10 @@ impl GroupRouter<TypeConfig, GroupId> for Router {
         target: NodeId,
         group: GroupId,
         rpc: VoteRequest<TypeConfig>,
-        _option: RPCOption,
+        option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        match self.call(target, group, RaftRpc::Vote(rpc)).await {
+        let ttl = option.hard_ttl();
+        match self.call(target, group, RaftRpc::Vote(rpc), ttl).await {
             Ok(RaftRpcReply::Vote(r)) => Ok(r),
             Ok(other) => Err(unreachable(format!("unexpected reply {other:?}"))),
             Err(e) => Err(unreachable(e)),
@@ -135,13 +153,24 @@ impl GroupRouter<TypeConfig, GroupId> for Router {
         target: NodeId,
         group: GroupId,
         rpc: VoteRequest<TypeConfig>,
-        _option: RPCOption,
+        option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        match self.call(target, group, RaftRpc::PreVote(rpc)).await {
+        let ttl = option.hard_ttl();
+        match self.call(target, group, RaftRpc::PreVote(rpc), ttl).await {
             Ok(RaftRpcReply::Vote(r)) => Ok(r),
             Ok(other) => Err(unreachable(format!("unexpected reply {other:?}"))),
             Err(e) => Err(unreachable(e)),
         }
+    }
+
+    async fn transfer_leader(
+        &self,
+        target: NodeId,
+        group: GroupId,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.transfer_leader_rpc(target, group, req, option).await
     }
 
     async fn full_snapshot(
@@ -151,19 +180,39 @@ impl GroupRouter<TypeConfig, GroupId> for Router {
         vote: Vote,
         snapshot: GroupSnapshotOf,
         _cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
-        _option: RPCOption,
+        option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
         // TODO(cluster): stream the group's tables; the receiver refuses for now.
         let rpc = RaftRpc::Snapshot {
             vote,
             meta: snapshot.meta,
         };
-        match self.call(target, group, rpc).await {
+        match self.call(target, group, rpc, option.hard_ttl()).await {
             Ok(RaftRpcReply::Snapshot(r)) => Ok(r),
             Ok(other) => Err(StreamingError::Unreachable(Unreachable::from_string(
                 format!("unexpected reply {other:?}"),
             ))),
             Err(e) => Err(StreamingError::Unreachable(Unreachable::from_string(e))),
+        }
+    }
+}
+
+impl Router {
+    async fn transfer_leader_rpc(
+        &self,
+        target: NodeId,
+        group: GroupId,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let ttl = option.hard_ttl();
+        match self
+            .call(target, group, RaftRpc::TransferLeader(req), ttl)
+            .await
+        {
+            Ok(RaftRpcReply::TransferLeader(r)) => Ok(r),
+            Ok(other) => Err(unreachable(format!("unexpected reply {other:?}"))),
+            Err(e) => Err(unreachable(e)),
         }
     }
 }

@@ -28,6 +28,67 @@ pub struct GroupInner {
     pub raft: Raft,
     pub shared: Arc<GroupShared>,
     pub log: Arc<LogShared>,
+    /// The node's router, for forwarding proposals to the group's leader.
+    pub router: Router,
+    /// Longest a forwarded proposal waits for a leader and its answer.
+    pub forward_timeout: Duration,
+}
+
+impl GroupInner {
+    /// Proposes on this replica: fails with NotLeader unless it is the leader.
+    pub async fn propose_local(
+        &self,
+        cmd: crate::api::Command,
+    ) -> Result<crate::api::CommandResponse, ReplicationError> {
+        self.log.wait_for_room().await;
+        match self.raft.client_write(cmd).await {
+            Ok(r) => r.data.map_err(ReplicationError::Storage),
+            Err(e) => Err(write_error(e)),
+        }
+    }
+
+    /// Proposes on the group's leader, wherever it is: locally, or forwarded over the
+    /// router. Retries while the group elects a leader, up to `forward_timeout`.
+    pub async fn propose_on_leader(
+        &self,
+        cmd: crate::api::Command,
+    ) -> Result<crate::api::CommandResponse, ReplicationError> {
+        let deadline = tokio::time::Instant::now() + self.forward_timeout;
+        loop {
+            let leader = self.raft.metrics().borrow_watched().current_leader;
+            let result = match leader {
+                Some(l) if l == self.node_id => self.propose_local(cmd.clone()).await,
+                Some(l) => {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    match self
+                        .router
+                        .call(l, self.id, RaftRpc::Forward(cmd.clone()), left)
+                        .await
+                    {
+                        Ok(RaftRpcReply::Forwarded(r)) => r,
+                        Ok(other) => Err(ReplicationError::Raft(format!(
+                            "unexpected reply to a forwarded proposal: {other:?}"
+                        ))),
+                        Err(e) => Err(ReplicationError::NotLeader {
+                            leader: None,
+                        })
+                        .inspect_err(|_| {
+                            tracing::debug!(group = self.id.0, leader = l, error = %e, "forward")
+                        }),
+                    }
+                }
+                None => Err(ReplicationError::NotLeader { leader: None }),
+            };
+            match result {
+                Err(ReplicationError::NotLeader { .. })
+                    if tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                other => return other,
+            }
+        }
+    }
 }
 
 pub struct NodeInner {
@@ -217,6 +278,13 @@ impl NodeInner {
             raft,
             shared,
             log,
+            router: self.router.clone(),
+            forward_timeout: Duration::from_millis(
+                self.config
+                    .election_timeout_max_ms
+                    .saturating_mul(4)
+                    .max(5000),
+            ),
         }))
     }
 
@@ -382,6 +450,13 @@ impl NodeInner {
                 .await
                 .map(RaftRpcReply::Vote)
                 .map_err(|e| e.to_string()),
+            RaftRpc::TransferLeader(r) => g
+                .raft
+                .handle_transfer_leader(r)
+                .await
+                .map(RaftRpcReply::TransferLeader)
+                .map_err(|e| e.to_string()),
+            RaftRpc::Forward(cmd) => Ok(RaftRpcReply::Forwarded(g.propose_local(cmd).await)),
             RaftRpc::Snapshot { meta, .. } => {
                 // TODO(cluster): receive the group's tables, then install_full_snapshot.
                 let _ = GroupSnapshot { group };

@@ -9,13 +9,18 @@
 //!   coordinator never hands out a generation twice;
 //! - (in `commits.rs`) writes each OffsetCommit as one `Command::Put` proposal and
 //!   acknowledges it only once it is committed, then updates the in-memory offsets;
-//! - rebuilds groups (generation, protocol, offsets) from the store group after a restart.
+//! - rebuilds groups (generation, protocol, offsets) from the store group after a restart,
+//!   and whenever this node becomes a store group's leader (failover): the timer task sees
+//!   the new term, waits for a linearizable read (everything an earlier leader committed is
+//!   applied here), and loads the groups afresh; until then requests for those groups get
+//!   COORDINATOR_LOAD_IN_PROGRESS. A store group this node stops leading drops its groups
+//!   (parked requests get NOT_COORDINATOR and clients find the new coordinator).
 //!
 //! Per group, an async `io` mutex orders commits, offset reads and record writes: a commit
 //! checked against the lock table finishes before a later OffsetFetch (say, by the
 //! partition's next owner) reads the offsets.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -80,8 +85,16 @@ pub struct GroupCoordinator {
     store_groups: Vec<GroupId>,
     clock: Instant,
     pub(super) groups: Mutex<HashMap<String, Arc<Slot>>>,
-    loaded: Mutex<HashSet<GroupId>>,
+    /// Per store group: the leader term whose groups are loaded, or are being loaded.
+    loaded: Mutex<HashMap<GroupId, Load>>,
     next_token: AtomicU64,
+}
+
+/// Where the groups of one store group stand on this node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Load {
+    Loading(u64),
+    Ready(u64),
 }
 
 pub(super) fn commit_error(e: &ReplicationError) -> i16 {
@@ -105,7 +118,7 @@ impl GroupCoordinator {
             store_groups,
             clock: Instant::now(),
             groups: Mutex::new(HashMap::new()),
-            loaded: Mutex::new(HashSet::new()),
+            loaded: Mutex::new(HashMap::new()),
             next_token: AtomicU64::new(1),
         });
         me.load_all();
@@ -134,28 +147,87 @@ impl GroupCoordinator {
         store.leader().ok_or(COORDINATOR_NOT_AVAILABLE)
     }
 
+    /// The store group `gid` if this node leads it and its groups are loaded for the
+    /// current term.
     pub(super) fn store(&self, gid: GroupId) -> Result<StoreGroup, i16> {
         let store = self.node.group(gid).ok_or(COORDINATOR_NOT_AVAILABLE)?;
-        if !store.is_leader() {
-            return Err(NOT_COORDINATOR);
+        let term = store.leader_term().ok_or(NOT_COORDINATOR)?;
+        match self.loaded.lock().unwrap().get(&gid) {
+            Some(Load::Ready(t)) if *t == term => Ok(store),
+            _ => Err(COORDINATOR_LOAD_IN_PROGRESS),
         }
-        Ok(store)
     }
 
+    /// At start: loads the store groups this node leads with everything applied (a single
+    /// node, whose groups are open and caught up by now). Others load on the timer.
     fn load_all(&self) {
         for gid in self.store_groups.clone() {
-            if let Ok(store) = self.store(gid) {
-                self.ensure_loaded(gid, &store);
+            let Some(store) = self.node.group(gid) else {
+                continue;
+            };
+            if let (Some(term), [_]) = (store.leader_term(), store.voters().as_slice()) {
+                self.load(gid, &store, term);
             }
         }
     }
 
-    /// Rebuilds the groups stored in `gid` (once).
-    fn ensure_loaded(&self, gid: GroupId, store: &StoreGroup) {
-        let mut loaded = self.loaded.lock().unwrap();
-        if loaded.contains(&gid) {
-            return;
+    /// Follows leadership changes of the store groups (called every tick): starts loading
+    /// the groups of a store group this node has just become leader of, and drops those of
+    /// one it no longer leads.
+    fn follow_leadership(self: &Arc<Self>) {
+        for gid in self.store_groups.clone() {
+            let Some(store) = self.node.group(gid) else {
+                continue;
+            };
+            let term = store.leader_term();
+            let state = self.loaded.lock().unwrap().get(&gid).copied();
+            match (term, state) {
+                (Some(t), Some(Load::Ready(l) | Load::Loading(l))) if l == t => {}
+                (Some(t), _) => {
+                    self.unload(gid);
+                    self.loaded.lock().unwrap().insert(gid, Load::Loading(t));
+                    let me = self.clone();
+                    tokio::spawn(async move {
+                        match store.ensure_linearizable().await {
+                            Ok(()) => me.load(gid, &store, t),
+                            Err(e) => {
+                                warn!(store_group = gid.0, error = %e, "cannot load consumer groups after election");
+                                me.loaded.lock().unwrap().remove(&gid);
+                            }
+                        }
+                    });
+                }
+                (None, Some(_)) => {
+                    self.unload(gid);
+                    self.loaded.lock().unwrap().remove(&gid);
+                    info!(
+                        store_group = gid.0,
+                        "no longer the leader: consumer groups handed over"
+                    );
+                }
+                (None, None) => {}
+            }
         }
+    }
+
+    /// Forgets the groups of `gid`; their parked requests fail with NOT_COORDINATOR.
+    fn unload(&self, gid: GroupId) {
+        let dropped: Vec<Arc<Slot>> = {
+            let mut groups = self.groups.lock().unwrap();
+            let ids: Vec<String> = groups
+                .iter()
+                .filter(|(_, s)| s.store == gid)
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.iter().filter_map(|id| groups.remove(id)).collect()
+        };
+        for slot in dropped {
+            slot.waiters.lock().unwrap().clear();
+        }
+    }
+
+    /// Rebuilds the groups stored in `gid` from its applied state, for leader term `term`.
+    fn load(&self, gid: GroupId, store: &StoreGroup, term: u64) {
         let mut found: BTreeMap<String, Group> = BTreeMap::new();
         for (key, value) in store.kv_scan(offsets::GROUPS_PREFIX.as_bytes()) {
             match (
@@ -193,11 +265,19 @@ impl GroupCoordinator {
             }
         }
         let count = found.len();
-        let mut groups = self.groups.lock().unwrap();
-        for (id, g) in found {
-            groups.entry(id).or_insert_with(|| Slot::new(g, gid));
+        {
+            let mut loaded = self.loaded.lock().unwrap();
+            if store.leader_term() != Some(term) {
+                // Lost leadership while loading: the next tick sorts it out.
+                loaded.remove(&gid);
+                return;
+            }
+            let mut groups = self.groups.lock().unwrap();
+            for (id, g) in found {
+                groups.insert(id.clone(), Slot::new(g, gid));
+            }
+            loaded.insert(gid, Load::Ready(term));
         }
-        loaded.insert(gid);
         if count > 0 {
             info!(
                 store_group = gid.0,
@@ -212,8 +292,7 @@ impl GroupCoordinator {
     /// coordinate the group.
     pub(super) fn slot(&self, group_id: &str, create: bool) -> Result<Option<Arc<Slot>>, i16> {
         let gid = self.home(group_id);
-        let store = self.store(gid)?;
-        self.ensure_loaded(gid, &store);
+        self.store(gid)?;
         let mut groups = self.groups.lock().unwrap();
         if let Some(s) = groups.get(group_id) {
             return Ok(Some(s.clone()));
@@ -459,6 +538,7 @@ async fn run_timers(me: Weak<GroupCoordinator>) {
         let Some(me) = me.upgrade() else {
             return;
         };
+        me.follow_leadership();
         me.tick_all(tick % SWEEP_EVERY == 0);
     }
 }

@@ -45,9 +45,9 @@ pub async fn handle(
     for (group, items) in work {
         let cmd =
             Command::DeleteRecords(items.iter().map(|(_, _, pid, off)| (*pid, *off)).collect());
-        let outcome = match broker.store_group(group) {
-            Some(g) => g.propose(cmd).await.map_err(|e| replication_error_code(&e)),
-            None => Err(errors::NOT_LEADER_OR_FOLLOWER),
+        let outcome = match broker.leading(group) {
+            Ok(g) => g.propose(cmd).await.map_err(|e| replication_error_code(&e)),
+            Err(code) => Err(code),
         };
         for (i, (ti, pi, _, _)) in items.iter().enumerate() {
             let slot = &mut topics[*ti].partitions[*pi];

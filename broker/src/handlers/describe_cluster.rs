@@ -11,13 +11,20 @@ pub fn handle(
     _req: DescribeClusterRequest,
     _version: i16,
 ) -> DescribeClusterResponse {
+    let brokers = broker
+        .brokers()
+        .into_iter()
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.id))
+                .with_host(str(b.host))
+                .with_port(b.port)
+                .with_rack(b.rack.map(str))
+        })
+        .collect();
     DescribeClusterResponse::default()
         .with_cluster_id(str(broker.cluster_id.clone()))
-        .with_controller_id(BrokerId(broker.node_id()))
+        .with_controller_id(BrokerId(broker.controller_id()))
         .with_cluster_authorized_operations(i32::MIN)
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(BrokerId(broker.node_id()))
-            .with_host(str(broker.host.clone()))
-            .with_port(broker.port)
-            .with_rack(broker.config.rack.clone().map(str))])
+        .with_brokers(brokers)
 }

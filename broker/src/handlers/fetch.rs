@@ -61,7 +61,7 @@ fn watches(broker: &Broker, req: &FetchRequest) -> Vec<watch::Receiver<u64>> {
     groups.dedup();
     groups
         .into_iter()
-        .filter_map(|g| broker.store_group(g))
+        .filter_map(|g| broker.leading(g).ok())
         .map(|g| g.applied_watch())
         .collect()
 }
@@ -87,13 +87,16 @@ fn read(broker: &Broker, req: &FetchRequest) -> (FetchResponse, usize) {
                 .with_log_start_offset(-1)
                 .with_preferred_read_replica((-1).into())
                 .with_aborted_transactions(read_committed.then(Vec::new));
-            let located = topic
-                .as_ref()
-                .and_then(|t| t.partition(p.partition))
-                .and_then(|(pid, g)| broker.store_group(g).map(|g| (pid, g)));
-            let Some((pid, group)) = located else {
+            let Some((pid, g)) = topic.as_ref().and_then(|t| t.partition(p.partition)) else {
                 partitions.push(data.with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION));
                 continue;
+            };
+            let group = match broker.leading(g) {
+                Ok(group) => group,
+                Err(code) => {
+                    partitions.push(data.with_error_code(code));
+                    continue;
+                }
             };
             let Some(offsets) = group.offsets(pid) else {
                 partitions.push(data.with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION));

@@ -49,16 +49,17 @@ fn lookup(broker: &Broker, key_type: i8, key: StrBytes) -> Coordinator {
         return fail(INVALID_REQUEST, "unsupported coordinator key type");
     }
     match broker.groups.coordinator_node(&key) {
-        Ok(node) if node == broker.config.node_id => c
-            .clone()
-            .with_node_id(BrokerId(broker.node_id()))
-            .with_host(str(broker.host.clone()))
-            .with_port(broker.port),
-        // Only this broker's address is known (Metadata lists only this broker too).
-        Ok(_) => fail(
-            COORDINATOR_NOT_AVAILABLE,
-            "the coordinator is another broker",
-        ),
+        Ok(node) => match broker.broker_addr(node) {
+            Some(b) => c
+                .clone()
+                .with_node_id(BrokerId(b.id))
+                .with_host(str(b.host))
+                .with_port(b.port),
+            None => fail(
+                COORDINATOR_NOT_AVAILABLE,
+                "the coordinator is not a known broker",
+            ),
+        },
         Err(code) => fail(code, "no leader for the group's store group"),
     }
 }

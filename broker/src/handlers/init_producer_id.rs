@@ -29,7 +29,7 @@ pub async fn handle(
     }
     match broker
         .metadata
-        .propose(Command::AllocateProducerIds(1))
+        .propose_on_leader(Command::AllocateProducerIds(1))
         .await
     {
         Ok(CommandResponse::ProducerIds(id)) => {

@@ -32,12 +32,14 @@ pub fn handle(broker: &Broker, req: ListOffsetsRequest, _version: i16) -> ListOf
                         .with_timestamp(-1)
                         .with_offset(-1)
                         .with_leader_epoch(-1);
-                    let located = topic
-                        .as_ref()
-                        .and_then(|t| t.partition(p.partition_index))
-                        .and_then(|(pid, g)| broker.store_group(g).map(|g| (pid, g)));
-                    let Some((pid, group)) = located else {
+                    let Some((pid, g)) =
+                        topic.as_ref().and_then(|t| t.partition(p.partition_index))
+                    else {
                         return resp.with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION);
+                    };
+                    let group = match broker.leading(g) {
+                        Ok(group) => group,
+                        Err(code) => return resp.with_error_code(code),
                     };
                     match lookup(&group, pid, p.timestamp) {
                         Ok(Some((offset, timestamp))) => {

@@ -38,15 +38,21 @@ pub async fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> Meta
             }
         }
     }
-    let node = broker.node_id();
+    let brokers = broker
+        .brokers()
+        .into_iter()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(str(b.host))
+                .with_port(b.port)
+                .with_rack(b.rack.map(str))
+        })
+        .collect();
     MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(BrokerId(node))
-            .with_host(str(broker.host.clone()))
-            .with_port(broker.port)
-            .with_rack(broker.config.rack.clone().map(str))])
+        .with_brokers(brokers)
         .with_cluster_id(Some(str(broker.cluster_id.clone())))
-        .with_controller_id(BrokerId(node))
+        .with_controller_id(BrokerId(broker.controller_id()))
         .with_cluster_authorized_operations(i32::MIN)
         .with_topics(topics)
 }
@@ -92,22 +98,18 @@ pub fn describe(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
         .iter()
         .enumerate()
         .map(|(i, group)| {
-            let leader = broker
-                .store_group(*group)
-                .and_then(|g| g.leader())
-                .map(|l| l as i32);
+            let r = broker.replicas(*group);
+            let ids = |v: Vec<i32>| v.into_iter().map(BrokerId).collect::<Vec<_>>();
             let p = MetadataResponsePartition::default()
                 .with_partition_index(i as i32)
-                .with_leader_epoch(-1);
-            match leader {
-                Some(l) => p
-                    .with_leader_id(BrokerId(l))
-                    .with_replica_nodes(vec![BrokerId(l)])
-                    .with_isr_nodes(vec![BrokerId(l)]),
+                .with_leader_epoch(-1)
+                .with_replica_nodes(ids(r.replicas))
+                .with_isr_nodes(ids(r.isr));
+            match r.leader {
+                Some(l) => p.with_leader_id(BrokerId(l)),
                 None => p
                     .with_error_code(errors::LEADER_NOT_AVAILABLE)
-                    .with_leader_id(BrokerId(-1))
-                    .with_replica_nodes(vec![BrokerId(broker.node_id())]),
+                    .with_leader_id(BrokerId(-1)),
             }
         })
         .collect();

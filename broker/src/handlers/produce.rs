@@ -109,9 +109,9 @@ pub async fn handle(
     let timeout = Duration::from_millis(req.timeout_ms.clamp(1, 300_000) as u64);
     let mut submitted = Vec::with_capacity(appends.len());
     for (group, list) in appends {
-        let queued = match broker.store_group(group) {
-            None => Err(errors::NOT_LEADER_OR_FOLLOWER),
-            Some(g) => g.submit(Command::Append(list)).await.map_err(|e| {
+        let queued = match broker.leading(group) {
+            Err(code) => Err(code),
+            Ok(g) => g.submit(Command::Append(list)).await.map_err(|e| {
                 warn!(group = group.0, "append not queued: {e}");
                 replication_error_code(&e)
             }),

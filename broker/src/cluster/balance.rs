@@ -1,0 +1,69 @@
+//! Background upkeep of a cluster member: keeps the topic registry in step with the
+//! metadata group (changes made through other brokers) and hands each store group's
+//! leadership back to its preferred leader (the first of its voters) once that broker is
+//! back and caught up, so leaders stay spread across brokers after a failover.
+
+use std::sync::Weak;
+use std::time::Duration;
+
+use phxq_replication::GroupId;
+use tracing::{info, warn};
+
+use crate::broker::Broker;
+
+/// How often leadership is checked against the preferred placement.
+const BALANCE_EVERY: Duration = Duration::from_secs(3);
+/// A follower is caught up when it is at most this many entries behind.
+const CAUGHT_UP_ENTRIES: u64 = 16;
+
+/// Reloads the topic registry whenever the metadata group applies something.
+pub async fn follow_metadata(broker: Weak<Broker>) {
+    let Some(mut applied) = broker.upgrade().map(|b| b.metadata.applied_watch()) else {
+        return;
+    };
+    while applied.changed().await.is_ok() {
+        let Some(b) = broker.upgrade() else { return };
+        if let Err(e) = b.topics.reload(&b.metadata) {
+            warn!(error = %e, "cannot reload topics");
+        }
+    }
+}
+
+/// Moves leadership of store groups this broker leads to their preferred leader when that
+/// broker has caught up.
+pub async fn rebalance_leaders(broker: Weak<Broker>) {
+    loop {
+        tokio::time::sleep(BALANCE_EVERY).await;
+        let Some(b) = broker.upgrade() else { return };
+        let Some(cluster) = &b.config.cluster else {
+            return;
+        };
+        for g in 1..=b.config.store_groups {
+            let Some(group) = b.node.group(GroupId(g)) else {
+                continue;
+            };
+            let Some(preferred) = cluster.voters(g).first().copied() else {
+                continue;
+            };
+            if preferred == b.config.node_id || !group.leader_ready() {
+                continue;
+            }
+            let st = group.status();
+            let caught_up = st.replication.iter().any(|r| {
+                r.node == preferred
+                    && r.last_ack_ms.is_some_and(|ms| ms < 2000)
+                    && r.matched.unwrap_or(0) + CAUGHT_UP_ENTRIES >= st.last_log.unwrap_or(0)
+            });
+            if caught_up {
+                info!(
+                    group = g,
+                    to = preferred,
+                    "handing leadership back to the preferred leader"
+                );
+                if let Err(e) = group.transfer_leader(preferred).await {
+                    warn!(group = g, error = %e, "leader transfer failed");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! What clients are told about the cluster (Metadata, DescribeCluster, FindCoordinator):
+//! the brokers and their addresses, the controller (the metadata group's leader), and per
+//! store group its leader, replicas (voters) and in-sync replicas.
+
+use phxq_replication::GroupId;
+
+use crate::broker::Broker;
+use crate::config::split_host_port;
+
+/// A broker as clients see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerAddr {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+}
+
+/// Leader and replicas of a store group (= of every partition placed in it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replicas {
+    pub leader: Option<i32>,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+}
+
+/// A follower counts as in sync while it acknowledged the leader within this long and is
+/// at most [`ISR_MAX_LAG`] entries behind.
+const ISR_MAX_SILENCE_MS: u64 = 5_000;
+const ISR_MAX_LAG: u64 = 1_000;
+
+impl Broker {
+    /// Every broker of the cluster (just this one when it runs alone).
+    pub fn brokers(&self) -> Vec<BrokerAddr> {
+        match &self.config.cluster {
+            None => vec![BrokerAddr {
+                id: self.node_id(),
+                host: self.host.clone(),
+                port: self.port,
+                rack: self.config.rack.clone(),
+            }],
+            Some(c) => c
+                .brokers
+                .iter()
+                .map(|b| {
+                    let (host, port) =
+                        split_host_port(&b.kafka).unwrap_or_else(|_| (String::new(), -1));
+                    BrokerAddr {
+                        id: b.id as i32,
+                        host,
+                        port,
+                        rack: b.rack.clone(),
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    pub fn broker_addr(&self, id: u64) -> Option<BrokerAddr> {
+        self.brokers().into_iter().find(|b| b.id as u64 == id)
+    }
+
+    /// The controller: the metadata group's leader (-1 while there is none).
+    pub fn controller_id(&self) -> i32 {
+        self.metadata.leader().map_or(-1, |l| l as i32)
+    }
+
+    /// Leader, replicas and in-sync replicas of a store group. The leader knows its
+    /// followers' progress; another broker reports every replica as in sync while the
+    /// group has a leader.
+    pub fn replicas(&self, group: GroupId) -> Replicas {
+        let Some(g) = self.node.group(group) else {
+            return Replicas {
+                leader: None,
+                replicas: vec![],
+                isr: vec![],
+            };
+        };
+        let leader = g.leader();
+        let voters: Vec<i32> = g.voters().into_iter().map(|v| v as i32).collect();
+        let isr = match leader {
+            None => vec![],
+            Some(l) if l == self.config.node_id => {
+                let st = g.status();
+                let last = st.last_log.unwrap_or(0);
+                let mut isr = vec![l as i32];
+                isr.extend(
+                    st.replication
+                        .iter()
+                        .filter(|r| {
+                            r.last_ack_ms.is_some_and(|ms| ms <= ISR_MAX_SILENCE_MS)
+                                && r.matched.unwrap_or(0) + ISR_MAX_LAG >= last
+                        })
+                        .map(|r| r.node as i32),
+                );
+                isr.sort_unstable();
+                isr
+            }
+            Some(_) => voters.clone(),
+        };
+        Replicas {
+            leader: leader.map(|l| l as i32),
+            replicas: voters,
+            isr,
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! The inter-broker transport: Raft RPCs of every group of a node over one TCP connection
+//! per peer (openraft-multi's pattern), plus the node-status query of `phxq cluster status`.
+//!
+//! Frames are a 4-byte big-endian length and a postcard-encoded body. A request carries an
+//! id chosen by the caller; answers may come back in any order and are matched by id, so
+//! a slow AppendEntries of one group never holds up the heartbeats of another. A broken
+//! connection fails every call in flight (openraft treats that as "unreachable" and backs
+//! off); the next call opens a new one. The listener decodes defensively: a frame larger
+//! than [`MAX_FRAME`] or one that does not decode closes that connection, nothing else.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::api::{GroupId, GroupStatus, NodeId, ReplicaNode};
+use crate::network::{BoxFuture, RaftRpc, RaftRpcReply, Transport};
+
+/// Largest frame accepted either way: AppendEntries are capped by `max_append_bytes`
+/// (8 MiB by default), snapshot chunks are smaller.
+pub const MAX_FRAME: usize = 64 << 20;
+/// How long opening a connection to a peer may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
+
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "")]
+enum Request {
+    Raft {
+        id: u64,
+        group: GroupId,
+        rpc: RaftRpc,
+    },
+    Status {
+        id: u64,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "")]
+enum Answer {
+    Raft(Result<RaftRpcReply, String>),
+    Status(Vec<GroupStatus>),
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "")]
+struct Response {
+    id: u64,
+    answer: Answer,
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Bytes, String> {
+    let body = postcard::to_stdvec(v).map_err(|e| format!("encode: {e}"))?;
+    if body.len() > MAX_FRAME {
+        return Err(format!(
+            "message of {} bytes exceeds the {MAX_FRAME}-byte frame limit",
+            body.len()
+        ));
+    }
+    let mut out = BytesMut::with_capacity(4 + body.len());
+    out.put_u32(body.len() as u32);
+    out.extend_from_slice(&body);
+    Ok(out.freeze())
+}
+
+/// Reads one frame body; `Ok(None)` at a clean end of stream.
+async fn read_frame(r: &mut (impl AsyncReadExt + Unpin)) -> std::io::Result<Option<Vec<u8>>> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(std::io::Error::other(format!(
+            "frame of {len} bytes exceeds {MAX_FRAME}"
+        )));
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).await?;
+    Ok(Some(body))
+}
+
+/// Writes queued frames, flushing whenever the queue runs dry (batches small RPCs).
+async fn write_frames(
+    stream: tokio::net::tcp::OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<Bytes>,
+) -> std::io::Result<()> {
+    let mut w = BufWriter::with_capacity(256 << 10, stream);
+    while let Some(mut frame) = rx.recv().await {
+        loop {
+            w.write_all_buf(&mut frame).await?;
+            match rx.try_recv() {
+                Ok(next) => frame = next,
+                Err(_) => break,
+            }
+        }
+        w.flush().await?;
+    }
+    Ok(())
+}
+
+type Pending = Arc<Mutex<Option<HashMap<u64, oneshot::Sender<Answer>>>>>;
+
+/// One open connection to a peer.
+struct PeerConn {
+    tx: mpsc::UnboundedSender<Bytes>,
+    /// Calls waiting for an answer; `None` once the connection is gone.
+    pending: Pending,
+}
+
+impl PeerConn {
+    async fn open(addr: SocketAddr) -> Result<PeerConn, String> {
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+            .await
+            .map_err(|_| format!("connect to {addr}: timed out"))?
+            .map_err(|e| format!("connect to {addr}: {e}"))?;
+        let _ = stream.set_nodelay(true);
+        let (mut read, write) = stream.into_split();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
+        tokio::spawn(async move {
+            if let Err(e) = write_frames(write, rx).await {
+                tracing::debug!(%addr, error = %e, "peer connection write failed");
+            }
+        });
+        let reader_pending = pending.clone();
+        tokio::spawn(async move {
+            let why = loop {
+                match read_frame(&mut read).await {
+                    Ok(Some(body)) => match postcard::from_bytes::<Response>(&body) {
+                        Ok(r) => {
+                            let waiter =
+                                lock(&reader_pending).as_mut().and_then(|m| m.remove(&r.id));
+                            if let Some(w) = waiter {
+                                let _ = w.send(r.answer);
+                            }
+                        }
+                        Err(e) => break format!("undecodable answer: {e}"),
+                    },
+                    Ok(None) => break "closed by peer".to_string(),
+                    Err(e) => break e.to_string(),
+                }
+            };
+            tracing::debug!(%addr, reason = %why, "peer connection closed");
+            // Dropping the waiters fails their calls.
+            lock(&reader_pending).take();
+        });
+        Ok(PeerConn { tx, pending })
+    }
+
+    fn alive(&self) -> bool {
+        lock(&self.pending).is_some() && !self.tx.is_closed()
+    }
+
+    async fn call(&self, id: u64, frame: Bytes) -> Result<Answer, String> {
+        let (tx, rx) = oneshot::channel();
+        match lock(&self.pending).as_mut() {
+            Some(m) => {
+                m.insert(id, tx);
+            }
+            None => return Err("connection closed".into()),
+        }
+        if self.tx.send(frame).is_err() {
+            if let Some(m) = lock(&self.pending).as_mut() {
+                m.remove(&id);
+            }
+            return Err("connection closed".into());
+        }
+        rx.await.map_err(|_| "connection closed".to_string())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A peer's connection, if one is open; callers queue behind a connect in progress.
+type ConnSlot = tokio::sync::Mutex<Option<Arc<PeerConn>>>;
+
+/// Carries this node's Raft RPCs to its peers over TCP.
+pub struct TcpTransport {
+    /// Each peer's address and its connection, if one is open.
+    peers: HashMap<NodeId, (SocketAddr, ConnSlot)>,
+    next_id: AtomicU64,
+}
+
+impl TcpTransport {
+    /// `peers`: the inter-broker address of every other node.
+    pub fn new(peers: HashMap<NodeId, SocketAddr>) -> Arc<TcpTransport> {
+        Arc::new(TcpTransport {
+            peers: peers
+                .into_iter()
+                .map(|(id, addr)| (id, (addr, tokio::sync::Mutex::new(None))))
+                .collect(),
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    async fn conn(&self, target: NodeId) -> Result<Arc<PeerConn>, String> {
+        let (addr, slot) = self
+            .peers
+            .get(&target)
+            .ok_or_else(|| format!("node {target} is not a known peer"))?;
+        // One connection per peer: its callers queue behind a connect in progress.
+        let mut slot = slot.lock().await;
+        if let Some(c) = slot.as_ref().filter(|c| c.alive()) {
+            return Ok(c.clone());
+        }
+        *slot = None;
+        let c = Arc::new(PeerConn::open(*addr).await?);
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+
+    async fn call_raft(
+        self: Arc<Self>,
+        target: NodeId,
+        group: GroupId,
+        rpc: RaftRpc,
+    ) -> Result<RaftRpcReply, String> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let frame = encode(&Request::Raft { id, group, rpc })?;
+        let conn = self.conn(target).await?;
+        match conn.call(id, frame).await? {
+            Answer::Raft(r) => r,
+            Answer::Status(_) => Err("status answer to a raft call".into()),
+        }
+    }
+}
+
+impl Transport for Arc<TcpTransport> {
+    fn call(
+        &self,
+        target: NodeId,
+        group: GroupId,
+        rpc: RaftRpc,
+    ) -> BoxFuture<Result<RaftRpcReply, String>> {
+        Box::pin(self.clone().call_raft(target, group, rpc))
+    }
+}
+
+/// Asks a node's inter-broker listener for the state of its groups.
+pub async fn fetch_status(addr: SocketAddr, timeout: Duration) -> Result<Vec<GroupStatus>, String> {
+    let ask = async {
+        let conn = PeerConn::open(addr).await?;
+        match conn.call(1, encode(&Request::Status { id: 1 })?).await? {
+            Answer::Status(s) => Ok(s),
+            Answer::Raft(_) => Err("raft answer to a status call".to_string()),
+        }
+    };
+    tokio::time::timeout(timeout, ask)
+        .await
+        .map_err(|_| format!("{addr} did not answer within {timeout:?}"))?
+}
+
+/// Serves the inter-broker listener until `stop` resolves or the node is dropped (the
+/// listener is closed then; connections already open end with the node). Each request runs
+/// in its own task; answers go back on the same connection.
+pub async fn serve(
+    listener: TcpListener,
+    node: Weak<ReplicaNode>,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = &mut stop => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "inter-broker accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if node.upgrade().is_none() {
+            return;
+        }
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(serve_conn(stream, peer, node.clone()));
+    }
+}
+
+async fn serve_conn(stream: TcpStream, peer: SocketAddr, node: Weak<ReplicaNode>) {
+    let (mut read, write) = stream.into_split();
+    let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
+    tokio::spawn(async move {
+        let _ = write_frames(write, rx).await;
+    });
+    loop {
+        let body = match read_frame(&mut read).await {
+            Ok(Some(b)) => b,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "inter-broker connection closed");
+                return;
+            }
+        };
+        let req: Request = match postcard::from_bytes(&body) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, len = body.len(), "undecodable inter-broker frame; closing");
+                return;
+            }
+        };
+        let Some(node) = node.upgrade() else { return };
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let (id, answer) = match req {
+                Request::Raft { id, group, rpc } => {
+                    (id, Answer::Raft(node.handle_rpc(group, rpc).await))
+                }
+                Request::Status { id } => (id, Answer::Status(node.status())),
+            };
+            match encode(&Response { id, answer }) {
+                Ok(frame) => {
+                    let _ = tx.send(frame);
+                }
+                Err(e) => tracing::warn!(%peer, error = %e, "cannot encode an answer"),
+            }
+        });
+    }
+}

@@ -1,0 +1,210 @@
+//! Three nodes in one process talking over the TCP transport on loopback: a group with
+//! three voters elects a leader, replicates appends, forwards a follower's proposal, answers
+//! status queries, and survives the loss of its leader without losing acknowledged data.
+
+mod common;
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use common::*;
+use phxq_replication::tcp::{fetch_status, serve, TcpTransport};
+use phxq_replication::*;
+use tokio::net::TcpListener;
+
+struct Cluster {
+    dirs: Vec<tempfile::TempDir>,
+    addrs: HashMap<NodeId, SocketAddr>,
+    nodes: HashMap<NodeId, Arc<ReplicaNode>>,
+    stops: HashMap<NodeId, tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Cluster {
+    async fn start() -> Cluster {
+        let mut listeners = Vec::new();
+        let mut addrs = HashMap::new();
+        for id in 1..=3u64 {
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            addrs.insert(id, l.local_addr().unwrap());
+            listeners.push((id, l));
+        }
+        let mut c = Cluster {
+            dirs: (0..3).map(|_| tempfile::tempdir().unwrap()).collect(),
+            addrs,
+            nodes: HashMap::new(),
+            stops: HashMap::new(),
+        };
+        for (id, l) in listeners {
+            c.open(id, Some(l)).await;
+        }
+        c
+    }
+
+    async fn open(&mut self, id: NodeId, listener: Option<TcpListener>) {
+        let listener = match listener {
+            Some(l) => l,
+            None => {
+                self.stops.remove(&id);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                TcpListener::bind(self.addrs[&id]).await.unwrap()
+            }
+        };
+        let peers = self
+            .addrs
+            .iter()
+            .filter(|(p, _)| **p != id)
+            .map(|(p, a)| (*p, *a))
+            .collect();
+        let mut cfg = config(self.dirs[id as usize - 1].path());
+        cfg.node_id = id;
+        let t: Arc<dyn phxq_replication::network::Transport> = Arc::new(TcpTransport::new(peers));
+        // A node just shut down releases its database when its last tasks end.
+        let mut node = None;
+        for _ in 0..100 {
+            match ReplicaNode::open_with_transport(cfg.clone(), Some(t.clone())).await {
+                Ok(n) => {
+                    node = Some(n);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        let node = node.expect("reopen");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        self.stops.insert(id, stop);
+        tokio::spawn(serve(listener, Arc::downgrade(&node), async move {
+            let _ = stopped.await;
+        }));
+        node.open_group_with(GroupId(1), BTreeSet::from([1, 2, 3]))
+            .await
+            .unwrap();
+        self.nodes.insert(id, node);
+    }
+
+    async fn leader(&self) -> NodeId {
+        for _ in 0..200 {
+            for (id, n) in &self.nodes {
+                if n.group(GroupId(1)).unwrap().is_leader() {
+                    return *id;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("no leader elected");
+    }
+}
+
+async fn append(g: &StoreGroup, p: PartitionId, ts: i64) -> i64 {
+    let cmd = Command::Append(vec![AppendBatch {
+        partition: p,
+        batch: batch_with(3, ts, None, 100),
+    }]);
+    match g.propose(cmd).await.unwrap() {
+        CommandResponse::Appended(v) => v[0].as_ref().unwrap().base_offset,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_replicate_and_fail_over() {
+    let mut c = Cluster::start().await;
+    // The first elections of three nodes started together may take a round or two: a
+    // forwarded proposal waits them out.
+    let p = part(7, 0);
+    c.nodes[&1]
+        .group(GroupId(1))
+        .unwrap()
+        .propose_on_leader(Command::CreatePartitions(vec![p]))
+        .await
+        .unwrap();
+    let leader = c.leader().await;
+    let lg = c.nodes[&leader].group(GroupId(1)).unwrap();
+    for i in 0..10 {
+        assert_eq!(append(&lg, p, i * 10).await, i * 3);
+    }
+
+    // A follower forwards an administrative write to the leader; a plain propose refuses.
+    let follower = (1..=3).find(|n| *n != leader).unwrap();
+    let fg = c.nodes[&follower].group(GroupId(1)).unwrap();
+    assert!(matches!(
+        fg.propose(Command::Put(vec![])).await,
+        Err(ReplicationError::NotLeader { leader: Some(l) }) if l == leader
+    ));
+    fg.propose_on_leader(Command::Put(vec![(
+        Bytes::from_static(b"k"),
+        Some(Bytes::from_static(b"v")),
+    )]))
+    .await
+    .unwrap();
+
+    // Status over the inter-broker listener.
+    let st = fetch_status(c.addrs[&leader], Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(st.len(), 1);
+    assert_eq!(st[0].leader, Some(leader));
+    assert_eq!(st[0].voters, vec![1, 2, 3]);
+    assert_eq!(st[0].replication.len(), 2);
+
+    // Kill the leader: the others elect a new one that has every acknowledged record.
+    drop((lg, fg));
+    c.nodes.remove(&leader).unwrap().shutdown().await;
+    let new_leader = c.leader().await;
+    assert_ne!(new_leader, leader);
+    let ng = c.nodes[&new_leader].group(GroupId(1)).unwrap();
+    ng.ensure_linearizable().await.unwrap();
+    assert_eq!(ng.offsets(p).unwrap().high_watermark, 30);
+    assert_eq!(ng.kv_get(b"k").as_deref(), Some(&b"v"[..]));
+    let mut out = BytesMut::new();
+    ng.read(p, 0, 1 << 20, &mut out).unwrap();
+    assert!(out.len() > 10 * 100);
+    assert_eq!(append(&ng, p, 1000).await, 30);
+
+    // The old leader comes back and catches up as a follower.
+    c.open(leader, None).await;
+    let back = c.nodes[&leader].group(GroupId(1)).unwrap();
+    for _ in 0..200 {
+        if back.offsets(p).map(|o| o.high_watermark) == Some(33) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(back.offsets(p).unwrap().high_watermark, 33);
+
+    // Leadership can be handed back.
+    ng.transfer_leader(leader).await.unwrap();
+    for _ in 0..200 {
+        if back.is_leader() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(back.is_leader());
+    for n in c.nodes.values() {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn garbage_on_the_internal_listener_closes_only_that_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let c = Cluster::start().await;
+    let addr = c.addrs[&1];
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(&[0, 0, 0, 5, 0xff, 0xff, 0xff, 0xff, 0xff])
+        .await
+        .unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(s.read(&mut buf).await.unwrap(), 0, "connection closed");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
+    assert_eq!(s.read(&mut buf).await.unwrap(), 0, "oversized frame closes");
+    let st = fetch_status(addr, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(st[0].group, GroupId(1));
+    for n in c.nodes.values() {
+        n.shutdown().await;
+    }
+}
