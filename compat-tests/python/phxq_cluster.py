@@ -138,6 +138,14 @@ class Cluster:
         self.nodes[node_id].kill9()
         return time.monotonic()
 
+    def wait_for(self, cond, timeout: float, what: str, interval: float = 0.1):
+        """phxq_wire.wait_for; on a timeout the failure carries `phxq cluster status`."""
+        try:
+            return wait_for(cond, timeout, interval=interval, what=what)
+        except AssertionError as e:
+            r = self.status_command("--timeout-ms", "1000")
+            raise AssertionError(f"{e}\n\nphxq cluster status (exit {r.returncode}):\n{r.stdout}{r.stderr}") from None
+
     def assert_alive(self):
         for n in self.nodes.values():
             n.assert_alive()
@@ -178,18 +186,19 @@ class Cluster:
         return p[2] if own is not None and own[2] == p[2] else None
 
     def wait_leader(self, topic: str, partition: int, timeout: float = 30, not_on: int | None = None) -> int:
-        return wait_for(lambda: (lambda l: l if l is not None and l != not_on else None)(self.leader(topic, partition)),
-                        timeout, interval=0.1, what=f"a leader of {topic}[{partition}]"
-                        + (f" other than {not_on}" if not_on else ""))
+        return self.wait_for(lambda: (lambda n: n if n is not None and n != not_on else None)(
+            self.leader(topic, partition)), timeout,
+            what=f"a leader of {topic}[{partition}]" + (f" other than {not_on}" if not_on else ""))
 
-    def create_topic(self, topic: str, partitions: int, timeout: float = 30):
-        """CreateTopics (replication factor 3) through any live node, retried while the
-        metadata group elects a leader; then waits for a leader of every partition."""
+    def create_topic(self, topic: str, partitions: int, timeout: float = 30, replication_factor: int = -1):
+        """CreateTopics (default replication factor, as admin clients send it) through any
+        live node, retried while the metadata group elects a leader; then waits for a
+        leader of every partition."""
         def attempt():
             for n in self.alive():
                 try:
                     with Conn.to(n.bootstrap, timeout=15) as c:
-                        err, msg = c.create_topics_v2([(topic, partitions)], replication_factor=SIZE)[topic]
+                        err, msg = c.create_topics_v2([(topic, partitions)], replication_factor=replication_factor)[topic]
                 except (OSError, ConnectionClosed):
                     continue
                 if err in (0, TOPIC_ALREADY_EXISTS):
@@ -262,7 +271,7 @@ class Cluster:
         """{group id (0 = metadata): leader node}."""
         return {gid: v["node"] for gid, v in self._leader_views(self.status()).items()}
 
-    def caught_up(self, max_lag: int = 1000, groups: int = STORE_GROUPS + 1) -> bool:
+    def caught_up(self, max_lag: int = 50, groups: int = STORE_GROUPS + 1) -> bool:
         """Every node answers; every group has a leader that heard from each other voter in
         the last 2 s, each at most max_lag entries behind it."""
         reports = self.status()

@@ -55,13 +55,13 @@ def test_produce_through_repeated_leader_kill9(cluster, topic, idempotent):
         for round_ in range(1, KILL_ROUNDS + 1):
             victim = cluster.wait_leader(topic, 0)
             killed = cluster.kill9(victim)
-            ack = wait_for(lambda: prod.first_ack_after(killed, 0), FAILOVER_BOUND_S, interval=0.02,
-                           what=f"an acknowledged produce to partition 0 after killing its leader {victim}")
+            ack = cluster.wait_for(lambda: prod.first_ack_after(killed, 0), FAILOVER_BOUND_S, interval=0.02,
+                                   what=f"an acknowledged produce to partition 0 after killing its leader {victim}")
             times.append(ack.acked - killed)
             new = cluster.wait_leader(topic, 0, not_on=victim)
             record_failover(f"{label} round {round_}: killed node {victim}, new leader {new}", times[-1])
             cluster.start(victim)
-            wait_for(cluster.caught_up, 30, interval=0.2, what=f"node {victim} back in every group")
+            cluster.wait_for(cluster.caught_up, 30, interval=0.2, what=f"node {victim} back in every group")
             prod.wait_acks(300, 30)
     finally:
         prod.stop()
@@ -86,19 +86,19 @@ def test_consumer_group_resumes_after_coordinator_kill9(cluster, topic, tmp_path
     produce(cluster.bootstrap, topic, GROUP_PARTITIONS, 0, 20)
     members = [Member("confluent", cluster.bootstrap, topic, group, "range", tmp_path) for _ in range(2)]
     try:
-        wait_for(lambda: balanced(members, 3), 60, what="3 partitions each")
-        wait_for(lambda: all_consumed(members, 20), 30, what="the first records")
+        cluster.wait_for(lambda: balanced(members, 3), 60, what="3 partitions each")
+        cluster.wait_for(lambda: all_consumed(members, 20), 30, what="the first records")
         first = {p: 20 for p in range(GROUP_PARTITIONS)}
-        wait_for(lambda: cluster.committed(group, topic, range(GROUP_PARTITIONS)) == first, 30,
+        cluster.wait_for(lambda: cluster.committed(group, topic, range(GROUP_PARTITIONS)) == first, 30,
                  what="commits at 20")
         seen = [len(m.records()) for m in members]
         victim = cluster.coordinator(group)
         assert victim is not None
         killed = cluster.kill9(victim)
         produce(cluster.bootstrap, topic, GROUP_PARTITIONS, 20, 20)
-        wait_for(lambda: all_consumed(members, 40), 60, what="records produced after the coordinator died")
+        cluster.wait_for(lambda: all_consumed(members, 40), 60, what="records produced after the coordinator died")
         resumed = time.monotonic() - killed
-        new = wait_for(lambda: cluster.coordinator(group), 30, what="a new coordinator")
+        new = cluster.wait_for(lambda: cluster.coordinator(group), 30, what="a new coordinator")
         record_failover(f"group coordinator: killed node {victim}, new coordinator {new}, all consumed", resumed)
         again = [(p, o) for m, n in zip(members, seen) for p, o, _ in m.records()[n:] if o < 20]
         assert not again, f"committed records consumed again after the failover: {sorted(again)[:10]}"
@@ -106,7 +106,7 @@ def test_consumer_group_resumes_after_coordinator_kill9(cluster, topic, tmp_path
             m.stop()
         check_delivery(members, 40)
         done = {p: 40 for p in range(GROUP_PARTITIONS)}
-        wait_for(lambda: cluster.committed(group, topic, range(GROUP_PARTITIONS)) == done, 30,
+        cluster.wait_for(lambda: cluster.committed(group, topic, range(GROUP_PARTITIONS)) == done, 30,
                  what="commits at 40 on the new coordinator")
     finally:
         for m in members:
@@ -133,7 +133,7 @@ def test_full_stop_and_restart_keeps_records_and_offsets(cluster, topic):
         print(f"\n[full stop, {how}] leaders of every partition {time.monotonic() - t0:.2f} s after the restart")
         got = confluent_consume(cluster.bootstrap, topic, partitions=range(PARTITIONS), timeout=60)
         assert_same_records(recs, got, f"after {how} of all three nodes")
-        assert wait_for(lambda: cluster.committed(group, topic, range(PARTITIONS)), 30,
+        assert cluster.wait_for(lambda: cluster.committed(group, topic, range(PARTITIONS)), 30,
                         what="committed offsets") == offsets, f"committed offsets after {how}"
     more = confluent_produce(cluster.bootstrap, topic, make_records(30, PARTITIONS, big=False))
     for p in range(PARTITIONS):
@@ -171,23 +171,35 @@ def test_restarted_node_catches_up_and_takes_back_leaders(cluster, topic):
     cluster.create_topic(topic, PARTITIONS)
     confluent_produce(cluster.bootstrap, topic, make_records(300, PARTITIONS, big=False))
     store = lambda: {g: n for g, n in cluster.group_leaders().items() if g != 0}  # noqa: E731
-    wait_for(lambda: set(store().values()) == set(cluster.nodes), 30, interval=0.2,
+    cluster.wait_for(lambda: set(store().values()) == set(cluster.nodes), 30, interval=0.2,
              what=f"leaders spread over the brokers: {store()}")
     victim = store()[1]
     cluster.kill9(victim)
-    wait_for(lambda: len(store()) == 3 and victim not in store().values(), FAILOVER_BOUND_S, interval=0.2,
+    cluster.wait_for(lambda: len(store()) == 3 and victim not in store().values(), FAILOVER_BOUND_S, interval=0.2,
              what="new leaders of every store group")
     # records the victim misses while it is down
     confluent_produce(cluster.bootstrap, topic, make_records(300, PARTITIONS, big=False))
     t0 = time.monotonic()
     cluster.start(victim)
-    wait_for(lambda: cluster.caught_up(max_lag=0), 30, interval=0.2, what=f"node {victim} caught up")
+    cluster.wait_for(lambda: cluster.caught_up(max_lag=0), 30, interval=0.2, what=f"node {victim} caught up")
     caught_up = time.monotonic() - t0
-    wait_for(lambda: set(store().values()) == set(cluster.nodes), 30, interval=0.2,
+    cluster.wait_for(lambda: set(store().values()) == set(cluster.nodes), 30, interval=0.2,
              what=f"every broker leading a store group again: {store()}")
     print(f"\n[rebalance] node {victim} caught up in {caught_up:.2f} s, leaders spread again "
           f"{time.monotonic() - t0:.2f} s after its restart: {store()}")
     assert time.monotonic() - t0 < 30
+
+
+def test_topic_with_replication_factor_3_has_three_replicas_in_sync(cluster, topic):
+    """CreateTopics with replication factor 3 (kafka-topics --replication-factor 3) works
+    on three brokers, and Metadata reports each partition's 3 replicas, all in sync."""
+    cluster.create_topic(topic, PARTITIONS, replication_factor=3)
+
+    def replicas():
+        _, _, topics = cluster.metadata([topic])
+        parts = topics[topic][1]
+        return all(len(parts[p][3]) == 3 and sorted(parts[p][4]) == sorted(parts[p][3]) for p in range(PARTITIONS))
+    cluster.wait_for(replicas, 30, interval=0.2, what=f"3 replicas in sync: {cluster.metadata([topic])[2]}")
 
 
 def test_cluster_status_shows_every_group_with_a_leader(cluster):
