@@ -22,7 +22,7 @@
 # Environment: PHXQ_BENCH_DATA_ROOT (where data directories are made; default
 # $TMPDIR or /tmp: the disk measured is the one holding it), PHXQ_BENCH_PRODUCERS
 # and PHXQ_BENCH_PARTITIONS (the 100 B produce run; default 2 and 4),
-# PHXQ_BENCH_CLUSTER=1 (the three-node hook below; not available yet).
+# PHXQ_BENCH_CLUSTER=0 (skip the three-node cluster runs, see below).
 #
 # Exit status: 0 when every run succeeded, 1 when any failed (the summary is
 # written anyway and lists the failures), 2 on a usage or build error.
@@ -146,6 +146,7 @@ stop_broker() {
 
 cleanup() {
   stop_broker
+  stop_cluster
   if [[ $KEEP_DATA == 0 ]]; then rm -rf "$DATA_ROOT"; fi
 }
 trap cleanup EXIT
@@ -182,16 +183,76 @@ broker_alive() {
   return 1
 }
 
-# ---- Three-node cluster hook ----------------------------------------------------
-# HOOK(three-node): phxq has no multi-node mode yet. When `config/` holds a
-# three-node local cluster and one command starts it, start it here, run the
-# same workloads with --replication-factor 3 and labels suffixed "-3n", and drop
-# the note below. Until then nothing is measured and no figure is written.
-run_cluster_suite() {
-  NOTES+=("Three-node cluster: not measured; phxq has no multi-node mode yet (hook: run_cluster_suite in compat-tests/bench/run-suite.sh).")
-  if [[ "${PHXQ_BENCH_CLUSTER:-0}" == 1 ]]; then
-    log "PHXQ_BENCH_CLUSTER=1 but phxq has no three-node cluster yet; skipped"
+# ---- Three-node cluster -----------------------------------------------------------
+# Three `phxq serve` processes on this machine (Kafka ports PORT+1..PORT+3, inter-broker
+# PORT+11..PORT+13), each with its own data directory under the repetition's, started
+# after the single-node workloads of the same repetition so that both are measured under
+# the same conditions. The produce workloads run again with --replication-factor 3 and
+# labels suffixed "-3n"; acks=all then means fsync'd on 2 of 3 nodes. All three nodes,
+# the clients and the single disk share this machine: a real cluster has 3x the cores
+# and disks. PHXQ_BENCH_CLUSTER=0 skips it.
+CLUSTER_PIDS=()
+
+cluster_config() { # $1 = node id, $2 = data dir
+  local id=$1 b
+  printf 'node_id = %s\ndata_dir = "%s"\nlisteners = ["127.0.0.1:%s"]\nstore_groups = 3\nraft_heartbeat_ms = 250\n\n[cluster]\n' \
+    "$id" "$2" $((PORT + id))
+  for b in 1 2 3; do
+    printf '[[cluster.brokers]]\nid = %s\nkafka = "127.0.0.1:%s"\ninternal = "127.0.0.1:%s"\n\n' \
+      "$b" $((PORT + b)) $((PORT + 10 + b))
+  done
+}
+
+start_cluster() { # $1 = data dir root, $2 = log prefix
+  local n
+  CLUSTER_PIDS=()
+  for n in 1 2 3; do
+    mkdir -p "$1/node$n"
+    cluster_config "$n" "$1/node$n" >"$1/node$n.toml"
+    NO_COLOR=1 "$PHXQ" serve --config "$1/node$n.toml" >"$2-node$n.log" 2>&1 &
+    CLUSTER_PIDS+=($!)
+  done
+  for _ in $(seq 1 150); do
+    if port_open $((PORT + 1)) && port_open $((PORT + 2)) && port_open $((PORT + 3)); then
+      sleep 1; return 0
+    fi
+    sleep 0.2
+  done
+  log "the three-node cluster did not listen within 30 s"; stop_cluster; return 1
+}
+
+stop_cluster() {
+  for pid in "${CLUSTER_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${CLUSTER_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  CLUSTER_PIDS=()
+}
+
+cluster_alive() {
+  for pid in "${CLUSTER_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null || return 1; done
+  [[ ${#CLUSTER_PIDS[@]} == 3 ]]
+}
+
+run_cluster_suite() { # within a repetition: $OUT, $DATA, $REP set
+  [[ "${PHXQ_BENCH_CLUSTER:-1}" == 1 ]] || return 0
+  log "repetition $REP/$REPS: starting a three-node cluster"
+  if ! start_cluster "$DATA/cluster" "$OUT/cluster"; then
+    NOTES+=("Repetition $REP: the three-node cluster did not start (logs cluster-node*.log in the results).")
+    FAILED=1; return 0
   fi
+  local single_bootstrap=$BOOTSTRAP
+  BOOTSTRAP="127.0.0.1:$((PORT + 1)),127.0.0.1:$((PORT + 2)),127.0.0.1:$((PORT + 3))"
+  cluster_alive && bench --label produce-1k-3n produce --topic "bench-1k-3n-r$REP" \
+    --record-size 1024 --records "$P1K_RECORDS" --producers 1 --partitions 1 --acks all \
+    --replication-factor 3 --max-seconds "$P1K_SECS"
+  cluster_alive && bench --label produce-100b-3n produce --topic "bench-100b-3n-r$REP" \
+    --record-size 100 --records "$P100_RECORDS" --producers "$PRODUCERS" \
+    --partitions "$PARTITIONS" --acks all --replication-factor 3 --max-seconds "$P100_SECS"
+  if ! cluster_alive; then
+    NOTES+=("Repetition $REP: a cluster node exited during the workloads (logs cluster-node*.log in the results).")
+    FAILED=1
+  fi
+  BOOTSTRAP=$single_bootstrap
+  stop_cluster
 }
 
 # ---- The suite ------------------------------------------------------------------
@@ -236,11 +297,17 @@ for REP in $(seq 1 "$REPS"); do
   broker_alive && bench --label e2e-1000 e2e --topic "bench-e2e-r$REP" --rate "$E2E_RATE" \
     --duration-secs "$E2E_SECS" --warmup-secs "$E2E_WARMUP" --record-size 100
 
+  # The same with linger.ms=0: librdkafka's default linger.ms=5 holds each record up to
+  # 5 ms in the client (2.5 ms on average at this rate), which no broker can win back;
+  # this run shows what the broker and the fetch path add on their own.
+  broker_alive && bench --label e2e-1000-linger0 -X linger.ms=0 e2e --topic "bench-e2e0-r$REP" \
+    --rate "$E2E_RATE" --duration-secs "$E2E_SECS" --warmup-secs "$E2E_WARMUP" --record-size 100
+
   broker_alive && bench --label broker-rss rss --pid "$BROKER_PID" --data-dir "$DATA"
   stop_broker
+  run_cluster_suite
   if [[ $KEEP_DATA == 0 ]]; then rm -rf "$DATA"; fi
 done
-run_cluster_suite
 SUITE_SECS=$(( $(date +%s) - SUITE_START ))
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 log "workloads took ${SUITE_SECS}s; load average before: $LOAD_BEFORE, after: $LOAD_AFTER"
@@ -252,7 +319,7 @@ MODE=$([[ $QUICK == 1 ]] && echo "--quick" || echo "default")
 PREAMBLE=(
   "Generated by \`compat-tests/bench/run-suite.sh\` ($MODE mode, $REPS repetition(s), ${SUITE_SECS} s of workloads) on $(date -u +%Y-%m-%d) at commit $COMMIT. Do not edit by hand: rerun the suite. Raw results: \`bench-results/suite-$STAMP/\` (not committed)."
   "Load average (1, 5, 15 min) when the workloads started: $LOAD_BEFORE; when they ended: $LOAD_AFTER (on $(nproc) cores). Anything else running on the machine competes with the broker and the clients and lowers these figures."
-  "The broker is a single node (\`phxq serve --listen $BOOTSTRAP --data-dir <fresh tmp dir>\`), started fresh for each repetition. The clients (phxq-bench: librdkafka through the rdkafka crate) run on the same machine and compete with the broker for its cores."
+  "The broker is a single node (\`phxq serve --listen $BOOTSTRAP --data-dir <fresh tmp dir>\`), started fresh for each repetition. The clients (phxq-bench: librdkafka through the rdkafka crate) run on the same machine and compete with the broker for its cores. Rows labelled \`-3n\` ran against a three-node cluster (three \`phxq serve\` processes, 3 store groups of 3 voters, topics with replication factor 3) started right after the single-node runs of the same repetition, on the same machine: three brokers, their fsyncs and the clients share its cores and its one disk, so the cluster ratio is a floor for a cluster on three machines."
 )
 NOTE_ARGS=()
 for n in "${NOTES[@]}"; do NOTE_ARGS+=(--note "$n"); done

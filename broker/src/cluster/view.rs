@@ -60,6 +60,14 @@ impl Broker {
         self.brokers().into_iter().find(|b| b.id as u64 == id)
     }
 
+    /// Replicas of every partition: the voters of a store group.
+    pub fn replication_factor(&self) -> i16 {
+        match &self.config.cluster {
+            None => 1,
+            Some(c) => c.replication_factor.min(c.brokers.len()) as i16,
+        }
+    }
+
     /// The controller: the metadata group's leader (-1 while there is none).
     pub fn controller_id(&self) -> i32 {
         self.metadata.leader().map_or(-1, |l| l as i32)

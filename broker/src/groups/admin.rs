@@ -31,11 +31,7 @@ fn coordinator(bootstrap: &str, group: &str) -> anyhow::Result<KafkaClient> {
     let mut c = KafkaClient::connect(bootstrap)?;
     let r = c.send(&FindCoordinatorRequest::default().with_key(s(group)), 1)?;
     check(r.error_code, "FindCoordinator")?;
-    let addr = if r.host.contains(':') {
-        format!("[{}]:{}", r.host, r.port)
-    } else {
-        format!("{}:{}", r.host, r.port)
-    };
+    let addr = address(&r.host, r.port);
     if addr == c.addr() {
         return Ok(c);
     }
@@ -67,17 +63,45 @@ fn table(rows: &[Vec<String>]) -> String {
     out
 }
 
+/// `host:port` of a broker as Metadata gives it.
+fn address(host: &str, port: i32) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// Lists the groups of every broker (each lists the groups it coordinates), as
+/// kafka-consumer-groups --list does.
 pub fn list(bootstrap: &str) -> anyhow::Result<String> {
     let mut c = KafkaClient::connect(bootstrap)?;
-    let r = c.send(&ListGroupsRequest::default(), 4)?;
-    check(r.error_code, "ListGroups")?;
+    let meta = c.send(&MetadataRequest::default().with_topics(Some(vec![])), 1)?;
+    let mut groups = Vec::new();
+    let mut unreachable = Vec::new();
+    for b in &meta.brokers {
+        let addr = address(&b.host, b.port);
+        let listed = if addr == c.addr() {
+            c.send(&ListGroupsRequest::default(), 4)
+        } else {
+            KafkaClient::connect(&addr).and_then(|mut o| o.send(&ListGroupsRequest::default(), 4))
+        };
+        match listed {
+            Ok(r) if r.error_code == NONE => groups.extend(r.groups),
+            Ok(r) => unreachable.push(format!(
+                "broker {} ({addr}): error {}",
+                b.node_id.0, r.error_code
+            )),
+            Err(e) => unreachable.push(format!("broker {} ({addr}): {e}", b.node_id.0)),
+        }
+    }
     let mut rows = vec![vec![
         "GROUP".to_string(),
         "STATE".into(),
         "PROTOCOL TYPE".into(),
     ]];
-    let mut groups: Vec<_> = r.groups.into_iter().collect();
     groups.sort_by(|a, b| a.group_id.0.cmp(&b.group_id.0));
+    groups.dedup_by(|a, b| a.group_id == b.group_id);
     for g in groups {
         rows.push(vec![
             g.group_id.0.to_string(),
@@ -85,7 +109,11 @@ pub fn list(bootstrap: &str) -> anyhow::Result<String> {
             g.protocol_type.to_string(),
         ]);
     }
-    Ok(table(&rows))
+    let mut out = table(&rows);
+    for u in unreachable {
+        out.push_str(&format!("(not listed: {u})\n"));
+    }
+    Ok(out)
 }
 
 pub fn describe(bootstrap: &str, group: &str) -> anyhow::Result<String> {

@@ -503,7 +503,6 @@ impl GroupCoordinator {
 
     /// Every group this node coordinates: (id, protocol type, state).
     pub fn list(&self) -> Vec<(String, String, GroupState)> {
-        self.load_all();
         let slots: Vec<Arc<Slot>> = self.groups.lock().unwrap().values().cloned().collect();
         let mut out: Vec<_> = slots
             .iter()

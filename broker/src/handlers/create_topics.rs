@@ -34,10 +34,15 @@ pub async fn handle(
             Err(TopicError::InvalidPartitions(
                 "manual replica assignment is not supported; give num_partitions".into(),
             ))
-        } else if t.replication_factor != -1 && t.replication_factor != 1 {
+        } else if t.replication_factor != -1
+            && !(1..=broker.replication_factor()).contains(&t.replication_factor)
+        {
+            // Every partition gets its store group's replicas: asking for fewer is served
+            // with more (never less durable than asked), asking for more cannot be.
             Err(TopicError::InvalidReplicationFactor(format!(
-                "replication factor {} is larger than the 1 available broker",
-                t.replication_factor
+                "replication factor {} is not available: partitions have {} replicas here",
+                t.replication_factor,
+                broker.replication_factor()
             )))
         } else {
             let configs: BTreeMap<String, String> = t
@@ -68,7 +73,7 @@ pub async fn handle(
                 result
                     .with_topic_id(topic.uuid())
                     .with_num_partitions(topic.partition_count())
-                    .with_replication_factor(1)
+                    .with_replication_factor(broker.replication_factor())
                     .with_configs(Some(configs))
             }
             Err(e) => {

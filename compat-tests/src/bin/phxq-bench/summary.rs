@@ -149,7 +149,7 @@ fn describe(r: &RunResult) -> String {
             r.extra.get("partitions").map(|v| v.to_string()).unwrap_or_default()
         ),
         "e2e" => format!(
-            "end-to-end latency at {} rec/s of {} B for {} s, client defaults (fetch.wait.max.ms=500, linger.ms=5)",
+            "end-to-end latency at {} rec/s of {} B for {} s, client defaults (fetch.wait.max.ms=500, linger.ms=5) unless listed",
             g("rate").unwrap_or_default(),
             g("record_size").unwrap_or_default(),
             g("duration_secs").unwrap_or_default(),
@@ -173,7 +173,7 @@ pub fn rows(results: &[(PathBuf, RunResult)], lim: &Limits) -> Vec<Row> {
         }
         groups.entry(r.label.clone()).or_default().push((path, r));
     }
-    order
+    let mut rows: Vec<Row> = order
         .into_iter()
         .map(|label| {
             let runs = &groups[&label];
@@ -261,7 +261,29 @@ pub fn rows(results: &[(PathBuf, RunResult)], lim: &Limits) -> Vec<Row> {
             }
             row
         })
-        .collect()
+        .collect();
+    cluster_ratios(&mut rows);
+    rows
+}
+
+/// Rows of the three-node cluster (label suffix `-3n`) are compared with the same workload
+/// on a single node in the same suite run, instead of with the disk.
+fn cluster_ratios(rows: &mut [Row]) {
+    let single: BTreeMap<String, f64> = rows
+        .iter()
+        .filter_map(|r| r.mb_per_s.map(|v| (r.label.clone(), v)))
+        .collect();
+    for row in rows.iter_mut() {
+        let Some(base) = row.label.strip_suffix("-3n") else {
+            continue;
+        };
+        if let (Some(v), Some(b)) = (row.mb_per_s, single.get(base)) {
+            row.ratio = Some((
+                format!("{:.2} × single node", v / b),
+                format!("{base} on one node, same run: {b:.0} MB/s"),
+            ));
+        }
+    }
 }
 
 /// The fixed part of the page: what each workload does and what the ratios mean.
