@@ -15,7 +15,7 @@ use redb::{ReadableTable, Table, WriteTransaction};
 use crate::api::{
     AppendBatch, AppendError, Appended, Command, CommandResponse, PartitionId, PartitionOffsets,
 };
-use crate::codec::encode_log_id;
+use crate::codec::{decode_log_id, encode_log_id};
 use crate::schema::*;
 use crate::types::{ApplyResult, Entry, LogId, StoredMembership};
 
@@ -72,7 +72,27 @@ pub fn apply_entries(
         batch_bytes: 0,
     };
     let mut effect = ApplyEffect::default();
+    // Entries at or below the stored applied index are already in the state: a snapshot
+    // was installed at a state ahead of the snapshot meta openraft knows (see `snapshot`),
+    // and openraft re-applies the entries in between. Skip them; META_APPLIED never goes back.
+    let stored = match a.t.meta.get((group, META_APPLIED))? {
+        Some(v) => Some(decode_log_id(v.value()).map_err(io_err)?.index),
+        None => None,
+    };
+    let mut applied_any = false;
     for (entry, wants_answer) in entries {
+        if stored.is_some_and(|s| entry.log_id.index <= s) {
+            if *wants_answer {
+                effect.responses.push(Err(format!(
+                    "entry {} was applied by a snapshot install; its result is unknown",
+                    entry.log_id.index
+                )));
+            }
+            // Still reported, for the log's memory and the (monotonic) applied watch.
+            effect.last_applied = Some(entry.log_id);
+            continue;
+        }
+        applied_any = true;
         let response = match &entry.payload {
             EntryPayload::Blank => CommandResponse::Done,
             EntryPayload::Normal(cmd) => a.command(cmd)?,
@@ -88,7 +108,7 @@ pub fn apply_entries(
         }
         effect.last_applied = Some(entry.log_id);
     }
-    if let Some(last) = &effect.last_applied {
+    if let Some(last) = effect.last_applied.as_ref().filter(|_| applied_any) {
         a.t.meta
             .insert((group, META_APPLIED), encode_log_id(last).as_slice())?;
     }

@@ -30,6 +30,20 @@ pub struct GroupShared {
     applied_term: std::sync::atomic::AtomicU64,
 }
 
+fn load_offsets(db: &Database, id: GroupId) -> io::Result<HashMap<PartitionId, PartitionOffsets>> {
+    let mut offsets = HashMap::new();
+    let txn = db.begin_read().map_err(io::Error::other)?;
+    let parts = txn.open_table(PARTITIONS).map_err(io::Error::other)?;
+    let range = (id.0, 0u128, i32::MIN)..=(id.0, u128::MAX, i32::MAX);
+    for item in parts.range(range).map_err(io::Error::other)? {
+        let (k, v) = item.map_err(io::Error::other)?;
+        let (_, topic_id, index) = k.value();
+        let m = PartMeta::decode(v.value()).ok_or_else(|| io::Error::other("partition meta"))?;
+        offsets.insert(PartitionId { topic_id, index }, offsets_of(&m));
+    }
+    Ok(offsets)
+}
+
 fn storage(e: impl std::fmt::Display) -> ReplicationError {
     ReplicationError::Storage(e.to_string())
 }
@@ -37,19 +51,7 @@ fn storage(e: impl std::fmt::Display) -> ReplicationError {
 impl GroupShared {
     /// Loads the group's partition offsets from redb.
     pub fn load(id: GroupId, db: Arc<Database>) -> io::Result<Arc<GroupShared>> {
-        let mut offsets = HashMap::new();
-        {
-            let txn = db.begin_read().map_err(io::Error::other)?;
-            let parts = txn.open_table(PARTITIONS).map_err(io::Error::other)?;
-            let range = (id.0, 0u128, i32::MIN)..=(id.0, u128::MAX, i32::MAX);
-            for item in parts.range(range).map_err(io::Error::other)? {
-                let (k, v) = item.map_err(io::Error::other)?;
-                let (_, topic_id, index) = k.value();
-                let m = PartMeta::decode(v.value())
-                    .ok_or_else(|| io::Error::other("partition meta"))?;
-                offsets.insert(PartitionId { topic_id, index }, offsets_of(&m));
-            }
-        }
+        let offsets = load_offsets(&db, id)?;
         let (applied, _) = crate::state_machine::read_applied(&db, id.0)?;
         let (applied_tx, _) = watch::channel(applied.map_or(0, |l| l.index));
         Ok(Arc::new(GroupShared {
@@ -59,6 +61,24 @@ impl GroupShared {
             applied_tx,
             applied_term: applied.map_or(0, |l| l.leader_id.term).into(),
         }))
+    }
+
+    /// Re-reads offsets and the applied index from redb after the group's state was
+    /// replaced wholesale (snapshot install). The offsets lock is held across the read
+    /// transaction, so a publish of a later commit lands after it and is not lost.
+    pub fn reload(&self) -> io::Result<()> {
+        {
+            let mut map = self.offsets.write().unwrap_or_else(|p| p.into_inner());
+            *map = load_offsets(&self.db, self.id)?;
+        }
+        let (applied, _) = crate::state_machine::read_applied(&self.db, self.id.0)?;
+        let applied = applied.map_or(0, |l| l.index);
+        self.applied_tx.send_if_modified(|n| {
+            let grew = applied > *n;
+            *n = (*n).max(applied);
+            grew
+        });
+        Ok(())
     }
 
     /// Publishes what a committed apply changed.

@@ -40,6 +40,8 @@ mod log_store;
 pub mod network;
 mod node;
 mod schema;
+mod snapshot;
+mod snapshot_dump;
 mod state_machine;
 pub mod tcp;
 mod types;

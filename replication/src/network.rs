@@ -11,6 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use openraft::error::{RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::{
@@ -19,6 +20,7 @@ use openraft::raft::{
 };
 use openraft::OptionalSend;
 use openraft_multi::{GroupNetworkAdapter, GroupRouter};
+use redb::Database;
 use serde::{Deserialize, Serialize};
 
 use crate::api::{Command, CommandResponse, GroupId, NodeId, ReplicationError};
@@ -32,15 +34,28 @@ pub enum RaftRpc {
     Append(AppendEntriesRequest<TypeConfig>),
     Vote(VoteRequest<TypeConfig>),
     PreVote(VoteRequest<TypeConfig>),
-    /// A full snapshot offer; its data is shipped out of band (not implemented yet).
-    Snapshot {
-        vote: Vote,
-        meta: SnapshotMeta,
-    },
     /// The leader hands leadership to the receiver (openraft's TransferLeader).
     TransferLeader(TransferLeaderRequest<TypeConfig>),
     /// A command proposed on a follower, forwarded to the group's leader.
     Forward(Command),
+    /// One chunk of a full snapshot (see `snapshot`): answered by [`RaftRpcReply::SnapshotAck`],
+    /// the last one (`done`) by [`RaftRpcReply::Snapshot`] once installed.
+    SnapshotChunk(SnapshotChunk),
+}
+
+/// A piece of a group's state dump, sent in order; `offset` 0 starts a new transfer.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub struct SnapshotChunk {
+    pub vote: Vote,
+    pub meta: SnapshotMeta,
+    /// Names one transfer; every chunk of it carries the same id.
+    pub snapshot_id: String,
+    /// Position of `data` in the dump.
+    pub offset: u64,
+    pub data: Bytes,
+    /// The last chunk: install the dump.
+    pub done: bool,
 }
 
 /// The answer to a [`RaftRpc`].
@@ -52,6 +67,10 @@ pub enum RaftRpcReply {
     Snapshot(SnapshotResponse<TypeConfig>),
     TransferLeader(TransferLeaderResponse<TypeConfig>),
     Forwarded(Result<CommandResponse, ReplicationError>),
+    /// A snapshot chunk was stored; the dump has `received` bytes so far.
+    SnapshotAck {
+        received: u64,
+    },
 }
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -89,6 +108,8 @@ impl Transport for NoPeers {
 #[derive(Clone)]
 pub struct Router {
     pub transport: Arc<dyn Transport>,
+    /// The node's database, which full snapshots are dumped from.
+    pub db: Arc<Database>,
 }
 
 fn unreachable(msg: String) -> RPCError<TypeConfig> {
@@ -179,21 +200,10 @@ impl GroupRouter<TypeConfig, GroupId> for Router {
         group: GroupId,
         vote: Vote,
         snapshot: GroupSnapshotOf,
-        _cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        // TODO(cluster): stream the group's tables; the receiver refuses for now.
-        let rpc = RaftRpc::Snapshot {
-            vote,
-            meta: snapshot.meta,
-        };
-        match self.call(target, group, rpc, option.hard_ttl()).await {
-            Ok(RaftRpcReply::Snapshot(r)) => Ok(r),
-            Ok(other) => Err(StreamingError::Unreachable(Unreachable::from_string(
-                format!("unexpected reply {other:?}"),
-            ))),
-            Err(e) => Err(StreamingError::Unreachable(Unreachable::from_string(e))),
-        }
+        crate::snapshot::send(self, target, group, vote, snapshot.meta, cancel, option).await
     }
 }
 

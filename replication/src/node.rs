@@ -18,7 +18,7 @@ use crate::log_store::{LogShared, LogStore};
 use crate::network::{GroupNetworkFactory, NoPeers, RaftRpc, RaftRpcReply, Router, Transport};
 use crate::schema::*;
 use crate::state_machine::StateMachine;
-use crate::types::{GroupSnapshot, Raft};
+use crate::types::Raft;
 use crate::writer::Writer;
 
 /// One group as hosted here.
@@ -100,6 +100,8 @@ pub struct NodeInner {
     pub groups: RwLock<BTreeMap<GroupId, Arc<GroupInner>>>,
     open_lock: tokio::sync::Mutex<()>,
     shut: AtomicBool,
+    /// Snapshot transfers being received.
+    snapshots: crate::snapshot::Inbox,
 }
 
 pub fn storage(e: impl std::fmt::Display) -> ReplicationError {
@@ -141,6 +143,9 @@ fn raft_config(c: &NodeConfig) -> Result<Arc<openraft::Config>, ReplicationError
         max_in_snapshot_log_to_keep: 128,
         purge_batch_size: 64,
         max_payload_entries: 1024,
+        // A node that was cut off must not depose a healthy leader when it comes back with
+        // a higher term: it asks first (Pre-Vote) and only then starts an election.
+        enable_pre_vote: Some(true),
         ..Default::default()
     };
     Ok(Arc::new(
@@ -203,17 +208,20 @@ impl NodeInner {
             v
         };
         let writer = Writer::start(db.clone()).map_err(storage)?;
+        let snapshots = crate::snapshot::Inbox::new(&config.data_dir);
         let node = Arc::new(NodeInner {
             raft_config: raft_config(&config)?,
             config,
-            db,
+            db: db.clone(),
             writer,
             router: Router {
                 transport: transport.unwrap_or_else(|| Arc::new(NoPeers)),
+                db: db.clone(),
             },
             groups: RwLock::new(BTreeMap::new()),
             open_lock: tokio::sync::Mutex::new(()),
             shut: AtomicBool::new(false),
+            snapshots,
         });
         for id in &existing {
             let g = node.start_group(*id).await?;
@@ -226,7 +234,22 @@ impl NodeInner {
             if let Some(g) = node.group(id) {
                 node.kick(&g).await;
                 // A reopened single-voter group gets its leader within an election; do not
-                // hang forever. Groups with peers get theirs when the peers answer.
+                // hang forever. Groups with peers get theirs when the peers answer. The
+                // membership shows in the metrics once the Raft core has loaded its state.
+                let _ = g
+                    .raft
+                    .wait(Some(Duration::from_secs(2)))
+                    .metrics(
+                        |m| {
+                            m.membership_config
+                                .membership()
+                                .voter_ids()
+                                .next()
+                                .is_some()
+                        },
+                        "membership loaded",
+                    )
+                    .await;
                 if node.voters(id) == BTreeSet::from([node.config.node_id]) {
                     let _ = node.wait_leader(&g).await;
                 }
@@ -457,14 +480,7 @@ impl NodeInner {
                 .map(RaftRpcReply::TransferLeader)
                 .map_err(|e| e.to_string()),
             RaftRpc::Forward(cmd) => Ok(RaftRpcReply::Forwarded(g.propose_local(cmd).await)),
-            RaftRpc::Snapshot { meta, .. } => {
-                // TODO(cluster): receive the group's tables, then install_full_snapshot.
-                let _ = GroupSnapshot { group };
-                Err(format!(
-                    "group {}: snapshot install not implemented ({:?})",
-                    group.0, meta.last_log_id
-                ))
-            }
+            RaftRpc::SnapshotChunk(c) => self.snapshots.receive(&self.writer, &g, c).await,
         }
     }
 

@@ -1,5 +1,7 @@
 //! A group's state machine as openraft sees it: applies go to the group-commit writer (the
-//! semantics are in `apply`), snapshots are descriptors of the durable redb state.
+//! semantics are in `apply`), snapshots are descriptors of the durable redb state. Shipping
+//! that state to a follower is `snapshot`: the data is installed before openraft hears of the
+//! snapshot, so `install_snapshot` here only checks it and records it.
 //!
 //! Applies are committed non-durably (see `writer`); `applied_state` is read from redb,
 //! where the applied log id is written in the same transaction as the data it covers. After
@@ -12,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use futures_util::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine, Snapshot};
 use openraft::OptionalSend;
-use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{Database, ReadableDatabase, ReadableTable, Table, WriteTransaction};
 
 use crate::codec::decode_log_id;
 use crate::group::GroupShared;
@@ -112,15 +114,30 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMeta,
         _snapshot: GroupSnapshot,
     ) -> Result<(), io::Error> {
-        // TODO(cluster): ship the group's tables (partitions, batches, time index,
-        // producers, kv, meta) from the leader and install them here in one transaction.
-        Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            format!(
-                "group {}: installing a snapshot ({:?}) is not implemented yet",
-                self.group.id.0, meta.last_log_id
-            ),
-        ))
+        // The data was installed when the transfer completed (`snapshot`), at a state at or
+        // after `meta`. Check that, and record the state as the current snapshot: it covers
+        // everything openraft now purges from the log.
+        let group = self.group.id.0;
+        let want = meta.last_log_id;
+        let behind: Arc<Mutex<Option<Option<LogId>>>> = Arc::default();
+        let slot = behind.clone();
+        let job = Box::new(move |txn: &WriteTransaction| -> Result<(), redb::Error> {
+            let mut meta = txn.open_table(GROUP_META)?;
+            let (applied, _) = applied_of(&meta, group).map_err(redb::Error::Io)?;
+            if applied.map(|l| l.index) < want.map(|l| l.index) {
+                *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(applied);
+                return Ok(());
+            }
+            record_snapshot(&mut meta, group)?;
+            Ok(())
+        });
+        self.writer.exec(true, job).await?;
+        if let Some(applied) = behind.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(io::Error::other(format!(
+                "group {group}: snapshot {want:?} to install but the state is at {applied:?}"
+            )));
+        }
+        self.group.reload()
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<GroupSnapshotOf>, io::Error> {
@@ -132,6 +149,21 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             },
         }))
     }
+}
+
+/// Records the group's applied state (log id and membership) as its current snapshot.
+pub fn record_snapshot(
+    meta: &mut Table<(u32, u8), &'static [u8]>,
+    group: u32,
+) -> Result<SnapshotMeta, redb::Error> {
+    let (last_log_id, last_membership) = applied_of(meta, group).map_err(redb::Error::Io)?;
+    let snap = SnapshotMeta {
+        last_log_id,
+        last_membership,
+    };
+    let json = serde_json::to_vec(&snap).map_err(|e| redb::Error::Io(io::Error::other(e)))?;
+    meta.insert((group, META_SNAPSHOT), json.as_slice())?;
+    Ok(snap)
 }
 
 /// Builds a snapshot: one durable commit, which also reads the applied state it made
@@ -150,15 +182,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let slot = out.clone();
         let job = Box::new(move |txn: &WriteTransaction| -> Result<(), redb::Error> {
             let mut meta = txn.open_table(GROUP_META)?;
-            let (last_log_id, last_membership) =
-                applied_of(&meta, group).map_err(redb::Error::Io)?;
-            let snap = SnapshotMeta {
-                last_log_id,
-                last_membership,
-            };
-            let json =
-                serde_json::to_vec(&snap).map_err(|e| redb::Error::Io(io::Error::other(e)))?;
-            meta.insert((group, META_SNAPSHOT), json.as_slice())?;
+            let snap = record_snapshot(&mut meta, group)?;
             *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(snap);
             Ok(())
         });

@@ -35,7 +35,7 @@ enum Request {
     Raft {
         id: u64,
         group: GroupId,
-        rpc: RaftRpc,
+        rpc: Box<RaftRpc>,
     },
     Status {
         id: u64,
@@ -228,7 +228,11 @@ impl TcpTransport {
         rpc: RaftRpc,
     ) -> Result<RaftRpcReply, String> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let frame = encode(&Request::Raft { id, group, rpc })?;
+        let frame = encode(&Request::Raft {
+            id,
+            group,
+            rpc: Box::new(rpc),
+        })?;
         let conn = self.conn(target).await?;
         match conn.call(id, frame).await? {
             Answer::Raft(r) => r,
@@ -319,7 +323,7 @@ async fn serve_conn(stream: TcpStream, peer: SocketAddr, node: Weak<ReplicaNode>
         tokio::spawn(async move {
             let (id, answer) = match req {
                 Request::Raft { id, group, rpc } => {
-                    (id, Answer::Raft(node.handle_rpc(group, rpc).await))
+                    (id, Answer::Raft(node.handle_rpc(group, *rpc).await))
                 }
                 Request::Status { id } => (id, Answer::Status(node.status())),
             };
