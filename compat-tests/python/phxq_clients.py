@@ -239,7 +239,7 @@ def assert_acked_present(bootstrap: str, topic: str, partitions, acked: list[tup
     partitions = list(partitions)
     stored = {}
     for r in confluent_consume(bootstrap, topic, partitions=partitions, timeout=timeout):
-        stored[(r.partition, r.offset)] = r.value.decode()
+        stored[(r.partition, r.offset)] = None if r.value is None else r.value.decode(errors="replace")
     for p in partitions:
         offs = sorted(o for (pp, o) in stored if pp == p)
         assert offs == list(range(len(offs))), f"partition {p}: offsets not dense"
