@@ -25,6 +25,23 @@ pub enum Command {
     Serve(ServeArgs),
     /// Inspect consumer groups: members, assignments, committed offsets and lag.
     Group(GroupArgs),
+    /// Run a local cluster, or show a cluster's brokers, Raft groups, leaders and lag.
+    Cluster(ClusterArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ClusterArgs {
+    #[command(subcommand)]
+    pub command: ClusterCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Start every node of a local cluster (<config-dir>/nodeN.toml) as child processes,
+    /// each with its own data directory; Ctrl-C stops them all.
+    Up(crate::cluster::up::UpArgs),
+    /// Show the brokers, every Raft group's leader and term, and the followers' lag.
+    Status(crate::cluster::status::StatusArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -151,6 +168,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{out}");
             Ok(())
         }
+        Command::Cluster(args) => match args.command {
+            ClusterCommand::Up(a) => crate::cluster::up::run(a),
+            ClusterCommand::Status(a) => crate::cluster::status::run(a),
+        },
         Command::Serve(args) => {
             let config = args.config()?;
             GroupConfig::install(config.groups.clone());

@@ -107,6 +107,22 @@ def pytest_runtest_makereport(item, call):
             rep.sections.append((f"{b.name} stderr (last {LOG_TAIL_LINES} lines, {b.log_path})", b.log_tail()))
 
 
+def _finish(request, brokers: list[Broker], tmp: Path):
+    """Kill what is left; fail the test if a broker died on its own (not by kill -9 or a
+    stop the test asked for); keep the data dirs of failed tests."""
+    died = []
+    for b in brokers:
+        if (b.proc is not None and b.proc.poll() is not None and b.proc.returncode != -signal.SIGKILL
+                and not getattr(b, "stopped_by_test", False)):
+            died.append(f"{b.name} exited on its own with code {b.proc.returncode}:\n{b.log_tail()}")
+        b.kill9()
+    failed = getattr(request.node, "rep_call_failed", False)
+    if not died and not failed:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if died:
+        pytest.fail("\n".join(died))
+
+
 @pytest.fixture
 def broker_factory(request):
     """start_broker(*args, name=...) -> running Broker with its own temp data dir."""
@@ -123,16 +139,25 @@ def broker_factory(request):
         return b.start()
 
     yield start_broker
-    died = []
-    for b in brokers:
-        if b.proc is not None and b.proc.poll() is not None and b.proc.returncode != -signal.SIGKILL:
-            died.append(f"{b.name} exited on its own with code {b.proc.returncode}:\n{b.log_tail()}")
-        b.kill9()
-    failed = getattr(request.node, "rep_call_failed", False)  # keep data dirs of failed tests
-    if not died and not failed:
-        shutil.rmtree(tmp, ignore_errors=True)
-    if died:
-        pytest.fail("\n".join(died))
+    _finish(request, brokers, tmp)
+
+
+@pytest.fixture
+def cluster(request):
+    """A running three-node cluster (phxq_cluster.Cluster): generated configs on free
+    ports, a data dir per node; any node can be killed with kill -9 and restarted."""
+    from phxq_cluster import Cluster
+    tmp = Path(tempfile.mkdtemp(prefix="phxq-cluster-"))
+    c = Cluster(tmp)
+    request.node.phxq_brokers = list(c.nodes.values())
+    try:
+        c.start()
+    except BaseException:
+        for n in c.nodes.values():
+            n.kill9()
+        raise
+    yield c
+    _finish(request, list(c.nodes.values()), tmp)
 
 
 @pytest.fixture
@@ -146,3 +171,20 @@ def topic(request) -> str:
     """A topic name derived from the test name (valid Kafka characters only)."""
     name = re.sub(r"[^a-zA-Z0-9._-]", "-", request.node.name)
     return f"t-{name}"[:200]
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Failover times measured by test_cluster.py (kill -9 -> first acknowledged produce)."""
+    import statistics
+    import sys
+    mod = sys.modules.get("phxq_cluster")
+    times = getattr(mod, "FAILOVER_TIMES", None)
+    if not times:
+        return
+    terminalreporter.section("failover times (kill -9 -> service again)")
+    for label, seconds in times:
+        terminalreporter.write_line(f"{seconds:6.2f} s  {label}")
+    produce = sorted(s for label, s in times if "round" in label)
+    if produce:
+        terminalreporter.write_line(f"median of {len(produce)} partition-leader failovers: "
+                                    f"{statistics.median(produce):.2f} s")

@@ -33,6 +33,15 @@ def assignment(parts: dict[str, list[int]]) -> bytes:
 
 
 class GroupConn(Conn):
+    def find_coordinator_v1(self, group: str) -> tuple[int, int]:
+        """(error, coordinator node id) for a consumer group."""
+        d = self.call(FIND_COORDINATOR, 1, Enc().string(group).i8(0).build())
+        d.i32()
+        err = d.i16()
+        d.string()  # error message
+        node = d.i32()
+        return err, node
+
     def join_v5(self, group: str, member_id: str = "", topics: list[str] | None = None,
                 session_ms: int = 3000, rebalance_ms: int = 5000, instance_id: str | None = None,
                 protocol: str = "range") -> dict:

@@ -230,6 +230,25 @@ def confluent_consume(bootstrap: str, topic: str, partitions=(0,), start: int = 
         c.close()
 
 
+def assert_acked_present(bootstrap: str, topic: str, partitions, acked: list[tuple[int, int, str]],
+                         timeout: float = 120.0) -> dict[tuple[int, int], str]:
+    """Read every partition back with confluent-kafka: offsets dense from 0, no offset
+    acknowledged twice, and every acknowledged (partition, offset, value) stored there with
+    that value. Returns {(partition, offset): value}."""
+    assert len({(p, o) for p, o, _ in acked}) == len(acked), "two acks for one offset"
+    partitions = list(partitions)
+    stored = {}
+    for r in confluent_consume(bootstrap, topic, partitions=partitions, timeout=timeout):
+        stored[(r.partition, r.offset)] = None if r.value is None else r.value.decode(errors="replace")
+    for p in partitions:
+        offs = sorted(o for (pp, o) in stored if pp == p)
+        assert offs == list(range(len(offs))), f"partition {p}: offsets not dense"
+    missing = [(p, o, v) for p, o, v in acked if stored.get((p, o)) != v]
+    assert not missing, (f"{len(missing)} of {len(acked)} acknowledged records lost or changed, e.g. "
+                         + ", ".join(f"p{p}@{o} want {v!r} got {stored.get((p, o))!r}" for p, o, v in missing[:5]))
+    return stored
+
+
 # --------------------------------------------------------------------------- kafka-python
 
 def kafka_python_produce(bootstrap: str, topic: str, recs: list[Rec], **conf) -> list[Rec]:

@@ -434,11 +434,12 @@ class Conn:
         topics_out = {name: (err, parts) for name, err, parts in d.array(topic)}
         return brokers, controller, topics_out
 
-    def create_topics_v2(self, topics: list[tuple[str, int]], timeout_ms: int = 10000) -> dict:
+    def create_topics_v2(self, topics: list[tuple[str, int]], timeout_ms: int = 10000,
+                         replication_factor: int = 1) -> dict:
         """{name: (error_code, error_message)}"""
         def t(e, item):
             name, parts = item
-            e.string(name).i32(parts).i16(1).array([], None).array([], None)
+            e.string(name).i32(parts).i16(replication_factor).array([], None).array([], None)
 
         body = Enc().array(topics, t).i32(timeout_ms).i8(0).build()
         d = self.call(CREATE_TOPICS, 2, body)

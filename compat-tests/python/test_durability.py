@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from phxq_clients import confluent_consume
+from phxq_clients import assert_acked_present
 from phxq_wire import wait_for
 
 HERE = Path(__file__).resolve().parent
@@ -46,17 +46,7 @@ def run_round(broker, topic, acked_path, prefix, at_least, idempotent=False):
 
 
 def check_acked_present(broker, topic, acked):
-    stored = {}
-    for r in confluent_consume(broker.bootstrap, topic, partitions=range(PARTITIONS), timeout=120):
-        stored[(r.partition, r.offset)] = r.value.decode()
-    # offsets dense per partition
-    for p in range(PARTITIONS):
-        offs = sorted(o for (pp, o) in stored if pp == p)
-        assert offs == list(range(len(offs))), f"partition {p}: offsets not dense"
-    missing = [(p, o, v) for p, o, v in acked if stored.get((p, o)) != v]
-    assert not missing, (f"{len(missing)} of {len(acked)} acknowledged records lost or changed, e.g. "
-                         + ", ".join(f"p{p}@{o} want {v!r} got {stored.get((p, o))!r}" for p, o, v in missing[:5]))
-    return stored
+    return assert_acked_present(broker.bootstrap, topic, range(PARTITIONS), acked)
 
 
 def test_acked_records_survive_kill9(broker_factory, topic, tmp_path):
