@@ -408,15 +408,7 @@ impl StoreGroup {
 
     /// Voters of the group as this replica knows them, in the order of the membership.
     pub fn voters(&self) -> Vec<NodeId> {
-        use openraft::async_runtime::WatchReceiver;
-        self.inner
-            .raft
-            .metrics()
-            .borrow_watched()
-            .membership_config
-            .membership()
-            .voter_ids()
-            .collect()
+        self.inner.voters()
     }
 
     /// Queues a command in the group's Raft log behind every earlier submission and returns

@@ -35,6 +35,17 @@ pub struct GroupInner {
 }
 
 impl GroupInner {
+    /// Voters of the group as this replica knows them, in the order of the membership.
+    pub fn voters(&self) -> Vec<NodeId> {
+        self.raft
+            .metrics()
+            .borrow_watched()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect()
+    }
+
     /// Proposes on this replica: fails with NotLeader unless it is the leader.
     pub async fn propose_local(
         &self,
@@ -492,15 +503,7 @@ impl NodeInner {
     /// Voters of a group (for tests and the admin CLI).
     pub fn voters(&self, id: GroupId) -> BTreeSet<NodeId> {
         self.group(id)
-            .map(|g| {
-                g.raft
-                    .metrics()
-                    .borrow_watched()
-                    .membership_config
-                    .membership()
-                    .voter_ids()
-                    .collect()
-            })
+            .map(|g| g.voters().into_iter().collect())
             .unwrap_or_default()
     }
 }
