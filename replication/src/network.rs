@@ -73,6 +73,9 @@ pub enum RaftRpcReply {
     },
 }
 
+/// Least time an AppendEntries may take before it counts as failed.
+const APPEND_TTL_FLOOR: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// Carries RPCs to other nodes. Errors mean "unreachable": openraft backs off and retries.
@@ -146,7 +149,15 @@ impl GroupRouter<TypeConfig, GroupId> for Router {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let ttl = option.hard_ttl();
+        // openraft gives appends one heartbeat interval; an append carrying megabytes of
+        // records, answered after the follower's fsync, can take longer on a busy machine,
+        // and timing it out only sends it again. A dead peer fails at once (connection
+        // reset) and heartbeats keep their own short timeout.
+        let ttl = if rpc.entries.is_empty() {
+            option.hard_ttl()
+        } else {
+            option.hard_ttl().max(APPEND_TTL_FLOOR)
+        };
         match self.call(target, group, RaftRpc::Append(rpc), ttl).await {
             Ok(RaftRpcReply::Append(r)) => Ok(r),
             Ok(other) => Err(unreachable(format!("unexpected reply {other:?}"))),
