@@ -7,7 +7,9 @@ use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 use phxq_protocol::errors;
-use phxq_replication::{Command, GroupId, PartitionId, ReplicationError, StoreGroup};
+use phxq_replication::{
+    Command, CommandResponse, GroupId, PartitionId, ReplicationError, StoreGroup,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::broker::Broker;
@@ -202,7 +204,15 @@ impl TopicRegistry {
             return Ok(Arc::new(topic));
         }
         self.create_partitions(broker, &topic, 0).await?;
-        self.store(broker, topic).await
+        match self.store(broker, topic.clone(), None).await {
+            // Created at the same moment through another broker: theirs stands; drop the
+            // partitions made for ours (nothing can have been written to them).
+            Err(TopicError::AlreadyExists) => {
+                self.drop_partitions(broker, &topic).await;
+                Err(TopicError::AlreadyExists)
+            }
+            other => other,
+        }
     }
 
     /// Grows a topic to `count` partitions.
@@ -235,36 +245,63 @@ impl TopicRegistry {
             return Ok(Arc::new(topic));
         }
         self.create_partitions(broker, &topic, first_new).await?;
-        self.store(broker, topic).await
+        let expected = broker.metadata.kv_get(&topic_key(name));
+        self.store(broker, topic, expected).await
     }
 
     /// Deletes a topic: the metadata record first (clients stop seeing it), then the data.
     pub async fn delete(&self, broker: &Broker, name: &str) -> Result<Arc<Topic>, TopicError> {
         let _guard = self.changes.lock().await;
         let topic = self.get(name).ok_or(TopicError::Unknown)?;
-        broker
-            .metadata
-            .propose_on_leader(Command::Put(vec![(topic_key(name), None)]))
-            .await?;
-        self.by_name.write().unwrap().remove(name);
-        for (group, parts) in by_group(&topic, 0) {
-            if let Some(g) = broker.store_group(group) {
-                g.propose_on_leader(Command::DeletePartitions(parts))
-                    .await?;
-            }
+        let expected = broker.metadata.kv_get(&topic_key(name));
+        let cas = Command::CompareAndPut {
+            key: topic_key(name),
+            expected: expected.clone(),
+            value: None,
+        };
+        match broker.metadata.propose_on_leader(cas).await? {
+            CommandResponse::Compared(true) => {}
+            // Deleted or changed through another broker meanwhile.
+            _ => return Err(TopicError::Unknown),
         }
+        self.by_name.write().unwrap().remove(name);
+        self.drop_partitions(broker, &topic).await;
         Ok(topic)
     }
 
-    async fn store(&self, broker: &Broker, topic: Topic) -> Result<Arc<Topic>, TopicError> {
+    /// Drops every partition of `topic` from its store groups (best effort: a failure
+    /// leaves empty, unreachable partitions behind, and is logged).
+    async fn drop_partitions(&self, broker: &Broker, topic: &Topic) {
+        for (group, parts) in by_group(topic, 0) {
+            if let Some(g) = broker.store_group(group) {
+                if let Err(e) = g.propose_on_leader(Command::DeletePartitions(parts)).await {
+                    tracing::warn!(topic = %topic.name, group = group.0, error = %e, "cannot drop partitions");
+                }
+            }
+        }
+    }
+
+    /// Writes the topic record if the stored one is still `expected` (None: no topic by
+    /// that name), so that changes made at once through different brokers cannot
+    /// overwrite each other: the loser gets AlreadyExists (or Unknown for an update).
+    async fn store(
+        &self,
+        broker: &Broker,
+        topic: Topic,
+        expected: Option<Bytes>,
+    ) -> Result<Arc<Topic>, TopicError> {
         let value = serde_json::to_vec(&topic).expect("topic serializes");
-        broker
-            .metadata
-            .propose_on_leader(Command::Put(vec![(
-                topic_key(&topic.name),
-                Some(Bytes::from(value)),
-            )]))
-            .await?;
+        let creating = expected.is_none();
+        let cas = Command::CompareAndPut {
+            key: topic_key(&topic.name),
+            expected,
+            value: Some(Bytes::from(value)),
+        };
+        match broker.metadata.propose_on_leader(cas).await? {
+            CommandResponse::Compared(true) => {}
+            _ if creating => return Err(TopicError::AlreadyExists),
+            _ => return Err(TopicError::Unknown),
+        }
         let topic = Arc::new(topic);
         self.by_name
             .write()

@@ -216,6 +216,32 @@ def test_topic_with_replication_factor_3_has_three_replicas_in_sync(cluster, top
     cluster.wait_for(replicas, 30, interval=0.2, what=f"3 replicas in sync: {cluster.metadata([topic])[2]}")
 
 
+def test_topic_auto_created_through_every_broker_at_once_is_one_topic(cluster):
+    """Clients that list all three brokers may ask each of them for a new topic at the same
+    moment; each broker auto-creates it. Exactly one creation must win, or records
+    acknowledged on the loser's partitions would vanish: every acknowledged record is read
+    back."""
+    from phxq_wire import Conn
+    topics = [f"auto-race-{i}" for i in range(8)]
+    for t in topics:
+        start = threading.Barrier(3)
+
+        def ask(node):
+            with Conn.to(node.bootstrap, timeout=15) as c:
+                start.wait()
+                c.metadata_v4([t], allow_auto_create=True)
+
+        threads = [threading.Thread(target=ask, args=(n,)) for n in cluster.nodes.values()]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(30)
+    for t in topics:
+        recs = confluent_produce(cluster.bootstrap, t, make_records(20, 1, big=False))
+        assert_same_records(recs, confluent_consume(cluster.bootstrap, t))
+    cluster.assert_alive()
+
+
 def test_cluster_status_shows_every_group_with_a_leader(cluster):
     r = wait_for(lambda: (lambda r: r if r.returncode == 0 and "every one with a leader" in r.stdout else None)(
         cluster.status_command()), 30, interval=0.3, what="phxq cluster status with every group led")

@@ -82,6 +82,14 @@ pub enum Command {
     Put(Vec<(Bytes, Option<Bytes>)>),
     /// Reserve `count` producer ids; answers with the first one.
     AllocateProducerIds(u32),
+    /// Set (Some) or remove (None) `key` only if its current value is `expected` (None:
+    /// absent); answers [`CommandResponse::Compared`] with whether it did. Serializes
+    /// changes made through different brokers (e.g. two creating the same topic).
+    CompareAndPut {
+        key: Bytes,
+        expected: Option<Bytes>,
+        value: Option<Bytes>,
+    },
 }
 
 /// The state machine's answer to a [`Command`], in the same order as its items.
@@ -91,6 +99,8 @@ pub enum CommandResponse {
     Appended(Vec<Result<Appended, AppendError>>),
     RecordsDeleted(Vec<Result<i64, AppendError>>),
     ProducerIds(i64),
+    /// Whether a [`Command::CompareAndPut`] found the expected value and wrote.
+    Compared(bool),
 }
 
 /// Where an appended batch landed.

@@ -189,6 +189,26 @@ impl Applier<'_> {
                 }
                 CommandResponse::Done
             }
+            Command::CompareAndPut {
+                key,
+                expected,
+                value,
+            } => {
+                let current = self
+                    .t
+                    .kv
+                    .get((self.group, key.as_ref()))?
+                    .map(|v| v.value().to_vec());
+                if current.as_deref() != expected.as_deref() {
+                    CommandResponse::Compared(false)
+                } else {
+                    match value {
+                        Some(v) => self.t.kv.insert((self.group, key.as_ref()), v.as_ref())?,
+                        None => self.t.kv.remove((self.group, key.as_ref()))?,
+                    };
+                    CommandResponse::Compared(true)
+                }
+            }
             Command::AllocateProducerIds(count) => {
                 let key = (self.group, META_NEXT_PID);
                 let next = match self.t.meta.get(key)? {

@@ -27,6 +27,7 @@ const CMD_APPEND: u8 = 3;
 const CMD_DELETE_RECORDS: u8 = 4;
 const CMD_PUT: u8 = 5;
 const CMD_ALLOC_PIDS: u8 = 6;
+const CMD_COMPARE_AND_PUT: u8 = 7;
 
 /// Size of a partition id on the wire: topic id and index.
 const PART_LEN: usize = 16 + 4;
@@ -91,6 +92,34 @@ pub fn command_len(c: &Command) -> usize {
                 .sum::<usize>()
         }
         Command::AllocateProducerIds(_) => 4,
+        Command::CompareAndPut {
+            key,
+            expected,
+            value,
+        } => {
+            let opt = |x: &Option<Bytes>| 1 + x.as_ref().map_or(0, |x| 4 + x.len());
+            4 + key.len() + opt(expected) + opt(value)
+        }
+    }
+}
+
+fn put_opt(buf: &mut impl BufMut, x: &Option<Bytes>) {
+    match x {
+        None => buf.put_u8(0),
+        Some(x) => {
+            buf.put_u8(1);
+            put_len(buf, x.len());
+            buf.put_slice(x);
+        }
+    }
+}
+
+fn get_opt(b: &mut Bytes) -> Result<Option<Bytes>, DecodeError> {
+    need(b, 1)?;
+    if b.get_u8() == 0 {
+        Ok(None)
+    } else {
+        Ok(Some(get_bytes(b)?))
     }
 }
 
@@ -138,15 +167,19 @@ pub fn encode_command(c: &Command, buf: &mut impl BufMut) {
             for (k, val) in v {
                 put_len(buf, k.len());
                 buf.put_slice(k);
-                match val {
-                    None => buf.put_u8(0),
-                    Some(x) => {
-                        buf.put_u8(1);
-                        put_len(buf, x.len());
-                        buf.put_slice(x);
-                    }
-                }
+                put_opt(buf, val);
             }
+        }
+        Command::CompareAndPut {
+            key,
+            expected,
+            value,
+        } => {
+            buf.put_u8(CMD_COMPARE_AND_PUT);
+            put_len(buf, key.len());
+            buf.put_slice(key);
+            put_opt(buf, expected);
+            put_opt(buf, value);
         }
         Command::AllocateProducerIds(n) => {
             buf.put_u8(CMD_ALLOC_PIDS);
@@ -228,13 +261,7 @@ pub fn decode_command(mut b: Bytes) -> Result<Command, DecodeError> {
             let mut v = Vec::with_capacity(n);
             for _ in 0..n {
                 let k = get_bytes(&mut b)?;
-                need(&b, 1)?;
-                let val = if b.get_u8() == 0 {
-                    None
-                } else {
-                    Some(get_bytes(&mut b)?)
-                };
-                v.push((k, val));
+                v.push((k, get_opt(&mut b)?));
             }
             Command::Put(v)
         }
@@ -242,6 +269,11 @@ pub fn decode_command(mut b: Bytes) -> Result<Command, DecodeError> {
             need(&b, 4)?;
             Command::AllocateProducerIds(b.get_u32())
         }
+        CMD_COMPARE_AND_PUT => Command::CompareAndPut {
+            key: get_bytes(&mut b)?,
+            expected: get_opt(&mut b)?,
+            value: get_opt(&mut b)?,
+        },
         _ => return Err(DecodeError("command tag")),
     };
     if b.has_remaining() {
@@ -301,6 +333,16 @@ mod tests {
                 (Bytes::from_static(b"gone"), None),
             ]),
             Command::AllocateProducerIds(17),
+            Command::CompareAndPut {
+                key: Bytes::from_static(b"topic/a"),
+                expected: None,
+                value: Some(Bytes::from_static(b"{}")),
+            },
+            Command::CompareAndPut {
+                key: Bytes::from_static(b"topic/a"),
+                expected: Some(Bytes::from_static(b"{}")),
+                value: None,
+            },
         ];
         for c in cmds {
             let mut buf = Vec::new();

@@ -49,6 +49,7 @@ impl fmt::Display for Command {
             Command::DeleteRecords(v) => write!(f, "delete_records({})", v.len()),
             Command::Put(v) => write!(f, "put({})", v.len()),
             Command::AllocateProducerIds(n) => write!(f, "allocate_producer_ids({n})"),
+            Command::CompareAndPut { .. } => write!(f, "compare_and_put"),
         }
     }
 }

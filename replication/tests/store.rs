@@ -302,6 +302,26 @@ async fn kv_and_producer_ids() {
         panic!()
     };
     assert_eq!((a, b), (1000, 1010));
+
+    // Compare-and-put: only the first of two creations of one key wins; an update or a
+    // removal needs the current value.
+    let cas =
+        |expected: Option<&'static str>, value: Option<&'static str>| Command::CompareAndPut {
+            key: Bytes::from("topic/x"),
+            expected: expected.map(Bytes::from),
+            value: value.map(Bytes::from),
+        };
+    let won = |r: CommandResponse| matches!(r, CommandResponse::Compared(true));
+    assert!(won(g.propose(cas(None, Some("id-1"))).await.unwrap()));
+    assert!(!won(g.propose(cas(None, Some("id-2"))).await.unwrap()));
+    assert_eq!(g.kv_get(b"topic/x"), Some(Bytes::from("id-1")));
+    assert!(!won(g.propose(cas(Some("id-2"), None)).await.unwrap()));
+    assert!(won(g
+        .propose(cas(Some("id-1"), Some("id-1b")))
+        .await
+        .unwrap()));
+    assert!(won(g.propose(cas(Some("id-1b"), None)).await.unwrap()));
+    assert_eq!(g.kv_get(b"topic/x"), None);
     node.shutdown().await;
 }
 
