@@ -172,12 +172,8 @@ impl GroupRouter<TypeConfig, GroupId> for Router {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let ttl = option.hard_ttl();
-        match self.call(target, group, RaftRpc::Vote(rpc), ttl).await {
-            Ok(RaftRpcReply::Vote(r)) => Ok(r),
-            Ok(other) => Err(unreachable(format!("unexpected reply {other:?}"))),
-            Err(e) => Err(unreachable(e)),
-        }
+        self.vote_rpc(target, group, RaftRpc::Vote(rpc), option)
+            .await
     }
 
     async fn pre_vote(
@@ -187,12 +183,8 @@ impl GroupRouter<TypeConfig, GroupId> for Router {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let ttl = option.hard_ttl();
-        match self.call(target, group, RaftRpc::PreVote(rpc), ttl).await {
-            Ok(RaftRpcReply::Vote(r)) => Ok(r),
-            Ok(other) => Err(unreachable(format!("unexpected reply {other:?}"))),
-            Err(e) => Err(unreachable(e)),
-        }
+        self.vote_rpc(target, group, RaftRpc::PreVote(rpc), option)
+            .await
     }
 
     async fn transfer_leader(
@@ -202,7 +194,15 @@ impl GroupRouter<TypeConfig, GroupId> for Router {
         req: TransferLeaderRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.transfer_leader_rpc(target, group, req, option).await
+        let ttl = option.hard_ttl();
+        match self
+            .call(target, group, RaftRpc::TransferLeader(req), ttl)
+            .await
+        {
+            Ok(RaftRpcReply::TransferLeader(r)) => Ok(r),
+            Ok(other) => Err(unreachable(format!("unexpected reply {other:?}"))),
+            Err(e) => Err(unreachable(e)),
+        }
     }
 
     async fn full_snapshot(
@@ -219,19 +219,16 @@ impl GroupRouter<TypeConfig, GroupId> for Router {
 }
 
 impl Router {
-    async fn transfer_leader_rpc(
+    /// A Vote or PreVote (both answered with a vote response).
+    async fn vote_rpc(
         &self,
         target: NodeId,
         group: GroupId,
-        req: TransferLeaderRequest<TypeConfig>,
+        rpc: RaftRpc,
         option: RPCOption,
-    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let ttl = option.hard_ttl();
-        match self
-            .call(target, group, RaftRpc::TransferLeader(req), ttl)
-            .await
-        {
-            Ok(RaftRpcReply::TransferLeader(r)) => Ok(r),
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self.call(target, group, rpc, option.hard_ttl()).await {
+            Ok(RaftRpcReply::Vote(r)) => Ok(r),
             Ok(other) => Err(unreachable(format!("unexpected reply {other:?}"))),
             Err(e) => Err(unreachable(e)),
         }
