@@ -42,6 +42,8 @@ pub struct NodeConfig {
     pub max_append_bytes: usize,
     /// Memory redb may use to cache database pages (its default is 1 GiB).
     pub cache_bytes: usize,
+    /// Size at which a segment file of batch bytes rolls over to the next.
+    pub segment_bytes: u64,
 }
 
 impl NodeConfig {
@@ -54,6 +56,7 @@ impl NodeConfig {
             election_timeout_max_ms: 3000,
             max_append_bytes: 8 << 20,
             cache_bytes: 256 << 20,
+            segment_bytes: crate::segments::SEGMENT_BYTES,
         }
     }
 }
@@ -193,7 +196,7 @@ pub struct WriterCounters {
     pub appends_flushed: u64,
     /// Bytes of encoded raft log entries written.
     pub log_bytes: u64,
-    /// Bytes of record batches written to the partition tables.
+    /// Bytes of record batches indexed by applies (written once, with the log entry).
     pub batch_bytes: u64,
 }
 
@@ -297,6 +300,17 @@ impl ReplicaNode {
     /// Raft log entries made durable so far.
     pub fn appends_flushed(&self) -> u64 {
         self.counters().appends_flushed
+    }
+
+    /// Ids of the segment files holding batch bytes.
+    pub fn segment_files(&self) -> Vec<u32> {
+        self.inner.writer.segments.ids()
+    }
+
+    /// Deletes the segment files no row refers to any more and returns their ids. The node
+    /// also does this on its own, a few seconds after topics or records are deleted.
+    pub async fn collect_segment_files(&self) -> Result<Vec<u32>, ReplicationError> {
+        self.inner.collect_segments().await
     }
 
     pub fn counters(&self) -> WriterCounters {

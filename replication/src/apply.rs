@@ -9,14 +9,15 @@
 use std::collections::HashMap;
 
 use openraft::EntryPayload;
-use phxq_protocol::batch::{set_base_offset, BatchHeader};
+use phxq_protocol::batch::BatchHeader;
 use redb::{ReadableTable, Table, WriteTransaction};
 
 use crate::api::{
     AppendBatch, AppendError, Appended, Command, CommandResponse, PartitionId, PartitionOffsets,
 };
-use crate::codec::{decode_log_id, encode_log_id};
+use crate::codec::{decode_log_id, encode_log_id, stored_positions};
 use crate::schema::*;
+use crate::segments::{SegmentPos, Segments};
 use crate::types::{ApplyResult, Entry, LogId, StoredMembership};
 
 /// What applying a run of entries changed, to publish once the transaction is committed.
@@ -38,11 +39,13 @@ struct Tables<'t> {
     producers: Table<'t, (u128, i32, i64), &'static [u8]>,
     kv: Table<'t, (u32, &'static [u8]), &'static [u8]>,
     meta: Table<'t, (u32, u8), &'static [u8]>,
+    log: Table<'t, (u32, u64), &'static [u8]>,
 }
 
 struct Applier<'t> {
     group: u32,
     t: Tables<'t>,
+    segments: &'t Segments,
     /// Partitions read or changed in this run: None = does not exist.
     parts: HashMap<PartitionId, Option<PartMeta>>,
     dirty: Vec<PartitionId>,
@@ -51,8 +54,9 @@ struct Applier<'t> {
 
 /// Applies `entries` of `group` in `txn`. `has_responder[i]` says whether entry i wants an
 /// answer.
-pub fn apply_entries(
-    txn: &WriteTransaction,
+pub fn apply_entries<'t>(
+    txn: &'t WriteTransaction,
+    segments: &'t Segments,
     group: u32,
     entries: &[(&Entry, bool)],
 ) -> Result<ApplyEffect, redb::Error> {
@@ -63,10 +67,12 @@ pub fn apply_entries(
         producers: txn.open_table(PRODUCERS)?,
         kv: txn.open_table(KV)?,
         meta: txn.open_table(GROUP_META)?,
+        log: txn.open_table(LOG)?,
     };
     let mut a = Applier {
         group,
         t,
+        segments,
         parts: HashMap::new(),
         dirty: Vec::new(),
         batch_bytes: 0,
@@ -95,6 +101,10 @@ pub fn apply_entries(
         applied_any = true;
         let response = match &entry.payload {
             EntryPayload::Blank => CommandResponse::Done,
+            EntryPayload::Normal(Command::Append(batches)) => {
+                let at = a.positions(entry.log_id.index, batches)?;
+                a.append_all(batches, &at)?
+            }
             EntryPayload::Normal(cmd) => a.command(cmd)?,
             EntryPayload::Membership(m) => {
                 let stored = StoredMembership::new(Some(entry.log_id), m.clone());
@@ -167,11 +177,11 @@ impl Applier<'_> {
                 CommandResponse::Done
             }
             Command::Append(batches) => {
-                let mut out = Vec::with_capacity(batches.len());
-                for b in batches {
-                    out.push(self.append(b)?);
-                }
-                CommandResponse::Appended(out)
+                let at = batches
+                    .iter()
+                    .map(|b| self.segments.append(&b.batch))
+                    .collect::<Result<Vec<_>, _>>()?;
+                self.append_all(batches, &at)?
             }
             Command::DeleteRecords(items) => {
                 let mut out = Vec::with_capacity(items.len());
@@ -222,6 +232,48 @@ impl Applier<'_> {
         })
     }
 
+    /// Where the batches of the Append at log `index` were written when it was logged.
+    /// Writes them now if the log row does not say (never expected: an entry is applied
+    /// only after its row is durable, and purged only after it is applied).
+    fn positions(
+        &mut self,
+        index: u64,
+        batches: &[AppendBatch],
+    ) -> Result<Vec<SegmentPos>, redb::Error> {
+        if let Some(row) = self.t.log.get((self.group, index))? {
+            let at = stored_positions(row.value()).map_err(io_err)?;
+            let same = at.len() == batches.len()
+                && at
+                    .iter()
+                    .zip(batches)
+                    .all(|((_, len), b)| *len as usize == b.batch.len());
+            if same {
+                return Ok(at.into_iter().map(|(at, _)| at).collect());
+            }
+        }
+        tracing::warn!(
+            group = self.group,
+            index,
+            "applying an Append whose log row has no batch positions; writing its batches again"
+        );
+        Ok(batches
+            .iter()
+            .map(|b| self.segments.append(&b.batch))
+            .collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn append_all(
+        &mut self,
+        batches: &[AppendBatch],
+        at: &[SegmentPos],
+    ) -> Result<CommandResponse, redb::Error> {
+        let mut out = Vec::with_capacity(batches.len());
+        for (b, at) in batches.iter().zip(at) {
+            out.push(self.append(b, *at)?);
+        }
+        Ok(CommandResponse::Appended(out))
+    }
+
     fn part(&mut self, p: &PartitionId) -> Result<Option<PartMeta>, redb::Error> {
         if let Some(m) = self.parts.get(p) {
             return Ok(*m);
@@ -240,7 +292,11 @@ impl Applier<'_> {
         }
     }
 
-    fn append(&mut self, b: &AppendBatch) -> Result<Result<Appended, AppendError>, redb::Error> {
+    fn append(
+        &mut self,
+        b: &AppendBatch,
+        at: SegmentPos,
+    ) -> Result<Result<Appended, AppendError>, redb::Error> {
         let p = b.partition;
         let Some(mut meta) = self.part(&p)? else {
             return Ok(Err(AppendError::UnknownPartition));
@@ -293,15 +349,15 @@ impl Applier<'_> {
         let base = meta.next_offset;
         let last_offset = base + h.last_offset_delta as i64;
         meta.next_offset = last_offset + 1;
-        {
-            let mut slot = self
-                .t
-                .batches
-                .insert_reserve((p.topic_id, p.index, base), b.batch.len())?;
-            let dst = slot.as_mut();
-            dst.copy_from_slice(&b.batch);
-            set_base_offset(dst, base);
-        }
+        let loc = BatchLoc {
+            at,
+            len: b.batch.len() as u32,
+            last_offset_delta: h.last_offset_delta,
+            max_timestamp: h.max_timestamp,
+        };
+        self.t
+            .batches
+            .insert((p.topic_id, p.index, base), loc.encode().as_slice())?;
         self.batch_bytes += b.batch.len() as u64;
         if h.max_timestamp > meta.max_ts {
             self.t
@@ -362,8 +418,8 @@ impl Applier<'_> {
         {
             Some(item) => {
                 let (k, v) = item?;
-                let last = BatchHeader::parse(v.value())
-                    .map(|h| h.last_offset())
+                let last = BatchLoc::decode(v.value())
+                    .map(|l| l.last_offset(k.value().2))
                     .unwrap_or(i64::MAX);
                 if last >= target {
                     k.value().2
@@ -383,6 +439,7 @@ impl Applier<'_> {
             self.t
                 .batches
                 .retain_in((t, i, i64::MIN)..(t, i, containing), |_, _| false)?;
+            self.segments.note_garbage();
             self.reindex_head(p, &mut meta)?;
         }
         self.set_part(*p, Some(meta));
@@ -434,10 +491,10 @@ impl Applier<'_> {
             .range((p.topic_id, p.index, first_base.min(end))..(p.topic_id, p.index, end))?
         {
             let (k, v) = item?;
-            if let Ok(h) = BatchHeader::parse(v.value()) {
-                if h.max_timestamp > running {
-                    running = h.max_timestamp;
-                    adds.push((h.max_timestamp, k.value().2));
+            if let Some(l) = BatchLoc::decode(v.value()) {
+                if l.max_timestamp > running {
+                    running = l.max_timestamp;
+                    adds.push((l.max_timestamp, k.value().2));
                 }
             }
         }
@@ -457,6 +514,7 @@ impl Applier<'_> {
         let lo = (p.topic_id, p.index, i64::MIN);
         let hi = (p.topic_id, p.index, i64::MAX);
         self.t.batches.retain_in(lo..=hi, |_, _| false)?;
+        self.segments.note_garbage();
         self.t.time.retain_in(lo..=hi, |_, _| false)?;
         self.t.producers.retain_in(lo..=hi, |_, _| false)?;
         self.set_part(*p, None);

@@ -1,8 +1,10 @@
 //! Binary encoding of raft log entries, commands and log ids as stored in redb.
 //!
-//! Entries are written straight into redb's reserved value space (`encode_entry` into a
-//! `&mut [u8]`), and decoded from one `Bytes` copy of the value so that record batches are
-//! zero-copy slices of it. Record batches are opaque: no per-record work happens here.
+//! Entries are written straight into redb's reserved value space (`encode_stored_entry`
+//! into a `&mut [u8]`). The raft log row of an Append holds where its batches are in the
+//! segment files (`segments`), not their bytes; decoding reads them back. Commands travel
+//! between nodes with their batches inline (`encode_command`). Record batches are opaque:
+//! no per-record work happens here.
 //!
 //! Layout (big-endian): entry = term u64, leader node u64, kind u8, payload.
 //! Kinds: 0 blank, 1 normal (a [`Command`]), 2 membership (JSON: rare and small).
@@ -10,6 +12,7 @@
 use bytes::{Buf, BufMut, Bytes};
 
 use crate::api::{AppendBatch, Command, PartitionId};
+use crate::segments::SegmentPos;
 use crate::types::{Entry, LeaderId, LogId, Membership};
 use openraft::EntryPayload;
 
@@ -28,11 +31,13 @@ const CMD_DELETE_RECORDS: u8 = 4;
 const CMD_PUT: u8 = 5;
 const CMD_ALLOC_PIDS: u8 = 6;
 const CMD_COMPARE_AND_PUT: u8 = 7;
+/// An Append as stored in the raft log: per batch its partition, length and segment position.
+const CMD_APPEND_STORED: u8 = 8;
 
 /// Size of a partition id on the wire: topic id and index.
 const PART_LEN: usize = 16 + 4;
 
-/// An entry ready to be written: its payload pre-encoded only when that is cheap (membership).
+/// Size of an entry in memory and on the wire (batches inline).
 pub fn entry_len(e: &Entry) -> usize {
     17 + match &e.payload {
         EntryPayload::Blank => 0,
@@ -41,11 +46,32 @@ pub fn entry_len(e: &Entry) -> usize {
     }
 }
 
-pub fn encode_entry(e: &Entry, mut buf: impl BufMut) {
+/// Size of an entry's raft log row: an Append holds its batches' positions, not their bytes.
+pub fn stored_len(e: &Entry) -> usize {
+    match &e.payload {
+        EntryPayload::Normal(Command::Append(v)) => 17 + 1 + 4 + v.len() * (PART_LEN + 4 + 12),
+        _ => entry_len(e),
+    }
+}
+
+/// Encodes `e` as its raft log row. `at` holds where each batch of an Append entry was
+/// written to the segment files, in order (ignored for other entries).
+pub fn encode_stored_entry(e: &Entry, at: &[SegmentPos], mut buf: impl BufMut) {
     buf.put_u64(e.log_id.leader_id.term);
     buf.put_u64(e.log_id.leader_id.node_id);
     match &e.payload {
         EntryPayload::Blank => buf.put_u8(KIND_BLANK),
+        EntryPayload::Normal(Command::Append(v)) => {
+            buf.put_u8(KIND_NORMAL);
+            buf.put_u8(CMD_APPEND_STORED);
+            put_len(&mut buf, v.len());
+            for (b, at) in v.iter().zip(at) {
+                put_part(&mut buf, &b.partition);
+                put_len(&mut buf, b.batch.len());
+                buf.put_u32(at.segment);
+                buf.put_u64(at.pos);
+            }
+        }
         EntryPayload::Normal(c) => {
             buf.put_u8(KIND_NORMAL);
             encode_command(c, &mut buf);
@@ -57,14 +83,20 @@ pub fn encode_entry(e: &Entry, mut buf: impl BufMut) {
     }
 }
 
-pub fn decode_entry(index: u64, mut b: Bytes) -> Result<Entry, DecodeError> {
-    need(&b, 17)?;
-    let term = b.get_u64();
-    let node_id = b.get_u64();
-    let log_id = LogId::new(LeaderId { term, node_id }, index);
+/// Reads `len` batch bytes at a segment position.
+pub type ReadBatch<'a> = &'a dyn Fn(SegmentPos, usize) -> Result<Bytes, DecodeError>;
+
+/// Decodes a raft log row, reading the batches of an Append entry with `read`.
+pub fn decode_stored_entry(
+    index: u64,
+    mut b: Bytes,
+    read: ReadBatch,
+) -> Result<Entry, DecodeError> {
+    let log_id = stored_log_id(index, &b)?;
+    b.advance(16);
     let payload = match b.get_u8() {
         KIND_BLANK => EntryPayload::Blank,
-        KIND_NORMAL => EntryPayload::Normal(decode_command(b)?),
+        KIND_NORMAL => EntryPayload::Normal(decode_command(b, Some(read))?),
         KIND_MEMBERSHIP => {
             let m: Membership =
                 serde_json::from_slice(&b).map_err(|_| DecodeError("membership"))?;
@@ -73,6 +105,38 @@ pub fn decode_entry(index: u64, mut b: Bytes) -> Result<Entry, DecodeError> {
         _ => return Err(DecodeError("entry kind")),
     };
     Ok(Entry { log_id, payload })
+}
+
+/// The log id of a raft log row, without reading anything else.
+pub fn stored_log_id(index: u64, mut b: &[u8]) -> Result<LogId, DecodeError> {
+    if b.len() < 17 {
+        return Err(DecodeError("truncated"));
+    }
+    let term = b.get_u64();
+    let node_id = b.get_u64();
+    Ok(LogId::new(LeaderId { term, node_id }, index))
+}
+
+/// Where the batches of a raft log row's Append entry are, in order, with their lengths;
+/// empty for any other entry.
+pub fn stored_positions(row: &[u8]) -> Result<Vec<(SegmentPos, u32)>, DecodeError> {
+    if row.len() < 18 || row[16] != KIND_NORMAL || row[17] != CMD_APPEND_STORED {
+        return Ok(Vec::new());
+    }
+    let mut b = Bytes::copy_from_slice(&row[18..]);
+    let n = get_count(&mut b, PART_LEN + 16)?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        get_part(&mut b)?;
+        need(&b, 16)?;
+        let len = b.get_u32();
+        let at = SegmentPos {
+            segment: b.get_u32(),
+            pos: b.get_u64(),
+        };
+        out.push((at, len));
+    }
+    Ok(out)
 }
 
 pub fn command_len(c: &Command) -> usize {
@@ -222,7 +286,8 @@ fn get_count(b: &mut Bytes, min_item: usize) -> Result<usize, DecodeError> {
     Ok(n)
 }
 
-pub fn decode_command(mut b: Bytes) -> Result<Command, DecodeError> {
+/// Decodes a command; `read` resolves the batch positions of a stored Append.
+pub fn decode_command(mut b: Bytes, read: Option<ReadBatch>) -> Result<Command, DecodeError> {
     need(&b, 1)?;
     let cmd = match b.get_u8() {
         tag @ (CMD_CREATE | CMD_DELETE) => {
@@ -243,6 +308,25 @@ pub fn decode_command(mut b: Bytes) -> Result<Command, DecodeError> {
                 let partition = get_part(&mut b)?;
                 let batch = get_bytes(&mut b)?;
                 v.push(AppendBatch { partition, batch });
+            }
+            Command::Append(v)
+        }
+        CMD_APPEND_STORED => {
+            let read = read.ok_or(DecodeError("batch positions outside the raft log"))?;
+            let n = get_count(&mut b, PART_LEN + 16)?;
+            let mut v = Vec::with_capacity(n);
+            for _ in 0..n {
+                let partition = get_part(&mut b)?;
+                need(&b, 16)?;
+                let len = b.get_u32() as usize;
+                let at = SegmentPos {
+                    segment: b.get_u32(),
+                    pos: b.get_u64(),
+                };
+                v.push(AppendBatch {
+                    partition,
+                    batch: read(at, len)?,
+                });
             }
             Command::Append(v)
         }
@@ -348,7 +432,7 @@ mod tests {
             let mut buf = Vec::new();
             encode_command(&c, &mut buf);
             assert_eq!(buf.len(), command_len(&c));
-            let back = decode_command(Bytes::from(buf)).unwrap();
+            let back = decode_command(Bytes::from(buf), None).unwrap();
             assert_eq!(format!("{c:?}"), format!("{back:?}"));
         }
     }
@@ -366,15 +450,70 @@ mod tests {
             log_id,
             payload: EntryPayload::Normal(Command::AllocateProducerIds(5)),
         };
-        let mut space = vec![0u8; entry_len(&e)];
-        encode_entry(&e, &mut space[..]);
-        let back = decode_entry(99, Bytes::from(space)).unwrap();
+        let no_read: ReadBatch = &|_, _| Err(DecodeError("no batches here"));
+        let mut space = vec![0u8; stored_len(&e)];
+        encode_stored_entry(&e, &[], &mut space[..]);
+        let back = decode_stored_entry(99, Bytes::from(space), no_read).unwrap();
         assert_eq!(back.log_id, log_id);
         assert!(matches!(
             back.payload,
             EntryPayload::Normal(Command::AllocateProducerIds(5))
         ));
-        assert!(decode_command(Bytes::from_static(&[3, 0xff, 0xff, 0xff, 0xff])).is_err());
+        assert!(decode_command(Bytes::from_static(&[3, 0xff, 0xff, 0xff, 0xff]), None).is_err());
         assert_eq!(decode_log_id(&encode_log_id(&log_id)).unwrap(), log_id);
+    }
+
+    #[test]
+    fn stored_appends_hold_positions_and_read_their_batches_back() {
+        let batches = vec![
+            AppendBatch {
+                partition: p(0),
+                batch: Bytes::from_static(b"first batch"),
+            },
+            AppendBatch {
+                partition: p(3),
+                batch: Bytes::from(vec![7u8; 5000]),
+            },
+        ];
+        let at = [
+            SegmentPos { segment: 1, pos: 0 },
+            SegmentPos {
+                segment: 2,
+                pos: 4096,
+            },
+        ];
+        let e = Entry {
+            log_id: LogId::new(
+                LeaderId {
+                    term: 2,
+                    node_id: 3,
+                },
+                7,
+            ),
+            payload: EntryPayload::Normal(Command::Append(batches.clone())),
+        };
+        let mut row = vec![0u8; stored_len(&e)];
+        encode_stored_entry(&e, &at, &mut row[..]);
+        assert!(row.len() < 100, "the row holds positions, not bytes");
+        assert_eq!(
+            stored_positions(&row).unwrap(),
+            vec![(at[0], 11), (at[1], 5000)]
+        );
+        let read: ReadBatch = &|pos, len| {
+            let i = at
+                .iter()
+                .position(|a| *a == pos)
+                .ok_or(DecodeError("pos"))?;
+            assert_eq!(batches[i].batch.len(), len);
+            Ok(batches[i].batch.clone())
+        };
+        let back = decode_stored_entry(7, Bytes::from(row.clone()), read).unwrap();
+        assert_eq!(back.log_id, e.log_id);
+        assert_eq!(format!("{:?}", back.payload), format!("{:?}", e.payload));
+        // A truncated row is an error, not a panic.
+        for cut in 0..row.len() {
+            let _ = stored_positions(&row[..cut]);
+            let _ = decode_stored_entry(7, Bytes::copy_from_slice(&row[..cut]), read);
+        }
     }
 }

@@ -27,7 +27,7 @@ impl DiskFault {
     pub fn heal(&self) {
         self.0.store(false, Ordering::SeqCst);
     }
-    fn check(&self) -> io::Result<()> {
+    pub(crate) fn check(&self) -> io::Result<()> {
         if self.0.load(Ordering::SeqCst) {
             Err(io::Error::new(
                 io::ErrorKind::StorageFull,

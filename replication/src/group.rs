@@ -7,7 +7,7 @@ use std::io;
 use std::sync::{Arc, RwLock};
 
 use bytes::{Bytes, BytesMut};
-use phxq_protocol::batch::BatchHeader;
+use phxq_protocol::batch::set_base_offset;
 use redb::{Database, ReadableDatabase};
 use tokio::sync::watch;
 
@@ -16,10 +16,13 @@ use crate::api::{
 };
 use crate::apply::{offsets_of, ApplyEffect};
 use crate::schema::*;
+use crate::segments::Segments;
 
 pub struct GroupShared {
     pub id: GroupId,
     pub db: Arc<Database>,
+    /// Where the batch bytes are.
+    pub segments: Arc<Segments>,
     /// Offsets of every partition of the group as last committed by the writer: O(partitions).
     offsets: RwLock<HashMap<PartitionId, PartitionOffsets>>,
     /// Index of the last applied log entry whose effects are committed and visible to reads
@@ -50,13 +53,18 @@ fn storage(e: impl std::fmt::Display) -> ReplicationError {
 
 impl GroupShared {
     /// Loads the group's partition offsets from redb.
-    pub fn load(id: GroupId, db: Arc<Database>) -> io::Result<Arc<GroupShared>> {
+    pub fn load(
+        id: GroupId,
+        db: Arc<Database>,
+        segments: Arc<Segments>,
+    ) -> io::Result<Arc<GroupShared>> {
         let offsets = load_offsets(&db, id)?;
         let (applied, _) = crate::state_machine::read_applied(&db, id.0)?;
         let (applied_tx, _) = watch::channel(applied.map_or(0, |l| l.index));
         Ok(Arc::new(GroupShared {
             id,
             db,
+            segments,
             offsets: RwLock::new(offsets),
             applied_tx,
             applied_term: applied.map_or(0, |l| l.leader_id.term).into(),
@@ -151,35 +159,44 @@ impl GroupShared {
             Some(item) => item.map_err(storage)?.0.value().2,
             None => offset,
         };
+        let mut picked: Vec<(i64, BatchLoc)> = Vec::new();
         for item in table
             .range((t, i, start)..=(t, i, i64::MAX))
             .map_err(storage)?
         {
-            let (_, v) = item.map_err(storage)?;
-            let batch = v.value();
-            let last = BatchHeader::parse(batch)
-                .map(|h| h.last_offset())
-                .unwrap_or(i64::MAX);
-            if last < offset {
+            let (k, v) = item.map_err(storage)?;
+            let base = k.value().2;
+            let loc = BatchLoc::decode(v.value()).ok_or_else(|| storage("batch location"))?;
+            if loc.last_offset(base) < offset {
                 continue;
             }
-            if res.batches > 0 && res.bytes + batch.len() > max_bytes {
+            if res.batches > 0 && res.bytes + loc.len as usize > max_bytes {
                 break;
             }
-            out.extend_from_slice(batch);
+            picked.push((base, loc));
             res.batches += 1;
-            res.bytes += batch.len();
+            res.bytes += loc.len as usize;
         }
+        drop(table);
+        drop(txn);
+        read_batches(&self.segments, &picked, out).map_err(storage)?;
         Ok(res)
     }
 
     fn stored_batch(&self, p: PartitionId, base: i64) -> Option<StoredBatch> {
-        let txn = self.db.begin_read().ok()?;
-        let table = txn.open_table(BATCHES).ok()?;
-        let v = table.get((p.topic_id, p.index, base)).ok()??;
+        let loc = {
+            let txn = self.db.begin_read().ok()?;
+            let table = txn.open_table(BATCHES).ok()?;
+            let v = table.get((p.topic_id, p.index, base)).ok()??;
+            BatchLoc::decode(v.value())?
+        };
+        let mut out = BytesMut::new();
+        read_batches(&self.segments, &[(base, loc)], &mut out)
+            .map_err(|e| tracing::warn!(error = %e, "cannot read a stored batch"))
+            .ok()?;
         Some(StoredBatch {
             base_offset: base,
-            batch: Bytes::copy_from_slice(v.value()),
+            batch: out.freeze(),
         })
     }
 
@@ -239,4 +256,43 @@ impl GroupShared {
         }
         out
     }
+}
+
+/// Appends the bytes of `batches` (base offset, location) to `out`, each with its base
+/// offset patched in. Batches that follow each other in a segment file are read with one
+/// positional read.
+pub fn read_batches(
+    segments: &Segments,
+    batches: &[(i64, BatchLoc)],
+    out: &mut BytesMut,
+) -> io::Result<()> {
+    let total: usize = batches.iter().map(|(_, l)| l.len as usize).sum();
+    out.reserve(total);
+    let mut i = 0;
+    while i < batches.len() {
+        // A run of contiguous batches: [i, j).
+        let first = batches[i].1;
+        let mut end = first.at.pos + first.len as u64;
+        let mut j = i + 1;
+        while j < batches.len()
+            && batches[j].1.at.segment == first.at.segment
+            && batches[j].1.at.pos == end
+        {
+            end += batches[j].1.len as u64;
+            j += 1;
+        }
+        let start = out.len();
+        out.resize(start + (end - first.at.pos) as usize, 0);
+        segments.read(first.at, &mut out[start..])?;
+        let mut o = start;
+        for (base, loc) in &batches[i..j] {
+            if loc.len < 8 {
+                return Err(io::Error::other("stored batch shorter than its header"));
+            }
+            set_base_offset(&mut out[o..o + loc.len as usize], *base);
+            o += loc.len as usize;
+        }
+        i = j;
+    }
+    Ok(())
 }

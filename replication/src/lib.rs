@@ -21,9 +21,13 @@
 //! data and the group's applied log id in the same transaction; redb makes every earlier
 //! non-durable commit durable with the next durable one, so after a crash the database is
 //! a consistent prefix of the commit sequence, the applied id it reports matches the data,
-//! and openraft re-applies the rest from the durable raft log. Record batches are stored
-//! once more, with their base offset patched in, in the partition tables that fetches copy
-//! from: a produced byte is written twice (log + batch) plus redb's page overhead.
+//! and openraft re-applies the rest from the durable raft log.
+//!
+//! Record batch bytes are written once, to segment files (`segments`), when their log
+//! entry is appended; the raft log row and, after apply, the partition's batch index hold
+//! only their location. The segment file is fdatasync'd before the transaction that refers
+//! to it commits. Fetches read the bytes back with positional reads and patch in the base
+//! offset the state machine assigned.
 //!
 //! Reads (`StoreGroup::read`, offsets, timestamps, kv) use redb read transactions and
 //! never go through openraft. A failed write (e.g. disk full) fails every later proposal
@@ -40,6 +44,7 @@ mod log_store;
 pub mod network;
 mod node;
 mod schema;
+pub mod segments;
 mod snapshot;
 mod snapshot_dump;
 mod state_machine;

@@ -107,12 +107,10 @@ impl LogShared {
         mem.last_log_id = match last {
             Some(item) => {
                 let (k, v) = item.map_err(io::Error::other)?;
-                let e = crate::codec::decode_entry(
-                    k.value().1,
-                    bytes::Bytes::copy_from_slice(v.value()),
+                Some(
+                    crate::codec::stored_log_id(k.value().1, v.value())
+                        .map_err(io::Error::other)?,
                 )
-                .map_err(io::Error::other)?;
-                Some(e.log_id)
             }
             None => mem.last_purged,
         };
@@ -194,7 +192,14 @@ impl LogShared {
         }
         // Entries below the in-memory ones were released only after their commit, so this
         // read transaction (begun later) sees them.
-        let mut out = read_log(&self.db, self.group, start, disk_end, cap)?;
+        let mut out = read_log(
+            &self.db,
+            &self.writer.segments,
+            self.group,
+            start,
+            disk_end,
+            cap,
+        )?;
         let disk_bytes: usize = out.iter().map(entry_len).sum();
         let complete = out.last().map(|e| e.log_id.index + 1) == Some(disk_end);
         if complete {

@@ -111,8 +111,9 @@ impl Transport for NoPeers {
 #[derive(Clone)]
 pub struct Router {
     pub transport: Arc<dyn Transport>,
-    /// The node's database, which full snapshots are dumped from.
+    /// The node's database and segment files, which full snapshots are dumped from.
     pub db: Arc<Database>,
+    pub segments: Arc<crate::segments::Segments>,
 }
 
 fn unreachable(msg: String) -> RPCError<TypeConfig> {

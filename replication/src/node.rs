@@ -9,7 +9,7 @@ use std::time::Duration;
 use openraft::async_runtime::WatchReceiver;
 use openraft::error::{ClientWriteError, Fatal, RaftError};
 use openraft::{BasicNode, SnapshotPolicy};
-use redb::{Database, ReadableDatabase, ReadableTable};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use crate::api::{GroupId, NodeConfig, NodeId, ReplicationError};
 use crate::fault::{DiskFault, FaultyBackend};
@@ -17,6 +17,7 @@ use crate::group::GroupShared;
 use crate::log_store::{LogShared, LogStore};
 use crate::network::{GroupNetworkFactory, NoPeers, RaftRpc, RaftRpcReply, Router, Transport};
 use crate::schema::*;
+use crate::segments::Segments;
 use crate::state_machine::StateMachine;
 use crate::types::Raft;
 use crate::writer::Writer;
@@ -115,6 +116,75 @@ pub struct NodeInner {
     snapshots: crate::snapshot::Inbox,
 }
 
+/// Refuses a database written with another storage layout; stamps a new one with [`FORMAT`].
+fn check_format(txn: &redb::WriteTransaction) -> Result<(), ReplicationError> {
+    let mut node = txn.open_table(NODE).map_err(storage)?;
+    let found = node.get("format").map_err(storage)?.map(|v| v.value());
+    match found {
+        Some(FORMAT) => Ok(()),
+        Some(other) => Err(storage(format!(
+            "the data directory has storage format {other}; this phxq reads format {FORMAT}"
+        ))),
+        None => {
+            let used = !txn
+                .open_table(LOG)
+                .map_err(storage)?
+                .is_empty()
+                .map_err(storage)?
+                || !txn
+                    .open_table(BATCHES)
+                    .map_err(storage)?
+                    .is_empty()
+                    .map_err(storage)?;
+            if used {
+                return Err(storage(format!(
+                    "the data directory was written by an older phxq (batches inside redb); \
+                     this phxq keeps them in segment files (storage format {FORMAT}) and \
+                     cannot read it: start with an empty data directory"
+                )));
+            }
+            node.insert("format", FORMAT).map_err(storage)?;
+            Ok(())
+        }
+    }
+}
+
+/// How often the node looks whether segment files may have become garbage.
+const COLLECT_EVERY: Duration = Duration::from_secs(10);
+
+/// Deletes segment files nothing refers to, after rows referring to batches were deleted.
+async fn collect_segments(node: std::sync::Weak<NodeInner>) {
+    let mut tick = tokio::time::interval(COLLECT_EVERY);
+    loop {
+        tick.tick().await;
+        let Some(n) = node.upgrade() else { return };
+        if n.shut.load(Ordering::Relaxed) {
+            return;
+        }
+        if !n.writer.segments.take_garbage() {
+            continue;
+        }
+        drop(n);
+        // The deletion that raised the flag commits right after; look after it.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let Some(n) = node.upgrade() else { return };
+        if let Err(e) = n.collect_segments().await {
+            tracing::warn!(error = %e, "collecting segment files failed");
+        }
+    }
+}
+
+impl NodeInner {
+    /// Deletes the segment files no row refers to (see `segments::collect_garbage`).
+    pub async fn collect_segments(&self) -> Result<Vec<u32>, ReplicationError> {
+        let (db, segments) = (self.db.clone(), self.writer.segments.clone());
+        tokio::task::spawn_blocking(move || crate::segments::collect_garbage(&db, &segments))
+            .await
+            .map_err(storage)?
+            .map_err(storage)
+    }
+}
+
 pub fn storage(e: impl std::fmt::Display) -> ReplicationError {
     ReplicationError::Storage(e.to_string())
 }
@@ -178,6 +248,7 @@ impl NodeInner {
     ) -> Result<Arc<NodeInner>, ReplicationError> {
         std::fs::create_dir_all(&config.data_dir).map_err(storage)?;
         let path = config.data_dir.join("phxq.redb");
+        let seg_fault = fault.clone();
         let db = tokio::task::spawn_blocking(move || -> Result<Database, ReplicationError> {
             let db = match fault {
                 None => redb::Builder::new()
@@ -208,6 +279,7 @@ impl NodeInner {
             txn.open_table(TIME_INDEX).map_err(storage)?;
             txn.open_table(PRODUCERS).map_err(storage)?;
             txn.open_table(KV).map_err(storage)?;
+            check_format(&txn)?;
             txn.commit().map_err(storage)?;
             Ok(db)
         })
@@ -223,7 +295,16 @@ impl NodeInner {
             }
             v
         };
-        let writer = Writer::start(db.clone()).map_err(storage)?;
+        let seg_dir = config.data_dir.join("segments");
+        let seg_bytes = config.segment_bytes;
+        let segments = tokio::task::spawn_blocking(move || {
+            Segments::open_with(&seg_dir, seg_fault, seg_bytes)
+        })
+        .await
+        .map_err(storage)?
+        .map_err(storage)?;
+        let segments = Arc::new(segments);
+        let writer = Writer::start(db.clone(), segments.clone()).map_err(storage)?;
         let snapshots = crate::snapshot::Inbox::new(&config.data_dir);
         let node = Arc::new(NodeInner {
             raft_config: raft_config(&config)?,
@@ -233,12 +314,14 @@ impl NodeInner {
             router: Router {
                 transport: transport.unwrap_or_else(|| Arc::new(NoPeers)),
                 db: db.clone(),
+                segments,
             },
             groups: RwLock::new(BTreeMap::new()),
             open_lock: tokio::sync::Mutex::new(()),
             shut: AtomicBool::new(false),
             snapshots,
         });
+        tokio::spawn(collect_segments(Arc::downgrade(&node)));
         for id in &existing {
             let g = node.start_group(*id).await?;
             node.groups
@@ -290,7 +373,8 @@ impl NodeInner {
             self.config.max_append_bytes,
         )
         .map_err(storage)?;
-        let shared = GroupShared::load(id, self.db.clone()).map_err(storage)?;
+        let shared = GroupShared::load(id, self.db.clone(), self.writer.segments.clone())
+            .map_err(storage)?;
         let sm = StateMachine {
             group: shared.clone(),
             log: log.clone(),

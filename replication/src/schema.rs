@@ -5,6 +5,8 @@
 
 use redb::TableDefinition;
 
+use crate::segments::SegmentPos;
+
 /// Raft log: (group, index) -> encoded entry (see `codec`).
 pub const LOG: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("raft_log");
 /// Per-group raft and state-machine metadata: (group, META_*) -> value.
@@ -13,7 +15,9 @@ pub const GROUP_META: TableDefinition<(u32, u8), &[u8]> = TableDefinition::new("
 pub const GROUPS: TableDefinition<u32, ()> = TableDefinition::new("groups");
 /// Partition metadata: (group, topic id, partition) -> [`PartMeta`] (24 bytes).
 pub const PARTITIONS: TableDefinition<(u32, u128, i32), &[u8]> = TableDefinition::new("partitions");
-/// Record batches: (topic id, partition, base offset) -> the batch, base offset patched in.
+/// Record batches: (topic id, partition, base offset) -> [`BatchLoc`]: where the batch's
+/// bytes are in the segment files, and the header fields reads need. The stored bytes carry
+/// the producer's base offset; readers patch in the key's.
 pub const BATCHES: TableDefinition<(u128, i32, i64), &[u8]> = TableDefinition::new("batches");
 /// Time index: (topic id, partition, max timestamp) -> base offset of the batch. Holds only
 /// batches whose max timestamp exceeds every earlier batch's, so it is increasing in both
@@ -23,6 +27,12 @@ pub const TIME_INDEX: TableDefinition<(u128, i32, i64), i64> = TableDefinition::
 pub const PRODUCERS: TableDefinition<(u128, i32, i64), &[u8]> = TableDefinition::new("producers");
 /// Key-value space of each group: (group, key) -> value.
 pub const KV: TableDefinition<(u32, &[u8]), &[u8]> = TableDefinition::new("kv");
+/// Node-wide settings: name -> value. `format` holds [`FORMAT`].
+pub const NODE: TableDefinition<&str, u32> = TableDefinition::new("node");
+
+/// The storage layout version. 2: batch bytes in segment files, redb holds their locations.
+/// A database without it that holds a raft log is from the layout before (bytes in redb).
+pub const FORMAT: u32 = 2;
 
 /// Last vote (JSON), durable.
 pub const META_VOTE: u8 = 1;
@@ -75,6 +85,48 @@ impl PartMeta {
             next_offset: i(8),
             max_ts: i(16),
         })
+    }
+}
+
+/// A stored batch ([`BATCHES`] value, 28 bytes): its place in the segment files and the
+/// header fields that reads, record deletion and the time index need without its bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchLoc {
+    pub at: SegmentPos,
+    pub len: u32,
+    pub last_offset_delta: i32,
+    pub max_timestamp: i64,
+}
+
+impl BatchLoc {
+    pub fn encode(&self) -> [u8; 28] {
+        let mut out = [0u8; 28];
+        out[0..4].copy_from_slice(&self.at.segment.to_be_bytes());
+        out[4..12].copy_from_slice(&self.at.pos.to_be_bytes());
+        out[12..16].copy_from_slice(&self.len.to_be_bytes());
+        out[16..20].copy_from_slice(&self.last_offset_delta.to_be_bytes());
+        out[20..28].copy_from_slice(&self.max_timestamp.to_be_bytes());
+        out
+    }
+
+    pub fn decode(b: &[u8]) -> Option<BatchLoc> {
+        let b: &[u8; 28] = b.try_into().ok()?;
+        let u32_at = |o: usize| u32::from_be_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+        let u64_at = |o: usize| u64::from_be_bytes(b[o..o + 8].try_into().unwrap_or_default());
+        Some(BatchLoc {
+            at: SegmentPos {
+                segment: u32_at(0),
+                pos: u64_at(4),
+            },
+            len: u32_at(12),
+            last_offset_delta: u32_at(16) as i32,
+            max_timestamp: u64_at(20) as i64,
+        })
+    }
+
+    /// Offset of the batch's last record, given its base offset (the key).
+    pub fn last_offset(&self, base: i64) -> i64 {
+        base + self.last_offset_delta as i64
     }
 }
 

@@ -69,9 +69,10 @@ pub async fn send(
         .clamp(64 << 10, MAX_CHUNK);
     let (tx, mut rx) = mpsc::channel::<io::Result<Bytes>>(2);
     let db = router.db.clone();
+    let segments = router.segments.clone();
     // Ends when the dump is done or when `rx` is dropped (transfer over or cancelled).
     tokio::task::spawn_blocking(move || {
-        if let Err(e) = dump_group(&db, group.0, chunk, &tx) {
+        if let Err(e) = dump_group(&db, &segments, group.0, chunk, &tx) {
             let _ = tx.blocking_send(Err(e));
         }
     });
@@ -284,11 +285,12 @@ async fn install_received(
     let installed = Arc::new(Mutex::new(false));
     let flag = installed.clone();
     let p = path.to_path_buf();
+    let segments = writer.segments.clone();
     writer
         .exec(
             true,
             Box::new(move |txn| {
-                let done = install(txn, group, &p, info)?;
+                let done = install(txn, &segments, group, &p, info)?;
                 *flag.lock().unwrap_or_else(|p| p.into_inner()) = done;
                 Ok(())
             }),

@@ -10,6 +10,9 @@
 //! `META_MEMBERSHIP`. The applied log id in the header is the state the dump reflects; it is
 //! at or after the snapshot meta openraft sends along (see `snapshot`).
 //!
+//! Batch rows carry the batch's bytes (base offset patched in), read from the segment files;
+//! the install writes them to the follower's segment files.
+//!
 //! A dump received from the network is validated completely (`validate`) before the install
 //! transaction starts, so that a bad dump never fails the writer's transaction.
 
@@ -23,7 +26,9 @@ use redb::{Database, ReadableDatabase, ReadableTable, Table, WriteTransaction};
 use tokio::sync::mpsc;
 
 use crate::codec::{decode_log_id, encode_log_id};
+use crate::group::read_batches;
 use crate::schema::*;
+use crate::segments::Segments;
 use crate::types::{LogId, StoredMembership};
 
 const MAGIC: &[u8; 8] = b"PHXQSNP1";
@@ -185,6 +190,7 @@ fn other(e: impl std::fmt::Display) -> io::Error {
 /// run it on a blocking thread. Memory stays at about two chunks plus one partition list.
 pub fn dump_group(
     db: &Database,
+    segments: &Segments,
     group: u32,
     chunk: usize,
     tx: &mpsc::Sender<io::Result<Bytes>>,
@@ -230,13 +236,18 @@ pub fn dump_group(
     let producers = txn.open_table(PRODUCERS).map_err(other)?;
     for (topic, index) in list {
         let range = (topic, index, i64::MIN)..=(topic, index, i64::MAX);
+        let mut bytes = BytesMut::new();
         for item in batches.range(range.clone()).map_err(other)? {
             let (k, v) = item.map_err(other)?;
+            let base = k.value().2;
+            let loc = BatchLoc::decode(v.value()).ok_or_else(|| other("batch location"))?;
+            bytes.clear();
+            read_batches(segments, &[(base, loc)], &mut bytes)?;
             sink.push(Row::Batch {
                 topic,
                 index,
-                base: k.value().2,
-                value: v.value(),
+                base,
+                value: &bytes,
             })?;
         }
         for item in time.range(range.clone()).map_err(other)? {
@@ -509,6 +520,7 @@ fn clear_partition(
 /// snapshot (see `state_machine::record_snapshot`).
 pub fn install(
     txn: &WriteTransaction,
+    segments: &Segments,
     group: u32,
     path: &Path,
     info: DumpInfo,
@@ -533,6 +545,7 @@ pub fn install(
         old.insert((t, i));
     }
     parts.retain_in(all, |_, _| false)?;
+    segments.note_garbage();
     for (t, i) in &old {
         clear_partition(&mut batches, &mut time, &mut producers, *t, *i)?;
     }
@@ -565,7 +578,15 @@ pub fn install(
                 base,
                 value,
             } => {
-                batches.insert((topic, index, base), value.as_slice())?;
+                // Validated: the header parses and covers the whole value.
+                let h = BatchHeader::parse(&value).map_err(|e| io_err(other(e)))?;
+                let loc = BatchLoc {
+                    at: segments.append(&value).map_err(io_err)?,
+                    len: value.len() as u32,
+                    last_offset_delta: h.last_offset_delta,
+                    max_timestamp: h.max_timestamp,
+                };
+                batches.insert((topic, index, base), loc.encode().as_slice())?;
             }
             Row::Time {
                 topic,

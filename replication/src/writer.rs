@@ -23,10 +23,13 @@ use redb::{Database, Durability, ReadableDatabase, WriteTransaction};
 use tokio::sync::oneshot;
 
 use crate::apply::{apply_entries, ApplyEffect};
-use crate::codec::{encode_entry, encode_log_id, entry_len};
+use crate::codec::{
+    decode_stored_entry, encode_log_id, encode_stored_entry, entry_len, stored_len, DecodeError,
+};
 use crate::group::GroupShared;
 use crate::log_store::LogShared;
 use crate::schema::*;
+use crate::segments::{SegmentPos, Segments};
 use crate::types::{ApplyResponder, Entry, IOFlushed, LogId};
 
 /// Stop packing more requests into one transaction past this many payload bytes.
@@ -153,7 +156,7 @@ pub struct WriterStats {
     pub appends_flushed: AtomicU64,
     /// Bytes of encoded raft log entries written.
     pub log_bytes: AtomicU64,
-    /// Bytes of record batches written by applies.
+    /// Bytes of record batches indexed by applies (their bytes were written with the log).
     pub batch_bytes: AtomicU64,
     /// Requests completed.
     pub requests: AtomicU64,
@@ -168,20 +171,24 @@ pub struct WriterStats {
 pub struct Writer {
     tx: mpsc::Sender<Request>,
     pub stats: Arc<WriterStats>,
+    /// The node's segment files; only the writer thread appends to them.
+    pub segments: Arc<Segments>,
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
 impl Writer {
-    pub fn start(db: Arc<Database>) -> io::Result<Writer> {
+    pub fn start(db: Arc<Database>, segments: Arc<Segments>) -> io::Result<Writer> {
         let (tx, rx) = mpsc::channel();
         let stats = Arc::new(WriterStats::default());
         let st = stats.clone();
+        let segs = segments.clone();
         let thread = std::thread::Builder::new()
             .name("phxq-redb-writer".into())
-            .spawn(move || run(db, rx, st))?;
+            .spawn(move || run(db, segs, rx, st))?;
         Ok(Writer {
             tx,
             stats,
+            segments,
             thread: Arc::new(Mutex::new(Some(thread))),
         })
     }
@@ -232,7 +239,12 @@ impl Writer {
 /// they are answered right away instead of behind the next fsync.
 const APPLY_LINGER: Duration = Duration::from_micros(500);
 
-fn run(db: Arc<Database>, rx: mpsc::Receiver<Request>, stats: Arc<WriterStats>) {
+fn run(
+    db: Arc<Database>,
+    segments: Arc<Segments>,
+    rx: mpsc::Receiver<Request>,
+    stats: Arc<WriterStats>,
+) {
     let mut broken: Option<String> = None;
     // Groups whose entries the last durable commit flushed: their applies are due.
     let mut due: Vec<u32> = Vec::new();
@@ -293,7 +305,7 @@ fn run(db: Arc<Database>, rx: mpsc::Receiver<Request>, stats: Arc<WriterStats>) 
             }
             if let Some(msg) = &broken {
                 part.into_iter().for_each(|r| r.fail(msg));
-            } else if let Err(e) = commit_batch(&db, part, &stats) {
+            } else if let Err(e) = commit_batch(&db, &segments, part, &stats) {
                 tracing::error!(error = %e, "storage write failed; failing every later write until restart");
                 broken = Some(format!("storage write failed: {e}"));
                 stats.broken.store(true, Ordering::SeqCst);
@@ -344,7 +356,12 @@ enum Effect {
 
 /// Executes a batch of requests in one transaction. On error every request is failed and
 /// the error returned.
-fn commit_batch(db: &Database, mut batch: Vec<Request>, stats: &WriterStats) -> Result<(), String> {
+fn commit_batch(
+    db: &Database,
+    segments: &Segments,
+    mut batch: Vec<Request>,
+    stats: &WriterStats,
+) -> Result<(), String> {
     let durable = batch.iter().any(Request::durable);
     let trace = tracing::enabled!(tracing::Level::TRACE);
     let t0 = std::time::Instant::now();
@@ -358,9 +375,12 @@ fn commit_batch(db: &Database, mut batch: Vec<Request>, stats: &WriterStats) -> 
         })?;
         let mut effects = Vec::with_capacity(batch.len());
         for r in batch.iter_mut() {
-            effects.push(process(&txn, r)?);
+            effects.push(process(&txn, segments, r)?);
         }
         t1 = std::time::Instant::now();
+        // Rows of this transaction may point at bytes just appended: make them durable
+        // first, whatever the transaction's own durability.
+        segments.sync()?;
         txn.commit()?;
         Ok(effects)
     })();
@@ -389,14 +409,25 @@ fn commit_batch(db: &Database, mut batch: Vec<Request>, stats: &WriterStats) -> 
     Ok(())
 }
 
-fn process(txn: &WriteTransaction, r: &mut Request) -> Result<Effect, redb::Error> {
+fn process(
+    txn: &WriteTransaction,
+    segments: &Segments,
+    r: &mut Request,
+) -> Result<Effect, redb::Error> {
     match r {
         Request::Append { log, entries, .. } => {
             let mut table = txn.open_table(LOG)?;
+            let mut at: Vec<SegmentPos> = Vec::new();
             for e in entries.iter() {
-                let len = entry_len(e);
+                at.clear();
+                if let openraft::EntryPayload::Normal(crate::api::Command::Append(v)) = &e.payload {
+                    for b in v {
+                        at.push(segments.append(&b.batch)?);
+                    }
+                }
+                let len = stored_len(e);
                 let mut slot = table.insert_reserve((log.group, e.log_id.index), len)?;
-                encode_entry(e, slot.as_mut());
+                encode_stored_entry(e, &at, slot.as_mut());
             }
             Ok(Effect::Flushed {
                 count: entries.len() as u64,
@@ -431,7 +462,9 @@ fn process(txn: &WriteTransaction, r: &mut Request) -> Result<Effect, redb::Erro
         }
         Request::Apply { group, entries, .. } => {
             let view: Vec<(&Entry, bool)> = entries.iter().map(|(e, r)| (e, r.is_some())).collect();
-            Ok(Effect::Applied(apply_entries(txn, group.id.0, &view)?))
+            Ok(Effect::Applied(apply_entries(
+                txn, segments, group.id.0, &view,
+            )?))
         }
         Request::Exec { job, .. } => {
             if let Some(job) = job.take() {
@@ -503,6 +536,7 @@ fn complete(r: Request, effect: Effect, stats: &WriterStats) {
 /// Reads the group's stored log entries in `[start, end)` with a byte cap (at least one).
 pub fn read_log(
     db: &Database,
+    segments: &Segments,
     group: u32,
     start: u64,
     end: u64,
@@ -518,15 +552,37 @@ pub fn read_log(
     {
         let (k, v) = item.map_err(io::Error::other)?;
         let value = v.value();
+        // Size with the batches, before reading them.
+        let len = value.len()
+            + crate::codec::stored_positions(value)
+                .map_err(io::Error::other)?
+                .iter()
+                .map(|(_, n)| *n as usize)
+                .sum::<usize>();
         if let Some(cap) = max_bytes {
-            if !out.is_empty() && bytes + value.len() > cap {
+            if !out.is_empty() && bytes + len > cap {
                 break;
             }
         }
-        bytes += value.len();
-        let e = crate::codec::decode_entry(k.value().1, bytes::Bytes::copy_from_slice(value))
+        bytes += len;
+        let read = |at: SegmentPos, len: usize| read_batch(segments, at, len);
+        let e = decode_stored_entry(k.value().1, bytes::Bytes::copy_from_slice(value), &read)
             .map_err(io::Error::other)?;
         out.push(e);
     }
     Ok(out)
+}
+
+/// Reads a batch's bytes back for a decoded log entry.
+fn read_batch(
+    segments: &Segments,
+    at: SegmentPos,
+    len: usize,
+) -> Result<bytes::Bytes, DecodeError> {
+    let mut buf = vec![0u8; len];
+    segments.read(at, &mut buf).map_err(|e| {
+        tracing::error!(error = %e, ?at, len, "cannot read a logged batch back");
+        DecodeError("batch bytes unreadable")
+    })?;
+    Ok(buf.into())
 }

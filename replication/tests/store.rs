@@ -350,3 +350,94 @@ async fn submissions_enter_the_log_in_order() {
     }
     node.shutdown().await;
 }
+
+/// Batch bytes live in segment files; deleting a topic or its records frees the files no
+/// row refers to any more, and what is still referred to reads back intact, also after a
+/// restart.
+#[tokio::test]
+async fn deleted_batches_free_their_segment_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.segment_bytes = 256 << 10;
+    let node = ReplicaNode::open(cfg.clone()).await.unwrap();
+    let g = node.open_group(GroupId(1)).await.unwrap();
+    let (gone, kept) = (part(5, 0), part(6, 0));
+    create(&g, &[gone, kept]).await;
+    // 8 batches of ~100 KiB to `gone`, then one to `kept`, then 8 more to `gone`.
+    for _ in 0..8 {
+        append1(&g, gone, batch_with(10, 1, None, 10_000))
+            .await
+            .unwrap();
+    }
+    append1(&g, kept, batch_with(3, 7, None, 1000))
+        .await
+        .unwrap();
+    for _ in 0..8 {
+        append1(&g, gone, batch_with(10, 1, None, 10_000))
+            .await
+            .unwrap();
+    }
+    let before = node.segment_files();
+    assert!(before.len() >= 5, "files: {before:?}");
+    // Nothing is garbage yet.
+    assert!(node.collect_segment_files().await.unwrap().is_empty());
+
+    // Dropping the head of `gone` frees no file that still holds later batches.
+    let CommandResponse::RecordsDeleted(r) = g
+        .propose(Command::DeleteRecords(vec![(gone, 40)]))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(r, vec![Ok(40)]);
+    // The raft log refers to the bytes too until it is purged (after a snapshot, every 512
+    // entries): write enough small entries for that.
+    async fn purge_log(g: &StoreGroup) {
+        for i in 0..700u32 {
+            let k = Bytes::from(format!("k{}", i % 7));
+            g.propose(Command::Put(vec![(k, Some(Bytes::from_static(b"v")))]))
+                .await
+                .unwrap();
+        }
+    }
+    async fn collect_until_some(node: &ReplicaNode) -> Vec<u32> {
+        for _ in 0..100 {
+            let freed = node.collect_segment_files().await.unwrap();
+            if !freed.is_empty() {
+                return freed;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        Vec::new()
+    }
+    purge_log(&g).await;
+    let freed = collect_until_some(&node).await;
+    assert!(!freed.is_empty(), "the head's files are freed: {before:?}");
+    let still = node.segment_files();
+    assert!(
+        still.len() >= 3,
+        "later batches keep their files: {still:?}"
+    );
+    g.propose(Command::DeletePartitions(vec![gone]))
+        .await
+        .unwrap();
+    purge_log(&g).await;
+    assert!(!collect_until_some(&node).await.is_empty());
+    let left = node.segment_files();
+    assert!(left.len() <= 3, "left: {left:?} of {before:?}");
+
+    let check = |g: &StoreGroup| {
+        let mut out = BytesMut::new();
+        g.read(kept, 0, 1 << 20, &mut out).unwrap();
+        assert_eq!(batches_in(&out), vec![(0, 3)]);
+    };
+    check(&g);
+    node.shutdown().await;
+    drop(g);
+    drop(node);
+    let node = ReplicaNode::open(cfg).await.unwrap();
+    let g = node.open_group(GroupId(1)).await.unwrap();
+    check(&g);
+    assert_eq!(node.segment_files(), left);
+}
