@@ -307,6 +307,11 @@ impl ReplicaNode {
         self.inner.writer.segments.ids()
     }
 
+    /// Bytes in the segment files: every batch this node stored, written once.
+    pub fn segment_bytes(&self) -> u64 {
+        self.inner.writer.segments.bytes()
+    }
+
     /// Deletes the segment files no row refers to any more and returns their ids. The node
     /// also does this on its own, a few seconds after topics or records are deleted.
     pub async fn collect_segment_files(&self) -> Result<Vec<u32>, ReplicationError> {

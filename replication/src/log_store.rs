@@ -130,6 +130,11 @@ impl LogShared {
         self.mem.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Index of the last entry known durable.
+    pub fn flushed_index(&self) -> Option<u64> {
+        self.mem().flushed
+    }
+
     /// Called by the writer once entries up to `last` of generation `gen` are durable.
     pub fn on_flushed(&self, gen: u64, last: u64) {
         let mut m = self.mem();

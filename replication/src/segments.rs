@@ -36,6 +36,11 @@ pub const SEGMENT_BYTES: u64 = 1 << 30;
 const BUF_BYTES: usize = 1 << 20;
 /// Batches at least this large are written straight from the caller's buffer.
 const DIRECT_BYTES: usize = 64 << 10;
+/// The most recently written bytes stay in the page cache for consumers that tail the log;
+/// older synced bytes are dropped from it (see [`Segments::sync`]).
+const HOT_BYTES: u64 = 128 << 20;
+/// Bytes are dropped from the page cache in steps of at least this many.
+const DROP_STEP: u64 = 32 << 20;
 
 /// Where a batch's bytes start: segment file id and byte position in it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -65,6 +70,8 @@ struct Active {
     buf: Vec<u8>,
     /// True when something was appended since the last sync.
     dirty: bool,
+    /// Bytes of the file before this position were dropped from the page cache.
+    cached_from: u64,
 }
 
 fn file_name(id: u32) -> String {
@@ -124,6 +131,7 @@ impl Segments {
                 len,
                 buf: Vec::with_capacity(BUF_BYTES),
                 dirty: false,
+                cached_from: 0,
             }),
             fault,
             roll_bytes,
@@ -178,6 +186,13 @@ impl Segments {
     }
 
     /// Makes every appended byte durable (fdatasync); a no-op when nothing was appended.
+    ///
+    /// Then drops synced bytes older than the last [`HOT_BYTES`] from the page cache. Left
+    /// there, a produce stream fills all free memory with page cache, and every write then
+    /// pays for the kernel finding and clearing fresh pages: measured on this project's
+    /// 2-core VM, 1 MiB writes + periodic fdatasync ran at 350-900 MB/s with the cache
+    /// growing and at 1400-1570 MB/s with it dropped. Readers of older bytes (consumers
+    /// catching up, snapshot dumps) read them from the disk, as they would after eviction.
     pub fn sync(&self) -> io::Result<()> {
         let mut a = self.active();
         if !a.dirty {
@@ -187,6 +202,11 @@ impl Segments {
         flush(&mut a)?;
         a.file.sync_data()?;
         a.dirty = false;
+        let upto = a.len.saturating_sub(HOT_BYTES);
+        if upto >= a.cached_from + DROP_STEP {
+            drop_cached(&a.file, a.cached_from, upto);
+            a.cached_from = upto;
+        }
         Ok(())
     }
 
@@ -194,6 +214,7 @@ impl Segments {
     fn roll(&self, a: &mut Active) -> io::Result<()> {
         flush(a)?;
         a.file.sync_data()?;
+        drop_cached(&a.file, a.cached_from, a.len);
         let id = a.id + 1;
         let file = Arc::new(open_file(&self.dir.join(file_name(id)), true)?);
         sync_dir(&self.dir)?;
@@ -208,6 +229,7 @@ impl Segments {
             len: 0,
             buf: std::mem::take(&mut a.buf),
             dirty: true,
+            cached_from: 0,
         };
         Ok(())
     }
@@ -259,6 +281,21 @@ impl Segments {
             sync_dir(&self.dir)?;
         }
         Ok(dead)
+    }
+
+    /// Bytes in the segment files (those in a file a reader still holds after its deletion
+    /// not counted).
+    pub fn bytes(&self) -> u64 {
+        let files: Vec<Arc<File>> = {
+            let files = self.files.read().unwrap_or_else(|p| p.into_inner());
+            files.values().cloned().collect()
+        };
+        let buffered = self.active().buf.len() as u64;
+        files
+            .iter()
+            .map(|f| f.metadata().map_or(0, |m| m.len()))
+            .sum::<u64>()
+            + buffered
     }
 
     /// Ids of the segment files present.
@@ -313,6 +350,26 @@ fn flush(a: &mut Active) -> io::Result<()> {
     }
     a.buf.clear();
     r
+}
+
+/// Asks the kernel to drop the (synced, so clean) pages of `[from, to)` from its cache.
+fn drop_cached(file: &File, from: u64, to: u64) {
+    use std::os::fd::AsRawFd;
+    if to <= from {
+        return;
+    }
+    let (Ok(off), Ok(len)) = (
+        libc::off_t::try_from(from),
+        libc::off_t::try_from(to - from),
+    ) else {
+        return;
+    };
+    // SAFETY: posix_fadvise only reads its arguments; the descriptor is open for `file`'s
+    // lifetime. It is advice: a failure changes nothing but memory use.
+    let r = unsafe { libc::posix_fadvise(file.as_raw_fd(), off, len, libc::POSIX_FADV_DONTNEED) };
+    if r != 0 {
+        tracing::debug!(errno = r, "posix_fadvise(DONTNEED) failed");
+    }
 }
 
 /// Makes a created or removed file name durable.

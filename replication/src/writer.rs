@@ -284,11 +284,22 @@ fn run(
             }
         }
         let stop = batch.iter().any(|r| matches!(r, Request::Shutdown { .. }));
-        // Applies and commit indexes only concern entries already durable: commit them first,
-        // without fsync, so their answers go out before the next fsync starts.
-        let (early, rest): (Vec<Request>, Vec<Request>) = batch
-            .into_iter()
-            .partition(|r| matches!(r, Request::Apply { .. } | Request::SaveCommitted { .. }));
+        // Applies of entries already durable here, and commit indexes, go first in their own
+        // commit without fsync, so their answers go out before the next fsync starts. An
+        // apply of entries whose log append is in this same batch (a follower may apply an
+        // entry the leader committed before its own copy is flushed) stays behind that
+        // append: it reads the batch positions from the log row the append writes.
+        let (early, rest): (Vec<Request>, Vec<Request>) =
+            batch.into_iter().partition(|r| match r {
+                Request::SaveCommitted { .. } => true,
+                Request::Apply { log, entries, .. } => {
+                    let flushed = log.flushed_index();
+                    entries
+                        .iter()
+                        .all(|(e, _)| flushed.is_some_and(|f| e.log_id.index <= f))
+                }
+                _ => false,
+            });
         due = rest
             .iter()
             .filter_map(|r| match r {

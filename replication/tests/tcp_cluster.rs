@@ -125,6 +125,36 @@ async fn three_nodes_replicate_and_fail_over() {
     for i in 0..10 {
         assert_eq!(append(&lg, p, i * 10).await, i * 3);
     }
+    // Many proposals at once: followers then often apply entries the leader committed
+    // before their own copy is flushed. Every node still writes each batch's bytes once.
+    let batches: Vec<_> = (0..100)
+        .map(|i| batch_with(3, 500 + i, None, 30_000))
+        .collect();
+    let total: u64 = batches.iter().map(|b| b.len() as u64).sum();
+    let before: Vec<u64> = c.nodes.values().map(|n| n.segment_bytes()).collect();
+    let sends = batches.into_iter().map(|b| {
+        lg.propose(Command::Append(vec![AppendBatch {
+            partition: p,
+            batch: b,
+        }]))
+    });
+    for r in futures_util::future::join_all(sends).await {
+        assert!(matches!(r, Ok(CommandResponse::Appended(_))), "{r:?}");
+    }
+    for n in c.nodes.values() {
+        let g = n.group(GroupId(1)).unwrap();
+        for _ in 0..200 {
+            if g.offsets(p).map(|o| o.high_watermark) == Some(330) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert_eq!(g.offsets(p).unwrap().high_watermark, 330);
+    }
+    for (n, b) in c.nodes.values().zip(before) {
+        let written = n.segment_bytes() - b;
+        assert_eq!(written, total, "bytes written for {total} bytes of batches");
+    }
 
     // A follower forwards an administrative write to the leader; a plain propose refuses.
     let follower = (1..=3).find(|n| *n != leader).unwrap();
@@ -156,23 +186,23 @@ async fn three_nodes_replicate_and_fail_over() {
     assert_ne!(new_leader, leader);
     let ng = c.nodes[&new_leader].group(GroupId(1)).unwrap();
     ng.ensure_linearizable().await.unwrap();
-    assert_eq!(ng.offsets(p).unwrap().high_watermark, 30);
+    assert_eq!(ng.offsets(p).unwrap().high_watermark, 330);
     assert_eq!(ng.kv_get(b"k").as_deref(), Some(&b"v"[..]));
     let mut out = BytesMut::new();
     ng.read(p, 0, 1 << 20, &mut out).unwrap();
     assert!(out.len() > 10 * 100);
-    assert_eq!(append(&ng, p, 1000).await, 30);
+    assert_eq!(append(&ng, p, 1000).await, 330);
 
     // The old leader comes back and catches up as a follower.
     c.open(leader, None).await;
     let back = c.nodes[&leader].group(GroupId(1)).unwrap();
     for _ in 0..200 {
-        if back.offsets(p).map(|o| o.high_watermark) == Some(33) {
+        if back.offsets(p).map(|o| o.high_watermark) == Some(333) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    assert_eq!(back.offsets(p).unwrap().high_watermark, 33);
+    assert_eq!(back.offsets(p).unwrap().high_watermark, 333);
 
     // Leadership can be handed back.
     ng.transfer_leader(leader).await.unwrap();
