@@ -25,7 +25,7 @@ pub async fn handle(broker: &Broker, req: FetchRequest, _version: i16) -> FetchR
         for w in watches.iter_mut() {
             w.borrow_and_update();
         }
-        let (response, bytes) = read(broker, &req);
+        let (response, bytes) = read_off_worker(broker, &req);
         if bytes >= req.min_bytes.max(1) as usize
             || Instant::now() >= deadline
             || watches.is_empty()
@@ -38,7 +38,7 @@ pub async fn handle(broker: &Broker, req: FetchRequest, _version: i16) -> FetchR
             (result, _, _) = changed => if result.is_err() { return response; },
             _ = tokio::time::sleep_until(deadline) => {
                 // Read once more so that what arrived at the deadline is not missed.
-                return read(broker, &req).0;
+                return read_off_worker(broker, &req).0;
             }
         }
     }
@@ -64,6 +64,17 @@ fn watches(broker: &Broker, req: &FetchRequest) -> Vec<watch::Receiver<u64>> {
         .filter_map(|g| broker.leading(g).ok())
         .map(|g| g.applied_watch())
         .collect()
+}
+
+/// [`read`], telling the runtime that it may block: bytes older than the page-cache window
+/// of the segment files come from the disk, and other connections' tasks must not wait
+/// behind that on this worker thread.
+fn read_off_worker(broker: &Broker, req: &FetchRequest) -> (FetchResponse, usize) {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(|| read(broker, req)),
+        _ => read(broker, req),
+    }
 }
 
 /// One pass over every requested partition. Returns the response and the record bytes in it.
