@@ -262,13 +262,14 @@ pub fn rows(results: &[(PathBuf, RunResult)], lim: &Limits) -> Vec<Row> {
             row
         })
         .collect();
-    cluster_ratios(&mut rows);
+    cluster_ratios(&mut rows, lim.disk_mb_per_s);
     rows
 }
 
 /// Rows of the three-node cluster (label suffix `-3n`) are compared with the same workload
-/// on a single node in the same suite run, instead of with the disk.
-fn cluster_ratios(rows: &mut [Row]) {
+/// on a single node in the same suite run. The three replicas share this machine's one
+/// disk, so the limit column also says what share of the disk their three copies used.
+fn cluster_ratios(rows: &mut [Row], disk_mb_per_s: Option<f64>) {
     let single: BTreeMap<String, f64> = rows
         .iter()
         .filter_map(|r| r.mb_per_s.map(|v| (r.label.clone(), v)))
@@ -278,9 +279,16 @@ fn cluster_ratios(rows: &mut [Row]) {
             continue;
         };
         if let (Some(v), Some(b)) = (row.mb_per_s, single.get(base)) {
+            let disk = disk_mb_per_s.map_or(String::new(), |d| {
+                format!(
+                    "; its 3 replicas wrote {:.0} MB/s = {:.2} of the one disk",
+                    3.0 * v,
+                    3.0 * v / d
+                )
+            });
             row.ratio = Some((
                 format!("{:.2} × single node", v / b),
-                format!("{base} on one node, same run: {b:.0} MB/s"),
+                format!("{base} on one node, same run: {b:.0} MB/s{disk}"),
             ));
         }
     }
