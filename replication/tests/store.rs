@@ -441,3 +441,30 @@ async fn deleted_batches_free_their_segment_files() {
     check(&g);
     assert_eq!(node.segment_files(), left);
 }
+
+/// A data directory from the layout before segment files (batch bytes inside redb, no
+/// format stamp) is refused with a message saying so, not misread.
+#[tokio::test]
+async fn a_data_directory_of_the_old_layout_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = redb::Database::create(dir.path().join("phxq.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let def: redb::TableDefinition<(u32, u64), &[u8]> =
+                redb::TableDefinition::new("raft_log");
+            let mut log = txn.open_table(def).unwrap();
+            log.insert((1, 1), &[0u8; 17][..]).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let err = match ReplicaNode::open(config(dir.path())).await {
+        Ok(_) => panic!("an old data directory was opened"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("older phxq"), "{err}");
+    // A fresh directory is stamped and opens again.
+    let fresh = tempfile::tempdir().unwrap();
+    open(fresh.path()).await.shutdown().await;
+    open(fresh.path()).await.shutdown().await;
+}
