@@ -17,6 +17,7 @@ mod topics;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    keep_freed_memory();
     let cli = cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -33,5 +34,21 @@ fn main() -> std::process::ExitCode {
             eprintln!("phxq: error: {e:#}");
             std::process::ExitCode::from(2)
         }
+    }
+}
+
+/// Produce request frames are up to a MiB each and are freed once their batches are durable.
+/// With glibc's defaults such buffers come from fresh mmaps or freshly trimmed heap, and the
+/// kernel faults in and zeroes every page again as a socket read fills it (about 10% of
+/// the broker's CPU in a produce-1k profile). A fixed mmap threshold and a higher trim
+/// threshold let freed buffers be reused instead; what is kept is bounded by the trim
+/// threshold per malloc arena.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; called first thing in main, before
+    // any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
     }
 }
