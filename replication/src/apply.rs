@@ -15,7 +15,7 @@ use redb::{ReadableTable, Table, WriteTransaction};
 use crate::api::{
     AppendBatch, AppendError, Appended, Command, CommandResponse, PartitionId, PartitionOffsets,
 };
-use crate::codec::{decode_log_id, encode_log_id, stored_positions};
+use crate::codec::{decode_log_id, encode_log_id, stored_log_id, stored_positions};
 use crate::schema::*;
 use crate::segments::{SegmentPos, Segments};
 use crate::types::{ApplyResult, Entry, LogId, StoredMembership};
@@ -102,7 +102,7 @@ pub fn apply_entries<'t>(
         let response = match &entry.payload {
             EntryPayload::Blank => CommandResponse::Done,
             EntryPayload::Normal(Command::Append(batches)) => {
-                let at = a.positions(entry.log_id.index, batches)?;
+                let at = a.positions(&entry.log_id, batches)?;
                 a.append_all(batches, &at)?
             }
             EntryPayload::Normal(cmd) => a.command(cmd)?,
@@ -237,12 +237,14 @@ impl Applier<'_> {
     /// only after its row is durable, and purged only after it is applied).
     fn positions(
         &mut self,
-        index: u64,
+        log_id: &LogId,
         batches: &[AppendBatch],
     ) -> Result<Vec<SegmentPos>, redb::Error> {
+        let index = log_id.index;
         if let Some(row) = self.t.log.get((self.group, index))? {
             let at = stored_positions(row.value()).map_err(io_err)?;
-            let same = at.len() == batches.len()
+            let same = stored_log_id(index, row.value()).ok().as_ref() == Some(log_id)
+                && at.len() == batches.len()
                 && at
                     .iter()
                     .zip(batches)
