@@ -47,6 +47,7 @@ mod schema;
 pub mod segments;
 mod snapshot;
 mod snapshot_dump;
+mod snapshot_install;
 mod state_machine;
 pub mod tcp;
 mod types;

@@ -35,7 +35,8 @@ use tokio::sync::mpsc;
 use crate::api::{GroupId, NodeId};
 use crate::network::{RaftRpc, RaftRpcReply, Router, SnapshotChunk};
 use crate::node::GroupInner;
-use crate::snapshot_dump::{dump_group, install, validate};
+use crate::snapshot_dump::{dump_group, validate};
+use crate::snapshot_install::install;
 use crate::types::{GroupSnapshot, SnapshotMeta, TypeConfig, Vote};
 use crate::writer::Writer;
 

@@ -22,7 +22,7 @@ use std::path::Path;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use phxq_protocol::batch::BatchHeader;
-use redb::{Database, ReadableDatabase, ReadableTable, Table, WriteTransaction};
+use redb::{Database, ReadableDatabase};
 use tokio::sync::mpsc;
 
 use crate::codec::{decode_log_id, encode_log_id};
@@ -42,11 +42,11 @@ const T_META: u8 = 6;
 const T_END: u8 = 0xff;
 
 /// The `GROUP_META` keys a dump carries.
-const DUMPED_META: [u8; 3] = [META_NEXT_PID, META_APPLIED, META_MEMBERSHIP];
+pub(crate) const DUMPED_META: [u8; 3] = [META_NEXT_PID, META_APPLIED, META_MEMBERSHIP];
 
 /// One row of a dump; `V` is `&[u8]` when writing and `Vec<u8>` when reading.
 #[derive(Debug)]
-enum Row<V> {
+pub(crate) enum Row<V> {
     Partition {
         topic: u128,
         index: i32,
@@ -182,7 +182,7 @@ impl ChunkSink<'_> {
     }
 }
 
-fn other(e: impl std::fmt::Display) -> io::Error {
+pub(crate) fn other(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
 }
 
@@ -295,7 +295,7 @@ pub fn dump_group(
 }
 
 /// Reads a dump; every length is checked against the bytes left in the file.
-struct DumpReader<R> {
+pub(crate) struct DumpReader<R> {
     r: R,
     left: u64,
 }
@@ -346,7 +346,7 @@ impl<R: Read> DumpReader<R> {
     }
 
     /// The header: group and applied log id.
-    fn header(&mut self) -> io::Result<(u32, Option<LogId>)> {
+    pub(crate) fn header(&mut self) -> io::Result<(u32, Option<LogId>)> {
         if &self.bytes::<8>()? != MAGIC {
             return Err(bad("not a phxq snapshot dump"));
         }
@@ -359,7 +359,7 @@ impl<R: Read> DumpReader<R> {
         Ok((group, applied))
     }
 
-    fn row(&mut self) -> io::Result<Row<Vec<u8>>> {
+    pub(crate) fn row(&mut self) -> io::Result<Row<Vec<u8>>> {
         Ok(match self.u8()? {
             T_PARTITION => Row::Partition {
                 topic: self.u128()?,
@@ -398,7 +398,7 @@ impl<R: Read> DumpReader<R> {
     }
 }
 
-fn open_dump(path: &Path) -> io::Result<DumpReader<BufReader<std::fs::File>>> {
+pub(crate) fn open_dump(path: &Path) -> io::Result<DumpReader<BufReader<std::fs::File>>> {
     let f = std::fs::File::open(path)?;
     let left = f.metadata()?.len();
     Ok(DumpReader {
@@ -493,126 +493,4 @@ pub fn validate(path: &Path) -> io::Result<DumpInfo> {
         }
         rows += 1;
     }
-}
-
-fn io_err(e: io::Error) -> redb::Error {
-    redb::Error::Io(e)
-}
-
-/// Deletes a partition's batches, time index and producer state.
-fn clear_partition(
-    batches: &mut Table<(u128, i32, i64), &'static [u8]>,
-    time: &mut Table<(u128, i32, i64), i64>,
-    producers: &mut Table<(u128, i32, i64), &'static [u8]>,
-    topic: u128,
-    index: i32,
-) -> Result<(), redb::Error> {
-    let range = (topic, index, i64::MIN)..=(topic, index, i64::MAX);
-    batches.retain_in(range.clone(), |_, _| false)?;
-    time.retain_in(range.clone(), |_, _| false)?;
-    producers.retain_in(range, |_, _| false)?;
-    Ok(())
-}
-
-/// Replaces `group`'s state by the (validated) dump at `path`, in `txn`. Does nothing and
-/// returns false when the group's applied state is already at or past the dump's: applied
-/// state never goes backwards. Also records the installed state as the group's current
-/// snapshot (see `state_machine::record_snapshot`).
-pub fn install(
-    txn: &WriteTransaction,
-    segments: &Segments,
-    group: u32,
-    path: &Path,
-    info: DumpInfo,
-) -> Result<bool, redb::Error> {
-    let mut meta = txn.open_table(GROUP_META)?;
-    let stored = match meta.get((group, META_APPLIED))? {
-        Some(v) => Some(decode_log_id(v.value()).map_err(|e| io_err(other(e)))?),
-        None => None,
-    };
-    if stored.map(|l| l.index) >= info.applied.map(|l| l.index) {
-        return Ok(false);
-    }
-    let mut parts = txn.open_table(PARTITIONS)?;
-    let mut batches = txn.open_table(BATCHES)?;
-    let mut time = txn.open_table(TIME_INDEX)?;
-    let mut producers = txn.open_table(PRODUCERS)?;
-    let mut kv = txn.open_table(KV)?;
-    let all = (group, 0u128, i32::MIN)..=(group, u128::MAX, i32::MAX);
-    let mut old = HashSet::new();
-    for item in parts.range(all.clone())? {
-        let (_, t, i) = item?.0.value();
-        old.insert((t, i));
-    }
-    parts.retain_in(all, |_, _| false)?;
-    segments.note_garbage();
-    for (t, i) in &old {
-        clear_partition(&mut batches, &mut time, &mut producers, *t, *i)?;
-    }
-    if group < u32::MAX {
-        kv.retain_in((group, &[][..])..(group + 1, &[][..]), |_, _| false)?;
-    } else {
-        kv.retain_in((group, &[][..]).., |_, _| false)?;
-    }
-    for key in DUMPED_META {
-        meta.remove((group, key))?;
-    }
-    let mut r = open_dump(path).map_err(io_err)?;
-    r.header().map_err(io_err)?;
-    loop {
-        match r.row().map_err(io_err)? {
-            Row::Partition {
-                topic,
-                index,
-                value,
-            } => {
-                if !old.contains(&(topic, index)) {
-                    // Stray rows of a partition this replica did not list: start clean.
-                    clear_partition(&mut batches, &mut time, &mut producers, topic, index)?;
-                }
-                parts.insert((group, topic, index), value.as_slice())?;
-            }
-            Row::Batch {
-                topic,
-                index,
-                base,
-                value,
-            } => {
-                // Validated: the header parses and covers the whole value.
-                let h = BatchHeader::parse(&value).map_err(|e| io_err(other(e)))?;
-                let loc = BatchLoc {
-                    at: segments.append(&value).map_err(io_err)?,
-                    len: value.len() as u32,
-                    last_offset_delta: h.last_offset_delta,
-                    max_timestamp: h.max_timestamp,
-                };
-                batches.insert((topic, index, base), loc.encode().as_slice())?;
-            }
-            Row::Time {
-                topic,
-                index,
-                ts,
-                base,
-            } => {
-                time.insert((topic, index, ts), base)?;
-            }
-            Row::Producer {
-                topic,
-                index,
-                pid,
-                value,
-            } => {
-                producers.insert((topic, index, pid), value.as_slice())?;
-            }
-            Row::Kv { key, value } => {
-                kv.insert((group, key.as_slice()), value.as_slice())?;
-            }
-            Row::Meta { key, value } => {
-                meta.insert((group, key), value.as_slice())?;
-            }
-            Row::End { .. } => break,
-        }
-    }
-    crate::state_machine::record_snapshot(&mut meta, group)?;
-    Ok(true)
 }
