@@ -2,9 +2,12 @@
 //!
 //! Entries are written straight into redb's reserved value space (`encode_stored_entry`
 //! into a `&mut [u8]`). The raft log row of an Append holds where its batches are in the
-//! segment files (`segments`), not their bytes; decoding reads them back. Commands travel
-//! between nodes with their batches inline (`encode_command`). Record batches are opaque:
-//! no per-record work happens here.
+//! segment files (`segments`), not their bytes; decoding reads them back. Other commands
+//! are stored as `encode_command` writes them. Its inline Append form (tag 3) is no longer
+//! written to the log (databases of that layout are refused at open); `command_len` of an
+//! Append is the entry's in-memory size. Between nodes, entries travel with their batches
+//! inline, serialized by the transport (postcard). Record batches are opaque: no per-record
+//! work happens here.
 //!
 //! Layout (big-endian): entry = term u64, leader node u64, kind u8, payload.
 //! Kinds: 0 blank, 1 normal (a [`Command`]), 2 membership (JSON: rare and small).
