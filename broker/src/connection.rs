@@ -73,6 +73,10 @@ impl Connection {
             tx,
             answered: answered_rx,
             queued: 0,
+            session: handlers::Session {
+                peer: Some(peer),
+                ..Default::default()
+            },
         };
         let outcome = tokio::select! {
             r = reader.read_loop() => r,
@@ -99,6 +103,8 @@ struct Reader {
     answered: watch::Receiver<u64>,
     /// How many requests were handed to the writer.
     queued: u64,
+    /// What the handlers remember between this connection's requests.
+    session: handlers::Session,
 }
 
 impl Reader {
@@ -151,7 +157,7 @@ impl Reader {
                 .await
                 .map_err(|_| anyhow::anyhow!("writer stopped"))?;
         }
-        let reply = handlers::handle(&self.broker, request, Some(self.peer)).await;
+        let reply = handlers::handle(&self.broker, request, &mut self.session).await;
         self.send(api_key, version, correlation_id, reply).await
     }
 

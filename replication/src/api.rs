@@ -141,6 +141,34 @@ pub struct PartitionOffsets {
     pub high_watermark: i64,
 }
 
+/// How much one [`StoreGroup::read`] may return.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadLimit {
+    /// Batch bytes the read may append; only whole batches are appended.
+    pub max_bytes: usize,
+    /// Append the first batch whole even when it alone is larger than `max_bytes` (KIP-74:
+    /// a Fetch's first non-empty partition always makes progress).
+    pub first_batch_whole: bool,
+}
+
+impl ReadLimit {
+    /// At most `max_bytes`, but at least the first batch.
+    pub fn at_least_one_batch(max_bytes: usize) -> Self {
+        ReadLimit {
+            max_bytes,
+            first_batch_whole: true,
+        }
+    }
+
+    /// At most `max_bytes`, possibly nothing.
+    pub fn at_most(max_bytes: usize) -> Self {
+        ReadLimit {
+            max_bytes,
+            first_batch_whole: false,
+        }
+    }
+}
+
 /// What a fetch read.
 #[derive(Debug, Default)]
 pub struct ReadResult {
@@ -556,16 +584,16 @@ impl StoreGroup {
     }
 
     /// Appends to `out` whole batches of `p` starting with the one that contains `offset`,
-    /// until `max_bytes` would be exceeded — but always at least one batch when `offset` is
-    /// below the high watermark. Batches carry their assigned base offsets.
+    /// as many as fit in `limit.max_bytes` (and the first one regardless when
+    /// `limit.first_batch_whole`). Batches carry their assigned base offsets.
     pub fn read(
         &self,
         p: PartitionId,
         offset: i64,
-        max_bytes: usize,
+        limit: ReadLimit,
         out: &mut BytesMut,
     ) -> Result<ReadResult, ReplicationError> {
-        self.inner.shared.read(p, offset, max_bytes, out)
+        self.inner.shared.read(p, offset, limit, out)
     }
 
     /// The first batch of `p` whose max timestamp is >= `timestamp`, if any.

@@ -12,7 +12,7 @@ use redb::{Database, ReadableDatabase};
 use tokio::sync::watch;
 
 use crate::api::{
-    GroupId, PartitionId, PartitionOffsets, ReadResult, ReplicationError, StoredBatch,
+    GroupId, PartitionId, PartitionOffsets, ReadLimit, ReadResult, ReplicationError, StoredBatch,
 };
 use crate::apply::{offsets_of, ApplyEffect};
 use crate::schema::*;
@@ -132,7 +132,7 @@ impl GroupShared {
         &self,
         p: PartitionId,
         offset: i64,
-        max_bytes: usize,
+        limit: ReadLimit,
         out: &mut BytesMut,
     ) -> Result<ReadResult, ReplicationError> {
         let o = self.offsets(p).ok_or(ReplicationError::UnknownPartition)?;
@@ -170,7 +170,8 @@ impl GroupShared {
             if loc.last_offset(base) < offset {
                 continue;
             }
-            if res.batches > 0 && res.bytes + loc.len as usize > max_bytes {
+            let whole_first = res.batches == 0 && limit.first_batch_whole;
+            if !whole_first && res.bytes + loc.len as usize > limit.max_bytes {
                 break;
             }
             picked.push((base, loc));

@@ -179,8 +179,20 @@ fn assert_same(a: &StoreGroup, b: &StoreGroup, parts: &[PartitionId]) {
         assert_eq!(oa, ob, "offsets of {p:?}");
         let o = oa.expect("partition exists");
         let (mut ra, mut rb) = (BytesMut::new(), BytesMut::new());
-        a.read(*p, o.log_start_offset, 64 << 20, &mut ra).unwrap();
-        b.read(*p, o.log_start_offset, 64 << 20, &mut rb).unwrap();
+        a.read(
+            *p,
+            o.log_start_offset,
+            ReadLimit::at_least_one_batch(64 << 20),
+            &mut ra,
+        )
+        .unwrap();
+        b.read(
+            *p,
+            o.log_start_offset,
+            ReadLimit::at_least_one_batch(64 << 20),
+            &mut rb,
+        )
+        .unwrap();
         assert!(!ra.is_empty());
         assert!(ra == rb, "batches of {p:?} differ");
         let ma = a
@@ -381,7 +393,13 @@ async fn lagging_follower_catches_up_through_a_snapshot() {
     assert!(dup.duplicate);
     assert!(idem_bases.contains(&dup.base_offset));
     let mut out = BytesMut::new();
-    g3.read(p0, dup.base_offset, 1, &mut out).unwrap();
+    g3.read(
+        p0,
+        dup.base_offset,
+        ReadLimit::at_least_one_batch(1),
+        &mut out,
+    )
+    .unwrap();
     let stored = phxq_protocol::batch::BatchHeader::parse(&out).unwrap();
     assert_eq!(
         (stored.base_sequence, stored.records_count),

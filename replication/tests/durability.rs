@@ -18,7 +18,8 @@ fn read_all(g: &StoreGroup, p: PartitionId) -> Vec<(i64, i32)> {
     let mut all = Vec::new();
     while next < hw {
         out.clear();
-        g.read(p, next, 1 << 20, &mut out).unwrap();
+        g.read(p, next, ReadLimit::at_least_one_batch(1 << 20), &mut out)
+            .unwrap();
         for (base, n) in batches_in(&out) {
             assert_eq!(base, next, "offsets are dense");
             next = base + n as i64;

@@ -48,7 +48,12 @@ async fn full_disk_fails_proposals_and_keeps_acknowledged_data() {
         assert!(matches!(r, Err(ReplicationError::Storage(_))), "{r:?}");
         assert_eq!(g.offsets(p).unwrap().high_watermark, 100);
         let mut out = bytes::BytesMut::new();
-        assert_eq!(g.read(p, 0, 1 << 20, &mut out).unwrap().batches, 50);
+        assert_eq!(
+            g.read(p, 0, ReadLimit::at_least_one_batch(1 << 20), &mut out)
+                .unwrap()
+                .batches,
+            50
+        );
         tokio::time::timeout(Duration::from_secs(10), node.shutdown())
             .await
             .expect("shutdown must not hang");
@@ -59,7 +64,8 @@ async fn full_disk_fails_proposals_and_keeps_acknowledged_data() {
     let o = g.offsets(p).unwrap();
     assert!(o.high_watermark >= 100, "{o:?}");
     let mut out = bytes::BytesMut::new();
-    g.read(p, 0, 1 << 20, &mut out).unwrap();
+    g.read(p, 0, ReadLimit::at_least_one_batch(1 << 20), &mut out)
+        .unwrap();
     let got = batches_in(&out);
     for (i, (base, n)) in got.iter().take(50).enumerate() {
         assert_eq!((*base, *n), (2 * i as i64, 2));

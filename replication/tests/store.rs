@@ -73,7 +73,9 @@ async fn append_and_read_back_across_partitions_and_groups() {
     assert_eq!(g2.offsets(a), None);
 
     let mut out = BytesMut::new();
-    let r = g1.read(a, 0, 1 << 20, &mut out).unwrap();
+    let r = g1
+        .read(a, 0, ReadLimit::at_least_one_batch(1 << 20), &mut out)
+        .unwrap();
     assert_eq!(r.batches, 3);
     assert_eq!(r.bytes, out.len());
     assert_eq!(batches_in(&out), vec![(0, 3), (3, 4), (7, 1)]);
@@ -82,23 +84,56 @@ async fn append_and_read_back_across_partitions_and_groups() {
 
     // Mid-batch offset: the batch containing it comes first.
     let mut out = BytesMut::new();
-    g1.read(a, 5, 1 << 20, &mut out).unwrap();
+    g1.read(a, 5, ReadLimit::at_least_one_batch(1 << 20), &mut out)
+        .unwrap();
     assert_eq!(batches_in(&out), vec![(3, 4), (7, 1)]);
 
     // max_bytes too small still returns one batch, then stops.
     let mut out = BytesMut::new();
-    let r = g1.read(a, 0, 10, &mut out).unwrap();
+    let r = g1
+        .read(a, 0, ReadLimit::at_least_one_batch(10), &mut out)
+        .unwrap();
     assert_eq!((r.batches, batches_in(&out)), (1, vec![(0, 3)]));
+
+    // A strict limit returns only whole batches that fit: none when the first is larger,
+    // and exactly the ones whose bytes add up to at most the limit.
+    let mut out = BytesMut::new();
+    let r = g1.read(a, 0, ReadLimit::at_most(10), &mut out).unwrap();
+    assert_eq!((r.batches, r.bytes, out.len()), (0, 0, 0));
+    let (first, second) = {
+        let mut all = BytesMut::new();
+        g1.read(a, 0, ReadLimit::at_most(1 << 20), &mut all)
+            .unwrap();
+        let sizes = batch_sizes(&all);
+        (sizes[0], sizes[1])
+    };
+    for limit in [first, first + second - 1] {
+        let mut out = BytesMut::new();
+        let r = g1.read(a, 0, ReadLimit::at_most(limit), &mut out).unwrap();
+        assert_eq!((r.batches, r.bytes), (1, first), "limit {limit}");
+        assert_eq!(batches_in(&out), vec![(0, 3)]);
+    }
+    let mut out = BytesMut::new();
+    let r = g1
+        .read(a, 0, ReadLimit::at_most(first + second), &mut out)
+        .unwrap();
+    assert_eq!(batches_in(&out), vec![(0, 3), (3, 4)]);
+    assert_eq!(r.bytes, first + second);
 
     // At the high watermark: empty. Past it: out of range.
     let mut out = BytesMut::new();
-    assert_eq!(g1.read(a, 8, 1 << 20, &mut out).unwrap().batches, 0);
+    assert_eq!(
+        g1.read(a, 8, ReadLimit::at_least_one_batch(1 << 20), &mut out)
+            .unwrap()
+            .batches,
+        0
+    );
     assert!(matches!(
-        g1.read(a, 9, 1 << 20, &mut out),
+        g1.read(a, 9, ReadLimit::at_least_one_batch(1 << 20), &mut out),
         Err(ReplicationError::OffsetOutOfRange { .. })
     ));
     assert!(matches!(
-        g1.read(part(5, 5), 0, 1, &mut out),
+        g1.read(part(5, 5), 0, ReadLimit::at_most(1), &mut out),
         Err(ReplicationError::UnknownPartition)
     ));
     assert!(out.is_empty());
@@ -129,7 +164,8 @@ async fn idempotent_producer_sequences_and_epochs() {
     assert_eq!((dup.base_offset, dup.duplicate), (0, true));
     assert_eq!(g.offsets(p).unwrap().high_watermark, 5);
     let mut out = BytesMut::new();
-    g.read(p, 0, 1 << 20, &mut out).unwrap();
+    g.read(p, 0, ReadLimit::at_least_one_batch(1 << 20), &mut out)
+        .unwrap();
     assert_eq!(batches_in(&out).len(), 2);
 
     // Gap in sequence.
@@ -221,10 +257,11 @@ async fn delete_records_and_timestamps() {
     assert_eq!(g.offsets(p).unwrap().log_start_offset, 3);
     let mut out = BytesMut::new();
     assert!(matches!(
-        g.read(p, 2, 1 << 20, &mut out),
+        g.read(p, 2, ReadLimit::at_least_one_batch(1 << 20), &mut out),
         Err(ReplicationError::OffsetOutOfRange { .. })
     ));
-    g.read(p, 3, 1 << 20, &mut out).unwrap();
+    g.read(p, 3, ReadLimit::at_least_one_batch(1 << 20), &mut out)
+        .unwrap();
     assert_eq!(batches_in(&out)[0], (2, 2)); // the batch containing 3 stays whole
                                              // Never moves backwards.
     let CommandResponse::RecordsDeleted(r) = g.propose(del(1)).await.unwrap() else {
@@ -433,7 +470,8 @@ async fn deleted_batches_free_their_segment_files() {
 
     let check = |g: &StoreGroup| {
         let mut out = BytesMut::new();
-        g.read(kept, 0, 1 << 20, &mut out).unwrap();
+        g.read(kept, 0, ReadLimit::at_least_one_batch(1 << 20), &mut out)
+            .unwrap();
         assert_eq!(batches_in(&out), vec![(0, 3)]);
     };
     check(&g);

@@ -200,7 +200,8 @@ async fn three_nodes_replicate_and_fail_over() {
     assert_eq!(ng.offsets(p).unwrap().high_watermark, 330);
     assert_eq!(ng.kv_get(b"k").as_deref(), Some(&b"v"[..]));
     let mut out = BytesMut::new();
-    ng.read(p, 0, 1 << 20, &mut out).unwrap();
+    ng.read(p, 0, ReadLimit::at_least_one_batch(1 << 20), &mut out)
+        .unwrap();
     assert!(out.len() > 10 * 100);
     assert_eq!(append(&ng, p, 1000).await, 330);
 

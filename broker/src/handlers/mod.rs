@@ -56,8 +56,18 @@ pub fn is_pipelined(request: &Request) -> bool {
     matches!(request.body, RequestKind::Produce(_))
 }
 
-/// Handles one decoded request from `peer` (shown as the client host of group members).
-pub async fn handle(broker: &Broker, request: Request, peer: Option<SocketAddr>) -> Reply {
+/// What a connection remembers between its requests.
+#[derive(Debug, Default)]
+pub struct Session {
+    /// The client's address (shown as the client host of group members).
+    pub peer: Option<SocketAddr>,
+    /// Which partition the connection's next Fetch fills first.
+    pub fetch_rotation: fetch::budget::Rotation,
+}
+
+/// Handles one decoded request of a connection's `session`.
+pub async fn handle(broker: &Broker, request: Request, session: &mut Session) -> Reply {
+    let peer = session.peer;
     let v = request.version();
     let client_id = request.header.client_id.clone().unwrap_or_default();
     if let RequestKind::Produce(r) = request.body {
@@ -69,7 +79,9 @@ pub async fn handle(broker: &Broker, request: Request, peer: Option<SocketAddr>)
     Reply::Now(Some(Box::new(match request.body {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(r, v)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, r, v).await),
-        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, r, v).await),
+        RequestKind::Fetch(r) => {
+            ResponseKind::Fetch(fetch::handle(broker, r, v, &mut session.fetch_rotation).await)
+        }
         RequestKind::ListOffsets(r) => {
             ResponseKind::ListOffsets(list_offsets::handle(broker, r, v))
         }

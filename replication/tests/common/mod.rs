@@ -99,3 +99,15 @@ pub fn batches_in(buf: &[u8]) -> Vec<(i64, i32)> {
     }
     out
 }
+
+/// The size in bytes of each whole batch in `buf`.
+pub fn batch_sizes(buf: &[u8]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < buf.len() {
+        let len = BatchHeader::parse(&buf[pos..]).expect("header").total_len();
+        out.push(len);
+        pos += len;
+    }
+    out
+}
