@@ -24,8 +24,8 @@ function main(fn) {
   readSpec()
     .then(fn)
     .then(result => {
-      process.stdout.write(JSON.stringify(result) + '\n')
-      process.exit(0)
+      // exit only once the write is flushed: a pipe takes large results in pieces
+      process.stdout.write(JSON.stringify(result) + '\n', () => process.exit(0))
     })
     .catch(err => {
       process.stderr.write(`FAILED: ${err && err.stack ? err.stack : err}\n`)

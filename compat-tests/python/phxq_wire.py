@@ -8,7 +8,8 @@ length + bytes and every array an int32 count + items:
   * request header v1:  api_key i16, api_version i16, correlation_id i32, client_id string
   * response header v0: correlation_id i32
   * ApiVersions v0, Metadata v4, Produce v3, Fetch v4, CreateTopics v2, ListOffsets v1
-    (the oldest versions Kafka 4 still serves)
+    (the oldest versions Kafka 4 still serves); Produce and Fetch for one partition or
+    for many in one request (``produce_v3_many``, ``fetch_v4_many``)
 
 Record batches are magic 2 (the only format modern clients use): see
 ``build_batch`` for the layout; the CRC is CRC-32C over attributes..end.
@@ -328,6 +329,32 @@ def parse_batches(data: bytes) -> list[Batch]:
     return out
 
 
+@dataclass
+class Span:
+    """Where one record batch sits in a Fetch response's records bytes."""
+    base_offset: int
+    last_offset: int
+    size: int  # 12 + batchLength: the batch's bytes on the wire
+
+
+def batch_spans(data: bytes) -> tuple[list[Span], int]:
+    """Split records bytes into whole batches by their headers only (baseOffset i64,
+    batchLength i32, ..., lastOffsetDelta i32 at byte 23). Returns the batches and the
+    number of trailing bytes that do not form a whole batch (0 when the bytes are a
+    concatenation of whole batches)."""
+    out = []
+    pos = 0
+    while pos + 27 <= len(data):
+        base_offset, batch_len = struct.unpack_from(">qi", data, pos)
+        size = 12 + batch_len
+        if batch_len < 15 or pos + size > len(data):
+            break
+        (last_delta,) = struct.unpack_from(">i", data, pos + 23)
+        out.append(Span(base_offset, base_offset + last_delta, size))
+        pos += size
+    return out, len(data) - pos
+
+
 # --------------------------------------------------------------------------- connection
 
 class ConnectionClosed(Exception):
@@ -462,6 +489,20 @@ class Conn:
         assert p == partition
         return err, base_offset
 
+    def produce_v3_many(self, topic: str, batches: dict[int, bytes], acks: int = -1,
+                        timeout_ms: int = 10000) -> dict[int, tuple[int, int]]:
+        """One Produce request with one batch for each of several partitions.
+        Returns {partition: (error_code, base_offset)}."""
+        body = (Enc().string(None).i16(acks).i32(timeout_ms)
+                .array([topic], lambda e, t: e.string(t).array(
+                    list(batches.items()), lambda e2, pb: e2.i32(pb[0]).bytes_(pb[1])))
+                .build())
+        d = self.call(PRODUCE, 3, body)
+        topics = d.array(lambda x: (x.string(), x.array(lambda y: (y.i32(), y.i16(), y.i64(), y.i64()))))
+        (name, parts), = topics
+        assert name == topic
+        return {p: (err, base_offset) for p, err, base_offset, _ in parts}
+
     def fetch_v4_send(self, topic: str, partition: int, offset: int, max_wait_ms: int = 0,
                       min_bytes: int = 1, max_bytes: int = 8 << 20) -> int:
         body = (Enc().i32(-1).i32(max_wait_ms).i32(min_bytes).i32(max_bytes).i8(0)
@@ -492,6 +533,40 @@ class Conn:
 
     def fetch_v4(self, topic: str, partition: int, offset: int, **kw) -> dict:
         return self.fetch_v4_recv(self.fetch_v4_send(topic, partition, offset, **kw))
+
+    def fetch_v4_many(self, partitions: list[tuple[str, int, int, int]], max_bytes: int,
+                      max_wait_ms: int = 0, min_bytes: int = 1) -> list[dict]:
+        """One Fetch v4 for several partitions: [(topic, partition, fetch_offset,
+        partition_max_bytes)], in that order (consecutive entries of one topic share its
+        topic entry). Returns one dict per partition in response order, as fetch_v4 does,
+        plus its "topic"."""
+        grouped: list[tuple[str, list]] = []
+        for topic, p, offset, pmax in partitions:
+            if not grouped or grouped[-1][0] != topic:
+                grouped.append((topic, []))
+            grouped[-1][1].append((p, offset, pmax))
+        body = (Enc().i32(-1).i32(max_wait_ms).i32(min_bytes).i32(max_bytes).i8(0)
+                .array(grouped, lambda e, t: e.string(t[0]).array(
+                    t[1], lambda e2, p: e2.i32(p[0]).i64(p[1]).i32(p[2])))
+                .build())
+        d = self.call(FETCH, 4, body)
+        d.i32()  # throttle
+
+        def part(y):
+            p = y.i32()
+            err = y.i16()
+            hw = y.i64()
+            lso = y.i64()
+            y.array(lambda z: (z.i64(), z.i64()))
+            records = y.bytes_() or b""
+            return {"partition": p, "error": err, "high_watermark": hw,
+                    "last_stable_offset": lso, "records": records}
+
+        out = []
+        for name, parts in d.array(lambda x: (x.string(), x.array(part))):
+            for p in parts:
+                out.append({"topic": name, **p})
+        return out
 
     def list_offsets_v1(self, topic: str, partition: int, timestamp: int) -> tuple[int, int, int]:
         """timestamp -2 = earliest, -1 = latest. Returns (error, timestamp, offset)."""
