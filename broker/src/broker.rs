@@ -8,6 +8,8 @@ use phxq_replication::{Command, GroupId, NodeConfig, ReplicaNode, StoreGroup};
 use tracing::info;
 
 use crate::config::Config;
+use crate::groups::consumer::TopicMetadata;
+use crate::groups::consumer_coordinator::Catalog;
 use crate::groups::{GroupConfig, GroupCoordinator};
 use crate::topics::TopicRegistry;
 
@@ -87,6 +89,8 @@ impl Broker {
             port,
             internal_stop,
         });
+        let catalog: std::sync::Weak<dyn Catalog> = Arc::downgrade(&broker) as _;
+        broker.groups.set_catalog(catalog);
         if broker.config.cluster.is_some() {
             tokio::spawn(crate::cluster::balance::follow_metadata(Arc::downgrade(
                 &broker,
@@ -127,6 +131,24 @@ impl Broker {
             stop.notify_one();
         }
         self.node.shutdown().await;
+    }
+}
+
+/// Topics and logs as the consumer group coordinator and its scheduler see them.
+impl TopicMetadata for Broker {
+    fn partition_count(&self, topic: &str) -> Option<i32> {
+        self.topics.get(topic).map(|t| t.partition_count())
+    }
+
+    fn topic_names(&self) -> Vec<String> {
+        self.topics.all().iter().map(|t| t.name.clone()).collect()
+    }
+}
+
+impl Catalog for Broker {
+    fn log_end(&self, topic: &str, partition: i32) -> Option<i64> {
+        let (pid, group) = self.topics.get(topic)?.partition(partition)?;
+        Some(self.node.group(group)?.offsets(pid)?.high_watermark)
     }
 }
 

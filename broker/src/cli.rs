@@ -22,7 +22,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a broker node (a single node on 127.0.0.1:9092 with ./data by default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Inspect consumer groups: members, assignments, committed offsets and lag.
     Group(GroupArgs),
     /// Run a local cluster, or show a cluster's brokers, Raft groups, leaders and lag.
@@ -114,6 +114,21 @@ pub struct ServeArgs {
     /// Largest session.timeout.ms a consumer may ask for.
     #[arg(long, env = "PHXQ_GROUP_MAX_SESSION_TIMEOUT_MS")]
     pub group_max_session_timeout_ms: Option<i32>,
+    /// KIP-848 groups: session timeout (Kafka's group.consumer.session.timeout.ms).
+    #[arg(long, env = "PHXQ_GROUP_CONSUMER_SESSION_TIMEOUT_MS")]
+    pub group_consumer_session_timeout_ms: Option<u64>,
+    /// KIP-848 groups: heartbeat interval (group.consumer.heartbeat.interval.ms).
+    #[arg(long, env = "PHXQ_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS")]
+    pub group_consumer_heartbeat_interval_ms: Option<i32>,
+    /// KIP-848 groups: default server-side assignor (load, uniform, range).
+    #[arg(long, env = "PHXQ_GROUP_CONSUMER_ASSIGNOR")]
+    pub group_consumer_assignor: Option<String>,
+    /// Scheduler: how often the load assignor looks at the load again, in ms.
+    #[arg(long, env = "PHXQ_GROUP_SCHEDULER_INTERVAL_MS")]
+    pub group_scheduler_interval_ms: Option<u64>,
+    /// Scheduler: no commit for this long on partitions with backlog means stalled, in ms.
+    #[arg(long, env = "PHXQ_GROUP_SCHEDULER_STALL_MS")]
+    pub group_scheduler_stall_ms: Option<u64>,
 }
 
 impl ServeArgs {
@@ -147,6 +162,21 @@ impl ServeArgs {
         }
         if let Some(v) = self.group_max_session_timeout_ms {
             c.groups.max_session_timeout_ms = v;
+        }
+        if let Some(v) = self.group_consumer_session_timeout_ms {
+            c.groups.consumer_session_timeout_ms = v;
+        }
+        if let Some(v) = self.group_consumer_heartbeat_interval_ms {
+            c.groups.consumer_heartbeat_interval_ms = v;
+        }
+        if let Some(v) = &self.group_consumer_assignor {
+            c.groups.consumer_assignor = v.clone();
+        }
+        if let Some(v) = self.group_scheduler_interval_ms {
+            c.groups.scheduler_interval_ms = v;
+        }
+        if let Some(v) = self.group_scheduler_stall_ms {
+            c.groups.scheduler_stall_ms = v;
         }
         if let Some(a) = &self.advertised_listener {
             c.advertised_listener = Some(a.clone());

@@ -10,6 +10,7 @@ mod connection;
 mod groups;
 mod handlers;
 mod kafka_client;
+mod scheduler;
 mod server;
 mod shutdown;
 mod topics;

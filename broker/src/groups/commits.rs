@@ -59,7 +59,7 @@ impl GroupCoordinator {
             Err(code) => Err(code),
         };
         match result {
-            Ok(_) => slot.core().apply_commits(accepted),
+            Ok(_) => slot.core().apply_commits(accepted, self.now()),
             Err(code) => {
                 warn!(group = %slot.id, code, "offset commit not stored");
                 for c in codes.iter_mut().filter(|c| **c == NONE) {

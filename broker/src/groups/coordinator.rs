@@ -22,19 +22,21 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use phxq_replication::{Command, GroupId, ReplicaNode, ReplicationError, StoreGroup};
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
+use super::consumer_coordinator::Catalog;
 use super::errors::*;
 use super::group::{Effects, Group, GroupDescription, GroupState, JoinResult, Reply, SyncResult};
 use super::member::Token;
 use super::offsets::{self, CommittedOffset, GroupRecord};
 use super::rebalance::{JoinRequest, SyncRequest};
 use super::GroupConfig;
+use crate::scheduler::inflow::InflowMeter;
 
 /// Timer resolution for session and rebalance timeouts.
 pub const TICK: Duration = Duration::from_millis(50);
@@ -88,6 +90,21 @@ pub struct GroupCoordinator {
     /// Per store group: the leader term whose groups are loaded, or are being loaded.
     loaded: Mutex<HashMap<GroupId, Load>>,
     next_token: AtomicU64,
+    /// Topics and logs, for KIP-848 groups (set once the broker is built).
+    catalog: OnceLock<Weak<dyn Catalog>>,
+    /// Inflow of the partitions KIP-848 groups subscribe to (the scheduler's input).
+    pub(super) inflow: Mutex<InflowMeter>,
+}
+
+/// A group as ListGroups shows it.
+#[derive(Clone, Debug)]
+pub struct ListedGroup {
+    pub id: String,
+    pub protocol_type: String,
+    /// Kafka's state name for the group's type.
+    pub state: &'static str,
+    /// "classic" or "consumer".
+    pub group_type: &'static str,
 }
 
 /// Where the groups of one store group stand on this node.
@@ -120,6 +137,8 @@ impl GroupCoordinator {
             groups: Mutex::new(HashMap::new()),
             loaded: Mutex::new(HashMap::new()),
             next_token: AtomicU64::new(1),
+            catalog: OnceLock::new(),
+            inflow: Mutex::new(InflowMeter::default()),
         });
         me.load_all();
         tokio::spawn(run_timers(Arc::downgrade(&me)));
@@ -128,6 +147,17 @@ impl GroupCoordinator {
 
     pub fn config(&self) -> &GroupConfig {
         &self.config
+    }
+
+    /// Gives the coordinator the broker's view of topics and logs (KIP-848 groups).
+    pub fn set_catalog(&self, catalog: Weak<dyn Catalog>) {
+        if self.catalog.set(catalog).is_err() {
+            warn!("group coordinator catalog set twice; keeping the first");
+        }
+    }
+
+    pub(super) fn catalog(&self) -> Option<Arc<dyn Catalog>> {
+        self.catalog.get()?.upgrade()
     }
 
     pub(super) fn now(&self) -> u64 {
@@ -324,7 +354,7 @@ impl GroupCoordinator {
         let (me, slot) = (self.clone(), slot.clone());
         tokio::spawn(async move {
             match me.persist(&slot).await {
-                Ok(()) => slot.deliver(fx.replies),
+                Ok(_) => slot.deliver(fx.replies),
                 Err(e) => {
                     warn!(group = %slot.id, error = %e, "cannot store the group's generation: members must rejoin");
                     let mut again = Effects::default();
@@ -343,16 +373,18 @@ impl GroupCoordinator {
     }
 
     /// Writes the group's current record (the latest state at the time of writing: writes
-    /// are serialized by `io`, so the stored generation never goes back).
-    async fn persist(&self, slot: &Slot) -> Result<(), ReplicationError> {
+    /// are serialized by `io`, so the stored generation never goes back). Returns the
+    /// generation (or group epoch) written, `None` for a deleted group.
+    pub(super) async fn persist(&self, slot: &Slot) -> Result<Option<i32>, ReplicationError> {
         let _io = slot.io.lock().await;
         let record = {
             let g = slot.core();
             if g.state == GroupState::Dead {
-                return Ok(());
+                return Ok(None);
             }
             g.record()
         };
+        let generation = record.generation;
         let store = self
             .node
             .group(slot.store)
@@ -363,7 +395,7 @@ impl GroupCoordinator {
                 Some(offsets::encode(&record)),
             )]))
             .await
-            .map(|_| ())
+            .map(|_| Some(generation))
     }
 
     /// One timer tick over every group with members; `sweep` also forgets vacant groups.
@@ -371,6 +403,10 @@ impl GroupCoordinator {
         let slots: Vec<Arc<Slot>> = self.groups.lock().unwrap().values().cloned().collect();
         let now = self.now();
         for slot in slots {
+            if slot.core().consumer.is_some() {
+                self.tick_consumer_group(&slot, now);
+                continue;
+            }
             let mut fx = Effects::default();
             {
                 let mut g = slot.core();
@@ -501,31 +537,37 @@ impl GroupCoordinator {
         Ok(codes)
     }
 
-    /// Every group this node coordinates: (id, protocol type, state).
-    pub fn list(&self) -> Vec<(String, String, GroupState)> {
+    /// Every group this node coordinates, by id.
+    pub fn list(&self) -> Vec<ListedGroup> {
         let slots: Vec<Arc<Slot>> = self.groups.lock().unwrap().values().cloned().collect();
         let mut out: Vec<_> = slots
             .iter()
             .filter(|s| self.store(s.store).is_ok())
-            .map(|s| {
+            .filter_map(|s| {
                 let g = s.core();
-                (
-                    s.id.clone(),
-                    g.protocol_type.clone().unwrap_or_default(),
-                    g.state,
-                )
+                (g.state != GroupState::Dead).then(|| ListedGroup {
+                    id: s.id.clone(),
+                    protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                    state: g.state_name(),
+                    group_type: g.group_type(),
+                })
             })
-            .filter(|(_, _, st)| *st != GroupState::Dead)
             .collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out.sort_by(|a, b| a.id.cmp(&b.id));
         out
     }
 
+    /// DescribeGroups of one classic group; a KIP-848 group is not one (GROUP_ID_NOT_FOUND,
+    /// as Kafka answers: ConsumerGroupDescribe describes it).
     pub fn describe(&self, group_id: &str) -> Result<Option<GroupDescription>, i16> {
-        Ok(self
-            .slot(group_id, false)?
-            .map(|s| s.core().describe())
-            .filter(|d| d.state != GroupState::Dead))
+        let Some(slot) = self.slot(group_id, false)? else {
+            return Ok(None);
+        };
+        let g = slot.core();
+        if g.consumer.is_some() {
+            return Err(GROUP_ID_NOT_FOUND);
+        }
+        Ok(Some(g.describe()).filter(|d| d.state != GroupState::Dead))
     }
 }
 

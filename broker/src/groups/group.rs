@@ -12,12 +12,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 use tracing::{info, warn};
 
+use super::consumer::ConsumerGroup;
 use super::consumer_protocol::{self, TopicPartition, CONSUMER};
 use super::errors::*;
 use super::locks::LockTable;
 use super::member::{Member, Token};
 use super::offsets::{CommittedOffset, GroupRecord};
 use super::GroupConfig;
+
+/// The group type of KIP-848 groups (ListGroups, the stored group record).
+pub const GROUP_TYPE_CONSUMER: &str = "consumer";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GroupState {
@@ -173,6 +177,10 @@ pub struct Group {
     pub offsets: BTreeMap<TopicPartition, CommittedOffset>,
     /// Partition counts of the subscribed topics when the generation was assigned.
     pub partition_baseline: Option<BTreeMap<String, Option<i32>>>,
+    /// Set while the group uses the KIP-848 consumer protocol: then the classic fields
+    /// above are unused (an empty group converts back on a JoinGroup) and only the
+    /// committed offsets are shared.
+    pub consumer: Option<ConsumerGroup>,
 }
 
 impl Group {
@@ -197,6 +205,7 @@ impl Group {
             lock_mode: false,
             offsets: BTreeMap::new(),
             partition_baseline: None,
+            consumer: None,
         }
     }
 
@@ -205,14 +214,70 @@ impl Group {
         let mut g = Group::new(id, config);
         g.generation = record.generation;
         g.protocol_type = record.protocol_type.clone();
+        if record.group_type.as_deref() == Some(GROUP_TYPE_CONSUMER) {
+            g.consumer = Some(ConsumerGroup::new(
+                id,
+                g.config.consumer_settings(),
+                record.generation,
+            ));
+        }
         g
     }
 
     pub fn record(&self) -> GroupRecord {
-        GroupRecord {
-            generation: self.generation,
-            protocol_type: self.protocol_type.clone(),
-            protocol_name: self.protocol_name.clone(),
+        match &self.consumer {
+            Some(c) => GroupRecord {
+                generation: c.group_epoch,
+                protocol_type: Some(CONSUMER.to_string()),
+                protocol_name: None,
+                group_type: Some(GROUP_TYPE_CONSUMER.to_string()),
+            },
+            None => GroupRecord {
+                generation: self.generation,
+                protocol_type: self.protocol_type.clone(),
+                protocol_name: self.protocol_name.clone(),
+                group_type: None,
+            },
+        }
+    }
+
+    /// Makes an empty classic group a KIP-848 consumer group (Kafka 4.0's online
+    /// upgrade of an empty group); committed offsets stay. Err(GROUP_ID_NOT_FOUND) when
+    /// the group is a classic group with members.
+    pub fn use_consumer_protocol(&mut self) -> Result<&mut ConsumerGroup, i16> {
+        if self.consumer.is_none() {
+            if self.state == GroupState::Dead {
+                return Err(COORDINATOR_NOT_AVAILABLE);
+            }
+            if !self.members.is_empty() || self.state != GroupState::Empty {
+                return Err(GROUP_ID_NOT_FOUND);
+            }
+            if self.generation > 0 {
+                info!(group = %self.id, "empty classic group converted to the consumer protocol");
+            }
+            self.consumer = Some(ConsumerGroup::new(
+                &self.id,
+                self.config.consumer_settings(),
+                self.generation,
+            ));
+        }
+        Ok(self.consumer.as_mut().expect("set above"))
+    }
+
+    /// The group type Kafka shows (ListGroups v5+, ConsumerGroupDescribe).
+    pub fn group_type(&self) -> &'static str {
+        if self.consumer.is_some() {
+            GROUP_TYPE_CONSUMER
+        } else {
+            "classic"
+        }
+    }
+
+    /// The state name Kafka shows for the group's type.
+    pub fn state_name(&self) -> &'static str {
+        match &self.consumer {
+            Some(c) if self.state != GroupState::Dead => c.state_name(),
+            _ => self.state.name(),
         }
     }
 
@@ -222,7 +287,8 @@ impl Group {
 
     /// Nothing worth keeping: never had a generation, no members, no offsets.
     pub fn is_vacant(&self) -> bool {
-        self.state == GroupState::Empty
+        self.consumer.is_none()
+            && self.state == GroupState::Empty
             && self.generation == 0
             && self.members.is_empty()
             && self.pending_members.is_empty()
@@ -466,6 +532,9 @@ impl Group {
         if self.state == GroupState::Dead {
             return all(COORDINATOR_NOT_AVAILABLE);
         }
+        if let Some(c) = &self.consumer {
+            return c.check_commit(member_id, generation, partitions);
+        }
         if generation >= 0 || !member_id.is_empty() || instance_id.is_some() {
             if let Err(e) = self.validate_member(member_id, instance_id) {
                 return all(e);
@@ -502,7 +571,14 @@ impl Group {
         all(NONE)
     }
 
-    pub fn apply_commits(&mut self, commits: Vec<(TopicPartition, CommittedOffset)>) {
+    pub fn apply_commits(&mut self, commits: Vec<(TopicPartition, CommittedOffset)>, now: u64) {
+        if let Some(c) = &mut self.consumer {
+            let progress: Vec<_> = commits
+                .iter()
+                .map(|(tp, o)| (tp.clone(), o.offset, self.offsets.get(tp).map(|b| b.offset)))
+                .collect();
+            c.record_commits(&progress, now);
+        }
         self.offsets.extend(commits);
     }
 
@@ -566,6 +642,9 @@ impl Group {
     /// Topics OffsetDelete must refuse: subscribed to by a live consumer group. When the
     /// subscriptions cannot be read, every topic counts as subscribed.
     pub fn is_subscribed(&self, topic: &str) -> bool {
+        if let Some(c) = &self.consumer {
+            return !c.members.is_empty() && c.subscribed_topics().contains(topic);
+        }
         if self.state == GroupState::Empty || self.members.is_empty() {
             return false;
         }

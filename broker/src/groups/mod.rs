@@ -14,6 +14,8 @@
 
 pub mod admin;
 pub mod commits;
+pub mod consumer;
+pub mod consumer_coordinator;
 pub mod consumer_protocol;
 pub mod coordinator;
 pub mod group;
@@ -43,6 +45,11 @@ pub mod errors {
     pub const MEMBER_ID_REQUIRED: i16 = 79;
     pub const FENCED_INSTANCE_ID: i16 = 82;
     pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
+    pub const FENCED_MEMBER_EPOCH: i16 = 110;
+    pub const UNRELEASED_INSTANCE_ID: i16 = 111;
+    pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
+    pub const STALE_MEMBER_EPOCH: i16 = 113;
+    pub const INVALID_REGULAR_EXPRESSION: i16 = 128;
 }
 
 /// Group coordinator settings. Defaults differ from Kafka's where noted, to make groups
@@ -66,6 +73,28 @@ pub struct GroupConfig {
     pub new_member_join_timeout_ms: u64,
     /// Largest commit metadata string accepted (Kafka's offset.metadata.max.bytes).
     pub max_metadata_bytes: usize,
+    /// KIP-848 groups: a member with no heartbeat for this long is removed (Kafka's
+    /// `group.consumer.session.timeout.ms`, 45000).
+    pub consumer_session_timeout_ms: u64,
+    /// KIP-848 groups: how often members heartbeat (Kafka's
+    /// `group.consumer.heartbeat.interval.ms`, 5000).
+    pub consumer_heartbeat_interval_ms: i32,
+    /// KIP-848 groups: the server-side assignor of members that ask for none: `load`
+    /// (phxq's scheduler), `uniform` or `range` (Kafka's default is `uniform`).
+    pub consumer_assignor: String,
+    /// Scheduler: how often the `load` assignor looks at the measured load again; also the
+    /// shortest time between two moves of a partition.
+    pub scheduler_interval_ms: u64,
+    /// Scheduler: a member that commits nothing for this long on partitions with backlog
+    /// is stalled and loses them to the others (before its session times out).
+    pub scheduler_stall_ms: u64,
+    /// Scheduler: partitions move only if that shortens the longest time any member needs
+    /// to drain its backlog and inflow by at least this many percent.
+    pub scheduler_min_gain_percent: u32,
+    /// Scheduler: seconds of inflow counted as work, next to the backlog.
+    pub scheduler_horizon_secs: u32,
+    /// Scheduler: most partitions moved in one decision.
+    pub scheduler_max_moves: usize,
 }
 
 impl Default for GroupConfig {
@@ -76,6 +105,14 @@ impl Default for GroupConfig {
             max_session_timeout_ms: 1_800_000,
             new_member_join_timeout_ms: 300_000,
             max_metadata_bytes: 4096,
+            consumer_session_timeout_ms: 45_000,
+            consumer_heartbeat_interval_ms: 5_000,
+            consumer_assignor: "load".into(),
+            scheduler_interval_ms: 10_000,
+            scheduler_stall_ms: 30_000,
+            scheduler_min_gain_percent: 10,
+            scheduler_horizon_secs: 10,
+            scheduler_max_moves: 8,
         }
     }
 }
@@ -104,7 +141,37 @@ impl GroupConfig {
             self.initial_rebalance_delay_ms <= 60_000,
             "group initial rebalance delay must be at most 60000 ms"
         );
+        anyhow::ensure!(
+            crate::scheduler::ASSIGNORS.contains(&self.consumer_assignor.as_str()),
+            "groups.consumer_assignor must be one of {}",
+            crate::scheduler::ASSIGNORS.join(", ")
+        );
+        anyhow::ensure!(
+            self.consumer_heartbeat_interval_ms >= 1
+                && (self.consumer_heartbeat_interval_ms as u64) < self.consumer_session_timeout_ms,
+            "groups.consumer_heartbeat_interval_ms must be >= 1 and below consumer_session_timeout_ms"
+        );
+        anyhow::ensure!(
+            self.scheduler_interval_ms >= 100 && self.scheduler_min_gain_percent < 100,
+            "groups.scheduler_interval_ms must be >= 100 and scheduler_min_gain_percent < 100"
+        );
         Ok(())
+    }
+
+    /// The settings of KIP-848 groups and their scheduler.
+    pub fn consumer_settings(&self) -> consumer::ConsumerSettings {
+        consumer::ConsumerSettings {
+            session_timeout_ms: self.consumer_session_timeout_ms,
+            heartbeat_interval_ms: self.consumer_heartbeat_interval_ms,
+            default_assignor: self.consumer_assignor.clone(),
+            scheduler_interval_ms: self.scheduler_interval_ms,
+            scheduler_stall_ms: self.scheduler_stall_ms,
+            tuning: crate::scheduler::load::Tuning {
+                horizon_secs: f64::from(self.scheduler_horizon_secs),
+                min_gain: f64::from(self.scheduler_min_gain_percent) / 100.0,
+                max_moves: self.scheduler_max_moves,
+            },
+        }
     }
 }
 

@@ -30,9 +30,13 @@ pub struct CommittedOffset {
 /// What must outlive a restart of the coordinator.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupRecord {
+    /// The classic generation, or the group epoch of a KIP-848 group.
     pub generation: i32,
     pub protocol_type: Option<String>,
     pub protocol_name: Option<String>,
+    /// "consumer" for a KIP-848 group; absent for a classic one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_type: Option<String>,
 }
 
 pub fn offset_key(group: &str, tp: &TopicPartition) -> Bytes {
@@ -109,7 +113,11 @@ mod tests {
             generation: 7,
             protocol_type: Some("consumer".into()),
             protocol_name: None,
+            group_type: None,
         };
         assert_eq!(decode::<GroupRecord>(&encode(&r)), Some(r));
+        // Records written before group types existed still read.
+        let old = br#"{"generation":3,"protocol_type":"consumer","protocol_name":"range"}"#;
+        assert_eq!(decode::<GroupRecord>(old).unwrap().group_type, None);
     }
 }

@@ -62,6 +62,16 @@ impl Group {
         if self.state == GroupState::Dead {
             return reply(fx, COORDINATOR_NOT_AVAILABLE);
         }
+        if let Some(c) = &self.consumer {
+            if !c.members.is_empty() {
+                return reply(fx, INCONSISTENT_GROUP_PROTOCOL);
+            }
+            // An empty consumer-protocol group goes back to the classic protocol; its
+            // generations continue after its epochs.
+            info!(group = %self.id, "empty consumer group converted to the classic protocol");
+            self.generation = self.generation.max(c.group_epoch);
+            self.consumer = None;
+        }
         if req.session_timeout_ms < self.config.min_session_timeout_ms
             || req.session_timeout_ms > self.config.max_session_timeout_ms
         {

@@ -1,5 +1,6 @@
-//! ListGroups (16): the groups this broker coordinates, with their protocol type and (v4+)
-//! state, filtered by state (v4+) and type (v5+; all phxq groups are "classic").
+//! ListGroups (16): the groups this broker coordinates, with their protocol type, (v4+)
+//! state and (v5+) type — "classic" or "consumer" (KIP-848) — filtered by state (v4+) and
+//! type (v5+), case-insensitively as Kafka does.
 
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
@@ -10,20 +11,18 @@ use crate::handlers::str;
 pub fn handle(broker: &Broker, req: ListGroupsRequest, _version: i16) -> ListGroupsResponse {
     let states: Vec<String> = req.states_filter.iter().map(|s| s.to_lowercase()).collect();
     let types: Vec<String> = req.types_filter.iter().map(|s| s.to_lowercase()).collect();
-    if !types.is_empty() && !types.iter().any(|t| t == "classic") {
-        return ListGroupsResponse::default();
-    }
     let groups = broker
         .groups
         .list()
         .into_iter()
-        .filter(|(_, _, st)| states.is_empty() || states.contains(&st.name().to_lowercase()))
-        .map(|(id, protocol_type, st)| {
+        .filter(|g| states.is_empty() || states.contains(&g.state.to_lowercase()))
+        .filter(|g| types.is_empty() || types.iter().any(|t| t == g.group_type))
+        .map(|g| {
             ListedGroup::default()
-                .with_group_id(GroupId(str(id)))
-                .with_protocol_type(str(protocol_type))
-                .with_group_state(str(st.name()))
-                .with_group_type(str("classic"))
+                .with_group_id(GroupId(str(g.id)))
+                .with_protocol_type(str(g.protocol_type))
+                .with_group_state(str(g.state))
+                .with_group_type(str(g.group_type))
         })
         .collect();
     ListGroupsResponse::default().with_groups(groups)

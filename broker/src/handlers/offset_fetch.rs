@@ -1,6 +1,7 @@
 //! OffsetFetch (9): committed offsets of a group. A partition without a commit answers
 //! offset -1, empty metadata and no error; null topics (v2+) means every committed
-//! partition; v8+ asks for several groups at once. Reads wait for a commit of the group
+//! partition; v8+ asks for several groups at once; v9 carries the member id and epoch of a
+//! KIP-848 member, checked as Kafka does (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH). Reads wait for a commit of the group
 //! that is being written, so a partition's next owner sees its previous owner's last commit.
 
 use std::collections::BTreeMap;
@@ -82,7 +83,18 @@ pub async fn handle(broker: &Broker, req: OffsetFetchRequest, version: i16) -> O
                     .map(|t| (t.name.0.to_string(), t.partition_indexes))
                     .collect()
             });
-            let (code, topics) = fetch(broker, &g.group_id.0, topics).await;
+            // v9: a KIP-848 member names itself; it must be at its current epoch.
+            let member_check = match g.member_id.as_deref() {
+                Some(member) if version >= 9 && g.member_epoch >= 0 => broker
+                    .groups
+                    .check_offset_fetch(&g.group_id.0, member, g.member_epoch),
+                _ => NONE,
+            };
+            let (code, topics) = if member_check == NONE {
+                fetch(broker, &g.group_id.0, topics).await
+            } else {
+                (member_check, Vec::new())
+            };
             groups.push(
                 OffsetFetchResponseGroup::default()
                     .with_group_id(g.group_id)
