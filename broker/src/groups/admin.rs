@@ -1,20 +1,22 @@
 //! `phxq group list` and `phxq group describe GROUP`: the admin view of consumer groups,
 //! obtained over the Kafka protocol like any client would (FindCoordinator, ListGroups,
-//! DescribeGroups, OffsetFetch, Metadata, ListOffsets): members, their assignments, and
-//! per partition the committed offset, the log end offset and the lag.
+//! DescribeGroups or, for KIP-848 groups, ConsumerGroupDescribe, OffsetFetch, Metadata,
+//! ListOffsets): members, their assignments, and per partition the committed offset, the
+//! log end offset and the lag; for KIP-848 groups also the scheduler's figures.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    BrokerId, DescribeGroupsRequest, FindCoordinatorRequest, GroupId, ListGroupsRequest,
-    ListOffsetsRequest, MetadataRequest, OffsetFetchRequest, TopicName,
+    BrokerId, ConsumerGroupDescribeRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId,
+    ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetFetchRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
 use super::consumer_protocol::{self, TopicPartition};
-use super::errors::NONE;
+use super::errors::{GROUP_ID_NOT_FOUND, NONE};
+use crate::handlers::consumer_group_describe::SCHEDULER_TAG;
 use crate::kafka_client::KafkaClient;
 
 fn s(v: &str) -> StrBytes {
@@ -82,9 +84,9 @@ pub fn list(bootstrap: &str) -> anyhow::Result<String> {
     for b in &meta.brokers {
         let addr = address(&b.host, b.port);
         let listed = if addr == c.addr() {
-            c.send(&ListGroupsRequest::default(), 4)
+            c.send(&ListGroupsRequest::default(), 5)
         } else {
-            KafkaClient::connect(&addr).and_then(|mut o| o.send(&ListGroupsRequest::default(), 4))
+            KafkaClient::connect(&addr).and_then(|mut o| o.send(&ListGroupsRequest::default(), 5))
         };
         match listed {
             Ok(r) if r.error_code == NONE => groups.extend(r.groups),
@@ -97,6 +99,7 @@ pub fn list(bootstrap: &str) -> anyhow::Result<String> {
     }
     let mut rows = vec![vec![
         "GROUP".to_string(),
+        "TYPE".into(),
         "STATE".into(),
         "PROTOCOL TYPE".into(),
     ]];
@@ -105,6 +108,7 @@ pub fn list(bootstrap: &str) -> anyhow::Result<String> {
     for g in groups {
         rows.push(vec![
             g.group_id.0.to_string(),
+            g.group_type.to_string(),
             g.group_state.to_string(),
             g.protocol_type.to_string(),
         ]);
@@ -127,16 +131,14 @@ pub fn describe(bootstrap: &str, group: &str) -> anyhow::Result<String> {
         .into_iter()
         .next()
         .ok_or_else(|| anyhow::anyhow!("empty DescribeGroups response"))?;
+    if g.error_code == GROUP_ID_NOT_FOUND && g.group_state.as_str() != "Dead" {
+        // Not a classic group: a KIP-848 consumer group.
+        return describe_consumer_group(bootstrap, &mut c, group);
+    }
     check(g.error_code, "DescribeGroups")?;
-    let offsets = c.send(
-        &OffsetFetchRequest::default()
-            .with_group_id(GroupId(s(group)))
-            .with_topics(None),
-        7,
-    )?;
-    check(offsets.error_code, "OffsetFetch")?;
+    let committed = committed_offsets(&mut c, group)?;
     anyhow::ensure!(
-        g.group_state.as_str() != "Dead" || !offsets.topics.is_empty(),
+        g.group_state.as_str() != "Dead" || !committed.is_empty(),
         "group {group:?} not found"
     );
 
@@ -187,16 +189,42 @@ pub fn describe(bootstrap: &str, group: &str) -> anyhow::Result<String> {
         out.push('\n');
     }
 
-    // Committed offsets, log end offsets and lag, for committed and assigned partitions.
-    let mut committed: BTreeMap<TopicPartition, i64> = BTreeMap::new();
-    for t in &offsets.topics {
-        for p in &t.partitions {
-            committed.insert(
-                (t.name.0.to_string(), p.partition_index),
-                p.committed_offset,
-            );
-        }
-    }
+    out.push_str(&offsets_table(bootstrap, &committed, &owner)?);
+    Ok(out)
+}
+
+/// The group's committed offsets.
+fn committed_offsets(
+    c: &mut KafkaClient,
+    group: &str,
+) -> anyhow::Result<BTreeMap<TopicPartition, i64>> {
+    let offsets = c.send(
+        &OffsetFetchRequest::default()
+            .with_group_id(GroupId(s(group)))
+            .with_topics(None),
+        7,
+    )?;
+    check(offsets.error_code, "OffsetFetch")?;
+    Ok(offsets
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| {
+                (
+                    (t.name.0.to_string(), p.partition_index),
+                    p.committed_offset,
+                )
+            })
+        })
+        .collect())
+}
+
+/// Committed offsets, log end offsets and lag, for committed and assigned partitions.
+fn offsets_table(
+    bootstrap: &str,
+    committed: &BTreeMap<TopicPartition, i64>,
+    owner: &BTreeMap<TopicPartition, String>,
+) -> anyhow::Result<String> {
     let parts: BTreeSet<TopicPartition> = committed.keys().chain(owner.keys()).cloned().collect();
     let ends = log_end_offsets(bootstrap, &parts)?;
     let mut rows = vec![vec![
@@ -223,7 +251,105 @@ pub fn describe(bootstrap: &str, group: &str) -> anyhow::Result<String> {
             owner.get(tp).cloned().unwrap_or_else(|| "-".into()),
         ]);
     }
-    out.push_str(&table(&rows));
+    Ok(table(&rows))
+}
+
+/// `phxq group describe` of a KIP-848 group: members with their epochs, reconciliation
+/// state, assigned and revoking partitions, and what the scheduler measured (consume rate,
+/// backlog, time since progress) and last decided.
+fn describe_consumer_group(
+    bootstrap: &str,
+    c: &mut KafkaClient,
+    group: &str,
+) -> anyhow::Result<String> {
+    let d = c.send(
+        &ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(s(group))]),
+        1,
+    )?;
+    let g = d
+        .groups
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("empty ConsumerGroupDescribe response"))?;
+    check(g.error_code, "ConsumerGroupDescribe")?;
+    let figures: serde_json::Value = g
+        .unknown_tagged_fields
+        .get(&SCHEDULER_TAG)
+        .and_then(|b| serde_json::from_slice(b).ok())
+        .unwrap_or_default();
+    let mut out = format!(
+        "group {group}: consumer protocol (KIP-848), state {}, epoch {} (assignment epoch {}), assignor {}, {} member(s)\n\n",
+        g.group_state,
+        g.group_epoch,
+        g.assignment_epoch,
+        g.assignor_name,
+        g.members.len()
+    );
+    let mut owner: BTreeMap<TopicPartition, String> = BTreeMap::new();
+    let mut rows = vec![[
+        "MEMBER", "INSTANCE", "CLIENT", "HOST", "EPOCH", "STATE", "ASSIGNED", "REVOKING", "RATE/S",
+        "BACKLOG", "IDLE",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for m in &g.members {
+        let assigned: BTreeSet<TopicPartition> = m
+            .assignment
+            .topic_partitions
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| (t.topic_name.0.to_string(), *p))
+            })
+            .collect();
+        for tp in &assigned {
+            owner.insert(tp.clone(), m.member_id.to_string());
+        }
+        let f = &figures["members"][m.member_id.as_str()];
+        let revoking: Vec<String> = f["revoking"]
+            .as_array()
+            .map(|v| {
+                v.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        rows.push(vec![
+            m.member_id.to_string(),
+            m.instance_id.as_deref().unwrap_or("-").to_string(),
+            m.client_id.to_string(),
+            m.client_host.to_string(),
+            m.member_epoch.to_string(),
+            f["state"].as_str().unwrap_or("-").to_string(),
+            consumer_protocol::describe(&assigned),
+            if revoking.is_empty() {
+                "-".into()
+            } else {
+                revoking.join(",")
+            },
+            f["consume_rate"]
+                .as_f64()
+                .map_or("-".into(), |r| format!("{r:.0}")),
+            f["backlog"].as_i64().map_or("-".into(), |b| b.to_string()),
+            f["idle_ms"]
+                .as_u64()
+                .map_or("-".into(), |ms| format!("{:.1}s", ms as f64 / 1000.0)),
+        ]);
+    }
+    if !g.members.is_empty() {
+        out.push_str(&table(&rows));
+        out.push('\n');
+    }
+    if let Some(d) = figures["last_decision"].as_object() {
+        out.push_str(&format!(
+            "scheduler: last decision {:.1}s ago: {}\n\n",
+            d["ms_ago"].as_u64().unwrap_or(0) as f64 / 1000.0,
+            d["reason"].as_str().unwrap_or("-")
+        ));
+    }
+    let committed = committed_offsets(c, group)?;
+    out.push_str(&offsets_table(bootstrap, &committed, &owner)?);
     Ok(out)
 }
 

@@ -547,7 +547,10 @@ impl GroupCoordinator {
                 let g = s.core();
                 (g.state != GroupState::Dead).then(|| ListedGroup {
                     id: s.id.clone(),
-                    protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                    protocol_type: match &g.consumer {
+                        Some(_) => super::consumer_protocol::CONSUMER.to_string(),
+                        None => g.protocol_type.clone().unwrap_or_default(),
+                    },
                     state: g.state_name(),
                     group_type: g.group_type(),
                 })
