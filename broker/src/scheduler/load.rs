@@ -163,9 +163,15 @@ pub fn assign(spec: &AssignmentSpec, tuning: &Tuning) -> Decision {
         (out, load, moves) = (kept_out, kept_load, 0);
     }
     let longest = longest_of(&out, &load);
-    let mut reason = format!(
-        "load: longest drain {longest:.1}s; {moves} moved to even out, {new_placed} newly placed"
-    );
+    let measured = spec
+        .members
+        .keys()
+        .any(|m| spec.load.member_rates.contains_key(m));
+    let mut reason = if measured {
+        format!("load: longest drain {longest:.1}s; {moves} moved to even out, {new_placed} newly placed")
+    } else {
+        format!("load: no consume rates measured yet, members count as equal (largest share {longest:.0} records of work); {moves} moved to even out, {new_placed} newly placed")
+    };
     if !spec.load.stalled.is_empty() {
         let stalled: Vec<&str> = spec.load.stalled.iter().map(String::as_str).collect();
         reason.push_str(&format!("; stalled, given nothing: {}", stalled.join(",")));

@@ -6,6 +6,8 @@
 //! * `produce`  — throughput and latency of acknowledged produces ([`produce`]);
 //! * `consume`  — throughput of reading a topic back, with verification ([`consume`]);
 //! * `e2e`      — end-to-end latency at a fixed rate ([`e2e`]);
+//! * `balance`  — how evenly a group's assignor spreads work: largest member backlog,
+//!   time to drain, partitions moved, per assignor ([`balance`]);
 //! * `machine`  — this machine's disk and loopback limits ([`machine`]);
 //! * `rss`      — a process's peak resident memory (the broker's, after a suite);
 //!
@@ -18,6 +20,7 @@
 //! Markdown table; the exit status is 1 when the run failed (the files are
 //! written anyway, with the reason).
 
+mod balance;
 mod consume;
 mod e2e;
 mod kafka;
@@ -89,6 +92,8 @@ enum Command {
     Consume(consume::ConsumeParams),
     /// End-to-end latency (send -> receive) at a fixed rate, client-default settings.
     E2e(e2e::E2eParams),
+    /// Compare assignors (load, uniform, range) under skewed inflow or a slow consumer.
+    Balance(balance::BalanceParams),
     /// Measure this machine: fsync'd disk bandwidth, small fsync latency, loopback TCP.
     Machine(MachineArgs),
     /// Record a process's peak resident memory (VmHWM) from /proc/PID/status.
@@ -182,6 +187,7 @@ fn kind_of(command: &Command) -> &'static str {
         Command::Produce(_) => "produce",
         Command::Consume(_) => "consume",
         Command::E2e(_) => "e2e",
+        Command::Balance(_) => "balance",
         Command::Machine(_) => "machine",
         Command::Rss(_) => "rss",
         Command::Summarize(_) => "summarize",
@@ -267,6 +273,16 @@ fn main() -> ExitCode {
         bootstrap: cli.bootstrap.clone(),
         extra: cli.property.clone(),
     };
+    if let Command::Balance(p) = &cli.command {
+        // Its own report: one table and one plot over several assignors.
+        return match balance::run(&opts, p, &cli.out_dir) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("phxq-bench balance: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let progress = progress_bar(cli.no_progress, &label);
     let cpu = procstat::CpuMeter::start(cli.broker_pid);
     let outcome = match &cli.command {
@@ -275,7 +291,9 @@ fn main() -> ExitCode {
         Command::E2e(p) => e2e::run(&opts, p, &label, &progress),
         Command::Machine(a) => run_machine(a, &label, &progress),
         Command::Rss(a) => run_rss(a, &label),
-        Command::Summarize(_) | Command::Plot(_) => unreachable!("handled above"),
+        Command::Summarize(_) | Command::Plot(_) | Command::Balance(_) => {
+            unreachable!("handled above")
+        }
     };
     progress.finish_and_clear();
     let mut result = outcome.unwrap_or_else(|e| {
