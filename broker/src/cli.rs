@@ -129,6 +129,9 @@ pub struct ServeArgs {
     /// Scheduler: no commit for this long on partitions with backlog means stalled, in ms.
     #[arg(long, env = "PHXQ_GROUP_SCHEDULER_STALL_MS")]
     pub group_scheduler_stall_ms: Option<u64>,
+    /// Scheduler: a partition it moved is not moved again for this long, in ms.
+    #[arg(long, env = "PHXQ_GROUP_SCHEDULER_COOLDOWN_MS")]
+    pub group_scheduler_cooldown_ms: Option<u64>,
 }
 
 impl ServeArgs {
@@ -177,6 +180,9 @@ impl ServeArgs {
         }
         if let Some(v) = self.group_scheduler_stall_ms {
             c.groups.scheduler_stall_ms = v;
+        }
+        if let Some(v) = self.group_scheduler_cooldown_ms {
+            c.groups.scheduler_cooldown_ms = v;
         }
         if let Some(a) = &self.advertised_listener {
             c.advertised_listener = Some(a.clone());

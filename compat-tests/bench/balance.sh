@@ -2,7 +2,7 @@
 # The scheduler benchmark: PhxQueue's `load` assignor against count-based assignors
 # (`uniform` server-side, `range` client-side classic) with real librdkafka consumers.
 #
-# Starts a fresh single-node broker (fast heartbeats, a 2 s scheduler interval), then runs
+# Starts a fresh single-node broker (fast heartbeats, a 3 s scheduler interval, a 15 s cooldown), then runs
 # `phxq-bench balance` for the skew, slow and even scenarios (see
 # compat-tests/src/bin/phxq-bench/balance.rs) and writes docs/scheduler.md with the tables
 # and the plots (docs/benchmarks/balance-*.svg). Raw results: bench-results/balance-<time>/.
@@ -30,7 +30,7 @@ OUT="bench-results/balance-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$OUT"
 DATA=$(mktemp -d "${TMPDIR:-/tmp}/phxq-balance.XXXXXX")
 target/release/phxq serve --listen "127.0.0.1:$PORT" --data-dir "$DATA" \
-  --group-consumer-heartbeat-interval-ms 500 --group-scheduler-interval-ms 2000 \
+  --group-consumer-heartbeat-interval-ms 500 --group-scheduler-interval-ms 3000 --group-scheduler-cooldown-ms 15000 \
   --group-scheduler-stall-ms 10000 2>"$OUT/broker.log" &
 BROKER=$!
 trap 'kill $BROKER 2>/dev/null; wait $BROKER 2>/dev/null; rm -rf "$DATA"' EXIT

@@ -3,12 +3,18 @@ kill -9 it. Subscribes to a topic with the given client library, prints JSON lin
 stdout and commits after printing (so everything committed was printed first):
 
     {"ev": "assigned", "parts": [0, 3]}     its whole assignment, after every change
-    {"ev": "msg", "p": 0, "o": 17}          a record (value checked against "v<p>-<o>")
+    {"ev": "msg", "p": 0, "o": 17, "t": ..}  a record (value checked against "v<p>-<o>")
     {"ev": "commit_error", "error": "..."}  a failed commit (e.g. during a rebalance)
 
 SIGTERM closes the consumer cleanly (LeaveGroup). Usage:
     group_consumer.py CLIENT BOOTSTRAP TOPIC GROUP [--assignor NAME] [--session-ms N] [--instance-id ID]
-CLIENT is confluent, kafka-python or aiokafka.
+        [--protocol classic|consumer] [--remote-assignor NAME] [--sleep-per-record-ms N]
+CLIENT is confluent, kafka-python or aiokafka. `--protocol consumer` (confluent only) is
+KIP-848's group.protocol=consumer: the broker assigns (`--remote-assignor` is
+group.remote.assignor), session and heartbeat settings are the broker's, and the
+assignment changes incrementally; "assigned" events then also carry "tps": [[topic, p]..].
+TOPIC starting with "^" is a regex subscription. `--sleep-per-record-ms` makes a slow
+consumer (it sleeps after each record, before committing).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import asyncio
 import json
 import signal
 import sys
+import time
 
 stop = False
 
@@ -35,30 +42,37 @@ def on_term(*_):
 def run_confluent(a):
     from confluent_kafka import Consumer
 
-    c = Consumer({
+    conf = {
         "bootstrap.servers": a.bootstrap,
         "group.id": a.group,
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
-        "session.timeout.ms": a.session_ms,
-        "heartbeat.interval.ms": max(100, a.session_ms // 6),
-        "partition.assignment.strategy": a.assignor,
         "topic.metadata.refresh.interval.ms": 1000,
         **({"group.instance.id": a.instance_id} if a.instance_id else {}),
-    })
+    }
+    if a.protocol == "consumer":
+        conf["group.protocol"] = "consumer"
+        if a.remote_assignor:
+            conf["group.remote.assignor"] = a.remote_assignor
+    else:
+        conf.update({"session.timeout.ms": a.session_ms, "heartbeat.interval.ms": max(100, a.session_ms // 6),
+                     "partition.assignment.strategy": a.assignor})
+    c = Consumer(conf)
+    incremental = a.assignor == "cooperative-sticky" or a.protocol == "consumer"
 
     def changed(consumer, _parts):
-        out(ev="assigned", parts=sorted(tp.partition for tp in consumer.assignment()))
+        tps = sorted((tp.topic, tp.partition) for tp in consumer.assignment())
+        out(ev="assigned", parts=sorted(p for _, p in tps), tps=tps)
 
     def on_assign(consumer, parts):
-        if a.assignor == "cooperative-sticky":
+        if incremental:
             consumer.incremental_assign(parts)
         else:
             consumer.assign(parts)
         changed(consumer, parts)
 
     def on_revoke(consumer, parts):
-        if a.assignor == "cooperative-sticky":
+        if incremental:
             consumer.incremental_unassign(parts)
         else:
             consumer.unassign()
@@ -67,10 +81,12 @@ def run_confluent(a):
     c.subscribe([a.topic], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_revoke)
     try:
         while not stop:
-            msgs = c.consume(100, 0.2)
+            msgs = c.consume(10 if a.sleep_per_record_ms else 100, 0.2)
             good = [m for m in msgs if not m.error()]
             for m in good:
-                out(ev="msg", p=m.partition(), o=m.offset(), v=m.value().decode())
+                out(ev="msg", p=m.partition(), o=m.offset(), v=m.value().decode(), t=m.topic())
+                if a.sleep_per_record_ms:
+                    time.sleep(a.sleep_per_record_ms / 1000)
             if good:
                 try:
                     c.commit(asynchronous=False)
@@ -168,6 +184,10 @@ def main():
     p.add_argument("--assignor", default="range")
     p.add_argument("--session-ms", type=int, default=3000)
     p.add_argument("--instance-id", help="group.instance.id (static membership; confluent only)")
+    p.add_argument("--protocol", choices=["classic", "consumer"], default="classic",
+                   help="group.protocol (consumer: KIP-848; confluent only)")
+    p.add_argument("--remote-assignor", help="group.remote.assignor (with --protocol consumer)")
+    p.add_argument("--sleep-per-record-ms", type=float, default=0, help="a slow consumer (confluent only)")
     a = p.parse_args()
     signal.signal(signal.SIGTERM, on_term)
     {"confluent": run_confluent, "kafka-python": run_kafka_python, "aiokafka": run_aiokafka}[a.client](a)

@@ -2,7 +2,7 @@
 will not send (bad CRCs, unknown APIs, huge frame lengths) and to look at what the
 broker stores (batch attributes) or when it answers (long poll).
 
-Only non-flexible ("classic") versions are encoded, so every string is an int16
+Mostly non-flexible ("classic") versions are encoded, so every string is an int16
 length + bytes and every array an int32 count + items:
 
   * request header v1:  api_key i16, api_version i16, correlation_id i32, client_id string
@@ -10,6 +10,12 @@ length + bytes and every array an int32 count + items:
   * ApiVersions v0, Metadata v4, Produce v3, Fetch v4, CreateTopics v2, ListOffsets v1
     (the oldest versions Kafka 4 still serves); Produce and Fetch for one partition or
     for many in one request (``produce_v3_many``, ``fetch_v4_many``)
+
+and a few flexible versions (``call_flex``: request header v2 = v1 + tagged fields,
+response header v1 = correlation id + tagged fields; compact strings/arrays are an
+unsigned varint length+1, every struct ends in tagged fields, topic ids are 16-byte
+UUIDs): ConsumerGroupHeartbeat v1 (KIP-848), OffsetCommit v9 and OffsetFetch v9 with
+member ids and epochs.
 
 Record batches are magic 2 (the only format modern clients use): see
 ``build_batch`` for the layout; the CRC is CRC-32C over attributes..end.
@@ -29,6 +35,9 @@ LIST_OFFSETS = 2
 METADATA = 3
 API_VERSIONS = 18
 CREATE_TOPICS = 19
+OFFSET_COMMIT = 8
+OFFSET_FETCH = 9
+CONSUMER_GROUP_HEARTBEAT = 68
 
 # Kafka error codes used by the tests.
 NONE = 0
@@ -133,6 +142,44 @@ class Enc:
         self.buf += b
         return self
 
+    # flexible versions
+    def uvarint(self, n: int):
+        while True:
+            b = n & 0x7F
+            n >>= 7
+            if n:
+                self.buf.append(b | 0x80)
+            else:
+                self.buf.append(b)
+                return self
+
+    def cstring(self, s):
+        """Compact (nullable) string."""
+        if s is None:
+            return self.uvarint(0)
+        b = s.encode() if isinstance(s, str) else s
+        self.uvarint(len(b) + 1)
+        self.buf += b
+        return self
+
+    def carray(self, items, fn):
+        """Compact (nullable) array."""
+        if items is None:
+            return self.uvarint(0)
+        self.uvarint(len(items) + 1)
+        for it in items:
+            fn(self, it)
+        return self
+
+    def uuid(self, u: bytes):
+        assert len(u) == 16
+        self.buf += u
+        return self
+
+    def tags(self):
+        """An empty tagged-field section."""
+        return self.uvarint(0)
+
     def build(self) -> bytes:
         return bytes(self.buf)
 
@@ -200,6 +247,36 @@ class Dec:
 
     def remaining(self):
         return len(self.data) - self.pos
+
+    # flexible versions
+    def uvarint(self):
+        shift = 0
+        z = 0
+        while True:
+            b = self.data[self.pos]
+            self.pos += 1
+            z |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return z
+            shift += 7
+
+    def cstring(self):
+        n = self.uvarint()
+        return None if n == 0 else self.raw(n - 1).decode()
+
+    def carray(self, fn):
+        n = self.uvarint()
+        return None if n == 0 else [fn(self) for _ in range(n - 1)]
+
+    def uuid(self) -> bytes:
+        return self.raw(16)
+
+    def tags(self) -> dict[int, bytes]:
+        out = {}
+        for _ in range(self.uvarint()):
+            tag = self.uvarint()
+            out[tag] = self.raw(self.uvarint())
+        return out
 
 
 # --------------------------------------------------------------------------- record batches
@@ -423,6 +500,16 @@ class Conn:
         assert got == corr, f"correlation id {got}, expected {corr}"
         return d
 
+    def call_flex(self, api_key: int, version: int, body: bytes) -> Dec:
+        """A flexible version: request header v2, response header v1."""
+        corr = self.next_corr
+        header = Enc().i16(api_key).i16(version).i32(corr).string(self.client_id).tags().build()
+        self.send(api_key, version, body, header=header)
+        got, d = self.recv()
+        assert got == corr, f"correlation id {got}, expected {corr}"
+        d.tags()
+        return d
+
     def closed_by_peer(self, timeout: float = 10.0) -> bool:
         """True if the broker closes (EOF or reset) within timeout; False if it sends
         bytes instead. Raises TimeoutError if it does neither."""
@@ -577,6 +664,80 @@ class Conn:
         (_, parts), = topics
         (_, err, ts, off), = parts
         return err, ts, off
+
+    # ------------------------------------------------------------------ KIP-848
+
+    def consumer_group_heartbeat_v1(self, group: str, member_id: str, member_epoch: int,
+                                    topics: list[str] | None = None, regex: str | None = None,
+                                    assignor: str | None = None,
+                                    owned: dict[bytes, list[int]] | None = None,
+                                    instance_id: str | None = None, rebalance_timeout_ms: int = -1) -> dict:
+        """ConsumerGroupHeartbeat v1. `owned`: {topic id: partitions} (None: unchanged).
+        Returns {error, message, member_id, epoch, interval, assignment: {topic id:
+        [partitions]} or None (unchanged)}."""
+        body = (Enc().cstring(group).cstring(member_id).i32(member_epoch).cstring(instance_id)
+                .cstring(None).i32(rebalance_timeout_ms)
+                .carray(topics, lambda e, t: e.cstring(t)).cstring(regex).cstring(assignor)
+                .carray(None if owned is None else sorted(owned.items()),
+                        lambda e, tp: e.uuid(tp[0]).carray(sorted(tp[1]), lambda e2, p: e2.i32(p)).tags())
+                .tags().build())
+        d = self.call_flex(CONSUMER_GROUP_HEARTBEAT, 1, body)
+        d.i32()  # throttle
+        r = {"error": d.i16(), "message": d.cstring(), "member_id": d.cstring(), "epoch": d.i32(),
+             "interval": d.i32(), "assignment": None}
+        if d.i8() >= 0:
+            tps = d.carray(lambda x: (x.uuid(), x.carray(Dec.i32), x.tags())[:2])
+            d.tags()
+            r["assignment"] = {t: sorted(ps) for t, ps in tps}
+        d.tags()
+        return r
+
+    def offset_commit_v9(self, group: str, member_epoch: int, member_id: str,
+                         offsets: dict[tuple[str, int], int],
+                         instance_id: str | None = None) -> dict[tuple[str, int], int]:
+        """OffsetCommit v9 (GenerationIdOrMemberEpoch). Returns {(topic, partition): error}."""
+        by_topic: dict[str, list[tuple[int, int]]] = {}
+        for (t, p), o in offsets.items():
+            by_topic.setdefault(t, []).append((p, o))
+        body = (Enc().cstring(group).i32(member_epoch).cstring(member_id).cstring(instance_id)
+                .carray(list(by_topic.items()), lambda e, tp: e.cstring(tp[0]).carray(
+                    tp[1], lambda e2, po: e2.i32(po[0]).i64(po[1]).i32(-1).cstring("").tags()).tags())
+                .tags().build())
+        d = self.call_flex(OFFSET_COMMIT, 9, body)
+        d.i32()
+        out = {}
+        for name, parts in d.carray(lambda x: (x.cstring(), x.carray(lambda y: (y.i32(), y.i16(), y.tags())[:2]),
+                                               x.tags())[:2]):
+            for p, err in parts:
+                out[(name, p)] = err
+        return out
+
+    def offset_fetch_v9(self, group: str, member_id: str | None, member_epoch: int,
+                        topics: dict[str, list[int]] | None) -> tuple[int, dict]:
+        """OffsetFetch v9 for one group. Returns (group error, {(topic, partition):
+        (offset, error)})."""
+        items = None if topics is None else list(topics.items())
+        body = (Enc().carray([0], lambda e, _: e.cstring(group).cstring(member_id).i32(member_epoch)
+                             .carray(items, lambda e2, tp: e2.cstring(tp[0]).carray(tp[1], lambda e3, p: e3.i32(p)).tags())
+                             .tags())
+                .i8(0).tags().build())
+        d = self.call_flex(OFFSET_FETCH, 9, body)
+        d.i32()
+
+        def group_(x):
+            gid = x.cstring()
+            ts = x.carray(lambda y: (y.cstring(), y.carray(
+                lambda z: (z.i32(), z.i64(), z.i32(), z.cstring(), z.i16(), z.tags())), y.tags()))
+            err = x.i16()
+            x.tags()
+            return gid, ts, err
+
+        (_, ts, err), = d.carray(group_)
+        out = {}
+        for name, parts, _ in ts or []:
+            for p, o, _ep, _meta, perr, _ in parts:
+                out[(name, p)] = (o, perr)
+        return err, out
 
 
 def wait_for(cond, timeout: float, interval: float = 0.05, what: str = "condition"):

@@ -88,6 +88,8 @@ pub struct GroupConfig {
     /// Scheduler: a member that commits nothing for this long on partitions with backlog
     /// is stalled and loses them to the others (before its session times out).
     pub scheduler_stall_ms: u64,
+    /// Scheduler: a partition it moved is not moved again for this long.
+    pub scheduler_cooldown_ms: u64,
     /// Scheduler: partitions move only if that shortens the longest time any member needs
     /// to drain its backlog and inflow by at least this many percent.
     pub scheduler_min_gain_percent: u32,
@@ -110,6 +112,7 @@ impl Default for GroupConfig {
             consumer_assignor: "load".into(),
             scheduler_interval_ms: 10_000,
             scheduler_stall_ms: 30_000,
+            scheduler_cooldown_ms: 60_000,
             scheduler_min_gain_percent: 10,
             scheduler_horizon_secs: 10,
             scheduler_max_moves: 8,
@@ -166,6 +169,7 @@ impl GroupConfig {
             default_assignor: self.consumer_assignor.clone(),
             scheduler_interval_ms: self.scheduler_interval_ms,
             scheduler_stall_ms: self.scheduler_stall_ms,
+            scheduler_cooldown_ms: self.scheduler_cooldown_ms,
             tuning: crate::scheduler::load::Tuning {
                 horizon_secs: f64::from(self.scheduler_horizon_secs),
                 min_gain: f64::from(self.scheduler_min_gain_percent) / 100.0,

@@ -4,8 +4,10 @@
 //! - The work of a partition is what is left to consume plus what will arrive over the
 //!   planning horizon: `1 + backlog + inflow_rps * horizon` records (the 1 makes idle
 //!   partitions count, so an idle group is balanced by count).
-//! - The speed of a member is the rate at which it committed recently; a member with no
-//!   figure yet counts as fast as the median member (or 1 record/s when nobody has one).
+//! - The speed of a member is the rate at which it committed recently if it is behind
+//!   (saturated: that rate is what it can do). A member that keeps up may be able to do
+//!   more than it is asked, so it counts as at least as fast as the fastest member; one
+//!   with no figure yet, likewise (or 1 record/s when nobody has one: then all are equal).
 //! - The drain time of a member is its work divided by its speed. The assignor keeps the
 //!   current target and moves partitions, one at a time, from the member with the longest
 //!   drain time to where the move shortens it most, while each move helps (at most
@@ -16,6 +18,8 @@
 //!   heaviest first, to the member that would finish them earliest.
 //! - A stalled member (see [`super::LoadFigures::stalled`]) gets nothing: its partitions
 //!   go to the others before its session times out.
+//! - A partition moved within the cooldown ([`super::LoadFigures::pinned`]) is not moved
+//!   again (unless its member is stalled or gone).
 //!
 //! When the group runs it (a new member, a member gone, a subscription or partition count
 //! change, or periodically when the load shifts), and how often a partition may move, is
@@ -133,7 +137,10 @@ pub fn assign(spec: &AssignmentSpec, tuning: &Tuning) -> Decision {
         };
         let longest = drain(&load, &from);
         let mut best: Option<(TopicPartition, String, f64)> = None;
-        for tp in &out[&from] {
+        for tp in out[&from]
+            .iter()
+            .filter(|tp| !spec.load.pinned.contains(*tp))
+        {
             for to in spec.subscribers(&tp.0) {
                 if *to == from || !usable(to) {
                     continue;
@@ -183,23 +190,27 @@ pub fn assign(spec: &AssignmentSpec, tuning: &Tuning) -> Decision {
     }
 }
 
-/// Records per second per member: measured, else the median of the measured, else 1.
+/// Records per second per member: what it is measured at if saturated; otherwise at least
+/// the fastest measured rate (it may have headroom); 1 when nothing is measured.
 fn speeds(spec: &AssignmentSpec) -> BTreeMap<String, f64> {
-    let mut known: Vec<f64> = spec
+    let fastest = spec
         .members
         .keys()
         .filter_map(|m| spec.load.member_rates.get(m).copied())
-        .filter(|r| *r > 0.0)
-        .collect();
-    known.sort_by(f64::total_cmp);
-    let fallback = known.get(known.len() / 2).copied().unwrap_or(1.0);
+        .fold(0.0, f64::max);
+    let reference = if fastest > 0.0 { fastest } else { 1.0 };
     spec.members
         .keys()
         .map(|m| {
-            let r = spec.load.member_rates.get(m).copied().unwrap_or(fallback);
-            // A member measured at 0 (it commits nothing) still counts as slow, not as
-            // infinitely slow, so drain times stay comparable.
-            (m.clone(), r.max(fallback * 0.01).max(1e-3))
+            let measured = spec.load.member_rates.get(m).copied();
+            let speed = match measured {
+                Some(r) if spec.load.saturated.contains(m) => r,
+                Some(r) => r.max(reference),
+                None => reference,
+            };
+            // A member measured at 0 still counts as slow, not as infinitely slow, so
+            // drain times stay comparable.
+            (m.clone(), speed.max(reference * 0.01).max(1e-3))
         })
         .collect()
 }
@@ -262,6 +273,7 @@ mod tests {
         for m in 0..3 {
             s.load.member_rates.insert(format!("m{m}"), 1000.0);
         }
+        s.load.saturated.insert("m0".into());
         let t = Tuning::default();
         let u = uniform::assign(&s);
         let current = with_current(s.clone(), &u);
@@ -297,6 +309,7 @@ mod tests {
         s.load.member_rates.insert("m0".into(), 100.0);
         s.load.member_rates.insert("m1".into(), 1000.0);
         s.load.member_rates.insert("m2".into(), 1000.0);
+        s.load.saturated.insert("m0".into());
         let t = Tuning {
             max_moves: 100,
             ..Tuning::default()
@@ -306,6 +319,42 @@ mod tests {
         assert_complete(&s, &l);
         assert!(l["m0"].len() < l["m1"].len(), "{l:?}");
         assert!(longest_drain(&s, &l, &t) < longest_drain(&s, &u, &t));
+    }
+
+    /// Members that keep up are not taken for slow because they are not busy: the hot
+    /// member (behind, at its capacity) sheds partitions to them.
+    #[test]
+    fn keeping_up_is_not_slow() {
+        let mut s = spec(3, &[("t", 12)]);
+        for p in 0..12 {
+            let inflow = if p == 0 { 1000.0 } else { 100.0 };
+            let backlog = if p < 4 { 2000.0 } else { 0.0 };
+            s.load.partitions.insert(
+                ("t".into(), p),
+                PartitionLoad {
+                    inflow_rps: inflow,
+                    backlog,
+                },
+            );
+        }
+        let u = uniform::assign(&s);
+        let hot = u
+            .iter()
+            .find(|(_, t)| t.contains(&("t".to_string(), 0)))
+            .unwrap()
+            .0
+            .clone();
+        for m in u.keys() {
+            let rate = if *m == hot { 1100.0 } else { 400.0 };
+            s.load.member_rates.insert(m.clone(), rate);
+        }
+        s.load.saturated.insert(hot.clone());
+        let l = assign(&with_current(s.clone(), &u), &Tuning::default()).assignment;
+        assert!(l[&hot].len() < u[&hot].len(), "{l:?}");
+        // Pinned partitions stay put even when moving them would help.
+        s.load.pinned = u[&hot].clone();
+        let l = assign(&with_current(s, &u), &Tuning::default()).assignment;
+        assert_eq!(l[&hot], u[&hot]);
     }
 
     #[test]

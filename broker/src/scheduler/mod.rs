@@ -51,6 +51,12 @@ pub struct LoadFigures {
     /// Members that hold partitions with backlog and made no progress on them for the
     /// stall timeout: they get nothing (PhxQueue's disaster recovery).
     pub stalled: BTreeSet<String>,
+    /// Members that are behind (their partitions hold more than a second of their work):
+    /// their measured rate is their capacity. A member that keeps up could do more than it
+    /// is measured at.
+    pub saturated: BTreeSet<String>,
+    /// Partitions moved within the cooldown: they stay where they are.
+    pub pinned: BTreeSet<TopicPartition>,
 }
 
 #[derive(Clone, Debug, Default)]

@@ -28,7 +28,8 @@
 //!   member id (-1), only while the group has no members.
 //! - **Load.** Commits are attributed to the lock holder to measure each member's consume
 //!   rate; a member holding partitions with backlog that commits nothing for the stall
-//!   timeout counts as stalled and the `load` assignor gives it nothing.
+//!   timeout counts as stalled and the `load` assignor gives it nothing. A partition the
+//!   scheduler moved stays put for the cooldown.
 
 pub mod member;
 #[cfg(test)]
@@ -58,6 +59,8 @@ pub struct ConsumerSettings {
     pub scheduler_interval_ms: u64,
     /// No commit for this long on partitions with backlog: the member is stalled.
     pub scheduler_stall_ms: u64,
+    /// The scheduler moves a partition at most once per this long.
+    pub scheduler_cooldown_ms: u64,
     pub tuning: scheduler::load::Tuning,
 }
 
@@ -69,6 +72,7 @@ impl Default for ConsumerSettings {
             default_assignor: "load".into(),
             scheduler_interval_ms: 10_000,
             scheduler_stall_ms: 30_000,
+            scheduler_cooldown_ms: 60_000,
             tuning: Default::default(),
         }
     }
@@ -138,6 +142,8 @@ pub struct ConsumerGroup {
     pub last_decision: Option<(u64, scheduler::Decision)>,
     progress: BTreeMap<String, Progress>,
     last_rate_update: u64,
+    /// When the scheduler last moved each partition (for the cooldown).
+    moved_at: BTreeMap<TopicPartition, u64>,
     /// The group epoch changed and is not yet durable.
     pub epoch_dirty: bool,
 }
@@ -159,6 +165,7 @@ impl ConsumerGroup {
             last_decision: None,
             progress: BTreeMap::new(),
             last_rate_update: 0,
+            moved_at: BTreeMap::new(),
             epoch_dirty: false,
         }
     }
@@ -617,6 +624,13 @@ impl ConsumerGroup {
         }
         self.bump(&format!("scheduler moved {moved} partition(s)"));
         let (_, d) = self.last_decision.as_ref().expect("just set");
+        for (member, tps) in &d.assignment {
+            for tp in tps {
+                if !self.target.get(member).is_some_and(|t| t.contains(tp)) {
+                    self.moved_at.insert(tp.clone(), now);
+                }
+            }
+        }
         self.target = d.assignment.clone();
         self.assignment_epoch = self.group_epoch;
         info!(group = %self.id, epoch = self.assignment_epoch, "scheduler: {}", d.reason);
@@ -730,7 +744,18 @@ impl ConsumerGroup {
             if backlog > 0.0 && idle > self.settings.scheduler_stall_ms {
                 f.stalled.insert(id.clone());
             }
+            let rate = f.member_rates.get(id).copied().unwrap_or(0.0);
+            if backlog > rate.max(100.0) {
+                f.saturated.insert(id.clone());
+            }
         }
+        let cooldown = self.settings.scheduler_cooldown_ms;
+        f.pinned = self
+            .moved_at
+            .iter()
+            .filter(|(_, t)| now.saturating_sub(**t) < cooldown)
+            .map(|(tp, _)| tp.clone())
+            .collect();
         f.partitions = partitions;
         f
     }
