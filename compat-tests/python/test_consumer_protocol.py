@@ -10,14 +10,20 @@ The raw-wire tests (phxq_wire: ConsumerGroupHeartbeat v1, OffsetCommit v9, Offse
 act as a precise member: stale and future epochs, commits for partitions held by another
 member (the consumer-group lock), revoke-first hand-over, and the refusals Kafka answers.
 
+The scheduler tests (issue #11 (a) skew, (b) slow consumer) run a `uniform` group and a
+`load` group side by side on one broker and topic, sample each group's largest
+per-member backlog (log end minus committed over the partitions a member holds) and
+assert only the direction: load's is lower. No timing is asserted anywhere except "not
+before the session timeout" and "sooner than a session timeout" around fencing and leaving.
+
 Brokers run with a 500 ms heartbeat interval and a 6 s session timeout
-(--group-consumer-heartbeat-interval-ms / --group-consumer-session-timeout-ms).
+(--group-consumer-heartbeat-interval-ms / --group-consumer-session-timeout-ms; the
+cluster test sets the same through their PHXQ_* environment variables).
 """
 
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 import uuid
@@ -39,6 +45,7 @@ UNSUPPORTED_ASSIGNOR = 112
 INVALID_REGULAR_EXPRESSION = 128
 GROUP_ID_NOT_FOUND = 69
 INCONSISTENT_GROUP_PROTOCOL = 23
+UNRELEASED_INSTANCE_ID = 111
 
 
 def create_topic(bootstrap: str, topic: str, partitions: int):
@@ -342,7 +349,7 @@ def test_epochs_and_lock_on_the_wire(broker_factory, topic):
     a_id, b_id = new_member_id(), new_member_id()
     with GroupConn.to(broker.bootstrap) as a, GroupConn.to(broker.bootstrap) as b:
         ra = a.consumer_group_heartbeat_v1(group, a_id, 0, topics=[topic], assignor="uniform",
-                                           rebalance_timeout_ms=30000)
+                                           owned={}, rebalance_timeout_ms=30000)
         assert ra["error"] == 0, ra
         assert ra["member_id"] == a_id, "v1: the client's member id is kept"
         assert ra["interval"] == HB_MS
@@ -357,12 +364,13 @@ def test_epochs_and_lock_on_the_wire(broker_factory, topic):
         assert a.offset_commit_v9(group, ea, "nobody", {(topic, 0): 1}) == {(topic, 0): UNKNOWN_MEMBER_ID}
         assert a.offset_commit_v9(group, ea, a_id, {(topic, 0): 3, (topic, 1): 4}) == \
             {(topic, 0): 0, (topic, 1): 0}
-        # a commit without member id while the group has members is refused
-        assert a.offset_commit_v9(group, -1, "", {(topic, 0): 9})[(topic, 0)] != 0
+        # a commit without member id (admin/simple) while the group has members: UNKNOWN_MEMBER_ID
+        assert a.offset_commit_v9(group, -1, "", {(topic, 0): 9}) == {(topic, 0): UNKNOWN_MEMBER_ID}
         # OffsetFetch v9: the member's own epoch reads, an older one is STALE_MEMBER_EPOCH
         err, offs = a.offset_fetch_v9(group, a_id, ea, {topic: [0, 1, 2]})
         assert err == 0 and offs[(topic, 0)] == (3, 0) and offs[(topic, 1)] == (4, 0) and offs[(topic, 2)][0] == -1
         assert a.offset_fetch_v9(group, a_id, ea - 1, {topic: [0]})[0] == STALE_MEMBER_EPOCH
+        assert a.offset_fetch_v9(group, a_id, ea + 1, {topic: [0]})[0] == STALE_MEMBER_EPOCH
         assert a.offset_fetch_v9(group, "nobody", ea, {topic: [0]})[0] == UNKNOWN_MEMBER_ID
 
         # A confirms what it owns at its epoch
@@ -370,7 +378,7 @@ def test_epochs_and_lock_on_the_wire(broker_factory, topic):
         assert r["error"] == 0 and r["epoch"] == ea, r
 
         rb = b.consumer_group_heartbeat_v1(group, b_id, 0, topics=[topic], assignor="uniform",
-                                           rebalance_timeout_ms=30000)
+                                           owned={}, rebalance_timeout_ms=30000)
         assert rb["error"] == 0, rb
         eb = rb["epoch"]
         got_b = (rb["assignment"] or {}).get(tid, [])
@@ -425,6 +433,87 @@ def test_epochs_and_lock_on_the_wire(broker_factory, topic):
         assert r["error"] == GROUP_ID_NOT_FOUND, r
         j = x.join_v5(group, topics=[topic], session_ms=10000)
         assert j["error"] == INCONSISTENT_GROUP_PROTOCOL, j
+    broker.assert_alive()
+
+
+def test_member_that_does_not_revoke_is_fenced_after_its_rebalance_timeout(broker_factory, topic):
+    """A keeps heartbeating but never gives up the partitions the target moved to B: B gets
+    none of them while A holds them; after A's rebalance timeout (2 s, well below the 6 s
+    session timeout) A is removed (UNKNOWN_MEMBER_ID), its locks are released and B gets
+    everything. The group's commits then move only by B."""
+    broker = broker_factory(*FAST)
+    create_topic(broker.bootstrap, topic, 4)
+    group = "norevoke848"
+    a_id, b_id = new_member_id(), new_member_id()
+    with GroupConn.to(broker.bootstrap) as a, GroupConn.to(broker.bootstrap) as b:
+        ra = a.consumer_group_heartbeat_v1(group, a_id, 0, topics=[topic], owned={}, rebalance_timeout_ms=2000)
+        ea = ra["epoch"]
+        (tid, parts), = ra["assignment"].items()
+        assert a.consumer_group_heartbeat_v1(group, a_id, ea, owned={tid: parts})["error"] == 0
+        rb = b.consumer_group_heartbeat_v1(group, b_id, 0, topics=[topic], owned={}, rebalance_timeout_ms=2000)
+        eb = rb["epoch"]
+        t0 = time.monotonic()
+        while True:
+            ra = a.consumer_group_heartbeat_v1(group, a_id, ea, owned={tid: parts})  # never revokes
+            rb = b.consumer_group_heartbeat_v1(group, b_id, eb, owned={})
+            assert rb["error"] == 0, rb
+            eb = rb["epoch"]
+            if ra["error"]:
+                break
+            assert not (rb["assignment"] or {}).get(tid), f"B got {rb['assignment']} while A holds them"
+            assert time.monotonic() - t0 < SESSION_MS / 1000, "A was not fenced within its rebalance timeout"
+            time.sleep(0.25)
+        fenced_after = time.monotonic() - t0
+        assert ra["error"] in (UNKNOWN_MEMBER_ID, FENCED_MEMBER_EPOCH), ra
+        assert fenced_after >= 1.5, f"A fenced after {fenced_after:.1f}s, before its 2 s rebalance timeout"
+        wait_for(lambda: (b.consumer_group_heartbeat_v1(group, b_id, eb, owned={})["assignment"] or {}).get(tid)
+                 == [0, 1, 2, 3] or None, 10, what="B getting all 4 partitions")
+        assert a.offset_commit_v9(group, ea, a_id, {(topic, 0): 1}) == {(topic, 0): UNKNOWN_MEMBER_ID}
+    broker.assert_alive()
+
+
+def test_static_member_returns_to_its_partitions_on_the_wire(broker_factory, topic):
+    """Static membership: S (group.instance.id i1) and B share 4 partitions; S leaves for a
+    moment (epoch -2): its partitions are not given to B. S comes back with a new member id
+    and epoch 0 and gets the same partitions; the old member id is gone; a second member
+    with the same instance id while S is there is refused (UNRELEASED_INSTANCE_ID)."""
+    broker = broker_factory(*FAST)
+    create_topic(broker.bootstrap, topic, 4)
+    group = "static848"
+    s_id, b_id = new_member_id(), new_member_id()
+    with GroupConn.to(broker.bootstrap) as s, GroupConn.to(broker.bootstrap) as b:
+        r = s.consumer_group_heartbeat_v1(group, s_id, 0, topics=[topic], owned={}, instance_id="i1",
+                                          rebalance_timeout_ms=10000)
+        es = r["epoch"]
+        (tid, parts), = r["assignment"].items()
+        s.consumer_group_heartbeat_v1(group, s_id, es, owned={tid: parts})
+        rb = b.consumer_group_heartbeat_v1(group, b_id, 0, topics=[topic], owned={}, rebalance_timeout_ms=10000)
+        eb = rb["epoch"]
+        r = s.consumer_group_heartbeat_v1(group, s_id, es, owned={tid: parts})
+        keep = r["assignment"][tid]
+        assert len(keep) == 2, r
+        r = s.consumer_group_heartbeat_v1(group, s_id, es, owned={tid: keep})
+        assert r["error"] == 0 and r["epoch"] > es, r
+        rb = wait_for(lambda: (lambda x: x if (x["assignment"] or {}).get(tid) else None)(
+            b.consumer_group_heartbeat_v1(group, b_id, eb, owned={})), 10, what="B's half")
+        eb = rb["epoch"]
+        b_parts = rb["assignment"][tid]
+        assert sorted(b_parts + keep) == [0, 1, 2, 3]
+        r = s.consumer_group_heartbeat_v1(group, s_id, -2, owned={tid: keep}, instance_id="i1")
+        assert r["error"] == 0 and r["epoch"] == -2, r
+        for _ in range(3):  # B keeps heartbeating: it does not get the away member's partitions
+            rb = b.consumer_group_heartbeat_v1(group, b_id, eb, owned={tid: b_parts})
+            assert rb["error"] == 0 and (rb["assignment"] is None or rb["assignment"] == {tid: b_parts}), rb
+            eb = rb["epoch"]
+            time.sleep(0.3)
+        s2 = new_member_id()
+        r = s.consumer_group_heartbeat_v1(group, s2, 0, topics=[topic], owned={}, instance_id="i1",
+                                          rebalance_timeout_ms=10000)
+        assert r["error"] == 0 and r["assignment"] == {tid: keep}, r
+        assert s.consumer_group_heartbeat_v1(group, s_id, es, owned={tid: keep})["error"] == UNKNOWN_MEMBER_ID
+        r = b.consumer_group_heartbeat_v1(group, new_member_id(), 0, topics=[topic], owned={}, instance_id="i1",
+                                          rebalance_timeout_ms=10000)
+        assert r["error"] == UNRELEASED_INSTANCE_ID, r
     broker.assert_alive()
 
 
@@ -610,6 +699,9 @@ def test_list_and_describe_consumer_groups_with_admin_client(broker_factory, top
         assert sorted(p for ps in got.values() for p in ps) == [0, 1, 2, 3]
         assert all(tp.topic == topic for m in d.members for tp in m.assignment.topic_partitions)
         assert all(m.member_id and m.client_id for m in d.members)
+        # target_assignment only comes with ConsumerGroupDescribe (API 69), not DescribeGroups
+        assert all(m.target_assignment is not None for m in d.members)
+        assert sorted(tp.partition for m in d.members for tp in m.target_assignment.topic_partitions) == [0, 1, 2, 3]
         dc = admin.describe_consumer_groups(["desc-classic"], request_timeout=10)["desc-classic"].result()
         assert dc.type == ConsumerGroupType.CLASSIC and len(dc.members) == 1
     finally:
@@ -639,6 +731,12 @@ def test_coordinator_kill9_mid_rebalance_in_a_cluster(fast_cluster, topic, tmp_p
     cluster = fast_cluster
     group = "g848-failover"
     cluster.create_topic(topic, 6)
+    probe = cluster.wait_for(lambda: cluster.coordinator("probe848"), 30, what="a coordinator")
+    with GroupConn.to(cluster.nodes[probe].bootstrap) as c:  # the fast settings reached the nodes
+        r = c.consumer_group_heartbeat_v1("probe848", new_member_id(), 0, topics=[topic], owned={},
+                                          rebalance_timeout_ms=10000)
+        assert r["error"] == 0 and r["interval"] == HB_MS, r
+        c.consumer_group_heartbeat_v1("probe848", r["member_id"], -1)
     tps = [(topic, p) for p in range(6)]
     flow = Flow(cluster.bootstrap, {tp: 1 for tp in tps}, interval=0.05)
     members: list[KMember] = []
@@ -665,7 +763,9 @@ def test_coordinator_kill9_mid_rebalance_in_a_cluster(fast_cluster, topic, tmp_p
         for m in members:
             m.stop()
         check_delivery(members, ends)
-        assert cluster.committed(group, topic, range(6)) == {p: ends[(topic, p)] for p in range(6)}
+        want = {p: ends[(topic, p)] for p in range(6)}
+        wait_for(lambda: cluster.committed(group, topic, range(6)) == want, 20,
+                 what=lambda: f"commits at the log end {want}: {cluster.committed(group, topic, range(6))}")
     finally:
         flow.close()
         stop_all(members)

@@ -191,7 +191,13 @@ async fn broker_assigns_three_consumers_and_the_rest_take_over() {
                 );
             }
         }
-        drop(c0);
+        // c0 leaves: it unsubscribes and serves its revocation.
+        c0.unsubscribe();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !assigned(&c0).is_empty() {
+            c0.poll(Duration::from_millis(50));
+            assert!(Instant::now() < deadline, "{assignor}: c0 never let go");
+        }
         produce(&b, 300, &mut next).await;
         let got = read_until(&[&c1, &c2], &next.clone(), &mut seen);
         assert_ordered(&got);
@@ -209,5 +215,9 @@ async fn broker_assigns_three_consumers_and_the_rest_take_over() {
                 "{assignor}: the survivors never took over: {s1:?} {s2:?}"
             );
         }
+        // Not dropped: BaseConsumer's drop waits for librdkafka 2.12's consumer close, which
+        // with group.protocol=consumer did not finish here (after the member had left; the
+        // Python tests close librdkafka 2.16 consumers cleanly). The test process ends soon.
+        std::mem::forget((c0, c1, c2));
     }
 }

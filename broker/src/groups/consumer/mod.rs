@@ -144,6 +144,8 @@ pub struct ConsumerGroup {
     last_rate_update: u64,
     /// When the scheduler last moved each partition (for the cooldown).
     moved_at: BTreeMap<TopicPartition, u64>,
+    /// Each member's partitions and their backlog at the last load review.
+    backlog_seen: BTreeMap<String, (BTreeSet<TopicPartition>, f64)>,
     /// The group epoch changed and is not yet durable.
     pub epoch_dirty: bool,
 }
@@ -166,6 +168,7 @@ impl ConsumerGroup {
             progress: BTreeMap::new(),
             last_rate_update: 0,
             moved_at: BTreeMap::new(),
+            backlog_seen: BTreeMap::new(),
             epoch_dirty: false,
         }
     }
@@ -613,6 +616,7 @@ impl ConsumerGroup {
     ) -> bool {
         let mut spec = self.spec(topics);
         spec.load = figures;
+        self.mark_falling_behind(&mut spec.load);
         let Some(decision) = scheduler::assign("load", &spec, &self.settings.tuning) else {
             return false;
         };
@@ -635,6 +639,28 @@ impl ConsumerGroup {
         self.assignment_epoch = self.group_epoch;
         info!(group = %self.id, epoch = self.assignment_epoch, "scheduler: {}", d.reason);
         true
+    }
+
+    /// A member whose backlog on the same partitions grew since the last review cannot
+    /// keep up: its measured rate is its capacity. (A member that keeps up has a steady
+    /// backlog: what it consumed since its last commit.)
+    fn mark_falling_behind(&mut self, figures: &mut LoadFigures) {
+        let mut seen = BTreeMap::new();
+        for (id, m) in &self.members {
+            let held = m.held();
+            let backlog: f64 = held
+                .iter()
+                .filter_map(|tp| figures.partitions.get(tp))
+                .map(|l| l.backlog)
+                .sum();
+            if let Some((before_held, before)) = self.backlog_seen.get(id) {
+                if *before_held == held && backlog > before * 1.05 + 10.0 {
+                    figures.saturated.insert(id.clone());
+                }
+            }
+            seen.insert(id.clone(), (held, backlog));
+        }
+        self.backlog_seen = seen;
     }
 
     /// OffsetCommit checks (see the module rules): one code per partition.
@@ -744,8 +770,10 @@ impl ConsumerGroup {
             if backlog > 0.0 && idle > self.settings.scheduler_stall_ms {
                 f.stalled.insert(id.clone());
             }
+            // Far behind (more than half a minute of its own work): saturated whatever the
+            // trend (see `mark_falling_behind` for the trend).
             let rate = f.member_rates.get(id).copied().unwrap_or(0.0);
-            if backlog > rate.max(100.0) {
+            if rate > 0.0 && backlog > rate * 30.0 {
                 f.saturated.insert(id.clone());
             }
         }

@@ -327,3 +327,82 @@ fn load_review_moves_partitions_away_from_a_stalled_member() {
     assert_eq!(r.assignment, Some(BTreeSet::new()));
     assert_eq!(g.members["a"].revoking, a_parts);
 }
+
+/// A member whose backlog grows between two load reviews is behind: its measured rate is
+/// taken as its capacity and it sheds partitions, though its rate alone (keeping up with a
+/// low inflow) would not show it.
+#[test]
+fn a_member_falling_behind_sheds_partitions() {
+    let mut g = ConsumerGroup::new(
+        "g",
+        ConsumerSettings {
+            scheduler_interval_ms: 500,
+            scheduler_cooldown_ms: 0,
+            ..Default::default()
+        },
+        0,
+    );
+    let t = topics(&[("t", 6)]);
+    g.heartbeat(join("a", &["t"]), 0, &t, &no_load).unwrap();
+    g.heartbeat(join("b", &["t"]), 0, &t, &no_load).unwrap();
+    for now in 1..6 {
+        for id in ["a", "b"] {
+            let m = &g.members[id];
+            let (e, held) = (m.epoch, m.assigned.clone());
+            g.heartbeat(beat(id, e, Some(&held)), now, &t, &no_load)
+                .unwrap();
+        }
+    }
+    let a_parts = g.members["a"].assigned.clone();
+    assert_eq!(a_parts.len(), 3);
+    // a commits 10 records/s per partition, b 20, against an inflow of 20 each: a's
+    // partitions pile up, b's do not.
+    let load = |a_backlog: f64| -> BTreeMap<TopicPartition, PartitionLoad> {
+        (0..6)
+            .map(|p| {
+                let tp = ("t".to_string(), p);
+                let backlog = if a_parts.contains(&tp) {
+                    a_backlog
+                } else {
+                    2.0
+                };
+                (
+                    tp,
+                    PartitionLoad {
+                        inflow_rps: 20.0,
+                        backlog,
+                    },
+                )
+            })
+            .collect()
+    };
+    for (i, now) in [1000u64, 2000, 3000].into_iter().enumerate() {
+        let i = i as i64;
+        let commits: Vec<_> = g
+            .locks
+            .held_by("a")
+            .into_iter()
+            .map(|tp| (tp, 10 * (i + 1), Some(10 * i)))
+            .chain(
+                g.locks
+                    .held_by("b")
+                    .into_iter()
+                    .map(|tp| (tp, 20 * (i + 1), Some(20 * i))),
+            )
+            .collect();
+        g.record_commits(&commits, now);
+        g.tick(now);
+    }
+    let f = g.figures(load(40.0), 3000);
+    assert!(!f.saturated.contains("a"), "one sample shows no trend");
+    assert!(
+        !g.review_load(3000, &t, f),
+        "even rates, no trend: nothing moves"
+    );
+    let f = g.figures(load(90.0), 3600);
+    assert!(
+        g.review_load(3600, &t, f),
+        "a fell behind: the scheduler moves"
+    );
+    assert!(g.target["a"].len() < 3, "{:?}", g.target);
+}
