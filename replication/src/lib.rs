@@ -34,23 +34,43 @@
 //! with `ReplicationError::Storage` until the node is reopened; nothing acknowledged is
 //! lost.
 
-pub mod api;
-mod apply;
-mod codec;
-#[doc(hidden)]
-pub mod fault;
-mod group;
-mod log_store;
-pub mod network;
-mod node;
-mod schema;
-pub mod segments;
-mod snapshot;
-mod snapshot_dump;
-mod snapshot_install;
-mod state_machine;
-pub mod tcp;
-mod types;
-mod writer;
+//! # Layers
+//!
+//! Imports run one way, bottom to top (`tests/layering.rs` checks it):
+//! `types` (vocabulary) <- `store` (redb, segment files, group-commit writer) <-
+//! `partition` (Kafka log semantics and reads) <- `raft` (log store, state machine,
+//! network, snapshots) <- `node` (a node and its groups) <- `api` (the public handles).
+//! See `docs/architecture.md` in the repository.
 
-pub use api::*;
+mod api;
+mod node;
+mod partition;
+mod raft;
+mod store;
+mod types;
+
+pub use api::{ReplicaNode, StoreGroup};
+pub use node::config::NodeConfig;
+pub use types::{
+    AppendBatch, AppendError, Appended, Command, CommandResponse, GroupId, GroupStatus, NodeId,
+    PartitionId, PartitionOffsets, ReadLimit, ReadResult, ReplicaProgress, ReplicationError,
+    StoredBatch, WriterCounters,
+};
+
+/// Fault injection for tests: a disk that fails on demand.
+#[doc(hidden)]
+pub mod fault {
+    pub use crate::store::fault::DiskFault;
+}
+
+/// The messages between nodes and the transport trait a cluster plugs in.
+pub mod network {
+    pub use crate::raft::rpc::{
+        BoxFuture, NoPeers, RaftRpc, RaftRpcReply, RpcService, SnapshotChunk, Transport,
+    };
+}
+
+/// The inter-broker TCP transport.
+pub mod tcp {
+    pub use crate::raft::tcp::{fetch_status, serve, TcpTransport};
+}

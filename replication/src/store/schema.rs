@@ -5,7 +5,7 @@
 
 use redb::TableDefinition;
 
-use crate::segments::SegmentPos;
+use crate::store::segments::SegmentPos;
 
 /// Raft log: (group, index) -> encoded entry (see `codec`).
 pub const LOG: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("raft_log");

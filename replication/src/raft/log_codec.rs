@@ -14,14 +14,10 @@
 
 use bytes::{Buf, BufMut, Bytes};
 
-use crate::api::{AppendBatch, Command, PartitionId};
-use crate::segments::SegmentPos;
-use crate::types::{Entry, LeaderId, LogId, Membership};
+use crate::store::log_id::DecodeError;
+use crate::store::segments::SegmentPos;
+use crate::types::{AppendBatch, Command, Entry, LeaderId, LogId, Membership, PartitionId};
 use openraft::EntryPayload;
-
-#[derive(Debug, thiserror::Error)]
-#[error("corrupt stored value: {0}")]
-pub struct DecodeError(pub &'static str);
 
 const KIND_BLANK: u8 = 0;
 const KIND_NORMAL: u8 = 1;
@@ -369,28 +365,10 @@ pub fn decode_command(mut b: Bytes, read: Option<ReadBatch>) -> Result<Command, 
     Ok(cmd)
 }
 
-/// A log id as 24 bytes: term, leader node, index.
-pub fn encode_log_id(id: &LogId) -> [u8; 24] {
-    let mut out = [0u8; 24];
-    let mut w = &mut out[..];
-    w.put_u64(id.leader_id.term);
-    w.put_u64(id.leader_id.node_id);
-    w.put_u64(id.index);
-    out
-}
-
-pub fn decode_log_id(mut b: &[u8]) -> Result<LogId, DecodeError> {
-    if b.len() != 24 {
-        return Err(DecodeError("log id"));
-    }
-    let term = b.get_u64();
-    let node_id = b.get_u64();
-    Ok(LogId::new(LeaderId { term, node_id }, b.get_u64()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::log_id::{decode_log_id, encode_log_id};
 
     fn p(i: i32) -> PartitionId {
         PartitionId {
