@@ -303,10 +303,10 @@ async fn lagging_follower_catches_up_through_a_snapshot() {
         };
         futs.push(g.submit(cmd).await.expect("submit"));
         if futs.len() == 200 {
-            answers.extend(futures_util::future::join_all(futs.drain(..)).await);
+            answers.extend(futures::future::join_all(futs.drain(..)).await);
         }
     }
-    answers.extend(futures_util::future::join_all(futs.drain(..)).await);
+    answers.extend(futures::future::join_all(futs.drain(..)).await);
     let mut idem_bases = Vec::new();
     for a in answers {
         if let CommandResponse::Appended(v) = a.expect("committed") {

@@ -154,7 +154,7 @@ async fn three_nodes_replicate_and_fail_over() {
             batch: b,
         }]))
     });
-    for r in futures_util::future::join_all(sends).await {
+    for r in futures::future::join_all(sends).await {
         assert!(matches!(r, Ok(CommandResponse::Appended(_))), "{r:?}");
     }
     wait_high_watermark(&c, p, 330).await;

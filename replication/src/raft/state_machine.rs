@@ -11,7 +11,7 @@
 use std::io;
 use std::sync::{Arc, Mutex};
 
-use futures_util::{Stream, TryStreamExt};
+use futures::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine, Snapshot};
 use openraft::OptionalSend;
 use redb::{Database, ReadableDatabase, Table, WriteTransaction};
