@@ -14,6 +14,9 @@ mod server;
 mod shutdown;
 mod topics;
 
+#[cfg(test)]
+mod storage_faults;
+
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {

@@ -61,7 +61,11 @@ pub fn handle(broker: &Broker, req: ListOffsetsRequest, _version: i16) -> ListOf
 
 /// `(offset, timestamp)` for a ListOffsets query, `None` when no record matches. A batch
 /// that cannot be read or decoded answers KAFKA_STORAGE_ERROR, never "no match".
-fn lookup(group: &StoreGroup, pid: PartitionId, query: i64) -> Result<Option<(i64, i64)>, i16> {
+pub(crate) fn lookup(
+    group: &StoreGroup,
+    pid: PartitionId,
+    query: i64,
+) -> Result<Option<(i64, i64)>, i16> {
     let offsets = group
         .offsets(pid)
         .ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)?;

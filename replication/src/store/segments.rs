@@ -236,6 +236,9 @@ impl Segments {
     /// Reads `out.len()` bytes at `at`. The bytes must be synced (i.e. referred to by a
     /// committed row).
     pub fn read(&self, at: SegmentPos, out: &mut [u8]) -> io::Result<()> {
+        if let Some(f) = &self.fault {
+            f.check_read()?;
+        }
         let file = self
             .files
             .read()
