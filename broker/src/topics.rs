@@ -13,7 +13,7 @@ use phxq_replication::{
 use serde::{Deserialize, Serialize};
 
 use crate::broker::Broker;
-use crate::handlers::topic_config;
+use crate::topic_configs;
 
 const TOPIC_PREFIX: &str = "topic/";
 
@@ -76,7 +76,7 @@ impl TopicError {
             TopicError::InvalidPartitions(_) => errors::INVALID_PARTITIONS,
             TopicError::InvalidReplicationFactor(_) => errors::INVALID_REPLICATION_FACTOR,
             TopicError::InvalidConfig(_) => errors::INVALID_CONFIG,
-            TopicError::Replication(e) => crate::handlers::replication_error_code(e),
+            TopicError::Replication(e) => crate::errors::replication_error_code(e),
         }
     }
 }
@@ -191,7 +191,7 @@ impl TopicRegistry {
                 "at most 100000 partitions".into(),
             ));
         }
-        topic_config::validate(&configs).map_err(TopicError::InvalidConfig)?;
+        topic_configs::validate(&configs).map_err(TopicError::InvalidConfig)?;
         let _guard = self.changes.lock().await;
         if self.get(name).is_some() {
             return Err(TopicError::AlreadyExists);

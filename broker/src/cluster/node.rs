@@ -14,7 +14,8 @@ use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use super::config::ClusterConfig;
-use crate::config::{parse_addr, Config};
+use crate::addr::parse_addr;
+use crate::config::Config;
 
 /// A running cluster member's replication.
 pub struct ClusterNode {

@@ -36,12 +36,18 @@ const CMD_APPEND_STORED: u8 = 8;
 /// Size of a partition id on the wire: topic id and index.
 const PART_LEN: usize = 16 + 4;
 
+/// A membership as JSON. Serializing one cannot fail (ids and plain structs; map keys are
+/// integers, which serde_json writes as strings): a failure is a bug, not a condition.
+fn membership_json(m: &Membership) -> Vec<u8> {
+    serde_json::to_vec(m).expect("a membership serializes to JSON")
+}
+
 /// Size of an entry in memory and on the wire (batches inline).
 pub fn entry_len(e: &Entry) -> usize {
     17 + match &e.payload {
         EntryPayload::Blank => 0,
         EntryPayload::Normal(c) => command_len(c),
-        EntryPayload::Membership(m) => serde_json::to_vec(m).map(|v| v.len()).unwrap_or(0),
+        EntryPayload::Membership(m) => membership_json(m).len(),
     }
 }
 
@@ -77,7 +83,7 @@ pub fn encode_stored_entry(e: &Entry, at: &[SegmentPos], mut buf: impl BufMut) {
         }
         EntryPayload::Membership(m) => {
             buf.put_u8(KIND_MEMBERSHIP);
-            buf.put_slice(&serde_json::to_vec(m).unwrap_or_default());
+            buf.put_slice(&membership_json(m));
         }
     }
 }
