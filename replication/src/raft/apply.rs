@@ -1,15 +1,16 @@
 //! Applying committed raft log entries of one group inside the writer's transaction: skips
 //! entries a snapshot install already covers, records memberships and the applied log id
 //! (in the same transaction as the data, so they always agree), and hands commands to the
-//! partition layer with the segment positions their batches were logged at.
+//! partition layer with the segment positions their batches were logged at (noted in the
+//! log's memory by the append, not read back from the log row).
 
 use openraft::EntryPayload;
 use redb::{ReadableTable, WriteTransaction};
 
 use crate::partition::exec::{Applier, ApplyEffect};
-use crate::raft::log_codec::{stored_log_id, stored_positions};
+use crate::raft::log_mem::LogShared;
 use crate::store::log_id::{decode_log_id, encode_log_id};
-use crate::store::schema::{GROUP_META, LOG, META_APPLIED, META_MEMBERSHIP};
+use crate::store::schema::{GROUP_META, META_APPLIED, META_MEMBERSHIP};
 use crate::store::segments::{SegmentPos, Segments};
 use crate::types::{AppendBatch, Command, CommandResponse, Entry, LogId, StoredMembership};
 
@@ -22,6 +23,7 @@ fn io_err(e: impl std::fmt::Display) -> redb::Error {
 pub fn apply_entries(
     txn: &WriteTransaction,
     segments: &Segments,
+    log: &LogShared,
     group: u32,
     entries: &[(&Entry, bool)],
 ) -> Result<ApplyEffect, redb::Error> {
@@ -33,7 +35,6 @@ pub fn apply_entries(
         Some(v) => Some(decode_log_id(v.value()).map_err(io_err)?.index),
         None => None,
     };
-    let log = txn.open_table(LOG)?;
     let mut a = Applier::new(txn, segments, group)?;
     let mut applied_any = false;
     for (entry, wants_answer) in entries {
@@ -44,6 +45,8 @@ pub fn apply_entries(
                     entry.log_id.index
                 )));
             }
+            // Its noted positions are of no use any more.
+            log.take_positions(&entry.log_id);
             // Still reported, for the log's memory and the (monotonic) applied watch.
             effect.last_applied = Some(entry.log_id);
             continue;
@@ -52,7 +55,7 @@ pub fn apply_entries(
         let response = match &entry.payload {
             EntryPayload::Blank => CommandResponse::Done,
             EntryPayload::Normal(Command::Append(batches)) => {
-                let at = positions(&log, segments, group, &entry.log_id, batches)?;
+                let at = positions(log, &entry.log_id, batches)?;
                 a.append_all(batches, &at)?
             }
             EntryPayload::Normal(cmd) => a.command(cmd)?,
@@ -76,36 +79,20 @@ pub fn apply_entries(
     Ok(effect)
 }
 
-/// Where the batches of the Append at log id `log_id` were written when it was logged.
-/// Writes them now if the log row does not say (never expected: an entry is applied
-/// only after its row is durable, and purged only after it is applied).
+/// Where the batches of the Append `log_id` were written when it was logged, as the log
+/// noted in memory. Missing or not matching the batches is a storage error: an entry is
+/// applied only after its append executed, and its positions are dropped only by its apply,
+/// a truncation or a purge of it.
 fn positions(
-    log: &impl ReadableTable<(u32, u64), &'static [u8]>,
-    segments: &Segments,
-    group: u32,
+    log: &LogShared,
     log_id: &LogId,
     batches: &[AppendBatch],
 ) -> Result<Vec<SegmentPos>, redb::Error> {
-    let index = log_id.index;
-    if let Some(row) = log.get((group, index))? {
-        let at = stored_positions(row.value()).map_err(io_err)?;
-        let same = stored_log_id(index, row.value()).ok().as_ref() == Some(log_id)
-            && at.len() == batches.len()
-            && at
-                .iter()
-                .zip(batches)
-                .all(|((_, len), b)| *len as usize == b.batch.len());
-        if same {
-            return Ok(at.into_iter().map(|(at, _)| at).collect());
-        }
+    match log.take_positions(log_id) {
+        Some(at) if at.len() == batches.len() => Ok(at),
+        found => Err(io_err(format!(
+            "the segment positions of entry {log_id} are {found:?}, for {} batches",
+            batches.len()
+        ))),
     }
-    tracing::warn!(
-        group,
-        index,
-        "applying an Append whose log row has no batch positions; writing its batches again"
-    );
-    Ok(batches
-        .iter()
-        .map(|b| segments.append(&b.batch))
-        .collect::<Result<Vec<_>, _>>()?)
 }

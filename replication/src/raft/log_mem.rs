@@ -6,8 +6,12 @@
 //! writer has not committed them yet, and the state machine then applies them without
 //! reading them back from disk. Memory stays bounded: past [`MEM_CAP`] bytes, durable
 //! entries are dropped even if not yet applied and are read from redb instead.
+//!
+//! Where each Append's batches were written in the segment files is kept here too, from
+//! the writer's append (or a read of the log row) until the entry is applied: the apply
+//! takes the positions from memory instead of reading the log row back.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -17,7 +21,7 @@ use crate::raft::log_codec::{entry_len, stored_log_id};
 use crate::raft::log_read::read_log;
 use crate::store::log_id::decode_log_id;
 use crate::store::schema::*;
-use crate::store::segments::Segments;
+use crate::store::segments::{SegmentPos, Segments};
 use crate::store::writer::WriterStats;
 use crate::types::{Entry, LogId, Vote};
 
@@ -36,6 +40,9 @@ pub struct LogMem {
     pub(crate) last_log_id: Option<LogId>,
     pub(crate) last_purged: Option<LogId>,
     pub(crate) vote: Option<Vote>,
+    /// Segment positions of the batches of logged, not yet applied Append entries, by
+    /// index, with the entry's log id (an index may be truncated and logged again).
+    pub(crate) positions: BTreeMap<u64, (LogId, Vec<SegmentPos>)>,
     pub(crate) committed: Option<LogId>,
 }
 
@@ -144,6 +151,25 @@ impl LogShared {
         }
     }
 
+    /// Notes where the batches of the Append entry `log_id` were written (by the writer,
+    /// for generation `gen`: ignored when a truncation came after).
+    pub fn note_positions(&self, gen: u64, log_id: LogId, at: Vec<SegmentPos>) {
+        let mut m = self.mem();
+        if m.gen == gen {
+            m.positions.insert(log_id.index, (log_id, at));
+        }
+    }
+
+    /// Takes the noted segment positions of entry `log_id` (for its apply); None when
+    /// there are none for exactly this entry.
+    pub fn take_positions(&self, log_id: &LogId) -> Option<Vec<SegmentPos>> {
+        let mut m = self.mem();
+        match m.positions.remove(&log_id.index) {
+            Some((id, at)) if id == *log_id => Some(at),
+            _ => None,
+        }
+    }
+
     /// Called by the state machine once entries up to `index` are applied.
     pub fn on_applied(&self, index: u64) {
         let mut m = self.mem();
@@ -201,7 +227,20 @@ impl LogShared {
         }
         // Entries below the in-memory ones were released only after their commit, so this
         // read transaction (begun later) sees them.
-        let mut out = read_log(&self.db, &self.segments, self.group, start, disk_end, cap)?;
+        let read = read_log(&self.db, &self.segments, self.group, start, disk_end, cap)?;
+        let mut out = Vec::with_capacity(read.len());
+        {
+            // Positions of entries that will be applied (e.g. after a restart): never
+            // overwrite ones the writer noted, which are at least as new.
+            let mut m = self.mem();
+            for (e, at) in read {
+                let i = e.log_id.index;
+                if !at.is_empty() && m.applied.is_none_or(|a| i > a) {
+                    m.positions.entry(i).or_insert((e.log_id, at));
+                }
+                out.push(e);
+            }
+        }
         let disk_bytes: usize = out.iter().map(entry_len).sum();
         let complete = out.last().map(|e| e.log_id.index + 1) == Some(disk_end);
         if complete {

@@ -12,7 +12,8 @@ use crate::store::schema::LOG;
 use crate::store::segments::{SegmentPos, SegmentRefs, Segments};
 use crate::types::Entry;
 
-/// Reads the group's stored log entries in `[start, end)` with a byte cap (at least one).
+/// Reads the group's stored log entries in `[start, end)` with a byte cap (at least one),
+/// each with the segment positions of its batches (empty for entries other than Appends).
 pub fn read_log(
     db: &Database,
     segments: &Segments,
@@ -20,7 +21,7 @@ pub fn read_log(
     start: u64,
     end: u64,
     max_bytes: Option<usize>,
-) -> io::Result<Vec<Entry>> {
+) -> io::Result<Vec<(Entry, Vec<SegmentPos>)>> {
     let txn = db.begin_read().map_err(io::Error::other)?;
     let table = txn.open_table(LOG).map_err(io::Error::other)?;
     let mut out = Vec::new();
@@ -32,12 +33,8 @@ pub fn read_log(
         let (k, v) = item.map_err(io::Error::other)?;
         let value = v.value();
         // Size with the batches, before reading them.
-        let len = value.len()
-            + stored_positions(value)
-                .map_err(io::Error::other)?
-                .iter()
-                .map(|(_, n)| *n as usize)
-                .sum::<usize>();
+        let at = stored_positions(value).map_err(io::Error::other)?;
+        let len = value.len() + at.iter().map(|(_, n)| *n as usize).sum::<usize>();
         if let Some(cap) = max_bytes {
             if !out.is_empty() && bytes + len > cap {
                 break;
@@ -47,7 +44,7 @@ pub fn read_log(
         let read = |at: SegmentPos, len: usize| read_batch(segments, at, len);
         let e = decode_stored_entry(k.value().1, bytes::Bytes::copy_from_slice(value), &read)
             .map_err(io::Error::other)?;
-        out.push(e);
+        out.push((e, at.into_iter().map(|(at, _)| at).collect()));
     }
     Ok(out)
 }

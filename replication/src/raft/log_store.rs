@@ -146,6 +146,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 m.entries.pop_back();
             }
             m.gen += 1;
+            let from = after.map_or(0, |a| a + 1);
+            drop(m.positions.split_off(&from));
             if m.flushed.is_some_and(|f| after.is_none_or(|a| f > a)) {
                 m.flushed = after;
             }
@@ -170,6 +172,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 m.entries.pop_front();
             }
             m.last_purged = Some(log_id);
+            m.positions = m.positions.split_off(&(log_id.index + 1));
             if m.last_log_id.is_none_or(|l| l.index < log_id.index) {
                 m.last_log_id = Some(log_id);
             }

@@ -5,8 +5,8 @@
 //! What may go early: commit indexes, and applies of entries already durable here, are
 //! committed ahead of the rest of a writer batch without fsync. An apply of entries whose
 //! log append is in the same batch (a follower may apply an entry the leader committed
-//! before its own copy is flushed) stays behind that append: it reads the batch positions
-//! from the log row the append writes.
+//! before its own copy is flushed) stays behind that append: it takes the batch positions
+//! the append notes in the log's memory (`LogShared::note_positions`).
 
 use std::io;
 use std::sync::atomic::Ordering;
@@ -167,11 +167,12 @@ impl Work for RaftWork {
         segments: &Segments,
     ) -> Result<Effect, redb::Error> {
         match self {
-            RaftWork::Append { log, entries, .. } => {
+            RaftWork::Append {
+                log, gen, entries, ..
+            } => {
                 let mut table = txn.open_table(LOG)?;
-                let mut at: Vec<SegmentPos> = Vec::new();
                 for e in entries.iter() {
-                    at.clear();
+                    let mut at: Vec<SegmentPos> = Vec::new();
                     if let openraft::EntryPayload::Normal(Command::Append(v)) = &e.payload {
                         for b in v {
                             at.push(segments.append(&b.batch)?);
@@ -180,6 +181,10 @@ impl Work for RaftWork {
                     let len = stored_len(e);
                     let mut slot = table.insert_reserve((log.group, e.log_id.index), len)?;
                     encode_stored_entry(e, &at, slot.as_mut());
+                    if !at.is_empty() {
+                        // For the apply, which may run in this same transaction.
+                        log.note_positions(*gen, e.log_id, at);
+                    }
                 }
                 Ok(Effect::Flushed {
                     count: entries.len() as u64,
@@ -212,11 +217,15 @@ impl Work for RaftWork {
                     .insert((*group, META_PURGED), encode_log_id(upto).as_slice())?;
                 Ok(Effect::None)
             }
-            RaftWork::Apply { group, entries, .. } => {
+            RaftWork::Apply {
+                group,
+                log,
+                entries,
+            } => {
                 let view: Vec<(&Entry, bool)> =
                     entries.iter().map(|(e, r)| (e, r.is_some())).collect();
                 Ok(Effect::Applied(apply_entries(
-                    txn, segments, group.id.0, &view,
+                    txn, segments, log, group.id.0, &view,
                 )?))
             }
         }
