@@ -250,7 +250,7 @@ pub type IOFlushed = openraft::storage::IOFlushed<TypeConfig>;
 /// What a snapshot of a group carries. The group's state lives durably in the node's redb
 /// tables, so building a snapshot only records the durable applied position; sending one
 /// dumps the tables at that moment and the receiver installs them before handing this
-/// descriptor to openraft (see `snapshot`).
+/// descriptor to openraft (see `raft::snapshot::transfer`).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct GroupSnapshot {
     pub group: GroupId,

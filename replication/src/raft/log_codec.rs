@@ -1,8 +1,9 @@
-//! Binary encoding of raft log entries, commands and log ids as stored in redb.
+//! Binary encoding of raft log entries and commands as stored in redb (log ids are in
+//! `store::log_id`).
 //!
 //! Entries are written straight into redb's reserved value space (`encode_stored_entry`
 //! into a `&mut [u8]`). The raft log row of an Append holds where its batches are in the
-//! segment files (`segments`), not their bytes; decoding reads them back. Other commands
+//! segment files (`store::segments`), not their bytes; decoding reads them back. Other commands
 //! are stored as `encode_command` writes them. Its inline Append form (tag 3) is no longer
 //! written to the log (databases of that layout are refused at open); `command_len` of an
 //! Append is the entry's in-memory size. Between nodes, entries travel with their batches

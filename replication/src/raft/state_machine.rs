@@ -3,7 +3,7 @@
 //! that state to a follower is `snapshot::transfer`: the data is installed before openraft hears of the
 //! snapshot, so `install_snapshot` here only checks it and records it.
 //!
-//! Applies are committed non-durably (see `writer`); `applied_state` is read from redb,
+//! Applies are committed non-durably (see `store::writer`); `applied_state` is read from redb,
 //! where the applied log id is written in the same transaction as the data it covers. After
 //! a crash redb holds a consistent prefix, so the applied id reported on restart matches
 //! the data and openraft re-applies the rest from the durable raft log.

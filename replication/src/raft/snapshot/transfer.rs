@@ -13,7 +13,7 @@
 //! `done` the dump is validated, then installed in ONE durable writer transaction that
 //! replaces every row of the group and writes `META_APPLIED` = Y with it (never backwards),
 //! then openraft is told about meta X (`install_full_snapshot`). Openraft then re-applies
-//! X+1..Y, which `apply` skips as already applied. A crash before the install commits leaves
+//! X+1..Y, which `raft::apply` skips as already applied. A crash before the install commits leaves
 //! the old state; the temp file is deleted afterwards and at the next start.
 
 use std::collections::HashMap;
