@@ -47,7 +47,12 @@ impl Broker {
                 for g in 1..=config.store_groups {
                     node.open_group(GroupId(g)).await?;
                 }
-                let cluster_id = match metadata.kv_get(CLUSTER_ID_KEY) {
+                // A read error refuses to start: it must not pass for "no cluster id yet"
+                // and have a new one written over the real one.
+                let stored = metadata
+                    .kv_get(CLUSTER_ID_KEY)
+                    .map_err(|e| anyhow::anyhow!("cannot read the cluster id: {e}"))?;
+                let cluster_id = match stored {
                     Some(id) => String::from_utf8_lossy(&id).into_owned(),
                     None => {
                         let id = new_cluster_id();
@@ -66,7 +71,7 @@ impl Broker {
                 let c = crate::cluster::node::open(&config, cluster, raft).await?;
                 let id =
                     crate::cluster::node::cluster_id(&c.metadata, CLUSTER_ID_KEY, new_cluster_id)
-                        .await;
+                        .await?;
                 (c.node, c.metadata, id, Some(c.stop))
             }
         };

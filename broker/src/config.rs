@@ -1,10 +1,11 @@
 //! Broker configuration: defaults, overridden by a TOML file, then by environment
 //! variables and command-line flags (see `cli.rs`). `config/single.toml` documents every key.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::addr::{parse_addr, split_host_port};
 
 /// Everything `phxq serve` needs to run a node.
 #[derive(Clone, Debug, Deserialize)]
@@ -140,26 +141,6 @@ impl Config {
             .unwrap_or(&self.listeners[0]);
         split_host_port(a).unwrap_or_else(|_| ("127.0.0.1".into(), 9092))
     }
-}
-
-/// Parses `host:port` or `[v6]:port` into a socket address (names are resolved by the
-/// listener, so only literal addresses and `localhost` are accepted here).
-pub fn parse_addr(s: &str) -> anyhow::Result<SocketAddr> {
-    let s = s.replace("localhost:", "127.0.0.1:");
-    s.parse()
-        .map_err(|_| anyhow::anyhow!("invalid listener address {s:?} (expected HOST:PORT)"))
-}
-
-pub fn split_host_port(s: &str) -> anyhow::Result<(String, i32)> {
-    let (host, port) = s
-        .rsplit_once(':')
-        .ok_or_else(|| anyhow::anyhow!("invalid address {s:?} (expected HOST:PORT)"))?;
-    let port: u16 = port
-        .parse()
-        .map_err(|_| anyhow::anyhow!("invalid port in {s:?}"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    anyhow::ensure!(!host.is_empty(), "empty host in {s:?}");
-    Ok((host.to_string(), port as i32))
 }
 
 #[cfg(test)]

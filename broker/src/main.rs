@@ -2,18 +2,24 @@
 //!
 //! `phxq serve` runs a node; see `cli.rs` for every flag.
 
+mod addr;
 mod broker;
 mod cli;
 mod cluster;
 mod config;
 mod connection;
+mod errors;
 mod groups;
 mod handlers;
 mod kafka_client;
 mod scheduler;
 mod server;
 mod shutdown;
+mod topic_configs;
 mod topics;
+
+#[cfg(test)]
+mod storage_faults;
 
 use clap::Parser;
 

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
+use crate::addr::parse_addr;
 use crate::broker::Broker;
-use crate::config::{parse_addr, Config};
+use crate::config::Config;
 use crate::shutdown;
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {

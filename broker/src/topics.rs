@@ -13,7 +13,7 @@ use phxq_replication::{
 use serde::{Deserialize, Serialize};
 
 use crate::broker::Broker;
-use crate::handlers::topic_config;
+use crate::topic_configs;
 
 const TOPIC_PREFIX: &str = "topic/";
 
@@ -76,7 +76,7 @@ impl TopicError {
             TopicError::InvalidPartitions(_) => errors::INVALID_PARTITIONS,
             TopicError::InvalidReplicationFactor(_) => errors::INVALID_REPLICATION_FACTOR,
             TopicError::InvalidConfig(_) => errors::INVALID_CONFIG,
-            TopicError::Replication(e) => crate::handlers::replication_error_code(e),
+            TopicError::Replication(e) => crate::errors::replication_error_code(e),
         }
     }
 }
@@ -130,7 +130,10 @@ impl TopicRegistry {
 
     fn read_all(metadata: &StoreGroup) -> anyhow::Result<HashMap<String, Arc<Topic>>> {
         let mut by_name = HashMap::new();
-        for (key, value) in metadata.kv_scan(TOPIC_PREFIX.as_bytes()) {
+        let records = metadata
+            .kv_scan(TOPIC_PREFIX.as_bytes())
+            .map_err(|e| anyhow::anyhow!("cannot read the topic registry: {e}"))?;
+        for (key, value) in records {
             let topic: Topic = serde_json::from_slice(&value).map_err(|e| {
                 anyhow::anyhow!(
                     "corrupt topic record {:?}: {e}",
@@ -188,7 +191,7 @@ impl TopicRegistry {
                 "at most 100000 partitions".into(),
             ));
         }
-        topic_config::validate(&configs).map_err(TopicError::InvalidConfig)?;
+        topic_configs::validate(&configs).map_err(TopicError::InvalidConfig)?;
         let _guard = self.changes.lock().await;
         if self.get(name).is_some() {
             return Err(TopicError::AlreadyExists);
@@ -245,7 +248,7 @@ impl TopicRegistry {
             return Ok(Arc::new(topic));
         }
         self.create_partitions(broker, &topic, first_new).await?;
-        let expected = broker.metadata.kv_get(&topic_key(name));
+        let expected = broker.metadata.kv_get(&topic_key(name))?;
         self.store(broker, topic, expected).await
     }
 
@@ -253,7 +256,7 @@ impl TopicRegistry {
     pub async fn delete(&self, broker: &Broker, name: &str) -> Result<Arc<Topic>, TopicError> {
         let _guard = self.changes.lock().await;
         let topic = self.get(name).ok_or(TopicError::Unknown)?;
-        let expected = broker.metadata.kv_get(&topic_key(name));
+        let expected = broker.metadata.kv_get(&topic_key(name))?;
         let cas = Command::CompareAndPut {
             key: topic_key(name),
             expected: expected.clone(),

@@ -13,7 +13,7 @@
 //!
 //! # Write path and durability
 //!
-//! One writer thread per node (`writer`) owns every redb write transaction. It takes all
+//! One writer thread per node (`store::writer`) owns every redb write transaction. It takes all
 //! queued work of all groups — raft log appends, votes, purges, state-machine applies —
 //! and commits it at once: log appends and votes with `Durability::Immediate` (fsync)
 //! before their openraft `IOFlushed` callbacks fire, applies with `Durability::None`
@@ -23,7 +23,7 @@
 //! a consistent prefix of the commit sequence, the applied id it reports matches the data,
 //! and openraft re-applies the rest from the durable raft log.
 //!
-//! Record batch bytes are written once, to segment files (`segments`), when their log
+//! Record batch bytes are written once, to segment files (`store::segments`), when their log
 //! entry is appended; the raft log row and, after apply, the partition's batch index hold
 //! only their location. The segment file is fdatasync'd before the transaction that refers
 //! to it commits. Fetches read the bytes back with positional reads and patch in the base
@@ -32,25 +32,45 @@
 //! Reads (`StoreGroup::read`, offsets, timestamps, kv) use redb read transactions and
 //! never go through openraft. A failed write (e.g. disk full) fails every later proposal
 //! with `ReplicationError::Storage` until the node is reopened; nothing acknowledged is
-//! lost.
+//! lost. A failed read is `ReplicationError::Storage` too, never "no data".
+//!
+//! # Layers
+//!
+//! Imports run one way, bottom to top (`tests/layering.rs` checks it):
+//! `types` (vocabulary) <- `store` (redb, segment files, group-commit writer) <-
+//! `partition` (Kafka log semantics and reads) <- `raft` (log store, state machine,
+//! network, snapshots) <- `node` (a node and its groups) <- `api` (the public handles).
+//! See `docs/architecture.md` in the repository.
 
-pub mod api;
-mod apply;
-mod codec;
-#[doc(hidden)]
-pub mod fault;
-mod group;
-mod log_store;
-pub mod network;
+mod api;
 mod node;
-mod schema;
-pub mod segments;
-mod snapshot;
-mod snapshot_dump;
-mod snapshot_install;
-mod state_machine;
-pub mod tcp;
+mod partition;
+mod raft;
+mod store;
 mod types;
-mod writer;
 
-pub use api::*;
+pub use api::{ReplicaNode, StoreGroup};
+pub use node::config::NodeConfig;
+pub use types::{
+    AppendBatch, AppendError, Appended, Command, CommandResponse, GroupId, GroupStatus, NodeId,
+    PartitionId, PartitionOffsets, ReadLimit, ReadResult, ReplicaProgress, ReplicationError,
+    StoredBatch, WriterCounters,
+};
+
+/// Fault injection for tests: a disk that fails on demand.
+#[doc(hidden)]
+pub mod fault {
+    pub use crate::store::fault::DiskFault;
+}
+
+/// The messages between nodes and the transport trait a cluster plugs in.
+pub mod network {
+    pub use crate::raft::rpc::{
+        BoxFuture, RaftRpc, RaftRpcReply, RpcService, SnapshotChunk, Transport,
+    };
+}
+
+/// The inter-broker TCP transport.
+pub mod tcp {
+    pub use crate::raft::tcp::{fetch_status, serve, TcpTransport};
+}

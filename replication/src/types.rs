@@ -1,8 +1,228 @@
-//! The openraft type configuration of phxq groups and the aliases the rest of the crate uses.
+//! The vocabulary of the crate, bottom layer: identifiers (nodes, groups, partitions), the
+//! commands a group's Raft log carries and their answers, read limits and results, the
+//! crate's error, and the openraft type configuration with the aliases the layers above
+//! use. Imports nothing of the crate.
 
 use std::fmt;
 
-use crate::api::{Command, CommandResponse, GroupId};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// Raft node id (= Kafka broker id).
+pub type NodeId = u64;
+
+/// A Raft group on this node. Group 0 is the metadata group; store groups are 1..
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct GroupId(pub u32);
+
+impl GroupId {
+    pub const METADATA: GroupId = GroupId(0);
+}
+
+/// A topic-partition, named by topic id (Kafka's topic UUID as u128) so that a deleted and
+/// re-created topic never sees the old data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PartitionId {
+    pub topic_id: u128,
+    pub index: i32,
+}
+
+/// One record batch for one partition, exactly as the producer sent it (already split and
+/// CRC-checked by the broker). Its base offset field is ignored; the state machine assigns it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AppendBatch {
+    pub partition: PartitionId,
+    pub batch: Bytes,
+}
+
+/// A change to a group's state, proposed through its Raft log.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Command {
+    /// Create empty partitions (no-op for ones that exist).
+    CreatePartitions(Vec<PartitionId>),
+    /// Drop partitions and all their data.
+    DeletePartitions(Vec<PartitionId>),
+    /// Append batches, possibly for many partitions: one Raft entry, one fsync.
+    Append(Vec<AppendBatch>),
+    /// Move each partition's log start offset up to the given offset (Kafka DeleteRecords;
+    /// -1 means the high watermark) and drop whole batches below it.
+    DeleteRecords(Vec<(PartitionId, i64)>),
+    /// Set (Some) or remove (None) keys in the group's key-value space.
+    Put(Vec<(Bytes, Option<Bytes>)>),
+    /// Reserve `count` producer ids; answers with the first one.
+    AllocateProducerIds(u32),
+    /// Set (Some) or remove (None) `key` only if its current value is `expected` (None:
+    /// absent); answers [`CommandResponse::Compared`] with whether it did. Serializes
+    /// changes made through different brokers (e.g. two creating the same topic).
+    CompareAndPut {
+        key: Bytes,
+        expected: Option<Bytes>,
+        value: Option<Bytes>,
+    },
+}
+
+/// The state machine's answer to a [`Command`], in the same order as its items.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum CommandResponse {
+    Done,
+    Appended(Vec<Result<Appended, AppendError>>),
+    RecordsDeleted(Vec<Result<i64, AppendError>>),
+    ProducerIds(i64),
+    /// Whether a [`Command::CompareAndPut`] found the expected value and wrote.
+    Compared(bool),
+}
+
+/// Where an appended batch landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Appended {
+    pub base_offset: i64,
+    pub log_start_offset: i64,
+    /// True when this was a retry of a batch already appended (idempotent producer): the
+    /// offsets are the original ones and nothing was written.
+    pub duplicate: bool,
+}
+
+/// Why one item of a command was refused. Maps one-to-one onto Kafka error codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum AppendError {
+    #[error("unknown partition")]
+    UnknownPartition,
+    #[error("out of order sequence number")]
+    OutOfOrderSequence,
+    #[error("stale producer epoch")]
+    InvalidProducerEpoch,
+    #[error("unknown producer id")]
+    UnknownProducerId,
+    #[error("offset out of range")]
+    OffsetOutOfRange,
+    #[error("record batch unreadable")]
+    CorruptBatch,
+}
+
+/// Offsets of a partition as seen by readers of this replica.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartitionOffsets {
+    pub log_start_offset: i64,
+    /// Next offset to be assigned (Kafka's high watermark / log end offset on a single node).
+    pub high_watermark: i64,
+}
+
+/// How much one `StoreGroup::read` may return.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadLimit {
+    /// Batch bytes the read may append; only whole batches are appended.
+    pub max_bytes: usize,
+    /// Append the first batch whole even when it alone is larger than `max_bytes` (KIP-74:
+    /// a Fetch's first non-empty partition always makes progress).
+    pub first_batch_whole: bool,
+}
+
+impl ReadLimit {
+    /// At most `max_bytes`, but at least the first batch.
+    pub fn at_least_one_batch(max_bytes: usize) -> Self {
+        ReadLimit {
+            max_bytes,
+            first_batch_whole: true,
+        }
+    }
+
+    /// At most `max_bytes`, possibly nothing.
+    pub fn at_most(max_bytes: usize) -> Self {
+        ReadLimit {
+            max_bytes,
+            first_batch_whole: false,
+        }
+    }
+}
+
+/// What a fetch read.
+#[derive(Debug, Default)]
+pub struct ReadResult {
+    /// Number of whole batches appended to the output buffer.
+    pub batches: usize,
+    /// Bytes appended.
+    pub bytes: usize,
+}
+
+/// A stored batch located by timestamp.
+#[derive(Clone, Debug)]
+pub struct StoredBatch {
+    pub base_offset: i64,
+    /// The batch, with its base offset already set.
+    pub batch: Bytes,
+}
+
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
+pub enum ReplicationError {
+    /// This replica is not the group's leader; `leader` is the one it knows, if any.
+    #[error("not the leader (leader is {leader:?})")]
+    NotLeader { leader: Option<NodeId> },
+    #[error("unknown partition")]
+    UnknownPartition,
+    #[error("offset {offset} out of range [{log_start}, {high_watermark}]")]
+    OffsetOutOfRange {
+        offset: i64,
+        log_start: i64,
+        high_watermark: i64,
+    },
+    /// The disk refused a write (e.g. full). Nothing acknowledged is lost.
+    #[error("storage error: {0}")]
+    Storage(String),
+    #[error("shutting down")]
+    ShuttingDown,
+    #[error("raft error: {0}")]
+    Raft(String),
+}
+
+impl ReplicationError {
+    /// A storage failure (read or write), with its cause.
+    pub fn storage(e: impl fmt::Display) -> ReplicationError {
+        ReplicationError::Storage(e.to_string())
+    }
+}
+
+/// A snapshot of the group-commit writer's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriterCounters {
+    /// redb write transactions committed (all groups).
+    pub commits: u64,
+    /// Of which fsync'd.
+    pub durable_commits: u64,
+    /// Raft log entries made durable.
+    pub appends_flushed: u64,
+    /// Bytes of encoded raft log entries written.
+    pub log_bytes: u64,
+    /// Bytes of record batches indexed by applies (written once, with the log entry).
+    pub batch_bytes: u64,
+}
+
+/// One group's Raft state as one node sees it (`phxq cluster status`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GroupStatus {
+    pub group: GroupId,
+    /// The node reporting.
+    pub node: NodeId,
+    /// Leader, Follower, Candidate or Learner.
+    pub state: String,
+    pub term: u64,
+    pub leader: Option<NodeId>,
+    pub voters: Vec<NodeId>,
+    pub last_log: Option<u64>,
+    pub committed: Option<u64>,
+    pub applied: Option<u64>,
+    /// On the leader: every other voter's progress. Empty elsewhere.
+    pub replication: Vec<ReplicaProgress>,
+}
+
+/// How far a follower is, as its leader sees it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReplicaProgress {
+    pub node: NodeId,
+    /// Last log index known to be on the follower.
+    pub matched: Option<u64>,
+    /// Milliseconds since the follower last acknowledged the leader, if it ever did.
+    pub last_ack_ms: Option<u64>,
+}
 
 /// What the state machine hands back to a proposer: the command's answer, or why the
 /// storage refused to apply it (then the group stops and the proposal fails).
@@ -24,14 +244,13 @@ pub type Entry = openraft::type_config::alias::EntryOf<TypeConfig>;
 pub type StoredMembership = openraft::type_config::alias::StoredMembershipOf<TypeConfig>;
 pub type Membership = openraft::Membership<u64, openraft::BasicNode>;
 pub type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<TypeConfig>;
-pub type Raft = openraft::Raft<TypeConfig, crate::state_machine::StateMachine>;
 pub type ApplyResponder = openraft::storage::ApplyResponder<TypeConfig>;
 pub type IOFlushed = openraft::storage::IOFlushed<TypeConfig>;
 
 /// What a snapshot of a group carries. The group's state lives durably in the node's redb
 /// tables, so building a snapshot only records the durable applied position; sending one
 /// dumps the tables at that moment and the receiver installs them before handing this
-/// descriptor to openraft (see `snapshot`).
+/// descriptor to openraft (see `raft::snapshot::transfer`).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct GroupSnapshot {
     pub group: GroupId,

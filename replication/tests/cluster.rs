@@ -197,19 +197,29 @@ fn assert_same(a: &StoreGroup, b: &StoreGroup, parts: &[PartitionId]) {
         assert!(ra == rb, "batches of {p:?} differ");
         let ma = a
             .max_timestamp(*p)
+            .expect("read")
             .map(|(t, s)| (t, s.base_offset, s.batch));
         let mb = b
             .max_timestamp(*p)
+            .expect("read")
             .map(|(t, s)| (t, s.base_offset, s.batch));
         assert_eq!(ma, mb);
         for ts in [0, 500, 1500] {
-            let fa = a.batch_by_timestamp(*p, ts).map(|s| s.base_offset);
-            assert_eq!(fa, b.batch_by_timestamp(*p, ts).map(|s| s.base_offset));
+            let fa = a
+                .batch_by_timestamp(*p, ts)
+                .expect("read")
+                .map(|s| s.base_offset);
+            assert_eq!(
+                fa,
+                b.batch_by_timestamp(*p, ts)
+                    .expect("read")
+                    .map(|s| s.base_offset)
+            );
         }
     }
-    let kv = a.kv_scan(b"");
+    let kv = a.kv_scan(b"").expect("read");
     assert!(kv.len() > 100);
-    assert_eq!(kv, b.kv_scan(b""));
+    assert_eq!(kv, b.kv_scan(b"").expect("read"));
 }
 
 async fn leader_of(net: &Net, ids: &[NodeId]) -> Option<(NodeId, StoreGroup)> {
@@ -293,10 +303,10 @@ async fn lagging_follower_catches_up_through_a_snapshot() {
         };
         futs.push(g.submit(cmd).await.expect("submit"));
         if futs.len() == 200 {
-            answers.extend(futures_util::future::join_all(futs.drain(..)).await);
+            answers.extend(futures::future::join_all(futs.drain(..)).await);
         }
     }
-    answers.extend(futures_util::future::join_all(futs.drain(..)).await);
+    answers.extend(futures::future::join_all(futs.drain(..)).await);
     let mut idem_bases = Vec::new();
     for a in answers {
         if let CommandResponse::Appended(v) = a.expect("committed") {

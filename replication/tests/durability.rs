@@ -63,7 +63,7 @@ async fn reopen_after_shutdown_keeps_everything() {
     assert!(g.is_leader());
     assert_eq!(g.offsets(p).unwrap().high_watermark, 1440);
     assert_eq!(read_all(&g, p).len(), 720);
-    assert_eq!(g.kv_get(b"k"), Some("v".into()));
+    assert_eq!(g.kv_get(b"k").expect("read"), Some("v".into()));
     assert_eq!(append1(&g, p, batch(1, 5)).await.unwrap().base_offset, 1440);
     let g2 = node.open_group(GroupId(2)).await.unwrap();
     assert!(g2.is_leader());

@@ -1,4 +1,5 @@
 //! A disk that refuses writes: proposals fail with `Storage`, nothing acknowledged is lost.
+//! A disk that fails reads: every read answers `Storage`, never "no data".
 
 mod common;
 
@@ -74,5 +75,71 @@ async fn full_disk_fails_proposals_and_keeps_acknowledged_data() {
         append1(&g, p, batch(1, 1)).await.unwrap().base_offset,
         o.high_watermark
     );
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn failing_reads_are_errors_not_missing_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = part(4, 0);
+    let fault = DiskFault::new();
+    let mut cfg = config(dir.path());
+    // No page cache: every read of a table reaches the (faulty) file.
+    cfg.cache_bytes = 0;
+    let node = ReplicaNode::open_with_fault(cfg, fault.clone())
+        .await
+        .unwrap();
+    let g = node.open_group(GroupId(1)).await.unwrap();
+    create(&g, &[p]).await;
+    for i in 0..5 {
+        append1(&g, p, batch(2, 100 * i)).await.unwrap();
+    }
+    let put = Command::Put(vec![(
+        bytes::Bytes::from_static(b"cluster_id"),
+        Some(bytes::Bytes::from_static(b"abc")),
+    )]);
+    g.propose(put).await.unwrap();
+    let storage = |what: &str, failed: bool| {
+        assert!(failed, "{what}: expected a storage error while reads fail");
+    };
+
+    fault.fail_reads();
+    let r = g.kv_get(b"cluster_id");
+    storage("kv_get", matches!(r, Err(ReplicationError::Storage(_))));
+    let r = g.kv_scan(b"");
+    storage("kv_scan", matches!(r, Err(ReplicationError::Storage(_))));
+    let r = g.batch_by_timestamp(p, 150);
+    storage(
+        "batch_by_timestamp",
+        matches!(r, Err(ReplicationError::Storage(_))),
+    );
+    let r = g.max_timestamp(p);
+    storage(
+        "max_timestamp",
+        matches!(r, Err(ReplicationError::Storage(_))),
+    );
+    let mut out = bytes::BytesMut::new();
+    let r = g.read(p, 0, ReadLimit::at_least_one_batch(1 << 20), &mut out);
+    storage("read", matches!(r, Err(ReplicationError::Storage(_))));
+
+    // redb refuses every later read after an I/O error until the database is reopened.
+    fault.heal();
+    tokio::time::timeout(Duration::from_secs(10), node.shutdown())
+        .await
+        .expect("shutdown must not hang");
+    drop((g, node));
+    let node = open(dir.path()).await;
+    let g = node.open_group(GroupId(1)).await.unwrap();
+    assert_eq!(
+        g.kv_get(b"cluster_id").unwrap().as_deref(),
+        Some(&b"abc"[..])
+    );
+    assert_eq!(g.kv_scan(b"").unwrap().len(), 1);
+    assert_eq!(
+        g.batch_by_timestamp(p, 150).unwrap().unwrap().base_offset,
+        4
+    );
+    assert_eq!(g.max_timestamp(p).unwrap().unwrap().0, 401);
+    assert!(g.batch_by_timestamp(p, 1000).unwrap().is_none());
     node.shutdown().await;
 }

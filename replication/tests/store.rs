@@ -236,12 +236,36 @@ async fn delete_records_and_timestamps() {
     for ts in [100, 300, 200, 400, 500] {
         append1(&g, p, batch(2, ts)).await.unwrap();
     }
-    assert_eq!(g.batch_by_timestamp(p, 0).unwrap().base_offset, 0);
-    assert_eq!(g.batch_by_timestamp(p, 150).unwrap().base_offset, 2);
-    assert_eq!(g.batch_by_timestamp(p, 301).unwrap().base_offset, 2);
-    assert_eq!(g.batch_by_timestamp(p, 302).unwrap().base_offset, 6);
-    assert!(g.batch_by_timestamp(p, 502).is_none());
-    let (ts, b) = g.max_timestamp(p).unwrap();
+    assert_eq!(
+        g.batch_by_timestamp(p, 0)
+            .expect("read")
+            .unwrap()
+            .base_offset,
+        0
+    );
+    assert_eq!(
+        g.batch_by_timestamp(p, 150)
+            .expect("read")
+            .unwrap()
+            .base_offset,
+        2
+    );
+    assert_eq!(
+        g.batch_by_timestamp(p, 301)
+            .expect("read")
+            .unwrap()
+            .base_offset,
+        2
+    );
+    assert_eq!(
+        g.batch_by_timestamp(p, 302)
+            .expect("read")
+            .unwrap()
+            .base_offset,
+        6
+    );
+    assert!(g.batch_by_timestamp(p, 502).expect("read").is_none());
+    let (ts, b) = g.max_timestamp(p).expect("read").unwrap();
     assert_eq!((ts, b.base_offset), (501, 8));
     assert_eq!(batches_in(&b.batch), vec![(8, 2)]);
 
@@ -271,8 +295,20 @@ async fn delete_records_and_timestamps() {
 
     // Dropping the batch at 2 (max ts 301) must re-expose batch 4 (max ts 201) by time.
     g.propose(del(4)).await.unwrap();
-    assert_eq!(g.batch_by_timestamp(p, 0).unwrap().base_offset, 4);
-    assert_eq!(g.batch_by_timestamp(p, 250).unwrap().base_offset, 6);
+    assert_eq!(
+        g.batch_by_timestamp(p, 0)
+            .expect("read")
+            .unwrap()
+            .base_offset,
+        4
+    );
+    assert_eq!(
+        g.batch_by_timestamp(p, 250)
+            .expect("read")
+            .unwrap()
+            .base_offset,
+        6
+    );
 
     let CommandResponse::RecordsDeleted(r) = g.propose(del(-1)).await.unwrap() else {
         panic!()
@@ -285,16 +321,22 @@ async fn delete_records_and_timestamps() {
             high_watermark: 10
         })
     );
-    assert!(g.batch_by_timestamp(p, 0).is_none());
-    assert!(g.max_timestamp(p).is_none());
+    assert!(g.batch_by_timestamp(p, 0).expect("read").is_none());
+    assert!(g.max_timestamp(p).expect("read").is_none());
     // Offsets continue after the deleted ones.
     assert_eq!(append1(&g, p, batch(1, 5)).await.unwrap().base_offset, 10);
-    assert_eq!(g.batch_by_timestamp(p, 0).unwrap().base_offset, 10);
+    assert_eq!(
+        g.batch_by_timestamp(p, 0)
+            .expect("read")
+            .unwrap()
+            .base_offset,
+        10
+    );
 
     // DeletePartitions drops everything.
     g.propose(Command::DeletePartitions(vec![p])).await.unwrap();
     assert_eq!(g.offsets(p), None);
-    assert!(g.max_timestamp(p).is_none());
+    assert!(g.max_timestamp(p).expect("read").is_none());
     assert_eq!(
         append1(&g, p, batch(1, 5)).await,
         Err(AppendError::UnknownPartition)
@@ -319,15 +361,20 @@ async fn kv_and_producer_ids() {
     h.propose(Command::Put(vec![put("t/z", Some("other group"))]))
         .await
         .unwrap();
-    assert_eq!(g.kv_get(b"t/a"), Some(Bytes::from("1")));
-    assert_eq!(g.kv_get(b"t/z"), None);
-    let keys: Vec<Bytes> = g.kv_scan(b"t/").into_iter().map(|(k, _)| k).collect();
+    assert_eq!(g.kv_get(b"t/a").expect("read"), Some(Bytes::from("1")));
+    assert_eq!(g.kv_get(b"t/z").expect("read"), None);
+    let keys: Vec<Bytes> = g
+        .kv_scan(b"t/")
+        .expect("read")
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     assert_eq!(keys, vec![Bytes::from("t/a"), Bytes::from("t/b")]);
-    assert_eq!(g.kv_scan(b"").len(), 3);
+    assert_eq!(g.kv_scan(b"").expect("read").len(), 3);
     g.propose(Command::Put(vec![put("t/a", None)]))
         .await
         .unwrap();
-    assert_eq!(g.kv_get(b"t/a"), None);
+    assert_eq!(g.kv_get(b"t/a").expect("read"), None);
 
     let CommandResponse::ProducerIds(a) =
         g.propose(Command::AllocateProducerIds(10)).await.unwrap()
@@ -351,14 +398,17 @@ async fn kv_and_producer_ids() {
     let won = |r: CommandResponse| matches!(r, CommandResponse::Compared(true));
     assert!(won(g.propose(cas(None, Some("id-1"))).await.unwrap()));
     assert!(!won(g.propose(cas(None, Some("id-2"))).await.unwrap()));
-    assert_eq!(g.kv_get(b"topic/x"), Some(Bytes::from("id-1")));
+    assert_eq!(
+        g.kv_get(b"topic/x").expect("read"),
+        Some(Bytes::from("id-1"))
+    );
     assert!(!won(g.propose(cas(Some("id-2"), None)).await.unwrap()));
     assert!(won(g
         .propose(cas(Some("id-1"), Some("id-1b")))
         .await
         .unwrap()));
     assert!(won(g.propose(cas(Some("id-1b"), None)).await.unwrap()));
-    assert_eq!(g.kv_get(b"topic/x"), None);
+    assert_eq!(g.kv_get(b"topic/x").expect("read"), None);
     node.shutdown().await;
 }
 

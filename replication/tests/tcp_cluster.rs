@@ -154,7 +154,7 @@ async fn three_nodes_replicate_and_fail_over() {
             batch: b,
         }]))
     });
-    for r in futures_util::future::join_all(sends).await {
+    for r in futures::future::join_all(sends).await {
         assert!(matches!(r, Ok(CommandResponse::Appended(_))), "{r:?}");
     }
     wait_high_watermark(&c, p, 330).await;
@@ -198,7 +198,7 @@ async fn three_nodes_replicate_and_fail_over() {
     let ng = c.nodes[&new_leader].group(GroupId(1)).unwrap();
     ng.ensure_linearizable().await.unwrap();
     assert_eq!(ng.offsets(p).unwrap().high_watermark, 330);
-    assert_eq!(ng.kv_get(b"k").as_deref(), Some(&b"v"[..]));
+    assert_eq!(ng.kv_get(b"k").expect("read").as_deref(), Some(&b"v"[..]));
     let mut out = BytesMut::new();
     ng.read(p, 0, ReadLimit::at_least_one_batch(1 << 20), &mut out)
         .unwrap();

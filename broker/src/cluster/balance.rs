@@ -22,9 +22,16 @@ pub async fn follow_metadata(broker: Weak<Broker>) {
         return;
     };
     while applied.changed().await.is_ok() {
-        let Some(b) = broker.upgrade() else { return };
-        if let Err(e) = b.topics.reload(&b.metadata) {
-            warn!(error = %e, "cannot reload topics");
+        // A failed read keeps the registry as it was (never a partial one) and is retried
+        // until it succeeds, not only at the next metadata change.
+        loop {
+            let Some(b) = broker.upgrade() else { return };
+            match b.topics.reload(&b.metadata) {
+                Ok(()) => break,
+                Err(e) => warn!(error = %e, "cannot reload topics; retrying"),
+            }
+            drop(b);
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
 }

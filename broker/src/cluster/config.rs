@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use serde::Deserialize;
 
-use crate::config::{parse_addr, split_host_port};
+use crate::addr::{parse_addr, split_host_port};
 
 /// Cluster membership, the same list on every node (only `node_id` differs).
 #[derive(Clone, Debug, Deserialize)]

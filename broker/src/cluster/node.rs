@@ -14,7 +14,8 @@ use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use super::config::ClusterConfig;
-use crate::config::{parse_addr, Config};
+use crate::addr::parse_addr;
+use crate::config::Config;
 
 /// A running cluster member's replication.
 pub struct ClusterNode {
@@ -68,16 +69,27 @@ pub async fn open(
 }
 
 /// Waits until the metadata group knows the cluster id; the metadata leader creates it if
-/// nobody has yet. Logs while no quorum of brokers is reachable.
-pub async fn cluster_id(metadata: &StoreGroup, key: &[u8], fresh: impl Fn() -> String) -> String {
+/// nobody has yet. Logs while no quorum of brokers is reachable. Fails when the stored id
+/// cannot be read: a read error must not pass for "no id yet" and have a new one written.
+pub async fn cluster_id(
+    metadata: &StoreGroup,
+    key: &[u8],
+    fresh: impl Fn() -> String,
+) -> anyhow::Result<String> {
+    let read = |what: &str| -> anyhow::Result<Option<String>> {
+        let id = metadata
+            .kv_get(key)
+            .map_err(|e| anyhow::anyhow!("cannot read the cluster id ({what}): {e}"))?;
+        Ok(id.map(|id| String::from_utf8_lossy(&id).into_owned()))
+    };
     let mut waited = 0u64;
     loop {
-        if let Some(id) = metadata.kv_get(key) {
-            return String::from_utf8_lossy(&id).into_owned();
+        if let Some(id) = read("local replica")? {
+            return Ok(id);
         }
         if metadata.is_leader() && metadata.ensure_linearizable().await.is_ok() {
-            if let Some(id) = metadata.kv_get(key) {
-                return String::from_utf8_lossy(&id).into_owned();
+            if let Some(id) = read("leader")? {
+                return Ok(id);
             }
             let id = fresh();
             let put = Command::Put(vec![(
@@ -85,7 +97,7 @@ pub async fn cluster_id(metadata: &StoreGroup, key: &[u8], fresh: impl Fn() -> S
                 Some(Bytes::from(id.clone())),
             )]);
             match metadata.propose(put).await {
-                Ok(_) => return id,
+                Ok(_) => return Ok(id),
                 Err(e) => warn!(error = %e, "cannot store the cluster id yet"),
             }
         }

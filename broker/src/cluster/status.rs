@@ -12,8 +12,9 @@ use std::time::Duration;
 use phxq_replication::GroupStatus;
 use serde::Serialize;
 
+use crate::addr::parse_addr;
 use crate::cluster::config::BrokerEntry;
-use crate::config::{parse_addr, Config};
+use crate::config::Config;
 
 #[derive(clap::Args, Debug)]
 pub struct StatusArgs {

@@ -4,8 +4,8 @@
 
 use phxq_replication::GroupId;
 
+use crate::addr::split_host_port;
 use crate::broker::Broker;
-use crate::config::split_host_port;
 
 /// A broker as clients see it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -196,7 +196,7 @@ impl GroupCoordinator {
                 continue;
             };
             if let (Some(term), [_]) = (store.leader_term(), store.voters().as_slice()) {
-                self.load(gid, &store, term);
+                self.load_or_retry(gid, &store, term);
             }
         }
     }
@@ -219,7 +219,7 @@ impl GroupCoordinator {
                     let me = self.clone();
                     tokio::spawn(async move {
                         match store.ensure_linearizable().await {
-                            Ok(()) => me.load(gid, &store, t),
+                            Ok(()) => me.load_or_retry(gid, &store, t),
                             Err(e) => {
                                 warn!(store_group = gid.0, error = %e, "cannot load consumer groups after election");
                                 me.loaded.lock().unwrap().remove(&gid);
@@ -256,10 +256,20 @@ impl GroupCoordinator {
         }
     }
 
+    /// Loads the groups of `gid`; when their records cannot be read, leaves `gid` not
+    /// loaded (clients are told COORDINATOR_LOAD_IN_PROGRESS) and the next tick retries,
+    /// instead of serving an empty state.
+    fn load_or_retry(&self, gid: GroupId, store: &StoreGroup, term: u64) {
+        if let Err(e) = self.load(gid, store, term) {
+            warn!(store_group = gid.0, error = %e, "cannot read consumer groups; will retry");
+            self.loaded.lock().unwrap().remove(&gid);
+        }
+    }
+
     /// Rebuilds the groups stored in `gid` from its applied state, for leader term `term`.
-    fn load(&self, gid: GroupId, store: &StoreGroup, term: u64) {
+    fn load(&self, gid: GroupId, store: &StoreGroup, term: u64) -> Result<(), ReplicationError> {
         let mut found: BTreeMap<String, Group> = BTreeMap::new();
-        for (key, value) in store.kv_scan(offsets::GROUPS_PREFIX.as_bytes()) {
+        for (key, value) in store.kv_scan(offsets::GROUPS_PREFIX.as_bytes())? {
             match (
                 offsets::parse_group_key(&key),
                 offsets::decode::<GroupRecord>(&value),
@@ -276,7 +286,7 @@ impl GroupCoordinator {
             }
         }
         let mut offsets_loaded = 0usize;
-        for (key, value) in store.kv_scan(offsets::OFFSETS_PREFIX.as_bytes()) {
+        for (key, value) in store.kv_scan(offsets::OFFSETS_PREFIX.as_bytes())? {
             match (
                 offsets::parse_offset_key(&key),
                 offsets::decode::<CommittedOffset>(&value),
@@ -300,7 +310,7 @@ impl GroupCoordinator {
             if store.leader_term() != Some(term) {
                 // Lost leadership while loading: the next tick sorts it out.
                 loaded.remove(&gid);
-                return;
+                return Ok(());
             }
             let mut groups = self.groups.lock().unwrap();
             for (id, g) in found {
@@ -316,6 +326,7 @@ impl GroupCoordinator {
                 "consumer groups loaded"
             );
         }
+        Ok(())
     }
 
     /// The group's slot, created if `create` and absent. Errors when this node does not

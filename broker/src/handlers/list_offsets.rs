@@ -9,9 +9,10 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::records::RecordBatchDecoder;
 use phxq_protocol::errors;
-use phxq_replication::{PartitionId, StoreGroup};
+use phxq_replication::{PartitionId, ReplicationError, StoreGroup};
 
 use crate::broker::Broker;
+use crate::handlers::replication_error_code;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -58,31 +59,54 @@ pub fn handle(broker: &Broker, req: ListOffsetsRequest, _version: i16) -> ListOf
     ListOffsetsResponse::default().with_topics(topics)
 }
 
-/// `(offset, timestamp)` for a ListOffsets query, `None` when no record matches.
-fn lookup(group: &StoreGroup, pid: PartitionId, query: i64) -> Result<Option<(i64, i64)>, i16> {
+/// `(offset, timestamp)` for a ListOffsets query, `None` when no record matches. A batch
+/// that cannot be read or decoded answers KAFKA_STORAGE_ERROR, never "no match".
+pub(crate) fn lookup(
+    group: &StoreGroup,
+    pid: PartitionId,
+    query: i64,
+) -> Result<Option<(i64, i64)>, i16> {
     let offsets = group
         .offsets(pid)
         .ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)?;
+    let failed = |e: ReplicationError| {
+        tracing::warn!(?pid, error = %e, "ListOffsets cannot read the partition");
+        replication_error_code(&e)
+    };
     match query {
         LATEST => Ok(Some((offsets.high_watermark, -1))),
         EARLIEST => Ok(Some((offsets.log_start_offset, -1))),
-        MAX_TIMESTAMP => Ok(group.max_timestamp(pid).and_then(|(ts, b)| {
-            first_record_at(&b.batch, ts, offsets.log_start_offset).filter(|(_, t)| *t == ts)
-        })),
-        ts if ts >= 0 => Ok(group
-            .batch_by_timestamp(pid, ts)
-            .and_then(|b| first_record_at(&b.batch, ts, offsets.log_start_offset))),
+        MAX_TIMESTAMP => match group.max_timestamp(pid).map_err(failed)? {
+            Some((ts, b)) => Ok(
+                first_record_at(pid, &b.batch, ts, offsets.log_start_offset)?
+                    .filter(|(_, t)| *t == ts),
+            ),
+            None => Ok(None),
+        },
+        ts if ts >= 0 => match group.batch_by_timestamp(pid, ts).map_err(failed)? {
+            Some(b) => first_record_at(pid, &b.batch, ts, offsets.log_start_offset),
+            None => Ok(None),
+        },
         _ => Err(errors::INVALID_REQUEST),
     }
 }
 
 /// The first record of `batch` at or after `offset_floor` whose timestamp is >= `ts`.
-fn first_record_at(batch: &Bytes, ts: i64, offset_floor: i64) -> Option<(i64, i64)> {
+fn first_record_at(
+    pid: PartitionId,
+    batch: &Bytes,
+    ts: i64,
+    offset_floor: i64,
+) -> Result<Option<(i64, i64)>, i16> {
     let mut buf = batch.clone();
-    let set = RecordBatchDecoder::decode(&mut buf).ok()?;
-    set.records
+    let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| {
+        tracing::warn!(?pid, error = %e, "a stored batch does not decode");
+        errors::KAFKA_STORAGE_ERROR
+    })?;
+    Ok(set
+        .records
         .iter()
         .filter(|r| r.offset >= offset_floor && r.timestamp >= ts)
         .map(|r| (r.offset, r.timestamp))
-        .next()
+        .next())
 }

@@ -36,8 +36,6 @@ use std::pin::Pin;
 use kafka_protocol::messages::{RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 use phxq_protocol::codec::Request;
-use phxq_protocol::errors;
-use phxq_replication::ReplicationError;
 
 use crate::broker::Broker;
 
@@ -149,17 +147,7 @@ pub async fn handle(broker: &Broker, request: Request, session: &mut Session) ->
     })))
 }
 
-/// The Kafka error code for a replication failure.
-pub fn replication_error_code(e: &ReplicationError) -> i16 {
-    match e {
-        ReplicationError::NotLeader { .. } => errors::NOT_LEADER_OR_FOLLOWER,
-        ReplicationError::UnknownPartition => errors::UNKNOWN_TOPIC_OR_PARTITION,
-        ReplicationError::OffsetOutOfRange { .. } => errors::OFFSET_OUT_OF_RANGE,
-        ReplicationError::Storage(_) => errors::KAFKA_STORAGE_ERROR,
-        ReplicationError::ShuttingDown => errors::NOT_LEADER_OR_FOLLOWER,
-        ReplicationError::Raft(_) => errors::REQUEST_TIMED_OUT,
-    }
-}
+pub use crate::errors::replication_error_code;
 
 pub fn str(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())

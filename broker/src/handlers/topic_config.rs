@@ -1,99 +1,19 @@
-//! Topic and broker configs: which topic configs phxq accepts (only ones it honours), their
-//! defaults, and their DescribeConfigs view.
-
-use std::collections::BTreeMap;
+//! The DescribeConfigs view of topic and broker configs (which topic configs phxq accepts
+//! and their defaults are in `topic_configs`).
 
 use kafka_protocol::messages::describe_configs_response::DescribeConfigsResourceResult;
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
 use crate::handlers::str;
+pub use crate::topic_configs::max_message_bytes;
+use crate::topic_configs::{BOOLEAN, INT, LONG, STRING, TOPIC_CONFIGS};
 use crate::topics::Topic;
 
 /// DescribeConfigs config sources.
 const DYNAMIC_TOPIC_CONFIG: i8 = 1;
 const STATIC_BROKER_CONFIG: i8 = 4;
 const DEFAULT_CONFIG: i8 = 5;
-/// DescribeConfigs config types.
-const BOOLEAN: i8 = 1;
-const STRING: i8 = 2;
-const INT: i8 = 3;
-const LONG: i8 = 5;
-
-/// A topic config phxq honours, with the only values it accepts.
-struct Def {
-    name: &'static str,
-    kind: i8,
-    /// `None`: any integer >= 0 is honoured. `Some(v)`: only `v` is (the behaviour phxq has).
-    fixed: Option<&'static str>,
-}
-
-const TOPIC_CONFIGS: &[Def] = &[
-    Def {
-        name: "cleanup.policy",
-        kind: STRING,
-        fixed: Some("delete"),
-    },
-    Def {
-        name: "compression.type",
-        kind: STRING,
-        fixed: Some("producer"),
-    },
-    Def {
-        name: "max.message.bytes",
-        kind: INT,
-        fixed: None,
-    },
-    Def {
-        name: "message.timestamp.type",
-        kind: STRING,
-        fixed: Some("CreateTime"),
-    },
-    // phxq keeps records until DeleteRecords or topic deletion: no time or size retention.
-    Def {
-        name: "retention.bytes",
-        kind: LONG,
-        fixed: Some("-1"),
-    },
-    Def {
-        name: "retention.ms",
-        kind: LONG,
-        fixed: Some("-1"),
-    },
-];
-
-/// Checks configs given to CreateTopics: only configs phxq honours, with values it honours.
-pub fn validate(configs: &BTreeMap<String, String>) -> Result<(), String> {
-    for (name, value) in configs {
-        let def = TOPIC_CONFIGS
-            .iter()
-            .find(|d| d.name == name)
-            .ok_or_else(|| format!("topic config {name} is not supported by phxq"))?;
-        match def.fixed {
-            Some(v) if v != value => {
-                return Err(format!(
-                    "{name}={value} is not supported by phxq (only {v})"
-                ));
-            }
-            None if value.parse::<i32>().map(|v| v < 0).unwrap_or(true) => {
-                return Err(format!(
-                    "{name} must be a non-negative integer, got {value:?}"
-                ));
-            }
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-/// The largest record batch the topic accepts.
-pub fn max_message_bytes(broker: &Broker, topic: &Topic) -> i32 {
-    topic
-        .configs
-        .get("max.message.bytes")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(broker.config.message_max_bytes)
-}
 
 fn entry(name: &str, value: String, source: i8, kind: i8) -> DescribeConfigsResourceResult {
     DescribeConfigsResourceResult::default()
@@ -167,28 +87,4 @@ pub fn describe_broker(
         .filter(|(name, _, _)| wanted(keys, name))
         .map(|(name, value, kind)| entry(name, value, STATIC_BROKER_CONFIG, kind))
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn accepts_only_honoured_configs() {
-        let ok: BTreeMap<_, _> = [
-            ("max.message.bytes".to_string(), "2048".to_string()),
-            ("cleanup.policy".into(), "delete".into()),
-        ]
-        .into();
-        assert!(validate(&ok).is_ok());
-        for (k, v) in [
-            ("cleanup.policy", "compact"),
-            ("max.message.bytes", "-5"),
-            ("segment.bytes", "1"),
-            ("retention.ms", "1000"),
-        ] {
-            let c: BTreeMap<_, _> = [(k.to_string(), v.to_string())].into();
-            assert!(validate(&c).is_err(), "{k}={v} should be refused");
-        }
-    }
 }

@@ -234,7 +234,10 @@ impl Sampler {
     /// Stops sampling (recording the last, partial interval) and returns the timeline.
     pub fn finish(self) -> Vec<Sample> {
         self.stop.store(true, Ordering::Relaxed);
-        self.handle.join().unwrap_or_default()
+        // A panicked sampler must not pass for an empty timeline: re-raise its panic.
+        self.handle
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
     }
 }
 

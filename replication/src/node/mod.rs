@@ -1,5 +1,6 @@
-//! A node: its redb database, its group-commit writer, its router and the Raft groups it
-//! hosts. `ReplicaNode` and `StoreGroup` in `api` are thin handles over this.
+//! A node, fourth layer: its redb database, its group-commit writer, its router and the
+//! Raft groups it hosts (`group`), its settings (`config`) and the segment garbage
+//! collector (`gc`). `ReplicaNode` and `StoreGroup` in `api` are thin handles over this.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,210 +8,45 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
-use openraft::error::{ClientWriteError, Fatal, RaftError};
 use openraft::{BasicNode, SnapshotPolicy};
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{Database, ReadableDatabase, ReadableTable};
 
-use crate::api::{GroupId, NodeConfig, NodeId, ReplicationError};
-use crate::fault::{DiskFault, FaultyBackend};
-use crate::group::GroupShared;
-use crate::log_store::{LogShared, LogStore};
-use crate::network::{GroupNetworkFactory, NoPeers, RaftRpc, RaftRpcReply, Router, Transport};
-use crate::schema::*;
-use crate::segments::Segments;
-use crate::state_machine::StateMachine;
-use crate::types::Raft;
-use crate::writer::Writer;
+use crate::node::config::NodeConfig;
+use crate::node::group::GroupInner;
+use crate::partition::view::GroupShared;
+use crate::raft::log_mem::LogShared;
+use crate::raft::log_store::LogStore;
+use crate::raft::network::GroupNetworkFactory;
+use crate::raft::rpc::{NoPeers, RaftRpc, RaftRpcReply, Router, Transport};
+use crate::raft::snapshot::transfer::{Inbox, Receiver};
+use crate::raft::state_machine::StateMachine;
+use crate::raft::work::RaftWriter;
+use crate::raft::{fatal_error, Raft};
+use crate::store::db::open_db;
+use crate::store::fault::DiskFault;
+use crate::store::schema::*;
+use crate::store::segments::Segments;
+use crate::types::{GroupId, GroupStatus, NodeId, ReplicationError, WriterCounters};
 
-/// One group as hosted here.
-pub struct GroupInner {
-    pub id: GroupId,
-    pub node_id: NodeId,
-    pub raft: Raft,
-    pub shared: Arc<GroupShared>,
-    pub log: Arc<LogShared>,
-    /// The node's router, for forwarding proposals to the group's leader.
-    pub router: Router,
-    /// Longest a forwarded proposal waits for a leader and its answer.
-    pub forward_timeout: Duration,
-}
-
-impl GroupInner {
-    /// Voters of the group as this replica knows them, in the order of the membership.
-    pub fn voters(&self) -> Vec<NodeId> {
-        self.raft
-            .metrics()
-            .borrow_watched()
-            .membership_config
-            .membership()
-            .voter_ids()
-            .collect()
-    }
-
-    /// Proposes on this replica: fails with NotLeader unless it is the leader.
-    pub async fn propose_local(
-        &self,
-        cmd: crate::api::Command,
-    ) -> Result<crate::api::CommandResponse, ReplicationError> {
-        self.log.wait_for_room().await;
-        match self.raft.client_write(cmd).await {
-            Ok(r) => r.data.map_err(ReplicationError::Storage),
-            Err(e) => Err(write_error(e)),
-        }
-    }
-
-    /// Proposes on the group's leader, wherever it is: locally, or forwarded over the
-    /// router. Retries while the group elects a leader, up to `forward_timeout`.
-    pub async fn propose_on_leader(
-        &self,
-        cmd: crate::api::Command,
-    ) -> Result<crate::api::CommandResponse, ReplicationError> {
-        let deadline = tokio::time::Instant::now() + self.forward_timeout;
-        loop {
-            let leader = self.raft.metrics().borrow_watched().current_leader;
-            let result = match leader {
-                Some(l) if l == self.node_id => self.propose_local(cmd.clone()).await,
-                Some(l) => {
-                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                    match self
-                        .router
-                        .call(l, self.id, RaftRpc::Forward(cmd.clone()), left)
-                        .await
-                    {
-                        Ok(RaftRpcReply::Forwarded(r)) => r,
-                        Ok(other) => Err(ReplicationError::Raft(format!(
-                            "unexpected reply to a forwarded proposal: {other:?}"
-                        ))),
-                        Err(e) => Err(ReplicationError::NotLeader {
-                            leader: None,
-                        })
-                        .inspect_err(|_| {
-                            tracing::debug!(group = self.id.0, leader = l, error = %e, "forward")
-                        }),
-                    }
-                }
-                None => Err(ReplicationError::NotLeader { leader: None }),
-            };
-            match result {
-                Err(ReplicationError::NotLeader { .. })
-                    if tokio::time::Instant::now() < deadline =>
-                {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                other => return other,
-            }
-        }
-    }
-}
+pub mod config;
+pub mod gc;
+pub mod group;
 
 pub struct NodeInner {
     pub config: NodeConfig,
     pub db: Arc<Database>,
-    pub writer: Writer,
+    pub writer: RaftWriter,
     pub router: Router,
     raft_config: Arc<openraft::Config>,
     pub groups: RwLock<BTreeMap<GroupId, Arc<GroupInner>>>,
     open_lock: tokio::sync::Mutex<()>,
-    shut: AtomicBool,
+    shut: Arc<AtomicBool>,
     /// Snapshot transfers being received.
-    snapshots: crate::snapshot::Inbox,
+    snapshots: Inbox,
 }
 
-/// Refuses a database written with another storage layout; stamps a new one with [`FORMAT`].
-fn check_format(txn: &redb::WriteTransaction) -> Result<(), ReplicationError> {
-    let mut node = txn.open_table(NODE).map_err(storage)?;
-    let found = node.get("format").map_err(storage)?.map(|v| v.value());
-    match found {
-        Some(FORMAT) => Ok(()),
-        Some(other) => Err(storage(format!(
-            "the data directory has storage format {other}; this phxq reads format {FORMAT}"
-        ))),
-        None => {
-            let used = !txn
-                .open_table(LOG)
-                .map_err(storage)?
-                .is_empty()
-                .map_err(storage)?
-                || !txn
-                    .open_table(BATCHES)
-                    .map_err(storage)?
-                    .is_empty()
-                    .map_err(storage)?;
-            if used {
-                return Err(storage(format!(
-                    "the data directory was written by an older phxq (batches inside redb); \
-                     this phxq keeps them in segment files (storage format {FORMAT}) and \
-                     cannot read it: start with an empty data directory"
-                )));
-            }
-            node.insert("format", FORMAT).map_err(storage)?;
-            Ok(())
-        }
-    }
-}
-
-/// How often the node looks whether segment files may have become garbage.
-const COLLECT_EVERY: Duration = Duration::from_secs(10);
-
-/// Deletes segment files nothing refers to, after rows referring to batches were deleted.
-async fn collect_segments(node: std::sync::Weak<NodeInner>) {
-    let mut tick = tokio::time::interval(COLLECT_EVERY);
-    loop {
-        tick.tick().await;
-        let Some(n) = node.upgrade() else { return };
-        if n.shut.load(Ordering::Relaxed) {
-            return;
-        }
-        if !n.writer.segments.take_garbage() {
-            continue;
-        }
-        drop(n);
-        // The deletion that raised the flag commits right after; look after it.
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let Some(n) = node.upgrade() else { return };
-        if let Err(e) = n.collect_segments().await {
-            tracing::warn!(error = %e, "collecting segment files failed");
-        }
-    }
-}
-
-impl NodeInner {
-    /// Deletes the segment files no row refers to (see `segments::collect_garbage`).
-    pub async fn collect_segments(&self) -> Result<Vec<u32>, ReplicationError> {
-        let (db, segments) = (self.db.clone(), self.writer.segments.clone());
-        tokio::task::spawn_blocking(move || crate::segments::collect_garbage(&db, &segments))
-            .await
-            .map_err(storage)?
-            .map_err(storage)
-    }
-}
-
-pub fn storage(e: impl std::fmt::Display) -> ReplicationError {
-    ReplicationError::Storage(e.to_string())
-}
-
-/// Maps an openraft error of a write onto the broker's error.
-pub fn write_error(
-    e: RaftError<crate::types::TypeConfig, ClientWriteError<crate::types::TypeConfig>>,
-) -> ReplicationError {
-    match e {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(f))
-        | RaftError::APIError(ClientWriteError::LogEntryDiscarded(f)) => {
-            ReplicationError::NotLeader {
-                leader: f.leader_id,
-            }
-        }
-        RaftError::APIError(other) => ReplicationError::Raft(other.to_string()),
-        RaftError::Fatal(f) => fatal_error(f),
-    }
-}
-
-pub fn fatal_error(f: Fatal<crate::types::TypeConfig>) -> ReplicationError {
-    match f {
-        Fatal::StorageError(e) => ReplicationError::Storage(e.to_string()),
-        Fatal::Stopped => ReplicationError::ShuttingDown,
-        other => ReplicationError::Raft(other.to_string()),
-    }
+fn storage(e: impl std::fmt::Display) -> ReplicationError {
+    ReplicationError::storage(e)
 }
 
 fn raft_config(c: &NodeConfig) -> Result<Arc<openraft::Config>, ReplicationError> {
@@ -249,42 +85,9 @@ impl NodeInner {
         std::fs::create_dir_all(&config.data_dir).map_err(storage)?;
         let path = config.data_dir.join("phxq.redb");
         let seg_fault = fault.clone();
-        let db = tokio::task::spawn_blocking(move || -> Result<Database, ReplicationError> {
-            let db = match fault {
-                None => redb::Builder::new()
-                    .set_cache_size(config.cache_bytes)
-                    .create(path)
-                    .map_err(storage)?,
-                Some(fault) => {
-                    let file = std::fs::OpenOptions::new()
-                        .read(true)
-                        .write(true)
-                        .create(true)
-                        .truncate(false)
-                        .open(path)
-                        .map_err(storage)?;
-                    let backend = FaultyBackend::new(file, fault).map_err(storage)?;
-                    redb::Builder::new()
-                        .set_cache_size(config.cache_bytes)
-                        .create_with_backend(backend)
-                        .map_err(storage)?
-                }
-            };
-            let txn = db.begin_write().map_err(storage)?;
-            txn.open_table(LOG).map_err(storage)?;
-            txn.open_table(GROUP_META).map_err(storage)?;
-            txn.open_table(GROUPS).map_err(storage)?;
-            txn.open_table(PARTITIONS).map_err(storage)?;
-            txn.open_table(BATCHES).map_err(storage)?;
-            txn.open_table(TIME_INDEX).map_err(storage)?;
-            txn.open_table(PRODUCERS).map_err(storage)?;
-            txn.open_table(KV).map_err(storage)?;
-            check_format(&txn)?;
-            txn.commit().map_err(storage)?;
-            Ok(db)
-        })
-        .await
-        .map_err(storage)??;
+        let db = tokio::task::spawn_blocking(move || open_db(&path, config.cache_bytes, fault))
+            .await
+            .map_err(storage)??;
         let db = Arc::new(db);
         let existing: Vec<GroupId> = {
             let txn = db.begin_read().map_err(storage)?;
@@ -304,8 +107,8 @@ impl NodeInner {
         .map_err(storage)?
         .map_err(storage)?;
         let segments = Arc::new(segments);
-        let writer = Writer::start(db.clone(), segments.clone()).map_err(storage)?;
-        let snapshots = crate::snapshot::Inbox::new(&config.data_dir);
+        let writer = RaftWriter::start(db.clone(), segments.clone()).map_err(storage)?;
+        let snapshots = Inbox::new(&config.data_dir);
         let node = Arc::new(NodeInner {
             raft_config: raft_config(&config)?,
             config,
@@ -318,10 +121,14 @@ impl NodeInner {
             },
             groups: RwLock::new(BTreeMap::new()),
             open_lock: tokio::sync::Mutex::new(()),
-            shut: AtomicBool::new(false),
+            shut: Arc::new(AtomicBool::new(false)),
             snapshots,
         });
-        tokio::spawn(collect_segments(Arc::downgrade(&node)));
+        tokio::spawn(crate::node::gc::run(
+            Arc::downgrade(&node.db),
+            Arc::downgrade(&node.writer.segments),
+            node.shut.clone(),
+        ));
         for id in &existing {
             let g = node.start_group(*id).await?;
             node.groups
@@ -369,7 +176,8 @@ impl NodeInner {
         let log = LogShared::open(
             id.0,
             self.db.clone(),
-            self.writer.clone(),
+            self.writer.segments.clone(),
+            self.writer.stats.clone(),
             self.config.max_append_bytes,
         )
         .map_err(storage)?;
@@ -390,6 +198,7 @@ impl NodeInner {
             network,
             LogStore {
                 shared: log.clone(),
+                writer: self.writer.clone(),
             },
             sm,
         )
@@ -520,6 +329,32 @@ impl NodeInner {
         Ok(g)
     }
 
+    /// Deletes the segment files no row refers to and returns their ids.
+    pub async fn collect_segments(&self) -> Result<Vec<u32>, ReplicationError> {
+        crate::node::gc::collect(self.db.clone(), self.writer.segments.clone()).await
+    }
+
+    /// The Raft state of every group hosted here.
+    pub fn status(&self) -> Vec<GroupStatus> {
+        self.group_ids()
+            .into_iter()
+            .filter_map(|id| self.group(id))
+            .map(|g| g.status())
+            .collect()
+    }
+
+    /// A snapshot of the group-commit writer's counters.
+    pub fn counters(&self) -> WriterCounters {
+        let s = &self.writer.stats;
+        WriterCounters {
+            commits: s.commits.load(Ordering::Relaxed),
+            durable_commits: s.durable_commits.load(Ordering::Relaxed),
+            appends_flushed: s.appends_flushed.load(Ordering::Relaxed),
+            log_bytes: s.log_bytes.load(Ordering::Relaxed),
+            batch_bytes: s.batch_bytes.load(Ordering::Relaxed),
+        }
+    }
+
     pub fn group_ids(&self) -> Vec<GroupId> {
         self.groups
             .read()
@@ -543,7 +378,9 @@ impl NodeInner {
                 tracing::warn!(group = g.id.0, error = %e, "raft shutdown");
             }
         }
-        self.writer.shutdown().await;
+        if let Err(e) = self.writer.shutdown().await {
+            tracing::error!(error = %e, "the storage writer did not stop cleanly");
+        }
     }
 
     /// Delivers an RPC from another node to one of our groups.
@@ -580,7 +417,14 @@ impl NodeInner {
                 .map(RaftRpcReply::TransferLeader)
                 .map_err(|e| e.to_string()),
             RaftRpc::Forward(cmd) => Ok(RaftRpcReply::Forwarded(g.propose_local(cmd).await)),
-            RaftRpc::SnapshotChunk(c) => self.snapshots.receive(&self.writer, &g, c).await,
+            RaftRpc::SnapshotChunk(c) => {
+                let to = Receiver {
+                    id: g.id,
+                    raft: &g.raft,
+                    shared: &g.shared,
+                };
+                self.snapshots.receive(&self.writer, to, c).await
+            }
         }
     }
 

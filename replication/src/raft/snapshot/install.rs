@@ -1,4 +1,4 @@
-//! Installing a validated snapshot dump (see `snapshot_dump` for the format): replaces a
+//! Installing a validated snapshot dump (see `dump` for the format): replaces a
 //! group's state machine rows in the writer's transaction and writes the dump's batch bytes
 //! to this node's segment files.
 
@@ -9,10 +9,11 @@ use std::path::Path;
 use phxq_protocol::batch::BatchHeader;
 use redb::{ReadableTable, Table, WriteTransaction};
 
-use crate::codec::decode_log_id;
-use crate::schema::*;
-use crate::segments::Segments;
-use crate::snapshot_dump::{open_dump, other, DumpInfo, Row, DUMPED_META};
+use crate::raft::snapshot::dump::{open_dump, other, DumpInfo, Row, DUMPED_META};
+use crate::raft::state_machine::record_snapshot;
+use crate::store::log_id::decode_log_id;
+use crate::store::schema::*;
+use crate::store::segments::Segments;
 
 fn io_err(e: io::Error) -> redb::Error {
     redb::Error::Io(e)
@@ -132,6 +133,6 @@ pub fn install(
             Row::End { .. } => break,
         }
     }
-    crate::state_machine::record_snapshot(&mut meta, group)?;
+    record_snapshot(&mut meta, group)?;
     Ok(true)
 }

@@ -2,7 +2,7 @@
 //! far behind for the log (the leader purged the entries it needs).
 //!
 //! Sending ([`send`], the router's `full_snapshot`): a blocking task dumps the group from one
-//! redb read transaction (`snapshot_dump`) into a small channel of chunks; the chunks go out
+//! redb read transaction (`dump`) into a small channel of chunks; the chunks go out
 //! one after another as [`RaftRpc::SnapshotChunk`], each acknowledged, the last one (`done`)
 //! answered with openraft's `SnapshotResponse` once installed. The read transaction sees the
 //! applied state Y at send time, which may be ahead of the snapshot meta's last log id X that
@@ -13,7 +13,7 @@
 //! `done` the dump is validated, then installed in ONE durable writer transaction that
 //! replaces every row of the group and writes `META_APPLIED` = Y with it (never backwards),
 //! then openraft is told about meta X (`install_full_snapshot`). Openraft then re-applies
-//! X+1..Y, which `apply` skips as already applied. A crash before the install commits leaves
+//! X+1..Y, which `raft::apply` skips as already applied. A crash before the install commits leaves
 //! the old state; the temp file is deleted afterwards and at the next start.
 
 use std::collections::HashMap;
@@ -32,13 +32,20 @@ use openraft::OptionalSend;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
-use crate::api::{GroupId, NodeId};
-use crate::network::{RaftRpc, RaftRpcReply, Router, SnapshotChunk};
-use crate::node::GroupInner;
-use crate::snapshot_dump::{dump_group, validate};
-use crate::snapshot_install::install;
-use crate::types::{GroupSnapshot, SnapshotMeta, TypeConfig, Vote};
-use crate::writer::Writer;
+use crate::partition::view::GroupShared;
+use crate::raft::rpc::{RaftRpc, RaftRpcReply, Router, SnapshotChunk};
+use crate::raft::snapshot::dump::{dump_group, validate};
+use crate::raft::snapshot::install::install;
+use crate::raft::work::RaftWriter;
+use crate::raft::Raft;
+use crate::types::{GroupId, GroupSnapshot, NodeId, SnapshotMeta, TypeConfig, Vote};
+
+/// The group a snapshot is received for: its Raft handle and its readers' view.
+pub struct Receiver<'a> {
+    pub id: GroupId,
+    pub raft: &'a Raft,
+    pub shared: &'a GroupShared,
+}
 
 /// Chunk size when openraft does not suggest one.
 const DEFAULT_CHUNK: usize = 3 << 20;
@@ -179,8 +186,8 @@ impl Inbox {
     /// Takes one chunk of a transfer to group `g`; installs the snapshot on the last one.
     pub async fn receive(
         &self,
-        writer: &Writer,
-        g: &GroupInner,
+        writer: &RaftWriter,
+        g: Receiver<'_>,
         c: SnapshotChunk,
     ) -> Result<RaftRpcReply, String> {
         let group = g.id.0;
@@ -259,8 +266,8 @@ impl Inbox {
 
 /// Installs a completely received dump, then hands the snapshot meta to openraft.
 async fn install_received(
-    writer: &Writer,
-    g: &GroupInner,
+    writer: &RaftWriter,
+    g: Receiver<'_>,
     path: &Path,
     vote: Vote,
     meta: SnapshotMeta,

@@ -5,9 +5,9 @@
 
 use redb::TableDefinition;
 
-use crate::segments::SegmentPos;
+use crate::store::segments::SegmentPos;
 
-/// Raft log: (group, index) -> encoded entry (see `codec`).
+/// Raft log: (group, index) -> encoded entry (see `raft::log_codec`).
 pub const LOG: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("raft_log");
 /// Per-group raft and state-machine metadata: (group, META_*) -> value.
 pub const GROUP_META: TableDefinition<(u32, u8), &[u8]> = TableDefinition::new("group_meta");

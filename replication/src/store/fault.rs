@@ -1,5 +1,6 @@
 //! Disk fault injection for tests: a redb storage backend over the real file that refuses
-//! writes while a [`DiskFault`] switch is on, like a full disk would (ENOSPC).
+//! writes while a [`DiskFault`] switch is on, like a full disk would (ENOSPC), and fails
+//! reads while its read switch is on (segment files honour the same switches).
 
 use std::fs::File;
 use std::io;
@@ -10,10 +11,18 @@ use std::sync::Arc;
 use redb::backends::FileBackend;
 use redb::{BackendError, StorageBackend};
 
-/// A switch shared by a test and the node's storage: while on, every write, resize and
-/// sync of the database file fails with "no space left on device".
+/// Switches shared by a test and the node's storage. While writes fail, every write,
+/// resize and sync of the database file and every segment append and sync fails with "no
+/// space left on device"; while reads fail, every read of the database file (past redb's
+/// page cache) and of the segment files fails with an I/O error.
 #[derive(Clone, Debug, Default)]
-pub struct DiskFault(Arc<AtomicBool>);
+pub struct DiskFault(Arc<Switches>);
+
+#[derive(Debug, Default)]
+struct Switches {
+    writes: AtomicBool,
+    reads: AtomicBool,
+}
 
 impl DiskFault {
     pub fn new() -> DiskFault {
@@ -21,18 +30,30 @@ impl DiskFault {
     }
     /// From now on the disk refuses writes.
     pub fn fail(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.0.writes.store(true, Ordering::SeqCst);
     }
-    /// The disk accepts writes again.
+    /// From now on the disk fails reads.
+    pub fn fail_reads(&self) {
+        self.0.reads.store(true, Ordering::SeqCst);
+    }
+    /// The disk accepts writes and reads again.
     pub fn heal(&self) {
-        self.0.store(false, Ordering::SeqCst);
+        self.0.writes.store(false, Ordering::SeqCst);
+        self.0.reads.store(false, Ordering::SeqCst);
     }
     pub(crate) fn check(&self) -> io::Result<()> {
-        if self.0.load(Ordering::SeqCst) {
+        if self.0.writes.load(Ordering::SeqCst) {
             Err(io::Error::new(
                 io::ErrorKind::StorageFull,
                 "injected: no space left on device",
             ))
+        } else {
+            Ok(())
+        }
+    }
+    pub(crate) fn check_read(&self) -> io::Result<()> {
+        if self.0.reads.load(Ordering::SeqCst) {
+            Err(io::Error::other("injected: read error"))
         } else {
             Ok(())
         }
@@ -59,6 +80,7 @@ impl StorageBackend for FaultyBackend {
         self.inner.len()
     }
     fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), io::Error> {
+        self.fault.check_read()?;
         self.inner.read(offset, out)
     }
     fn set_len(&self, len: u64) -> Result<(), io::Error> {

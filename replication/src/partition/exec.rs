@@ -1,24 +1,26 @@
-//! The state machine's semantics: applying committed entries of one group inside the
-//! writer's redb write transaction. Deterministic: every replica computes the same offsets
-//! and answers from the same entries.
+//! What a partition's log means, as the state machine applies it (Kafka log semantics, like
+//! Redpanda's `rm_stm`): batches appended at dense offsets, idempotent producer id / epoch /
+//! sequence checks, the time index, DeleteRecords moving the log start, partition creation
+//! and deletion, and the group's key-value space and producer id allocation. Runs inside
+//! the writer's redb write transaction and is deterministic: every replica computes the
+//! same offsets and answers from the same entries.
 //!
 //! Nothing here touches memory shared with readers: the effects on the in-memory caches
-//! (partition offsets, applied counter) are returned as an [`ApplyEffect`] and published by
-//! the writer only after the transaction commits.
+//! (partition offsets, applied counter) are returned as an [`ApplyEffect`] and published
+//! only after the transaction commits. A stored row that does not decode is a storage
+//! error, never a default.
 
 use std::collections::HashMap;
 
-use openraft::EntryPayload;
 use phxq_protocol::batch::BatchHeader;
 use redb::{ReadableTable, Table, WriteTransaction};
 
-use crate::api::{
-    AppendBatch, AppendError, Appended, Command, CommandResponse, PartitionId, PartitionOffsets,
+use crate::store::schema::*;
+use crate::store::segments::{SegmentPos, Segments};
+use crate::types::{
+    AppendBatch, AppendError, Appended, ApplyResult, Command, CommandResponse, LogId, PartitionId,
+    PartitionOffsets,
 };
-use crate::codec::{decode_log_id, encode_log_id, stored_log_id, stored_positions};
-use crate::schema::*;
-use crate::segments::{SegmentPos, Segments};
-use crate::types::{ApplyResult, Entry, LogId, StoredMembership};
 
 /// What applying a run of entries changed, to publish once the transaction is committed.
 #[derive(Default)]
@@ -39,10 +41,11 @@ struct Tables<'t> {
     producers: Table<'t, (u128, i32, i64), &'static [u8]>,
     kv: Table<'t, (u32, &'static [u8]), &'static [u8]>,
     meta: Table<'t, (u32, u8), &'static [u8]>,
-    log: Table<'t, (u32, u64), &'static [u8]>,
 }
 
-struct Applier<'t> {
+/// The partition tables of one group during one run of applies, with the partitions read
+/// or changed so far.
+pub struct Applier<'t> {
     group: u32,
     t: Tables<'t>,
     segments: &'t Segments,
@@ -52,91 +55,56 @@ struct Applier<'t> {
     batch_bytes: u64,
 }
 
-/// Applies `entries` of `group` in `txn`. `has_responder[i]` says whether entry i wants an
-/// answer.
-pub fn apply_entries<'t>(
-    txn: &'t WriteTransaction,
-    segments: &'t Segments,
-    group: u32,
-    entries: &[(&Entry, bool)],
-) -> Result<ApplyEffect, redb::Error> {
-    let t = Tables {
-        parts: txn.open_table(PARTITIONS)?,
-        batches: txn.open_table(BATCHES)?,
-        time: txn.open_table(TIME_INDEX)?,
-        producers: txn.open_table(PRODUCERS)?,
-        kv: txn.open_table(KV)?,
-        meta: txn.open_table(GROUP_META)?,
-        log: txn.open_table(LOG)?,
-    };
-    let mut a = Applier {
-        group,
-        t,
-        segments,
-        parts: HashMap::new(),
-        dirty: Vec::new(),
-        batch_bytes: 0,
-    };
-    let mut effect = ApplyEffect::default();
-    // Entries at or below the stored applied index are already in the state: a snapshot
-    // was installed at a state ahead of the snapshot meta openraft knows (see `snapshot`),
-    // and openraft re-applies the entries in between. Skip them; META_APPLIED never goes back.
-    let stored = match a.t.meta.get((group, META_APPLIED))? {
-        Some(v) => Some(decode_log_id(v.value()).map_err(io_err)?.index),
-        None => None,
-    };
-    let mut applied_any = false;
-    for (entry, wants_answer) in entries {
-        if stored.is_some_and(|s| entry.log_id.index <= s) {
-            if *wants_answer {
-                effect.responses.push(Err(format!(
-                    "entry {} was applied by a snapshot install; its result is unknown",
-                    entry.log_id.index
-                )));
-            }
-            // Still reported, for the log's memory and the (monotonic) applied watch.
-            effect.last_applied = Some(entry.log_id);
-            continue;
-        }
-        applied_any = true;
-        let response = match &entry.payload {
-            EntryPayload::Blank => CommandResponse::Done,
-            EntryPayload::Normal(Command::Append(batches)) => {
-                let at = a.positions(&entry.log_id, batches)?;
-                a.append_all(batches, &at)?
-            }
-            EntryPayload::Normal(cmd) => a.command(cmd)?,
-            EntryPayload::Membership(m) => {
-                let stored = StoredMembership::new(Some(entry.log_id), m.clone());
-                let json = serde_json::to_vec(&stored).map_err(io_err)?;
-                a.t.meta.insert((group, META_MEMBERSHIP), json.as_slice())?;
-                CommandResponse::Done
-            }
+impl<'t> Applier<'t> {
+    /// Opens the partition tables of `group` in `txn` for a run of applies.
+    pub fn new(
+        txn: &'t WriteTransaction,
+        segments: &'t Segments,
+        group: u32,
+    ) -> Result<Applier<'t>, redb::Error> {
+        let t = Tables {
+            parts: txn.open_table(PARTITIONS)?,
+            batches: txn.open_table(BATCHES)?,
+            time: txn.open_table(TIME_INDEX)?,
+            producers: txn.open_table(PRODUCERS)?,
+            kv: txn.open_table(KV)?,
+            meta: txn.open_table(GROUP_META)?,
         };
-        if *wants_answer {
-            effect.responses.push(Ok(response));
-        }
-        effect.last_applied = Some(entry.log_id);
+        Ok(Applier {
+            group,
+            t,
+            segments,
+            parts: HashMap::new(),
+            dirty: Vec::new(),
+            batch_bytes: 0,
+        })
     }
-    if let Some(last) = effect.last_applied.as_ref().filter(|_| applied_any) {
-        a.t.meta
-            .insert((group, META_APPLIED), encode_log_id(last).as_slice())?;
+
+    /// The group's meta table, open in this transaction (the raft layer records the
+    /// applied log id and membership in it).
+    pub fn meta(&mut self) -> &mut Table<'t, (u32, u8), &'static [u8]> {
+        &mut self.t.meta
     }
-    for p in std::mem::take(&mut a.dirty) {
-        let key = (group, p.topic_id, p.index);
-        match a.parts.get(&p).copied().flatten() {
-            Some(m) => {
-                a.t.parts.insert(key, m.encode().as_slice())?;
-                effect.offsets.push((p, Some(offsets_of(&m))));
+
+    /// Writes the partitions this run changed and reports their new offsets in `effect`.
+    pub fn finish(mut self, effect: &mut ApplyEffect) -> Result<(), redb::Error> {
+        let group = self.group;
+        for p in std::mem::take(&mut self.dirty) {
+            let key = (group, p.topic_id, p.index);
+            match self.parts.get(&p).copied().flatten() {
+                Some(m) => {
+                    self.t.parts.insert(key, m.encode().as_slice())?;
+                    effect.offsets.push((p, Some(offsets_of(&m))));
+                }
+                None => {
+                    self.t.parts.remove(key)?;
+                    effect.offsets.push((p, None));
+                }
             }
-            None => {
-                a.t.parts.remove(key)?;
-                effect.offsets.push((p, None));
-            }
         }
+        effect.batch_bytes = self.batch_bytes;
+        Ok(())
     }
-    effect.batch_bytes = a.batch_bytes;
-    Ok(effect)
 }
 
 pub fn offsets_of(m: &PartMeta) -> PartitionOffsets {
@@ -146,7 +114,7 @@ pub fn offsets_of(m: &PartMeta) -> PartitionOffsets {
     }
 }
 
-fn io_err(e: impl std::fmt::Display) -> redb::Error {
+pub(crate) fn io_err(e: impl std::fmt::Display) -> redb::Error {
     redb::Error::Io(std::io::Error::other(e.to_string()))
 }
 
@@ -160,7 +128,9 @@ fn next_seq(seq: i32) -> i32 {
 }
 
 impl Applier<'_> {
-    fn command(&mut self, cmd: &Command) -> Result<CommandResponse, redb::Error> {
+    /// Applies a command other than an Append (whose batches come with their segment
+    /// positions: [`Applier::append_all`]).
+    pub fn command(&mut self, cmd: &Command) -> Result<CommandResponse, redb::Error> {
         Ok(match cmd {
             Command::CreatePartitions(ps) => {
                 for p in ps {
@@ -176,12 +146,8 @@ impl Applier<'_> {
                 }
                 CommandResponse::Done
             }
-            Command::Append(batches) => {
-                let at = batches
-                    .iter()
-                    .map(|b| self.segments.append(&b.batch))
-                    .collect::<Result<Vec<_>, _>>()?;
-                self.append_all(batches, &at)?
+            Command::Append(_) => {
+                return Err(io_err("an Append is applied with its segment positions"));
             }
             Command::DeleteRecords(items) => {
                 let mut out = Vec::with_capacity(items.len());
@@ -232,39 +198,8 @@ impl Applier<'_> {
         })
     }
 
-    /// Where the batches of the Append at log `index` were written when it was logged.
-    /// Writes them now if the log row does not say (never expected: an entry is applied
-    /// only after its row is durable, and purged only after it is applied).
-    fn positions(
-        &mut self,
-        log_id: &LogId,
-        batches: &[AppendBatch],
-    ) -> Result<Vec<SegmentPos>, redb::Error> {
-        let index = log_id.index;
-        if let Some(row) = self.t.log.get((self.group, index))? {
-            let at = stored_positions(row.value()).map_err(io_err)?;
-            let same = stored_log_id(index, row.value()).ok().as_ref() == Some(log_id)
-                && at.len() == batches.len()
-                && at
-                    .iter()
-                    .zip(batches)
-                    .all(|((_, len), b)| *len as usize == b.batch.len());
-            if same {
-                return Ok(at.into_iter().map(|(at, _)| at).collect());
-            }
-        }
-        tracing::warn!(
-            group = self.group,
-            index,
-            "applying an Append whose log row has no batch positions; writing its batches again"
-        );
-        Ok(batches
-            .iter()
-            .map(|b| self.segments.append(&b.batch))
-            .collect::<Result<Vec<_>, _>>()?)
-    }
-
-    fn append_all(
+    /// Appends `batches`, whose bytes are at `at` in the segment files, at dense offsets.
+    pub fn append_all(
         &mut self,
         batches: &[AppendBatch],
         at: &[SegmentPos],
@@ -421,8 +356,8 @@ impl Applier<'_> {
             Some(item) => {
                 let (k, v) = item?;
                 let last = BatchLoc::decode(v.value())
-                    .map(|l| l.last_offset(k.value().2))
-                    .unwrap_or(i64::MAX);
+                    .ok_or_else(|| io_err("batch location"))?
+                    .last_offset(k.value().2);
                 if last >= target {
                     k.value().2
                 } else {
@@ -493,11 +428,10 @@ impl Applier<'_> {
             .range((p.topic_id, p.index, first_base.min(end))..(p.topic_id, p.index, end))?
         {
             let (k, v) = item?;
-            if let Some(l) = BatchLoc::decode(v.value()) {
-                if l.max_timestamp > running {
-                    running = l.max_timestamp;
-                    adds.push((l.max_timestamp, k.value().2));
-                }
+            let l = BatchLoc::decode(v.value()).ok_or_else(|| io_err("batch location"))?;
+            if l.max_timestamp > running {
+                running = l.max_timestamp;
+                adds.push((l.max_timestamp, k.value().2));
             }
         }
         for (ts, base) in adds {

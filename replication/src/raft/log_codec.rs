@@ -1,8 +1,9 @@
-//! Binary encoding of raft log entries, commands and log ids as stored in redb.
+//! Binary encoding of raft log entries and commands as stored in redb (log ids are in
+//! `store::log_id`).
 //!
 //! Entries are written straight into redb's reserved value space (`encode_stored_entry`
 //! into a `&mut [u8]`). The raft log row of an Append holds where its batches are in the
-//! segment files (`segments`), not their bytes; decoding reads them back. Other commands
+//! segment files (`store::segments`), not their bytes; decoding reads them back. Other commands
 //! are stored as `encode_command` writes them. Its inline Append form (tag 3) is no longer
 //! written to the log (databases of that layout are refused at open); `command_len` of an
 //! Append is the entry's in-memory size. Between nodes, entries travel with their batches
@@ -14,14 +15,10 @@
 
 use bytes::{Buf, BufMut, Bytes};
 
-use crate::api::{AppendBatch, Command, PartitionId};
-use crate::segments::SegmentPos;
-use crate::types::{Entry, LeaderId, LogId, Membership};
+use crate::store::log_id::DecodeError;
+use crate::store::segments::SegmentPos;
+use crate::types::{AppendBatch, Command, Entry, LeaderId, LogId, Membership, PartitionId};
 use openraft::EntryPayload;
-
-#[derive(Debug, thiserror::Error)]
-#[error("corrupt stored value: {0}")]
-pub struct DecodeError(pub &'static str);
 
 const KIND_BLANK: u8 = 0;
 const KIND_NORMAL: u8 = 1;
@@ -40,12 +37,18 @@ const CMD_APPEND_STORED: u8 = 8;
 /// Size of a partition id on the wire: topic id and index.
 const PART_LEN: usize = 16 + 4;
 
+/// A membership as JSON. Serializing one cannot fail (ids and plain structs; map keys are
+/// integers, which serde_json writes as strings): a failure is a bug, not a condition.
+fn membership_json(m: &Membership) -> Vec<u8> {
+    serde_json::to_vec(m).expect("a membership serializes to JSON")
+}
+
 /// Size of an entry in memory and on the wire (batches inline).
 pub fn entry_len(e: &Entry) -> usize {
     17 + match &e.payload {
         EntryPayload::Blank => 0,
         EntryPayload::Normal(c) => command_len(c),
-        EntryPayload::Membership(m) => serde_json::to_vec(m).map(|v| v.len()).unwrap_or(0),
+        EntryPayload::Membership(m) => membership_json(m).len(),
     }
 }
 
@@ -81,7 +84,7 @@ pub fn encode_stored_entry(e: &Entry, at: &[SegmentPos], mut buf: impl BufMut) {
         }
         EntryPayload::Membership(m) => {
             buf.put_u8(KIND_MEMBERSHIP);
-            buf.put_slice(&serde_json::to_vec(m).unwrap_or_default());
+            buf.put_slice(&membership_json(m));
         }
     }
 }
@@ -369,28 +372,10 @@ pub fn decode_command(mut b: Bytes, read: Option<ReadBatch>) -> Result<Command, 
     Ok(cmd)
 }
 
-/// A log id as 24 bytes: term, leader node, index.
-pub fn encode_log_id(id: &LogId) -> [u8; 24] {
-    let mut out = [0u8; 24];
-    let mut w = &mut out[..];
-    w.put_u64(id.leader_id.term);
-    w.put_u64(id.leader_id.node_id);
-    w.put_u64(id.index);
-    out
-}
-
-pub fn decode_log_id(mut b: &[u8]) -> Result<LogId, DecodeError> {
-    if b.len() != 24 {
-        return Err(DecodeError("log id"));
-    }
-    let term = b.get_u64();
-    let node_id = b.get_u64();
-    Ok(LogId::new(LeaderId { term, node_id }, b.get_u64()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::log_id::{decode_log_id, encode_log_id};
 
     fn p(i: i32) -> PartitionId {
         PartitionId {

@@ -1,9 +1,9 @@
 //! A group's state machine as openraft sees it: applies go to the group-commit writer (the
-//! semantics are in `apply`), snapshots are descriptors of the durable redb state. Shipping
-//! that state to a follower is `snapshot`: the data is installed before openraft hears of the
+//! entry loop is `raft::apply`, the partition semantics `partition::exec`), snapshots are descriptors of the durable redb state. Shipping
+//! that state to a follower is `snapshot::transfer`: the data is installed before openraft hears of the
 //! snapshot, so `install_snapshot` here only checks it and records it.
 //!
-//! Applies are committed non-durably (see `writer`); `applied_state` is read from redb,
+//! Applies are committed non-durably (see `store::writer`); `applied_state` is read from redb,
 //! where the applied log id is written in the same transaction as the data it covers. After
 //! a crash redb holds a consistent prefix, so the applied id reported on restart matches
 //! the data and openraft re-applies the rest from the durable raft log.
@@ -11,50 +11,24 @@
 use std::io;
 use std::sync::{Arc, Mutex};
 
-use futures_util::{Stream, TryStreamExt};
+use futures::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine, Snapshot};
 use openraft::OptionalSend;
-use redb::{Database, ReadableDatabase, ReadableTable, Table, WriteTransaction};
+use redb::{Database, ReadableDatabase, Table, WriteTransaction};
 
-use crate::codec::decode_log_id;
-use crate::group::GroupShared;
-use crate::log_store::LogShared;
-use crate::schema::*;
-use crate::types::{GroupSnapshot, LogId, SnapshotMeta, StoredMembership, TypeConfig};
-use crate::writer::{Request, Writer};
+use crate::partition::view::GroupShared;
+use crate::raft::log_mem::LogShared;
+use crate::raft::work::{RaftWork, RaftWriter};
+use crate::store::meta::{applied_of, read_applied};
+use crate::store::schema::*;
+use crate::types::{GroupSnapshot, LeaderId, LogId, SnapshotMeta, StoredMembership, TypeConfig};
 
-pub type GroupSnapshotOf =
-    Snapshot<crate::types::LeaderId, u64, openraft::BasicNode, GroupSnapshot>;
+pub type GroupSnapshotOf = Snapshot<LeaderId, u64, openraft::BasicNode, GroupSnapshot>;
 
 pub struct StateMachine {
     pub group: Arc<GroupShared>,
     pub log: Arc<LogShared>,
-    pub writer: Writer,
-}
-
-/// Reads the applied log id and membership of `group` from any readable meta table.
-fn applied_of(
-    meta: &impl ReadableTable<(u32, u8), &'static [u8]>,
-    group: u32,
-) -> io::Result<(Option<LogId>, StoredMembership)> {
-    let applied = match meta.get((group, META_APPLIED)).map_err(io::Error::other)? {
-        Some(v) => Some(decode_log_id(v.value()).map_err(io::Error::other)?),
-        None => None,
-    };
-    let membership = match meta
-        .get((group, META_MEMBERSHIP))
-        .map_err(io::Error::other)?
-    {
-        Some(v) => serde_json::from_slice(v.value()).map_err(io::Error::other)?,
-        None => StoredMembership::default(),
-    };
-    Ok((applied, membership))
-}
-
-pub fn read_applied(db: &Database, group: u32) -> io::Result<(Option<LogId>, StoredMembership)> {
-    let txn = db.begin_read().map_err(io::Error::other)?;
-    let meta = txn.open_table(GROUP_META).map_err(io::Error::other)?;
-    applied_of(&meta, group)
+    pub writer: RaftWriter,
 }
 
 fn read_snapshot_meta(db: &Database, group: u32) -> io::Result<Option<SnapshotMeta>> {
@@ -94,7 +68,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         if self.writer.broken() {
             return Err(io::Error::other("storage writer failed; reopen the node"));
         }
-        self.writer.submit(Request::Apply {
+        self.writer.submit(RaftWork::Apply {
             group: self.group.clone(),
             log: self.log.clone(),
             entries: batch,
@@ -114,7 +88,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMeta,
         _snapshot: GroupSnapshot,
     ) -> Result<(), io::Error> {
-        // The data was installed when the transfer completed (`snapshot`), at a state at or
+        // The data was installed when the transfer completed (`snapshot::transfer`), at a state at or
         // after `meta`. Check that, and record the state as the current snapshot: it covers
         // everything openraft now purges from the log.
         let group = self.group.id.0;
@@ -170,7 +144,7 @@ pub fn record_snapshot(
 /// durable and records it as the group's current snapshot.
 pub struct SnapshotBuilder {
     group: Arc<GroupShared>,
-    writer: Writer,
+    writer: RaftWriter,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {

@@ -24,11 +24,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use redb::{Database, ReadableDatabase, ReadableTable};
+use redb::{Database, ReadTransaction, ReadableDatabase};
 
-use crate::codec::stored_positions;
-use crate::fault::DiskFault;
-use crate::schema::{BatchLoc, BATCHES, LOG};
+use crate::store::fault::DiskFault;
 
 /// A segment file rolls once it holds this many bytes.
 pub const SEGMENT_BYTES: u64 = 1 << 30;
@@ -89,6 +87,7 @@ fn open_file(path: &Path, create: bool) -> io::Result<File> {
 impl Segments {
     /// Opens the segment files in `dir` (created if missing); appends continue at the end
     /// of the newest one.
+    #[cfg(test)]
     pub fn open(dir: &Path, fault: Option<DiskFault>) -> io::Result<Segments> {
         Self::open_with(dir, fault, SEGMENT_BYTES)
     }
@@ -237,6 +236,9 @@ impl Segments {
     /// Reads `out.len()` bytes at `at`. The bytes must be synced (i.e. referred to by a
     /// committed row).
     pub fn read(&self, at: SegmentPos, out: &mut [u8]) -> io::Result<()> {
+        if let Some(f) = &self.fault {
+            f.check_read()?;
+        }
         let file = self
             .files
             .read()
@@ -305,27 +307,28 @@ impl Segments {
     }
 }
 
-/// Deletes the segment files that no batch index row and no raft log row refers to. Scans
-/// both tables in one read transaction; files from the active one on are kept, since rows
-/// committed after the scan began can refer only to them.
-pub fn collect_garbage(db: &Database, segments: &Segments) -> io::Result<Vec<u32>> {
+/// Rows of the database that refer to segment files: the partition batch index and the
+/// raft log each implement this for their own tables, so that this layer collects garbage
+/// without knowing their row formats.
+pub trait SegmentRefs {
+    /// Adds to `live` every segment file a row visible in `txn` refers to.
+    fn add_live(&self, txn: &ReadTransaction, live: &mut BTreeSet<u32>) -> io::Result<()>;
+}
+
+/// Deletes the rolled segment files that no row of any of `refs` refers to, all read in
+/// one read transaction, and returns their ids. The active file (and any later one) stays.
+pub fn collect_garbage(
+    db: &Database,
+    segments: &Segments,
+    refs: &[&dyn SegmentRefs],
+) -> io::Result<Vec<u32>> {
+    // Taken before the read: a file rolled after it may hold bytes of rows the read misses.
     let floor = segments.active_id();
     let mut live = BTreeSet::new();
     {
         let txn = db.begin_read().map_err(io::Error::other)?;
-        let batches = txn.open_table(BATCHES).map_err(io::Error::other)?;
-        for item in batches.iter().map_err(io::Error::other)? {
-            let (_, v) = item.map_err(io::Error::other)?;
-            let loc =
-                BatchLoc::decode(v.value()).ok_or_else(|| io::Error::other("batch location"))?;
-            live.insert(loc.at.segment);
-        }
-        let log = txn.open_table(LOG).map_err(io::Error::other)?;
-        for item in log.iter().map_err(io::Error::other)? {
-            let (_, v) = item.map_err(io::Error::other)?;
-            for (at, _) in stored_positions(v.value()).map_err(io::Error::other)? {
-                live.insert(at.segment);
-            }
+        for r in refs {
+            r.add_live(&txn, &mut live)?;
         }
     }
     let dead = segments.collect(&live, floor)?;

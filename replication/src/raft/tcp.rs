@@ -14,14 +14,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::api::{GroupId, GroupStatus, NodeId, ReplicaNode};
-use crate::network::{BoxFuture, RaftRpc, RaftRpcReply, Transport};
+use crate::raft::rpc::{BoxFuture, RaftRpc, RaftRpcReply, RpcService, Transport};
+use crate::types::{GroupId, GroupStatus, NodeId};
 
 /// Largest frame accepted either way: AppendEntries are capped by `max_append_bytes`
 /// (8 MiB by default), snapshot chunks are smaller.
@@ -56,18 +56,19 @@ struct Response {
     answer: Answer,
 }
 
+/// Encodes one frame: the body is serialized once, straight after its length prefix.
 fn encode<T: Serialize>(v: &T) -> Result<Bytes, String> {
-    let body = postcard::to_stdvec(v).map_err(|e| format!("encode: {e}"))?;
-    if body.len() > MAX_FRAME {
+    let mut buf = Vec::with_capacity(256);
+    buf.extend_from_slice(&[0u8; 4]);
+    let mut buf = postcard::to_extend(v, buf).map_err(|e| format!("encode: {e}"))?;
+    let len = buf.len() - 4;
+    if len > MAX_FRAME {
         return Err(format!(
-            "message of {} bytes exceeds the {MAX_FRAME}-byte frame limit",
-            body.len()
+            "message of {len} bytes exceeds the {MAX_FRAME}-byte frame limit"
         ));
     }
-    let mut out = BytesMut::with_capacity(4 + body.len());
-    out.put_u32(body.len() as u32);
-    out.extend_from_slice(&body);
-    Ok(out.freeze())
+    buf[..4].copy_from_slice(&(len as u32).to_be_bytes());
+    Ok(Bytes::from(buf))
 }
 
 /// Reads one frame body; `Ok(None)` at a clean end of stream.
@@ -84,8 +85,14 @@ async fn read_frame(r: &mut (impl AsyncReadExt + Unpin)) -> std::io::Result<Opti
             "frame of {len} bytes exceeds {MAX_FRAME}"
         )));
     }
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body).await?;
+    // Read into spare capacity: no zero-filling of a buffer about to be overwritten.
+    let mut body = Vec::with_capacity(len);
+    while body.len() < len {
+        let left = (len - body.len()) as u64;
+        if (&mut *r).take(left).read_buf(&mut body).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
     Ok(Some(body))
 }
 
@@ -269,9 +276,9 @@ pub async fn fetch_status(addr: SocketAddr, timeout: Duration) -> Result<Vec<Gro
 /// Serves the inter-broker listener until `stop` resolves or the node is dropped (the
 /// listener is closed then; connections already open end with the node). Each request runs
 /// in its own task; answers go back on the same connection.
-pub async fn serve(
+pub async fn serve<S: RpcService>(
     listener: TcpListener,
-    node: Weak<ReplicaNode>,
+    node: Weak<S>,
     stop: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(stop);
@@ -296,7 +303,7 @@ pub async fn serve(
     }
 }
 
-async fn serve_conn(stream: TcpStream, peer: SocketAddr, node: Weak<ReplicaNode>) {
+async fn serve_conn<S: RpcService>(stream: TcpStream, peer: SocketAddr, node: Weak<S>) {
     let (mut read, write) = stream.into_split();
     let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
     tokio::spawn(async move {

@@ -8,7 +8,7 @@
 //! group (`PARTITIONS`), then per partition its `BATCHES`, `TIME_INDEX` and `PRODUCERS` rows,
 //! then the group's `KV` rows, then its `GROUP_META` rows `META_NEXT_PID`, `META_APPLIED`,
 //! `META_MEMBERSHIP`. The applied log id in the header is the state the dump reflects; it is
-//! at or after the snapshot meta openraft sends along (see `snapshot`).
+//! at or after the snapshot meta openraft sends along (see `snapshot::transfer`).
 //!
 //! Batch rows carry the batch's bytes (base offset patched in), read from the segment files;
 //! the install writes them to the follower's segment files.
@@ -25,10 +25,10 @@ use phxq_protocol::batch::BatchHeader;
 use redb::{Database, ReadableDatabase};
 use tokio::sync::mpsc;
 
-use crate::codec::{decode_log_id, encode_log_id};
-use crate::group::read_batches;
-use crate::schema::*;
-use crate::segments::Segments;
+use crate::partition::read::read_batches;
+use crate::store::log_id::{decode_log_id, encode_log_id};
+use crate::store::schema::*;
+use crate::store::segments::Segments;
 use crate::types::{LogId, StoredMembership};
 
 const MAGIC: &[u8; 8] = b"PHXQSNP1";

@@ -1,0 +1,226 @@
+//! Reading a group's partitions and key-value space straight from redb read transactions
+//! (MVCC: concurrent with the writer, no locking through openraft) and the segment files.
+//!
+//! A read that fails (redb or the file system) is an error the caller sees as
+//! [`ReplicationError::Storage`]; only a row that does not exist is "nothing there".
+
+use std::collections::BTreeSet;
+use std::io;
+
+use bytes::{Bytes, BytesMut};
+use phxq_protocol::batch::set_base_offset;
+use redb::{ReadTransaction, ReadableDatabase, ReadableTable};
+
+use crate::partition::view::GroupShared;
+use crate::store::schema::*;
+use crate::store::segments::{SegmentRefs, Segments};
+use crate::types::{PartitionId, ReadLimit, ReadResult, ReplicationError, StoredBatch};
+
+fn storage(e: impl std::fmt::Display) -> ReplicationError {
+    ReplicationError::storage(e)
+}
+
+impl GroupShared {
+    pub fn read(
+        &self,
+        p: PartitionId,
+        offset: i64,
+        limit: ReadLimit,
+        out: &mut BytesMut,
+    ) -> Result<ReadResult, ReplicationError> {
+        let o = self.offsets(p).ok_or(ReplicationError::UnknownPartition)?;
+        if offset < o.log_start_offset || offset > o.high_watermark {
+            return Err(ReplicationError::OffsetOutOfRange {
+                offset,
+                log_start: o.log_start_offset,
+                high_watermark: o.high_watermark,
+            });
+        }
+        let mut res = ReadResult::default();
+        if offset == o.high_watermark {
+            return Ok(res);
+        }
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(BATCHES).map_err(storage)?;
+        let (t, i) = (p.topic_id, p.index);
+        // The batch containing `offset` is the last one starting at or before it.
+        let start = match table
+            .range((t, i, i64::MIN)..=(t, i, offset))
+            .map_err(storage)?
+            .next_back()
+        {
+            Some(item) => item.map_err(storage)?.0.value().2,
+            None => offset,
+        };
+        let mut picked: Vec<(i64, BatchLoc)> = Vec::new();
+        for item in table
+            .range((t, i, start)..=(t, i, i64::MAX))
+            .map_err(storage)?
+        {
+            let (k, v) = item.map_err(storage)?;
+            let base = k.value().2;
+            let loc = BatchLoc::decode(v.value()).ok_or_else(|| storage("batch location"))?;
+            if loc.last_offset(base) < offset {
+                continue;
+            }
+            let whole_first = res.batches == 0 && limit.first_batch_whole;
+            if !whole_first && res.bytes + loc.len as usize > limit.max_bytes {
+                break;
+            }
+            picked.push((base, loc));
+            res.batches += 1;
+            res.bytes += loc.len as usize;
+        }
+        drop(table);
+        drop(txn);
+        read_batches(&self.segments, &picked, out).map_err(storage)?;
+        Ok(res)
+    }
+
+    /// The batch of `p` at base offset `base`, as the time index `txn` holds names it.
+    fn stored_batch(
+        &self,
+        txn: &ReadTransaction,
+        p: PartitionId,
+        base: i64,
+    ) -> Result<StoredBatch, ReplicationError> {
+        let loc = {
+            let table = txn.open_table(BATCHES).map_err(storage)?;
+            let v = table
+                .get((p.topic_id, p.index, base))
+                .map_err(storage)?
+                .ok_or_else(|| storage(format!("time index names a missing batch at {base}")))?;
+            BatchLoc::decode(v.value()).ok_or_else(|| storage("batch location"))?
+        };
+        let mut out = BytesMut::new();
+        read_batches(&self.segments, &[(base, loc)], &mut out).map_err(storage)?;
+        Ok(StoredBatch {
+            base_offset: base,
+            batch: out.freeze(),
+        })
+    }
+
+    /// The first batch of `p` whose max timestamp is >= `timestamp`; None when there is none.
+    pub fn batch_by_timestamp(
+        &self,
+        p: PartitionId,
+        timestamp: i64,
+    ) -> Result<Option<StoredBatch>, ReplicationError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let base = {
+            let time = txn.open_table(TIME_INDEX).map_err(storage)?;
+            let mut range = time
+                .range((p.topic_id, p.index, timestamp)..=(p.topic_id, p.index, i64::MAX))
+                .map_err(storage)?;
+            match range.next() {
+                Some(item) => item.map_err(storage)?.1.value(),
+                None => return Ok(None),
+            }
+        };
+        self.stored_batch(&txn, p, base).map(Some)
+    }
+
+    /// The largest timestamp of `p` and the batch holding it; None when `p` has no batch.
+    pub fn max_timestamp(
+        &self,
+        p: PartitionId,
+    ) -> Result<Option<(i64, StoredBatch)>, ReplicationError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let (ts, base) = {
+            let time = txn.open_table(TIME_INDEX).map_err(storage)?;
+            let mut range = time
+                .range((p.topic_id, p.index, i64::MIN)..=(p.topic_id, p.index, i64::MAX))
+                .map_err(storage)?;
+            match range.next_back() {
+                Some(item) => {
+                    let (k, v) = item.map_err(storage)?;
+                    (k.value().2, v.value())
+                }
+                None => return Ok(None),
+            }
+        };
+        Ok(Some((ts, self.stored_batch(&txn, p, base)?)))
+    }
+
+    /// The value of `key` in the group's key-value space; None when the key is absent.
+    pub fn kv_get(&self, key: &[u8]) -> Result<Option<Bytes>, ReplicationError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let kv = txn.open_table(KV).map_err(storage)?;
+        let v = kv.get((self.id.0, key)).map_err(storage)?;
+        Ok(v.map(|v| Bytes::copy_from_slice(v.value())))
+    }
+
+    /// Every key starting with `prefix` and its value, in key order; all or an error.
+    pub fn kv_scan(&self, prefix: &[u8]) -> Result<Vec<(Bytes, Bytes)>, ReplicationError> {
+        let mut out = Vec::new();
+        let txn = self.db.begin_read().map_err(storage)?;
+        let kv = txn.open_table(KV).map_err(storage)?;
+        for item in kv.range((self.id.0, prefix)..).map_err(storage)? {
+            let (k, v) = item.map_err(storage)?;
+            let (g, key) = k.value();
+            if g != self.id.0 || !key.starts_with(prefix) {
+                break;
+            }
+            out.push((
+                Bytes::copy_from_slice(key),
+                Bytes::copy_from_slice(v.value()),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// The segment files the partition batch index refers to (for segment garbage collection).
+pub struct BatchRefs;
+
+impl SegmentRefs for BatchRefs {
+    fn add_live(&self, txn: &ReadTransaction, live: &mut BTreeSet<u32>) -> io::Result<()> {
+        let batches = txn.open_table(BATCHES).map_err(io::Error::other)?;
+        for item in batches.iter().map_err(io::Error::other)? {
+            let (_, v) = item.map_err(io::Error::other)?;
+            let loc =
+                BatchLoc::decode(v.value()).ok_or_else(|| io::Error::other("batch location"))?;
+            live.insert(loc.at.segment);
+        }
+        Ok(())
+    }
+}
+
+/// Appends the bytes of `batches` (base offset, location) to `out`, each with its base
+/// offset patched in. Batches that follow each other in a segment file are read with one
+/// positional read.
+pub fn read_batches(
+    segments: &Segments,
+    batches: &[(i64, BatchLoc)],
+    out: &mut BytesMut,
+) -> io::Result<()> {
+    let total: usize = batches.iter().map(|(_, l)| l.len as usize).sum();
+    out.reserve(total);
+    let mut i = 0;
+    while i < batches.len() {
+        // A run of contiguous batches: [i, j).
+        let first = batches[i].1;
+        let mut end = first.at.pos + first.len as u64;
+        let mut j = i + 1;
+        while j < batches.len()
+            && batches[j].1.at.segment == first.at.segment
+            && batches[j].1.at.pos == end
+        {
+            end += batches[j].1.len as u64;
+            j += 1;
+        }
+        let start = out.len();
+        out.resize(start + (end - first.at.pos) as usize, 0);
+        segments.read(first.at, &mut out[start..])?;
+        let mut o = start;
+        for (base, loc) in &batches[i..j] {
+            if loc.len < 8 {
+                return Err(io::Error::other("stored batch shorter than its header"));
+            }
+            set_base_offset(&mut out[o..o + loc.len as usize], *base);
+            o += loc.len as usize;
+        }
+        i = j;
+    }
+    Ok(())
+}
