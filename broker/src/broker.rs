@@ -10,7 +10,7 @@ use tracing::info;
 use crate::config::Config;
 use crate::groups::consumer::TopicMetadata;
 use crate::groups::consumer_coordinator::Catalog;
-use crate::groups::{GroupConfig, GroupCoordinator};
+use crate::groups::GroupCoordinator;
 use crate::topics::TopicRegistry;
 
 pub struct Broker {
@@ -78,7 +78,7 @@ impl Broker {
         let topics = TopicRegistry::load(&metadata)?;
         info!(%cluster_id, topics = topics.len(), "metadata loaded");
         let groups = GroupCoordinator::start(
-            GroupConfig::current(),
+            config.groups.clone(),
             node.clone(),
             (1..=config.store_groups).map(GroupId).collect(),
         );

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
-use crate::groups::GroupConfig;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -210,7 +209,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         },
         Command::Serve(args) => {
             let config = args.config()?;
-            GroupConfig::install(config.groups.clone());
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .thread_name("phxq")

@@ -28,8 +28,6 @@ pub mod rebalance;
 
 pub use coordinator::GroupCoordinator;
 
-use std::sync::OnceLock;
-
 /// Kafka error codes used by the group APIs (not all are in `phxq_protocol::errors`).
 pub mod errors {
     pub use phxq_protocol::errors::*;
@@ -120,20 +118,7 @@ impl Default for GroupConfig {
     }
 }
 
-static CONFIG: OnceLock<GroupConfig> = OnceLock::new();
-
 impl GroupConfig {
-    /// Sets the process-wide group settings (from the command line), once, before the
-    /// broker opens.
-    pub fn install(config: GroupConfig) {
-        let _ = CONFIG.set(config);
-    }
-
-    /// The installed settings, or the defaults.
-    pub fn current() -> GroupConfig {
-        CONFIG.get().cloned().unwrap_or_default()
-    }
-
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
             self.min_session_timeout_ms >= 1
