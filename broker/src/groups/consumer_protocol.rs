@@ -98,7 +98,8 @@ pub fn parse_assignment(bytes: &Bytes) -> Result<BTreeSet<TopicPartition>, Parse
         .collect())
 }
 
-fn grouped(parts: &BTreeSet<TopicPartition>) -> Vec<(String, Vec<i32>)> {
+/// Partitions grouped by topic, in order.
+pub fn grouped(parts: &BTreeSet<TopicPartition>) -> Vec<(String, Vec<i32>)> {
     let mut out: Vec<(String, Vec<i32>)> = Vec::new();
     for (t, p) in parts {
         match out.last_mut() {

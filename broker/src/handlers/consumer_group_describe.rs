@@ -7,7 +7,7 @@
 //! backlog; the last decision and why). Kafka clients skip tagged fields they do not know;
 //! `phxq group describe` shows them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use bytes::Bytes;
 use kafka_protocol::messages::consumer_group_describe_response::{
@@ -19,7 +19,7 @@ use kafka_protocol::messages::{
 
 use crate::broker::Broker;
 use crate::groups::consumer_coordinator::ConsumerGroupView;
-use crate::groups::consumer_protocol::TopicPartition;
+use crate::groups::consumer_protocol::{self, TopicPartition};
 use crate::groups::errors::*;
 use crate::handlers::str;
 
@@ -104,16 +104,12 @@ fn described(broker: &Broker, g: DescribedGroup, view: ConsumerGroupView) -> Des
 }
 
 fn assignment(broker: &Broker, parts: &BTreeSet<TopicPartition>) -> Assignment {
-    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-    for (t, p) in parts {
-        by_topic.entry(t).or_default().push(*p);
-    }
     Assignment::default().with_topic_partitions(
-        by_topic
+        consumer_protocol::grouped(parts)
             .into_iter()
             .map(|(t, ps)| {
                 TopicPartitions::default()
-                    .with_topic_id(broker.topics.get(t).map(|t| t.uuid()).unwrap_or_default())
+                    .with_topic_id(broker.topics.get(&t).map(|t| t.uuid()).unwrap_or_default())
                     .with_topic_name(TopicName(str(t)))
                     .with_partitions(ps)
             })

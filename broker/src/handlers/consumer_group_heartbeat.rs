@@ -3,7 +3,7 @@
 //! Topics travel by id; owned partitions of topics that no longer exist are dropped. v0
 //! lets the broker pick the member id; from v1 the client does (KIP-1082).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
 use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
@@ -11,7 +11,7 @@ use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeart
 
 use crate::broker::Broker;
 use crate::groups::consumer::Heartbeat;
-use crate::groups::consumer_protocol::TopicPartition;
+use crate::groups::consumer_protocol::{self, TopicPartition};
 use crate::handlers::str;
 
 pub async fn handle(
@@ -68,15 +68,11 @@ pub async fn handle(
 
 /// Partitions grouped by topic id.
 fn assignment(broker: &Broker, parts: &BTreeSet<TopicPartition>) -> Assignment {
-    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-    for (t, p) in parts {
-        by_topic.entry(t).or_default().push(*p);
-    }
     Assignment::default().with_topic_partitions(
-        by_topic
+        consumer_protocol::grouped(parts)
             .into_iter()
             .filter_map(|(t, ps)| {
-                let topic = broker.topics.get(t)?;
+                let topic = broker.topics.get(&t)?;
                 Some(
                     TopicPartitions::default()
                         .with_topic_id(topic.uuid())
