@@ -29,8 +29,9 @@
 //! - **Load.** Commits are attributed to the lock holder to measure each member's consume
 //!   rate; a member holding partitions with backlog that commits nothing for the stall
 //!   timeout counts as stalled and the `load` assignor gives it nothing. A partition the
-//!   scheduler moved stays put for the cooldown.
+//!   scheduler moved stays put for the cooldown. (Measurement and load reviews: `load.rs`.)
 
+mod load;
 pub mod member;
 #[cfg(test)]
 mod tests;
@@ -42,7 +43,8 @@ use tracing::info;
 use super::consumer_protocol::{self, TopicPartition};
 use super::errors::*;
 use super::locks::LockTable;
-use crate::scheduler::{self, AssignmentSpec, LoadFigures, MemberSpec, PartitionLoad};
+use crate::scheduler::{self, AssignmentSpec, LoadFigures, MemberSpec};
+use load::Progress;
 pub use member::{ConsumerMember, MemberState};
 
 /// Settings of KIP-848 groups (from the `[groups]` table).
@@ -114,15 +116,6 @@ pub struct HeartbeatReply {
 
 /// An error answer: code and message.
 pub type Refusal = (i16, String);
-
-#[derive(Clone, Debug, Default)]
-struct Progress {
-    /// Records committed by the member since the last rate update.
-    consumed: u64,
-    /// Records per second, smoothed.
-    rate: Option<f64>,
-    last_progress: u64,
-}
 
 #[derive(Debug)]
 pub struct ConsumerGroup {
@@ -595,74 +588,6 @@ impl ConsumerGroup {
         !expired.is_empty()
     }
 
-    /// Whether the `load` assignor should look at the load again now.
-    pub fn load_review_due(&self, now: u64) -> bool {
-        self.assignor == "load"
-            && !self.members.is_empty()
-            && self.group_epoch == self.assignment_epoch
-            && self
-                .last_decision
-                .as_ref()
-                .is_none_or(|(t, _)| now.saturating_sub(*t) >= self.settings.scheduler_interval_ms)
-    }
-
-    /// Runs the `load` assignor on fresh figures and adopts its result if it moves
-    /// anything (a new group epoch). Returns whether it did.
-    pub fn review_load(
-        &mut self,
-        now: u64,
-        topics: &dyn TopicMetadata,
-        figures: LoadFigures,
-    ) -> bool {
-        let mut spec = self.spec(topics);
-        spec.load = figures;
-        self.mark_falling_behind(&mut spec.load);
-        let Some(decision) = scheduler::assign("load", &spec, &self.settings.tuning) else {
-            return false;
-        };
-        let moved = decision.moved;
-        let changed = decision.assignment != self.target;
-        self.last_decision = Some((now, decision));
-        if !changed {
-            return false;
-        }
-        self.bump(&format!("scheduler moved {moved} partition(s)"));
-        let (_, d) = self.last_decision.as_ref().expect("just set");
-        for (member, tps) in &d.assignment {
-            for tp in tps {
-                if !self.target.get(member).is_some_and(|t| t.contains(tp)) {
-                    self.moved_at.insert(tp.clone(), now);
-                }
-            }
-        }
-        self.target = d.assignment.clone();
-        self.assignment_epoch = self.group_epoch;
-        info!(group = %self.id, epoch = self.assignment_epoch, "scheduler: {}", d.reason);
-        true
-    }
-
-    /// A member whose backlog on the same partitions grew since the last review cannot
-    /// keep up: its measured rate is its capacity. (A member that keeps up has a steady
-    /// backlog: what it consumed since its last commit.)
-    fn mark_falling_behind(&mut self, figures: &mut LoadFigures) {
-        let mut seen = BTreeMap::new();
-        for (id, m) in &self.members {
-            let held = m.held();
-            let backlog: f64 = held
-                .iter()
-                .filter_map(|tp| figures.partitions.get(tp))
-                .map(|l| l.backlog)
-                .sum();
-            if let Some((before_held, before)) = self.backlog_seen.get(id) {
-                if *before_held == held && backlog > before * 1.05 + 10.0 {
-                    figures.saturated.insert(id.clone());
-                }
-            }
-            seen.insert(id.clone(), (held, backlog));
-        }
-        self.backlog_seen = seen;
-    }
-
     /// OffsetCommit checks (see the module rules): one code per partition.
     pub fn check_commit(&self, member_id: &str, epoch: i32, tps: &[TopicPartition]) -> Vec<i16> {
         let all = |c| vec![c; tps.len()];
@@ -700,99 +625,6 @@ impl ConsumerGroup {
             Some(m) if m.epoch != epoch => STALE_MEMBER_EPOCH,
             Some(_) => NONE,
         }
-    }
-
-    /// Records accepted commits: progress per lock holder (its consume rate).
-    pub fn record_commits(&mut self, commits: &[(TopicPartition, i64, Option<i64>)], now: u64) {
-        for (tp, offset, before) in commits {
-            let Some(owner) = self.locks.owner(tp).map(|l| l.member.clone()) else {
-                continue;
-            };
-            let p = self.progress.entry(owner).or_default();
-            if let Some(before) = before {
-                if offset > before {
-                    p.consumed += (offset - before) as u64;
-                    p.last_progress = now;
-                }
-            } else {
-                p.last_progress = now;
-            }
-        }
-    }
-
-    /// Smooths each member's consume rate about once a second.
-    fn update_rates(&mut self, now: u64) {
-        let dt = now.saturating_sub(self.last_rate_update);
-        if dt < 1000 {
-            return;
-        }
-        self.last_rate_update = now;
-        for id in self.members.keys() {
-            let p = self.progress.entry(id.clone()).or_insert_with(|| Progress {
-                last_progress: now,
-                ..Default::default()
-            });
-            let sample = p.consumed as f64 * 1000.0 / dt as f64;
-            p.consumed = 0;
-            p.rate = Some(match p.rate {
-                Some(r) => 0.7 * r + 0.3 * sample,
-                None => sample,
-            });
-        }
-    }
-
-    /// Load figures for the `load` assignor, given each partition's measured load.
-    pub fn figures(
-        &self,
-        partitions: BTreeMap<TopicPartition, PartitionLoad>,
-        now: u64,
-    ) -> LoadFigures {
-        let mut f = LoadFigures {
-            member_rates: self
-                .progress
-                .iter()
-                .filter(|(id, _)| self.members.contains_key(*id))
-                .filter_map(|(id, p)| p.rate.filter(|r| *r > 0.0).map(|r| (id.clone(), r)))
-                .collect(),
-            ..Default::default()
-        };
-        for (id, m) in &self.members {
-            let backlog: f64 = m
-                .held()
-                .iter()
-                .filter_map(|tp| partitions.get(tp))
-                .map(|l| l.backlog)
-                .sum();
-            let idle = self
-                .progress
-                .get(id)
-                .map_or(0, |p| now.saturating_sub(p.last_progress));
-            if backlog > 0.0 && idle > self.settings.scheduler_stall_ms {
-                f.stalled.insert(id.clone());
-            }
-            // Far behind (more than half a minute of its own work): saturated whatever the
-            // trend (see `mark_falling_behind` for the trend).
-            let rate = f.member_rates.get(id).copied().unwrap_or(0.0);
-            if rate > 0.0 && backlog > rate * 30.0 {
-                f.saturated.insert(id.clone());
-            }
-        }
-        let cooldown = self.settings.scheduler_cooldown_ms;
-        f.pinned = self
-            .moved_at
-            .iter()
-            .filter(|(_, t)| now.saturating_sub(**t) < cooldown)
-            .map(|(tp, _)| tp.clone())
-            .collect();
-        f.partitions = partitions;
-        f
-    }
-
-    /// A member's measured consume rate and time since its last progress, for describe.
-    pub fn member_progress(&self, id: &str, now: u64) -> (Option<f64>, Option<u64>) {
-        self.progress.get(id).map_or((None, None), |p| {
-            (p.rate, Some(now.saturating_sub(p.last_progress)))
-        })
     }
 
     /// The topics subscribed by any member (OffsetDelete refuses them).

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
+use crate::scheduler::PartitionLoad;
 
 struct Topics(BTreeMap<String, i32>);
 
