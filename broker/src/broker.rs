@@ -8,6 +8,7 @@ use phxq_replication::{Command, GroupId, NodeConfig, ReplicaNode, StoreGroup};
 use tracing::info;
 
 use crate::config::Config;
+use crate::groups::configs::{GroupConfigRegistry, GroupSettings};
 use crate::groups::consumer::TopicMetadata;
 use crate::groups::consumer_coordinator::Catalog;
 use crate::groups::GroupCoordinator;
@@ -19,6 +20,8 @@ pub struct Broker {
     /// Group 0: topics, placement, cluster id.
     pub metadata: StoreGroup,
     pub topics: TopicRegistry,
+    /// Group configs (GROUP resource of the config APIs), from the metadata group.
+    pub group_configs: GroupConfigRegistry,
     /// Consumer groups coordinated by this node (see `groups/`).
     pub groups: Arc<GroupCoordinator>,
     pub cluster_id: String,
@@ -76,6 +79,7 @@ impl Broker {
             }
         };
         let topics = TopicRegistry::load(&metadata)?;
+        let group_configs = GroupConfigRegistry::load(&metadata)?;
         info!(%cluster_id, topics = topics.len(), "metadata loaded");
         let groups = GroupCoordinator::start(
             config.groups.clone(),
@@ -88,6 +92,7 @@ impl Broker {
             node,
             metadata,
             topics,
+            group_configs,
             groups,
             cluster_id,
             host,
@@ -151,6 +156,10 @@ impl TopicMetadata for Broker {
 }
 
 impl Catalog for Broker {
+    fn group_settings(&self, group: &str) -> GroupSettings {
+        GroupSettings::resolve(&self.config.groups, &self.group_configs.get(group))
+    }
+
     fn log_end(&self, topic: &str, partition: i32) -> Option<i64> {
         let (pid, group) = self.topics.get(topic)?.partition(partition)?;
         Some(self.node.group(group)?.offsets(pid)?.high_watermark)

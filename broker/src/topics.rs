@@ -252,6 +252,27 @@ impl TopicRegistry {
         self.store(broker, topic, expected).await
     }
 
+    /// Replaces a topic's configs with `edit(current)`, validated as at CreateTopics
+    /// (AlterConfigs and IncrementalAlterConfigs on the TOPIC resource).
+    pub async fn alter_configs(
+        &self,
+        broker: &Broker,
+        name: &str,
+        edit: impl FnOnce(&BTreeMap<String, String>) -> BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>, TopicError> {
+        let _guard = self.changes.lock().await;
+        let current = self.get(name).ok_or(TopicError::Unknown)?;
+        let mut topic = (*current).clone();
+        topic.configs = edit(&current.configs);
+        topic_configs::validate(&topic.configs).map_err(TopicError::InvalidConfig)?;
+        if validate_only {
+            return Ok(Arc::new(topic));
+        }
+        let expected = broker.metadata.kv_get(&topic_key(name))?;
+        self.store(broker, topic, expected).await
+    }
+
     /// Deletes a topic: the metadata record first (clients stop seeing it), then the data.
     pub async fn delete(&self, broker: &Broker, name: &str) -> Result<Arc<Topic>, TopicError> {
         let _guard = self.changes.lock().await;

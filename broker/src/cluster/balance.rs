@@ -1,5 +1,5 @@
-//! Background upkeep of a cluster member: keeps the topic registry in step with the
-//! metadata group (changes made through other brokers) and hands each store group's
+//! Background upkeep of a cluster member: keeps the topic registry and group configs in
+//! step with the metadata group (changes made through other brokers) and hands each store group's
 //! leadership back to its preferred leader (the first of its voters) once that broker is
 //! back and caught up, so leaders stay spread across brokers after a failover.
 
@@ -26,9 +26,13 @@ pub async fn follow_metadata(broker: Weak<Broker>) {
         // until it succeeds, not only at the next metadata change.
         loop {
             let Some(b) = broker.upgrade() else { return };
-            match b.topics.reload(&b.metadata) {
+            match b
+                .topics
+                .reload(&b.metadata)
+                .and_then(|()| b.group_configs.reload(&b.metadata))
+            {
                 Ok(()) => break,
-                Err(e) => warn!(error = %e, "cannot reload topics; retrying"),
+                Err(e) => warn!(error = %e, "cannot reload topics and group configs; retrying"),
             }
             drop(b);
             tokio::time::sleep(Duration::from_secs(1)).await;

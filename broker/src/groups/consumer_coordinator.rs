@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use tracing::warn;
 
+use super::configs::GroupSettings;
 use super::consumer::{
     ConsumerGroup, Heartbeat, HeartbeatReply, MemberState, Refusal, TopicMetadata,
 };
@@ -22,6 +23,8 @@ use crate::scheduler::{LoadFigures, PartitionLoad};
 pub trait Catalog: TopicMetadata + Send + Sync {
     /// The log end offset of a partition on this broker's replica.
     fn log_end(&self, topic: &str, partition: i32) -> Option<i64>;
+    /// The group's settings: its group configs over the broker's defaults.
+    fn group_settings(&self, group: &str) -> GroupSettings;
 }
 
 /// A member as ConsumerGroupDescribe and `phxq group describe` show it.
@@ -95,6 +98,9 @@ impl GroupCoordinator {
             let g = &mut *core;
             let offsets = &g.offsets;
             let c = g.consumer.as_mut().expect("consumer protocol in use");
+            let settings = catalog.group_settings(group_id);
+            c.settings.session_timeout_ms = settings.session_timeout_ms;
+            c.settings.heartbeat_interval_ms = settings.heartbeat_interval_ms;
             let load = |c: &ConsumerGroup| self.figures(c, offsets, catalog.as_ref(), now);
             let reply = c.heartbeat(hb, now, catalog.as_ref(), &load)?;
             (reply, c.epoch_dirty)

@@ -1,14 +1,13 @@
-//! DescribeConfigs (32): topic configs (set and default) and the broker's running configs.
+//! DescribeConfigs (32): topic and group configs (set and default) and the broker's running
+//! configs.
 
 use kafka_protocol::messages::describe_configs_response::DescribeConfigsResult;
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use phxq_protocol::errors;
 
 use crate::broker::Broker;
+use crate::handlers::alter_configs::{BROKER, GROUP, GROUP_LIBRDKAFKA, TOPIC};
 use crate::handlers::{str, topic_config};
-
-const TOPIC: i8 = 2;
-const BROKER: i8 = 4;
 
 pub fn handle(
     broker: &Broker,
@@ -33,6 +32,11 @@ pub fn handle(
                             &*r.resource_name
                         )))),
                 },
+                GROUP | GROUP_LIBRDKAFKA => result.with_configs(topic_config::describe_group(
+                    broker,
+                    &r.resource_name,
+                    keys,
+                )),
                 BROKER
                     if r.resource_name.is_empty()
                         || r.resource_name.as_str() == broker.node_id().to_string() =>

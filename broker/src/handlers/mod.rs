@@ -2,6 +2,7 @@
 //! `handle(broker, request, version) -> response`; [`handle`] dispatches to them.
 //! Only APIs listed in [`api_versions::SUPPORTED`] ever reach a handler.
 
+pub mod alter_configs;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
@@ -97,6 +98,12 @@ pub async fn handle(broker: &Broker, request: Request, session: &mut Session) ->
         RequestKind::DescribeConfigs(r) => {
             ResponseKind::DescribeConfigs(describe_configs::handle(broker, r, v))
         }
+        RequestKind::AlterConfigs(r) => {
+            ResponseKind::AlterConfigs(alter_configs::handle(broker, r, v).await)
+        }
+        RequestKind::IncrementalAlterConfigs(r) => ResponseKind::IncrementalAlterConfigs(
+            alter_configs::handle_incremental(broker, r, v).await,
+        ),
         RequestKind::DescribeCluster(r) => {
             ResponseKind::DescribeCluster(describe_cluster::handle(broker, r, v))
         }

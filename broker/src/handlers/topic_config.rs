@@ -1,10 +1,11 @@
-//! The DescribeConfigs view of topic and broker configs (which topic configs phxq accepts
-//! and their defaults are in `topic_configs`).
+//! The DescribeConfigs view of topic, group and broker configs (which topic configs phxq
+//! accepts and their defaults are in `topic_configs`, group configs in `groups::configs`).
 
 use kafka_protocol::messages::describe_configs_response::DescribeConfigsResourceResult;
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::groups::configs::{self, GROUP_CONFIGS};
 use crate::handlers::str;
 pub use crate::topic_configs::max_message_bytes;
 use crate::topic_configs::{BOOLEAN, INT, LONG, STRING, TOPIC_CONFIGS};
@@ -14,6 +15,7 @@ use crate::topics::Topic;
 const DYNAMIC_TOPIC_CONFIG: i8 = 1;
 const STATIC_BROKER_CONFIG: i8 = 4;
 const DEFAULT_CONFIG: i8 = 5;
+const GROUP_CONFIG: i8 = 8;
 
 fn entry(name: &str, value: String, source: i8, kind: i8) -> DescribeConfigsResourceResult {
     DescribeConfigsResourceResult::default()
@@ -49,6 +51,29 @@ pub fn describe_topic(
                     d.kind,
                 ),
             },
+        })
+        .collect()
+}
+
+/// Every config of a group: the ones set on it (group configs), and the defaults of the
+/// rest (from the broker's `[groups]` settings, or phxq's).
+pub fn describe_group(
+    broker: &Broker,
+    group: &str,
+    keys: Option<&[StrBytes]>,
+) -> Vec<DescribeConfigsResourceResult> {
+    let values = broker.group_configs.get(group);
+    GROUP_CONFIGS
+        .iter()
+        .filter(|d| wanted(keys, d.name))
+        .map(|d| {
+            let (value, set) = configs::value_of(&broker.config.groups, &values, d);
+            let source = match (set, d.broker_key) {
+                (true, _) => GROUP_CONFIG,
+                (false, Some(_)) => STATIC_BROKER_CONFIG,
+                (false, None) => DEFAULT_CONFIG,
+            };
+            entry(d.name, value, source, d.kind).with_documentation(Some(str(d.doc)))
         })
         .collect()
 }

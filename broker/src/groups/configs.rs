@@ -1,0 +1,335 @@
+//! Group configs: settings of one consumer group, set with IncrementalAlterConfigs or
+//! AlterConfigs on the GROUP resource and shown by DescribeConfigs, as in Kafka 4.0.
+//!
+//! Rules:
+//! - Only the configs in [`GROUP_CONFIGS`] exist; any other name is INVALID_CONFIG.
+//! - A group config may be set before the group exists and outlives it (as in Kafka);
+//!   only the values set are stored, unset ones take the broker's `[groups]` setting.
+//! - Values are checked against the broker's bounds when set: the session timeout within
+//!   `[groups] min_session_timeout_ms..=max_session_timeout_ms`, the heartbeat interval
+//!   below the group's session timeout.
+//! - They live in the metadata Raft group (`group-config/<group>` -> JSON map), so every
+//!   broker sees a change once the metadata group applies it; the coordinator reads them at
+//!   each heartbeat, so a change takes effect at the group's next heartbeat.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::RwLock;
+
+use bytes::Bytes;
+use phxq_replication::{Command, CommandResponse, ReplicationError, StoreGroup};
+
+use super::GroupConfig;
+use crate::topic_configs::{BOOLEAN, INT};
+
+const PREFIX: &str = "group-config/";
+
+/// Kafka's name for the KIP-848 session timeout of one group.
+pub const SESSION_TIMEOUT: &str = "consumer.session.timeout.ms";
+/// Kafka's name for the KIP-848 heartbeat interval of one group.
+pub const HEARTBEAT_INTERVAL: &str = "consumer.heartbeat.interval.ms";
+/// phxq: the standard AlterConsumerGroupOffsets (an OffsetCommit without member) on a
+/// group with members performs a live replay instead of failing with UNKNOWN_MEMBER_ID.
+pub const LIVE_RESET: &str = "phxq.offsets.live.reset.enable";
+
+/// A group config, its DescribeConfigs type, and where its default comes from.
+pub struct Def {
+    pub name: &'static str,
+    pub kind: i8,
+    /// The `[groups]` key whose value is the default (`None`: the default is `default`).
+    pub broker_key: Option<&'static str>,
+    pub doc: &'static str,
+}
+
+pub const GROUP_CONFIGS: &[Def] = &[
+    Def {
+        name: SESSION_TIMEOUT,
+        kind: INT,
+        broker_key: Some("consumer_session_timeout_ms"),
+        doc: "KIP-848 members without a heartbeat for this long are removed",
+    },
+    Def {
+        name: HEARTBEAT_INTERVAL,
+        kind: INT,
+        broker_key: Some("consumer_heartbeat_interval_ms"),
+        doc: "how often KIP-848 members heartbeat",
+    },
+    Def {
+        name: LIVE_RESET,
+        kind: BOOLEAN,
+        broker_key: None,
+        doc: "AlterConsumerGroupOffsets on a group with members replays live",
+    },
+];
+
+/// The configs set on one group (names as in [`GROUP_CONFIGS`]).
+pub type Values = BTreeMap<String, String>;
+
+/// One group's settings: the configs set on it over the broker's defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupSettings {
+    pub session_timeout_ms: u64,
+    pub heartbeat_interval_ms: i32,
+    pub live_reset: bool,
+}
+
+impl GroupSettings {
+    /// Settings from stored values (already validated when set; an unreadable value falls
+    /// back to the default).
+    pub fn resolve(defaults: &GroupConfig, values: &Values) -> GroupSettings {
+        let get = |k: &str| values.get(k).and_then(|v| v.parse::<i64>().ok());
+        GroupSettings {
+            session_timeout_ms: get(SESSION_TIMEOUT)
+                .map_or(defaults.consumer_session_timeout_ms, |v| v.max(1) as u64),
+            heartbeat_interval_ms: get(HEARTBEAT_INTERVAL)
+                .map_or(defaults.consumer_heartbeat_interval_ms, |v| v.max(1) as i32),
+            live_reset: values.get(LIVE_RESET).is_some_and(|v| v == "true"),
+        }
+    }
+}
+
+/// The value a config has on a group: set (`true`) or its default.
+pub fn value_of(defaults: &GroupConfig, values: &Values, def: &Def) -> (String, bool) {
+    if let Some(v) = values.get(def.name) {
+        return (v.clone(), true);
+    }
+    let v = match def.name {
+        SESSION_TIMEOUT => defaults.consumer_session_timeout_ms.to_string(),
+        HEARTBEAT_INTERVAL => defaults.consumer_heartbeat_interval_ms.to_string(),
+        _ => "false".to_string(),
+    };
+    (v, false)
+}
+
+/// Checks the configs a group would have after a change: known names, values of the
+/// right type within the broker's bounds.
+pub fn validate(defaults: &GroupConfig, values: &Values) -> Result<(), String> {
+    for (name, value) in values {
+        let def = GROUP_CONFIGS
+            .iter()
+            .find(|d| d.name == name)
+            .ok_or_else(|| format!("{name} is not a group config (known: {})", names()))?;
+        match def.kind {
+            BOOLEAN if value != "true" && value != "false" => {
+                return Err(format!("{name} must be true or false, got {value:?}"));
+            }
+            INT if value.parse::<i32>().map_or(true, |v| v < 1) => {
+                return Err(format!("{name} must be a positive integer, got {value:?}"));
+            }
+            _ => {}
+        }
+    }
+    let s = GroupSettings::resolve(defaults, values);
+    let (min, max) = (
+        defaults.min_session_timeout_ms as u64,
+        defaults.max_session_timeout_ms as u64,
+    );
+    if !(min..=max).contains(&s.session_timeout_ms) {
+        return Err(format!(
+            "{SESSION_TIMEOUT} must be between {min} and {max} (the broker's min and max session timeout), got {}",
+            s.session_timeout_ms
+        ));
+    }
+    if s.heartbeat_interval_ms as u64 >= s.session_timeout_ms {
+        return Err(format!(
+            "{HEARTBEAT_INTERVAL} ({}) must be below {SESSION_TIMEOUT} ({})",
+            s.heartbeat_interval_ms, s.session_timeout_ms
+        ));
+    }
+    Ok(())
+}
+
+fn names() -> String {
+    GROUP_CONFIGS
+        .iter()
+        .map(|d| d.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// An IncrementalAlterConfigs operation on one config.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    Set(String, String),
+    Delete(String),
+}
+
+/// Applies operations to a group's configs; list operations (APPEND, SUBTRACT) do not
+/// apply to any group config and are refused by the handler before this.
+pub fn apply(mut values: Values, ops: &[Op]) -> Values {
+    for op in ops {
+        match op {
+            Op::Set(k, v) => {
+                values.insert(k.clone(), v.clone());
+            }
+            Op::Delete(k) => {
+                values.remove(k);
+            }
+        }
+    }
+    values
+}
+
+fn key(group: &str) -> Bytes {
+    Bytes::from(format!("{PREFIX}{group}"))
+}
+
+/// Why a group config change failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the group's configs were changed at the same time through another broker; retry")]
+    Conflict,
+    #[error("{0}")]
+    Replication(#[from] ReplicationError),
+}
+
+/// The group configs of the cluster, as the metadata group holds them; refreshed whenever
+/// the metadata group applies something (see `cluster::balance::follow_metadata`).
+#[derive(Default)]
+pub struct GroupConfigRegistry {
+    by_group: RwLock<HashMap<String, Values>>,
+}
+
+impl GroupConfigRegistry {
+    pub fn load(metadata: &StoreGroup) -> anyhow::Result<GroupConfigRegistry> {
+        let r = GroupConfigRegistry::default();
+        r.reload(metadata)?;
+        Ok(r)
+    }
+
+    /// Re-reads every group's configs from the metadata group's applied state.
+    pub fn reload(&self, metadata: &StoreGroup) -> anyhow::Result<()> {
+        let rows = metadata
+            .kv_scan(PREFIX.as_bytes())
+            .map_err(|e| anyhow::anyhow!("cannot read the group configs: {e}"))?;
+        let mut all = HashMap::new();
+        for (k, v) in rows {
+            let group = String::from_utf8_lossy(&k[PREFIX.len()..]).to_string();
+            let values: Values = serde_json::from_slice(&v).map_err(|e| {
+                anyhow::anyhow!("corrupt group config record of group {group:?}: {e}")
+            })?;
+            all.insert(group, values);
+        }
+        *self.by_group.write().unwrap() = all;
+        Ok(())
+    }
+
+    /// The configs set on `group` (empty: all defaults).
+    pub fn get(&self, group: &str) -> Values {
+        self.by_group
+            .read()
+            .unwrap()
+            .get(group)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Changes `group`'s configs with `ops` (validated against `defaults`); with
+    /// `validate_only` nothing is written. The write is a compare-and-put on the metadata
+    /// group, so concurrent changes through different brokers cannot lose each other.
+    pub async fn alter(
+        &self,
+        metadata: &StoreGroup,
+        defaults: &GroupConfig,
+        group: &str,
+        ops: &[Op],
+        validate_only: bool,
+    ) -> Result<Values, ConfigError> {
+        let k = key(group);
+        let stored = metadata.kv_get(&k)?;
+        let current: Values = match &stored {
+            Some(b) => serde_json::from_slice(b).map_err(|e| {
+                ConfigError::Invalid(format!("stored group configs unreadable: {e}"))
+            })?,
+            None => Values::new(),
+        };
+        let next = apply(current, ops);
+        validate(defaults, &next).map_err(ConfigError::Invalid)?;
+        if validate_only {
+            return Ok(next);
+        }
+        let value = if next.is_empty() {
+            None
+        } else {
+            Some(Bytes::from(
+                serde_json::to_vec(&next).expect("map serializes"),
+            ))
+        };
+        let cas = Command::CompareAndPut {
+            key: k,
+            expected: stored,
+            value,
+        };
+        match metadata.propose_on_leader(cas).await? {
+            CommandResponse::Compared(true) => {}
+            _ => return Err(ConfigError::Conflict),
+        }
+        self.by_group
+            .write()
+            .unwrap()
+            .insert(group.to_string(), next.clone());
+        Ok(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vals(v: &[(&str, &str)]) -> Values {
+        v.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_come_from_the_broker_and_set_values_override_them() {
+        let d = GroupConfig::default();
+        let s = GroupSettings::resolve(&d, &Values::new());
+        assert_eq!(s.session_timeout_ms, d.consumer_session_timeout_ms);
+        assert_eq!(s.heartbeat_interval_ms, d.consumer_heartbeat_interval_ms);
+        assert!(!s.live_reset);
+        let s = GroupSettings::resolve(
+            &d,
+            &vals(&[(SESSION_TIMEOUT, "20000"), (LIVE_RESET, "true")]),
+        );
+        assert_eq!(s.session_timeout_ms, 20_000);
+        assert!(s.live_reset);
+        assert_eq!(
+            value_of(&d, &Values::new(), &GROUP_CONFIGS[0]),
+            ("45000".to_string(), false)
+        );
+    }
+
+    #[test]
+    fn validation_checks_names_types_and_bounds() {
+        let d = GroupConfig::default();
+        assert!(validate(&d, &vals(&[(SESSION_TIMEOUT, "30000")])).is_ok());
+        for bad in [
+            vals(&[("consumer.assignor", "x")]),
+            vals(&[(SESSION_TIMEOUT, "abc")]),
+            vals(&[(SESSION_TIMEOUT, "0")]),
+            vals(&[(SESSION_TIMEOUT, "999")]),
+            vals(&[(SESSION_TIMEOUT, "1800001")]),
+            vals(&[(LIVE_RESET, "yes")]),
+            // The heartbeat must come more often than the session expires.
+            vals(&[(SESSION_TIMEOUT, "4000")]),
+            vals(&[(SESSION_TIMEOUT, "10000"), (HEARTBEAT_INTERVAL, "10000")]),
+        ] {
+            assert!(validate(&d, &bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn operations_set_and_delete() {
+        let v = apply(
+            vals(&[(SESSION_TIMEOUT, "30000")]),
+            &[
+                Op::Set(LIVE_RESET.into(), "true".into()),
+                Op::Delete(SESSION_TIMEOUT.into()),
+            ],
+        );
+        assert_eq!(v, vals(&[(LIVE_RESET, "true")]));
+    }
+}
