@@ -22,7 +22,8 @@ pub struct Cli {
 pub enum Command {
     /// Run a broker node (a single node on 127.0.0.1:9092 with ./data by default).
     Serve(Box<ServeArgs>),
-    /// Inspect consumer groups: members, assignments, committed offsets and lag.
+    /// Inspect consumer groups (members, assignments, committed offsets, lag) and reset
+    /// their offsets.
     Group(GroupArgs),
     /// Run a local cluster, or show a cluster's brokers, Raft groups, leaders and lag.
     Cluster(ClusterArgs),
@@ -66,6 +67,9 @@ pub enum GroupCommand {
         /// The group id.
         group: String,
     },
+    /// Move a group's committed offsets, also while its consumers run: they resume from
+    /// the new offsets within seconds (a live replay).
+    Reset(crate::groups::reset::ResetArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -199,6 +203,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 GroupCommand::Describe { group } => {
                     crate::groups::admin::describe(&args.bootstrap, group)?
                 }
+                GroupCommand::Reset(reset) => crate::groups::reset::run(&args.bootstrap, reset)?,
             };
             print!("{out}");
             Ok(())

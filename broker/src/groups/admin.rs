@@ -19,17 +19,17 @@ use super::errors::{GROUP_ID_NOT_FOUND, NONE};
 use crate::handlers::consumer_group_describe::SCHEDULER_TAG;
 use crate::kafka_client::KafkaClient;
 
-fn s(v: &str) -> StrBytes {
+pub(super) fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
 }
 
-fn check(code: i16, what: &str) -> anyhow::Result<()> {
+pub(super) fn check(code: i16, what: &str) -> anyhow::Result<()> {
     anyhow::ensure!(code == NONE, "{what} failed with Kafka error code {code}");
     Ok(())
 }
 
 /// Connects to the coordinator of `group` (found through `bootstrap`).
-fn coordinator(bootstrap: &str, group: &str) -> anyhow::Result<KafkaClient> {
+pub(super) fn coordinator(bootstrap: &str, group: &str) -> anyhow::Result<KafkaClient> {
     let mut c = KafkaClient::connect(bootstrap)?;
     let r = c.send(&FindCoordinatorRequest::default().with_key(s(group)), 1)?;
     check(r.error_code, "FindCoordinator")?;
@@ -41,7 +41,7 @@ fn coordinator(bootstrap: &str, group: &str) -> anyhow::Result<KafkaClient> {
 }
 
 /// Prints rows as left-aligned columns.
-fn table(rows: &[Vec<String>]) -> String {
+pub(super) fn table(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
         .map(|i| {
@@ -194,7 +194,7 @@ pub fn describe(bootstrap: &str, group: &str) -> anyhow::Result<String> {
 }
 
 /// The group's committed offsets.
-fn committed_offsets(
+pub(super) fn committed_offsets(
     c: &mut KafkaClient,
     group: &str,
 ) -> anyhow::Result<BTreeMap<TopicPartition, i64>> {
@@ -358,6 +358,20 @@ fn log_end_offsets(
     bootstrap: &str,
     parts: &BTreeSet<TopicPartition>,
 ) -> anyhow::Result<BTreeMap<TopicPartition, i64>> {
+    list_offsets(bootstrap, parts, LATEST)
+}
+
+/// ListOffsets timestamps: the log end, the log start.
+pub(super) const LATEST: i64 = -1;
+pub(super) const EARLIEST: i64 = -2;
+
+/// ListOffsets for `parts` at `timestamp` (LATEST, EARLIEST or a time in ms: the first
+/// offset at or after it, -1 when there is none), asking each partition's leader.
+pub(super) fn list_offsets(
+    bootstrap: &str,
+    parts: &BTreeSet<TopicPartition>,
+    timestamp: i64,
+) -> anyhow::Result<BTreeMap<TopicPartition, i64>> {
     if parts.is_empty() {
         return Ok(BTreeMap::new());
     }
@@ -412,7 +426,7 @@ fn log_end_offsets(
                                     .map(|p| {
                                         ListOffsetsPartition::default()
                                             .with_partition_index(p)
-                                            .with_timestamp(-1)
+                                            .with_timestamp(timestamp)
                                     })
                                     .collect(),
                             )

@@ -1,19 +1,20 @@
 //! The offsets side of the coordinator: OffsetCommit (checked against the group and its
-//! partition locks, written as one Raft proposal, acknowledged once durable),
-//! OffsetFetch, OffsetDelete and DeleteGroups. Reads and writes of one group are ordered
-//! by its `io` mutex, so a partition's next owner reads its previous owner's last commit.
+//! partition locks, written as one Raft proposal, acknowledged once durable), live offset
+//! resets (`replay.rs`), OffsetFetch, OffsetDelete and DeleteGroups. Reads and writes of
+//! one group are ordered by its `io` mutex, so a partition's next owner reads its previous
+//! owner's last commit.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use phxq_replication::Command;
 use tracing::{info, warn};
 
-use super::consumer_protocol::TopicPartition;
-use super::coordinator::{commit_error, GroupCoordinator};
+use super::consumer_protocol::{self, TopicPartition};
+use super::coordinator::{commit_error, GroupCoordinator, Slot};
 use super::errors::*;
-use super::group::GroupState;
+use super::group::{Effects, GroupState};
 use super::offsets::{self, CommittedOffset};
 
 impl GroupCoordinator {
@@ -26,6 +27,7 @@ impl GroupCoordinator {
         instance_id: Option<&str>,
         generation: i32,
         items: Vec<(TopicPartition, CommittedOffset)>,
+        live_reset: bool,
     ) -> Vec<i16> {
         let n = items.len();
         let slot = match self.slot(group_id, generation < 0) {
@@ -34,6 +36,10 @@ impl GroupCoordinator {
             Err(code) => return vec![code; n],
         };
         let _io = slot.io.lock().await;
+        let admin = member_id.is_empty() && generation < 0 && instance_id.is_none();
+        if admin && live_reset && slot.core().has_members() {
+            return self.replay(&slot, items).await;
+        }
         let tps: Vec<TopicPartition> = items.iter().map(|(tp, _)| tp.clone()).collect();
         let mut codes =
             slot.core()
@@ -67,6 +73,57 @@ impl GroupCoordinator {
                 }
             }
         }
+        codes
+    }
+
+    /// A live replay (`replay.rs`): the new offsets and the group record with the replay's
+    /// fences in one proposal; the members are made to give the partitions up. Called with
+    /// the group's `io` lock held.
+    async fn replay(
+        self: &Arc<Self>,
+        slot: &Arc<Slot>,
+        items: Vec<(TopicPartition, CommittedOffset)>,
+    ) -> Vec<i16> {
+        let n = items.len();
+        let tps: BTreeSet<TopicPartition> = items.iter().map(|(tp, _)| tp.clone()).collect();
+        let mut fx = Effects::default();
+        let record = {
+            let mut g = slot.core();
+            g.begin_replay(&tps, self.now(), &mut fx);
+            g.record()
+        };
+        let mut puts: Vec<(Bytes, Option<Bytes>)> = items
+            .iter()
+            .map(|(tp, c)| (offsets::offset_key(&slot.id, tp), Some(offsets::encode(c))))
+            .collect();
+        puts.push((offsets::group_key(&slot.id), Some(offsets::encode(&record))));
+        let result = match self.store(slot.store) {
+            Ok(store) => store
+                .propose(Command::Put(puts))
+                .await
+                .map_err(|e| commit_error(&e)),
+            Err(code) => Err(code),
+        };
+        let codes = match result {
+            Ok(_) => {
+                let mut g = slot.core();
+                if let Some(c) = g.consumer.as_mut() {
+                    if c.group_epoch == record.generation {
+                        c.epoch_dirty = false;
+                    }
+                }
+                g.offsets.extend(items);
+                info!(group = %slot.id, partitions = %consumer_protocol::describe(&tps), "offsets reset on a live group");
+                vec![NONE; n]
+            }
+            Err(code) => {
+                // The members still give the partitions up; nothing was reset, so the
+                // replay can simply be retried.
+                warn!(group = %slot.id, code, "live offset reset not stored");
+                vec![code; n]
+            }
+        };
+        self.dispatch(slot, fx);
         codes
     }
 

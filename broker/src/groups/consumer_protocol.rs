@@ -7,9 +7,9 @@
 
 use std::collections::BTreeSet;
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::{ConsumerProtocolAssignment, ConsumerProtocolSubscription};
-use kafka_protocol::protocol::{Decodable, Message};
+use kafka_protocol::protocol::{Decodable, Encodable, Message};
 
 /// The protocol type of groups whose members use the standard consumer protocol.
 pub const CONSUMER: &str = "consumer";
@@ -96,6 +96,40 @@ pub fn parse_assignment(bytes: &Bytes) -> Result<BTreeSet<TopicPartition>, Parse
         .iter()
         .flat_map(|t| t.partitions.iter().map(|p| (t.topic.0.to_string(), *p)))
         .collect())
+}
+
+/// Removes `withheld` partitions from an encoded assignment, keeping its version and user
+/// data (a live replay withholds the partitions it rewound for one generation).
+pub fn withhold_from_assignment(
+    bytes: &Bytes,
+    withheld: &BTreeSet<TopicPartition>,
+) -> Result<Bytes, ParseError> {
+    if bytes.is_empty() {
+        return Ok(bytes.clone());
+    }
+    let what = "assignment";
+    let (version, mut body) = split_version(
+        what,
+        bytes.clone(),
+        ConsumerProtocolAssignment::VERSIONS.max,
+    )?;
+    let mut a = ConsumerProtocolAssignment::decode(&mut body, version).map_err(|e| ParseError {
+        what,
+        reason: e.to_string(),
+    })?;
+    for t in &mut a.assigned_partitions {
+        let topic = t.topic.0.to_string();
+        t.partitions
+            .retain(|p| !withheld.contains(&(topic.clone(), *p)));
+    }
+    a.assigned_partitions.retain(|t| !t.partitions.is_empty());
+    let mut out = BytesMut::new();
+    out.extend_from_slice(&version.to_be_bytes());
+    a.encode(&mut out, version).map_err(|e| ParseError {
+        what,
+        reason: e.to_string(),
+    })?;
+    Ok(out.freeze())
 }
 
 /// Partitions grouped by topic, in order.
@@ -223,6 +257,21 @@ mod tests {
             );
         }
         assert!(parse_assignment(&Bytes::new()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn withholding_removes_only_the_given_partitions() {
+        let parts = tps(&[("a", 0), ("a", 1), ("c", 5)]);
+        for v in 0..=3 {
+            let out = withhold_from_assignment(
+                &encode_assignment(&parts, v),
+                &tps(&[("a", 1), ("c", 5)]),
+            )
+            .unwrap();
+            assert_eq!(parse_assignment(&out).unwrap(), tps(&[("a", 0)]));
+            assert_eq!(&out[..2], &v.to_be_bytes());
+        }
+        assert!(withhold_from_assignment(&Bytes::from_static(&[0]), &parts).is_err());
     }
 
     #[test]

@@ -355,7 +355,7 @@ impl GroupCoordinator {
 
     /// Carries out a core operation's effects: persist first if a generation was created,
     /// then answer the parked requests.
-    fn dispatch(self: &Arc<Self>, slot: &Arc<Slot>, fx: Effects) {
+    pub(super) fn dispatch(self: &Arc<Self>, slot: &Arc<Slot>, fx: Effects) {
         if !fx.persist {
             if !fx.replies.is_empty() {
                 slot.deliver(fx.replies);

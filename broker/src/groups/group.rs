@@ -18,6 +18,7 @@ use super::errors::*;
 use super::locks::LockTable;
 use super::member::{Member, Token};
 use super::offsets::{CommittedOffset, GroupRecord};
+use super::replay::Replay;
 use super::GroupConfig;
 
 /// The group type of KIP-848 groups (ListGroups, the stored group record).
@@ -181,6 +182,8 @@ pub struct Group {
     /// above are unused (an empty group converts back on a JoinGroup) and only the
     /// committed offsets are shared.
     pub consumer: Option<ConsumerGroup>,
+    /// A live replay under way (`replay.rs`).
+    pub replay: Replay,
 }
 
 impl Group {
@@ -206,6 +209,7 @@ impl Group {
             offsets: BTreeMap::new(),
             partition_baseline: None,
             consumer: None,
+            replay: Replay::default(),
         }
     }
 
@@ -214,6 +218,7 @@ impl Group {
         let mut g = Group::new(id, config);
         g.generation = record.generation;
         g.protocol_type = record.protocol_type.clone();
+        g.replay = Replay::from_record(&record.replay);
         if record.group_type.as_deref() == Some(GROUP_TYPE_CONSUMER) {
             g.consumer = Some(ConsumerGroup::new(
                 id,
@@ -231,12 +236,14 @@ impl Group {
                 protocol_type: Some(CONSUMER.to_string()),
                 protocol_name: None,
                 group_type: Some(GROUP_TYPE_CONSUMER.to_string()),
+                replay: self.replay.to_record(),
             },
             None => GroupRecord {
                 generation: self.generation,
                 protocol_type: self.protocol_type.clone(),
                 protocol_name: self.protocol_name.clone(),
                 group_type: None,
+                replay: self.replay.to_record(),
             },
         }
     }
@@ -532,6 +539,37 @@ impl Group {
         if self.state == GroupState::Dead {
             return all(COORDINATOR_NOT_AVAILABLE);
         }
+        if !member_id.is_empty() && !self.replay.fence.is_empty() {
+            let mut codes =
+                self.check_member_commit(member_id, instance_id, generation, partitions, now);
+            let refused = if self.consumer.is_some() {
+                STALE_MEMBER_EPOCH
+            } else {
+                ILLEGAL_GENERATION
+            };
+            for (code, tp) in codes.iter_mut().zip(partitions) {
+                if *code == NONE && self.replay_refuses(tp, generation) {
+                    warn!(group = %self.id, member = member_id, topic = %tp.0, partition = tp.1,
+                        "commit refused: the partition's offset was reset after the member got it");
+                    *code = refused;
+                }
+            }
+            self.prune_fences();
+            return codes;
+        }
+        self.check_member_commit(member_id, instance_id, generation, partitions, now)
+    }
+
+    /// `check_commit` without the replay fence.
+    fn check_member_commit(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        partitions: &[TopicPartition],
+        now: u64,
+    ) -> Vec<i16> {
+        let all = |code: i16| vec![code; partitions.len()];
         if let Some(c) = &self.consumer {
             return c.check_commit(member_id, generation, partitions);
         }

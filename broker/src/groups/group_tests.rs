@@ -613,3 +613,105 @@ fn every_parked_request_is_answered_when_its_member_goes() {
     assert_eq!(h.joined(t2).error, UNKNOWN_MEMBER_ID);
     assert!(h.g.locks.held_by(&ids[0]).is_empty());
 }
+
+/// A live replay of a cooperative group: the old owner's commits of the reset partition
+/// are refused, the next generation withholds it from every assignment, and once every
+/// member synced that generation another rebalance hands it out again.
+#[test]
+fn live_replay_fences_withholds_then_hands_the_partition_out_again() {
+    let mut h = H::new();
+    let coop = "cooperative-sticky";
+    let ta = h.join_req(h.req("", coop, &[]));
+    h.advance(DELAY);
+    let a = h.joined(ta).member_id;
+    let all = [("t", 0), ("t", 1)];
+    let s = h.sync(&a, 1, &[(&a, &all)]);
+    h.synced(s);
+    assert_eq!(h.commit(&a, 1, &[("t", 0)]), vec![NONE]);
+
+    let mut fx = Effects::default();
+    h.g.begin_replay(&tps(&[("t", 0)]), h.now, &mut fx);
+    h.apply(fx);
+    assert_eq!(h.g.state, GroupState::PreparingRebalance);
+    // The old owner's in-flight commit of its pre-reset position is refused; t-1 is not.
+    assert_eq!(
+        h.commit(&a, 1, &[("t", 0), ("t", 1)]),
+        vec![ILLEGAL_GENERATION, NONE]
+    );
+    assert_eq!(h.heartbeat(&a, 1), REBALANCE_IN_PROGRESS);
+
+    // a rejoins still listing t-0 as owned (cooperative) and the leader (a) gives it back
+    // to a: the coordinator withholds it.
+    let ta = h.join_req(h.req(&a, coop, &all));
+    assert_eq!(h.joined(ta).generation, 2);
+    let s = h.sync(&a, 2, &[(&a, &all)]);
+    let got = h.synced(s);
+    assert_eq!(
+        super::consumer_protocol::parse_assignment(&got.assignment).unwrap(),
+        tps(&[("t", 1)]),
+        "the reset partition is withheld for one generation"
+    );
+    assert_eq!(h.commit(&a, 2, &[("t", 0)]), vec![ILLEGAL_GENERATION]);
+    // Everyone synced: another rebalance starts at once.
+    assert_eq!(h.g.state, GroupState::PreparingRebalance);
+    let ta = h.join_req(h.req(&a, coop, &[("t", 1)]));
+    assert_eq!(h.joined(ta).generation, 3);
+    let s = h.sync(&a, 3, &[(&a, &all)]);
+    assert_eq!(
+        super::consumer_protocol::parse_assignment(&h.synced(s).assignment).unwrap(),
+        tps(&all)
+    );
+    assert_eq!(h.g.state, GroupState::Stable);
+    // Owned again since generation 3: commits go through and the fence is gone.
+    assert_eq!(h.commit(&a, 3, &[("t", 0), ("t", 1)]), vec![NONE, NONE]);
+    assert!(h.g.replay.fence.is_empty() && h.g.replay.withhold.is_empty());
+}
+
+/// A generation interrupted before every member synced keeps withholding: a member that
+/// never saw the withheld assignment cannot carry on from its old position.
+#[test]
+fn live_replay_keeps_withholding_until_a_generation_is_fully_synced() {
+    let mut h = H::new();
+    let ids = h.form(3, three_way);
+    let (a, b) = (ids[0].clone(), ids[1].clone());
+    let leader = h.g.leader.clone().unwrap();
+    let mut fx = Effects::default();
+    h.g.begin_replay(&tps(&[("t", 2)]), h.now, &mut fx);
+    h.apply(fx);
+    let tokens: Vec<_> = ids
+        .iter()
+        .map(|id| h.join_req(h.req(id, "range", &[])))
+        .collect();
+    for t in tokens {
+        assert_eq!(h.joined(t).generation, 2);
+    }
+    // Only the leader syncs; then a member leaves before the others synced.
+    let s = h.sync(
+        &leader,
+        2,
+        &[(&a, &[("t", 0), ("t", 1)]), (&b, &[("t", 2), ("t", 3)])],
+    );
+    h.synced(s);
+    assert_eq!(h.g.replay.withhold, tps(&[("t", 2)]));
+    let mut fx = Effects::default();
+    let other = ids.iter().find(|id| **id != leader).unwrap().clone();
+    h.g.leave(&other, None, h.now, &mut fx);
+    h.apply(fx);
+    assert_eq!(
+        h.g.replay.withhold,
+        tps(&[("t", 2)]),
+        "still withheld in the next generation"
+    );
+}
+
+/// Without readable assignments (no lock mode) the fence is by generation.
+#[test]
+fn live_replay_without_locks_fences_by_generation() {
+    let mut h = H::new();
+    let ids = h.form(1, |_| vec![vec![("t", 0)]]);
+    h.g.lock_mode = false;
+    let mut fx = Effects::default();
+    h.g.begin_replay(&tps(&[("t", 0)]), h.now, &mut fx);
+    h.apply(fx);
+    assert_eq!(h.commit(&ids[0], 1, &[("t", 0)]), vec![ILLEGAL_GENERATION]);
+}

@@ -17,6 +17,7 @@
 //!   rebalance timeout), when it rejoins in an eager generation (an eager member revokes
 //!   everything before JoinGroup), or when it rejoins in a cooperative generation without
 //!   listing the partition among its owned partitions (it revoked it).
+//! - A live replay (`replay.rs`) **releases** the partitions it resets, whoever holds them.
 //! - A static member replaced by a new member id for the same `group.instance.id` keeps
 //!   its partitions under the new id.
 
@@ -83,6 +84,26 @@ impl LockTable {
             self.owners.remove(tp);
         }
         held
+    }
+
+    /// Releases `tps` whoever holds them (a live replay); returns the ones that were held.
+    pub fn release_partitions(
+        &mut self,
+        tps: &BTreeSet<TopicPartition>,
+    ) -> BTreeSet<TopicPartition> {
+        let mut released = BTreeSet::new();
+        for tp in tps {
+            if let Some(l) = self.owners.remove(tp) {
+                if let Some(held) = self.by_member.get_mut(&l.member) {
+                    held.remove(tp);
+                    if held.is_empty() {
+                        self.by_member.remove(&l.member);
+                    }
+                }
+                released.insert(tp.clone());
+            }
+        }
+        released
     }
 
     /// Keeps only the partitions of `member` that are in `still_owned` (a cooperative

@@ -14,6 +14,7 @@
 
 pub mod admin;
 pub mod commits;
+pub mod configs;
 pub mod consumer;
 pub mod consumer_coordinator;
 pub mod consumer_protocol;
@@ -25,6 +26,8 @@ pub mod locks;
 pub mod member;
 pub mod offsets;
 pub mod rebalance;
+pub mod replay;
+pub mod reset;
 
 pub use coordinator::GroupCoordinator;
 

@@ -37,6 +37,25 @@ pub struct GroupRecord {
     /// "consumer" for a KIP-848 group; absent for a classic one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_type: Option<String>,
+    /// A live replay under way (`replay.rs`).
+    #[serde(default, skip_serializing_if = "ReplayRecord::is_empty")]
+    pub replay: ReplayRecord,
+}
+
+/// The stored form of a live replay's state: fenced partitions with the generation (or
+/// group epoch) of their reset, and partitions withheld from classic assignments.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayRecord {
+    #[serde(default)]
+    pub fence: Vec<(String, i32, i32)>,
+    #[serde(default)]
+    pub withhold: Vec<TopicPartition>,
+}
+
+impl ReplayRecord {
+    pub fn is_empty(&self) -> bool {
+        self.fence.is_empty() && self.withhold.is_empty()
+    }
 }
 
 pub fn offset_key(group: &str, tp: &TopicPartition) -> Bytes {
@@ -114,10 +133,16 @@ mod tests {
             protocol_type: Some("consumer".into()),
             protocol_name: None,
             group_type: None,
+            replay: ReplayRecord {
+                fence: vec![("t".into(), 0, 7)],
+                withhold: vec![("t".into(), 0)],
+            },
         };
         assert_eq!(decode::<GroupRecord>(&encode(&r)), Some(r));
         // Records written before group types existed still read.
         let old = br#"{"generation":3,"protocol_type":"consumer","protocol_name":"range"}"#;
-        assert_eq!(decode::<GroupRecord>(old).unwrap().group_type, None);
+        let old = decode::<GroupRecord>(old).unwrap();
+        assert_eq!(old.group_type, None);
+        assert!(old.replay.is_empty());
     }
 }

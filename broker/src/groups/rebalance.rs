@@ -346,6 +346,8 @@ impl Group {
             self.protocol_name = None;
             self.state = GroupState::Empty;
             self.locks.clear();
+            // Nobody holds a position any more: the next members fetch committed offsets.
+            self.replay.withhold.clear();
             info!(group = %self.id, generation = self.generation, "group is now empty");
             return;
         }
@@ -492,6 +494,7 @@ impl Group {
                 self.synced(&id, now);
                 let assignment = self.members[&id].assignment.clone();
                 fx.sync(token, self.sync_result(assignment));
+                self.replay_follow_up(now, fx);
             }
             GroupState::CompletingRebalance => {
                 let m = self.members.get_mut(&id).expect("validated");
@@ -502,6 +505,7 @@ impl Group {
                 if self.is_leader(&id) {
                     self.complete_sync(req.assignments, fx);
                 }
+                self.replay_follow_up(now, fx);
             }
         }
     }
@@ -530,6 +534,7 @@ impl Group {
         for m in self.members.values_mut() {
             m.assignment = given.remove(&m.id).unwrap_or_default();
         }
+        self.withhold_replayed();
         if self.lock_mode {
             let parsed: Result<BTreeMap<_, _>, _> = self
                 .members

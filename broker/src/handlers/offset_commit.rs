@@ -2,6 +2,11 @@
 //! metadata size, then membership, generation and the partition lock in the coordinator);
 //! the accepted ones are written through the coordinating store group's Raft log as ONE
 //! proposal, and the response goes out only once it is durable.
+//!
+//! A commit without member (the Admin API's AlterConsumerGroupOffsets) on a group with
+//! members is refused with UNKNOWN_MEMBER_ID, as in Kafka, unless it is a *live reset*
+//! (`groups/replay.rs`): the group config `phxq.offsets.live.reset.enable` is true, or the
+//! request carries [`LIVE_RESET_TAG`] (`phxq group reset` sets it: the operator asked).
 
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
@@ -9,8 +14,12 @@ use kafka_protocol::messages::offset_commit_response::{
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
 use crate::broker::Broker;
+use crate::groups::configs::GroupSettings;
 use crate::groups::errors::*;
 use crate::groups::offsets::{now_ms, CommittedOffset};
+
+/// The tagged field (OffsetCommit v8+) by which `phxq group reset` asks for a live reset.
+pub const LIVE_RESET_TAG: i32 = 0x7069;
 
 pub async fn handle(
     broker: &Broker,
@@ -57,6 +66,12 @@ pub async fn handle(
         codes.push(tc);
     }
     if !items.is_empty() {
+        let live_reset = req.unknown_tagged_fields.contains_key(&LIVE_RESET_TAG)
+            || GroupSettings::resolve(
+                &broker.config.groups,
+                &broker.group_configs.get(&req.group_id.0),
+            )
+            .live_reset;
         let results = broker
             .groups
             .commit(
@@ -65,6 +80,7 @@ pub async fn handle(
                 req.group_instance_id.as_deref(),
                 req.generation_id_or_member_epoch,
                 items,
+                live_reset,
             )
             .await;
         for ((ti, pi), code) in slots.into_iter().zip(results) {

@@ -26,6 +26,8 @@
 //!   (older: STALE_MEMBER_EPOCH, newer: FENCED_MEMBER_EPOCH) and only for partitions whose
 //!   lock it holds (assigned or still revoking); others get STALE_MEMBER_EPOCH. Without a
 //!   member id (-1), only while the group has no members.
+//! - **Replays.** A live reset revokes the reset partitions from their owners and bumps the
+//!   group epoch; they come back at the new epoch (see `groups/replay.rs`).
 //! - **Load.** Commits are attributed to the lock holder to measure each member's consume
 //!   rate; a member holding partitions with backlog that commits nothing for the stall
 //!   timeout counts as stalled and the `load` assignor gives it nothing. A partition the
@@ -586,6 +588,23 @@ impl ConsumerGroup {
         }
         self.update_rates(now);
         !expired.is_empty()
+    }
+
+    /// A live replay of `tps` (`groups/replay.rs`): their owners must revoke them, and the
+    /// group epoch goes up so that they are assigned again at a new epoch once revoked.
+    pub fn begin_replay(&mut self, tps: &BTreeSet<TopicPartition>, now: u64) {
+        for m in self.members.values_mut() {
+            let taken: BTreeSet<TopicPartition> = m.assigned.intersection(tps).cloned().collect();
+            if taken.is_empty() {
+                continue;
+            }
+            info!(group = %self.id, member = %m.id, partitions = %consumer_protocol::describe(&taken), "revoking: offsets reset");
+            m.assigned.retain(|tp| !taken.contains(tp));
+            m.revoking.extend(taken);
+            m.state = MemberState::UnrevokedPartitions;
+            m.revoking_since.get_or_insert(now);
+        }
+        self.bump("offsets reset (live replay)");
     }
 
     /// OffsetCommit checks (see the module rules): one code per partition.

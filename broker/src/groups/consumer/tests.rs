@@ -407,3 +407,38 @@ fn a_member_falling_behind_sheds_partitions() {
     );
     assert!(g.target["a"].len() < 3, "{:?}", g.target);
 }
+
+/// A live replay of a KIP-848 group: the owner is told to revoke the reset partition, its
+/// commits of it are refused from then on, and it gets the partition back at a new epoch
+/// once revoked (and then commits normally).
+#[test]
+fn live_replay_revokes_and_reassigns_at_a_new_epoch() {
+    use crate::groups::group::{Effects, Group};
+    let t = topics(&[("t", 2)]);
+    let mut g = Group::new("g", crate::groups::GroupConfig::default());
+    g.consumer = Some(group());
+    let c = g.consumer.as_mut().unwrap();
+    let r = c.heartbeat(join("a", &["t"]), 0, &t, &no_load).unwrap();
+    assert_eq!((r.member_epoch, r.assignment), (1, Some(set(&[0, 1]))));
+    let parts: Vec<TopicPartition> = set(&[0, 1]).into_iter().collect();
+    assert_eq!(g.check_commit("a", None, 1, &parts, 1), vec![NONE, NONE]);
+
+    g.begin_replay(&set(&[0]), 2, &mut Effects::default());
+    // An auto-commit of the old position, in flight during the reset: refused.
+    assert_eq!(
+        g.check_commit("a", None, 1, &parts, 3),
+        vec![STALE_MEMBER_EPOCH, NONE]
+    );
+    let c = g.consumer.as_mut().unwrap();
+    // a is told to give up t-0.
+    let r = c.heartbeat(beat("a", 1, None), 4, &t, &no_load).unwrap();
+    assert_eq!(r.assignment, Some(set(&[1])));
+    // It reports having revoked it and gets it back at a new epoch.
+    let r = c
+        .heartbeat(beat("a", 1, Some(&set(&[1]))), 5, &t, &no_load)
+        .unwrap();
+    assert_eq!(r.member_epoch, 2);
+    assert_eq!(r.assignment, Some(set(&[0, 1])));
+    assert_eq!(g.check_commit("a", None, 2, &parts, 6), vec![NONE, NONE]);
+    assert!(g.replay.fence.is_empty());
+}
