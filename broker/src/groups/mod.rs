@@ -31,26 +31,31 @@ pub mod reset;
 
 pub use coordinator::GroupCoordinator;
 
-/// Kafka error codes used by the group APIs (not all are in `phxq_protocol::errors`).
+/// Kafka error codes used by the group APIs: those of `phxq_protocol::errors` and the
+/// group-only ones. The numbers come from kafka-protocol (`ResponseError::code`, a
+/// `const fn`); the names stay Kafka's.
 pub mod errors {
+    use kafka_protocol::ResponseError;
+
     pub use phxq_protocol::errors::*;
-    pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
-    pub const ILLEGAL_GENERATION: i16 = 22;
-    pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
-    pub const INVALID_GROUP_ID: i16 = 24;
-    pub const UNKNOWN_MEMBER_ID: i16 = 25;
-    pub const INVALID_SESSION_TIMEOUT: i16 = 26;
-    pub const REBALANCE_IN_PROGRESS: i16 = 27;
-    pub const NON_EMPTY_GROUP: i16 = 68;
-    pub const GROUP_ID_NOT_FOUND: i16 = 69;
-    pub const MEMBER_ID_REQUIRED: i16 = 79;
-    pub const FENCED_INSTANCE_ID: i16 = 82;
-    pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
-    pub const FENCED_MEMBER_EPOCH: i16 = 110;
-    pub const UNRELEASED_INSTANCE_ID: i16 = 111;
-    pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
-    pub const STALE_MEMBER_EPOCH: i16 = 113;
-    pub const INVALID_REGULAR_EXPRESSION: i16 = 128;
+
+    pub const OFFSET_METADATA_TOO_LARGE: i16 = ResponseError::OffsetMetadataTooLarge.code();
+    pub const ILLEGAL_GENERATION: i16 = ResponseError::IllegalGeneration.code();
+    pub const INCONSISTENT_GROUP_PROTOCOL: i16 = ResponseError::InconsistentGroupProtocol.code();
+    pub const INVALID_GROUP_ID: i16 = ResponseError::InvalidGroupId.code();
+    pub const UNKNOWN_MEMBER_ID: i16 = ResponseError::UnknownMemberId.code();
+    pub const INVALID_SESSION_TIMEOUT: i16 = ResponseError::InvalidSessionTimeout.code();
+    pub const REBALANCE_IN_PROGRESS: i16 = ResponseError::RebalanceInProgress.code();
+    pub const NON_EMPTY_GROUP: i16 = ResponseError::NonEmptyGroup.code();
+    pub const GROUP_ID_NOT_FOUND: i16 = ResponseError::GroupIdNotFound.code();
+    pub const MEMBER_ID_REQUIRED: i16 = ResponseError::MemberIdRequired.code();
+    pub const FENCED_INSTANCE_ID: i16 = ResponseError::FencedInstanceId.code();
+    pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = ResponseError::GroupSubscribedToTopic.code();
+    pub const FENCED_MEMBER_EPOCH: i16 = ResponseError::FencedMemberEpoch.code();
+    pub const UNRELEASED_INSTANCE_ID: i16 = ResponseError::UnreleasedInstanceId.code();
+    pub const UNSUPPORTED_ASSIGNOR: i16 = ResponseError::UnsupportedAssignor.code();
+    pub const STALE_MEMBER_EPOCH: i16 = ResponseError::StaleMemberEpoch.code();
+    pub const INVALID_REGULAR_EXPRESSION: i16 = ResponseError::InvalidRegularExpression.code();
 }
 
 /// Group coordinator settings. Defaults differ from Kafka's where noted, to make groups

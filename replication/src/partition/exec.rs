@@ -128,9 +128,13 @@ fn next_seq(seq: i32) -> i32 {
 }
 
 impl Applier<'_> {
-    /// Applies a command other than an Append (whose batches come with their segment
-    /// positions: [`Applier::append_all`]).
-    pub fn command(&mut self, cmd: &Command) -> Result<CommandResponse, redb::Error> {
+    /// Applies a command. `at` holds where the batches of an Append were written to the
+    /// segment files when it was logged, one per batch in order (empty for other commands).
+    pub fn command(
+        &mut self,
+        cmd: &Command,
+        at: &[SegmentPos],
+    ) -> Result<CommandResponse, redb::Error> {
         Ok(match cmd {
             Command::CreatePartitions(ps) => {
                 for p in ps {
@@ -146,9 +150,7 @@ impl Applier<'_> {
                 }
                 CommandResponse::Done
             }
-            Command::Append(_) => {
-                return Err(io_err("an Append is applied with its segment positions"));
-            }
+            Command::Append(batches) => self.append_all(batches, at)?,
             Command::DeleteRecords(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for (p, offset) in items {
@@ -199,7 +201,7 @@ impl Applier<'_> {
     }
 
     /// Appends `batches`, whose bytes are at `at` in the segment files, at dense offsets.
-    pub fn append_all(
+    fn append_all(
         &mut self,
         batches: &[AppendBatch],
         at: &[SegmentPos],

@@ -54,11 +54,13 @@ pub fn apply_entries(
         applied_any = true;
         let response = match &entry.payload {
             EntryPayload::Blank => CommandResponse::Done,
-            EntryPayload::Normal(Command::Append(batches)) => {
-                let at = positions(log, &entry.log_id, batches)?;
-                a.append_all(batches, &at)?
+            EntryPayload::Normal(cmd) => {
+                let at = match cmd {
+                    Command::Append(batches) => positions(log, &entry.log_id, batches)?,
+                    _ => Vec::new(),
+                };
+                a.command(cmd, &at)?
             }
-            EntryPayload::Normal(cmd) => a.command(cmd)?,
             EntryPayload::Membership(m) => {
                 let stored = StoredMembership::new(Some(entry.log_id), m.clone());
                 let json = serde_json::to_vec(&stored).map_err(io_err)?;

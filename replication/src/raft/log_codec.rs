@@ -3,12 +3,11 @@
 //!
 //! Entries are written straight into redb's reserved value space (`encode_stored_entry`
 //! into a `&mut [u8]`). The raft log row of an Append holds where its batches are in the
-//! segment files (`store::segments`), not their bytes; decoding reads them back. Other commands
-//! are stored as `encode_command` writes them. Its inline Append form (tag 3) is no longer
-//! written to the log (databases of that layout are refused at open); `command_len` of an
-//! Append is the entry's in-memory size. Between nodes, entries travel with their batches
-//! inline, serialized by the transport (postcard). Record batches are opaque: no per-record
-//! work happens here.
+//! segment files (`store::segments`), not their bytes; decoding reads them back. There is
+//! no form with the batches inline: databases of the older layout that had one are refused
+//! at open (`store::db`). Between nodes, entries travel with their batches inline,
+//! serialized by the transport (postcard). Record batches are opaque: no per-record work
+//! happens here.
 //!
 //! Layout (big-endian): entry = term u64, leader node u64, kind u8, payload.
 //! Kinds: 0 blank, 1 normal (a [`Command`]), 2 membership (JSON: rare and small).
@@ -26,7 +25,7 @@ const KIND_MEMBERSHIP: u8 = 2;
 
 const CMD_CREATE: u8 = 1;
 const CMD_DELETE: u8 = 2;
-const CMD_APPEND: u8 = 3;
+// 3 was an Append with its batches inline, written only by the older storage layout.
 const CMD_DELETE_RECORDS: u8 = 4;
 const CMD_PUT: u8 = 5;
 const CMD_ALLOC_PIDS: u8 = 6;
@@ -47,6 +46,12 @@ fn membership_json(m: &Membership) -> Vec<u8> {
 pub fn entry_len(e: &Entry) -> usize {
     17 + match &e.payload {
         EntryPayload::Blank => 0,
+        EntryPayload::Normal(Command::Append(v)) => {
+            1 + 4
+                + v.iter()
+                    .map(|b| PART_LEN + 4 + b.batch.len())
+                    .sum::<usize>()
+        }
         EntryPayload::Normal(c) => command_len(c),
         EntryPayload::Membership(m) => membership_json(m).len(),
     }
@@ -55,7 +60,7 @@ pub fn entry_len(e: &Entry) -> usize {
 /// Size of an entry's raft log row: an Append holds its batches' positions, not their bytes.
 pub fn stored_len(e: &Entry) -> usize {
     match &e.payload {
-        EntryPayload::Normal(Command::Append(v)) => 17 + 1 + 4 + v.len() * (PART_LEN + 4 + 12),
+        EntryPayload::Normal(c) => 17 + command_len(c),
         _ => entry_len(e),
     }
 }
@@ -67,20 +72,9 @@ pub fn encode_stored_entry(e: &Entry, at: &[SegmentPos], mut buf: impl BufMut) {
     buf.put_u64(e.log_id.leader_id.node_id);
     match &e.payload {
         EntryPayload::Blank => buf.put_u8(KIND_BLANK),
-        EntryPayload::Normal(Command::Append(v)) => {
-            buf.put_u8(KIND_NORMAL);
-            buf.put_u8(CMD_APPEND_STORED);
-            put_len(&mut buf, v.len());
-            for (b, at) in v.iter().zip(at) {
-                put_part(&mut buf, &b.partition);
-                put_len(&mut buf, b.batch.len());
-                buf.put_u32(at.segment);
-                buf.put_u64(at.pos);
-            }
-        }
         EntryPayload::Normal(c) => {
             buf.put_u8(KIND_NORMAL);
-            encode_command(c, &mut buf);
+            encode_command(c, at, &mut buf);
         }
         EntryPayload::Membership(m) => {
             buf.put_u8(KIND_MEMBERSHIP);
@@ -102,7 +96,7 @@ pub fn decode_stored_entry(
     b.advance(16);
     let payload = match b.get_u8() {
         KIND_BLANK => EntryPayload::Blank,
-        KIND_NORMAL => EntryPayload::Normal(decode_command(b, Some(read))?),
+        KIND_NORMAL => EntryPayload::Normal(decode_command(b, read)?),
         KIND_MEMBERSHIP => {
             let m: Membership =
                 serde_json::from_slice(&b).map_err(|_| DecodeError("membership"))?;
@@ -145,15 +139,11 @@ pub fn stored_positions(row: &[u8]) -> Result<Vec<(SegmentPos, u32)>, DecodeErro
     Ok(out)
 }
 
-pub fn command_len(c: &Command) -> usize {
+/// Size of a command as [`encode_command`] writes it (an Append with its batch positions).
+fn command_len(c: &Command) -> usize {
     1 + match c {
         Command::CreatePartitions(v) | Command::DeletePartitions(v) => 4 + v.len() * PART_LEN,
-        Command::Append(v) => {
-            4 + v
-                .iter()
-                .map(|b| PART_LEN + 4 + b.batch.len())
-                .sum::<usize>()
-        }
+        Command::Append(v) => 4 + v.len() * (PART_LEN + 4 + 12),
         Command::DeleteRecords(v) => 4 + v.len() * (PART_LEN + 8),
         Command::Put(v) => {
             4 + v
@@ -202,7 +192,9 @@ fn put_len(buf: &mut impl BufMut, n: usize) {
     buf.put_u32(u32::try_from(n).unwrap_or(u32::MAX));
 }
 
-pub fn encode_command(c: &Command, buf: &mut impl BufMut) {
+/// Encodes a command as the raft log stores it. `at` holds where each batch of an Append
+/// was written to the segment files, in order (ignored for other commands).
+fn encode_command(c: &Command, at: &[SegmentPos], buf: &mut impl BufMut) {
     match c {
         Command::CreatePartitions(v) | Command::DeletePartitions(v) => {
             let tag = if matches!(c, Command::CreatePartitions(_)) {
@@ -215,12 +207,13 @@ pub fn encode_command(c: &Command, buf: &mut impl BufMut) {
             v.iter().for_each(|p| put_part(buf, p));
         }
         Command::Append(v) => {
-            buf.put_u8(CMD_APPEND);
+            buf.put_u8(CMD_APPEND_STORED);
             put_len(buf, v.len());
-            for b in v {
+            for (b, at) in v.iter().zip(at) {
                 put_part(buf, &b.partition);
                 put_len(buf, b.batch.len());
-                buf.put_slice(&b.batch);
+                buf.put_u32(at.segment);
+                buf.put_u64(at.pos);
             }
         }
         Command::DeleteRecords(v) => {
@@ -292,8 +285,9 @@ fn get_count(b: &mut Bytes, min_item: usize) -> Result<usize, DecodeError> {
     Ok(n)
 }
 
-/// Decodes a command; `read` resolves the batch positions of a stored Append.
-pub fn decode_command(mut b: Bytes, read: Option<ReadBatch>) -> Result<Command, DecodeError> {
+/// Decodes a command as the raft log stores it; `read` resolves the batch positions of an
+/// Append.
+fn decode_command(mut b: Bytes, read: ReadBatch) -> Result<Command, DecodeError> {
     need(&b, 1)?;
     let cmd = match b.get_u8() {
         tag @ (CMD_CREATE | CMD_DELETE) => {
@@ -307,18 +301,7 @@ pub fn decode_command(mut b: Bytes, read: Option<ReadBatch>) -> Result<Command, 
                 Command::DeletePartitions(v)
             }
         }
-        CMD_APPEND => {
-            let n = get_count(&mut b, PART_LEN + 4)?;
-            let mut v = Vec::with_capacity(n);
-            for _ in 0..n {
-                let partition = get_part(&mut b)?;
-                let batch = get_bytes(&mut b)?;
-                v.push(AppendBatch { partition, batch });
-            }
-            Command::Append(v)
-        }
         CMD_APPEND_STORED => {
-            let read = read.ok_or(DecodeError("batch positions outside the raft log"))?;
             let n = get_count(&mut b, PART_LEN + 16)?;
             let mut v = Vec::with_capacity(n);
             for _ in 0..n {
@@ -384,21 +367,14 @@ mod tests {
         }
     }
 
+    /// Commands other than Append (whose round trip through its batch positions is
+    /// `stored_appends_hold_positions_and_read_their_batches_back`).
     #[test]
     fn commands_round_trip() {
+        let no_read: ReadBatch = &|_, _| Err(DecodeError("no batches here"));
         let cmds = vec![
             Command::CreatePartitions(vec![p(0), p(1)]),
             Command::DeletePartitions(vec![p(2)]),
-            Command::Append(vec![
-                AppendBatch {
-                    partition: p(0),
-                    batch: Bytes::from_static(b"abc"),
-                },
-                AppendBatch {
-                    partition: p(1),
-                    batch: Bytes::from(vec![9u8; 1000]),
-                },
-            ]),
             Command::DeleteRecords(vec![(p(0), -1), (p(1), 42)]),
             Command::Put(vec![
                 (Bytes::from_static(b"k"), Some(Bytes::from_static(b"v"))),
@@ -418,9 +394,9 @@ mod tests {
         ];
         for c in cmds {
             let mut buf = Vec::new();
-            encode_command(&c, &mut buf);
+            encode_command(&c, &[], &mut buf);
             assert_eq!(buf.len(), command_len(&c));
-            let back = decode_command(Bytes::from(buf), None).unwrap();
+            let back = decode_command(Bytes::from(buf), no_read).unwrap();
             assert_eq!(format!("{c:?}"), format!("{back:?}"));
         }
     }
@@ -447,7 +423,12 @@ mod tests {
             back.payload,
             EntryPayload::Normal(Command::AllocateProducerIds(5))
         ));
-        assert!(decode_command(Bytes::from_static(&[3, 0xff, 0xff, 0xff, 0xff]), None).is_err());
+        // A corrupt count is an error, not a huge allocation; tag 3 (the older layout's
+        // inline Append) is not a command any more.
+        for tag in [CMD_APPEND_STORED, CMD_CREATE, CMD_PUT, 3] {
+            let row = Bytes::copy_from_slice(&[tag, 0xff, 0xff, 0xff, 0xff]);
+            assert!(decode_command(row, no_read).is_err());
+        }
         assert_eq!(decode_log_id(&encode_log_id(&log_id)).unwrap(), log_id);
     }
 
