@@ -2,7 +2,8 @@
 //! obtained over the Kafka protocol like any client would (FindCoordinator, ListGroups,
 //! DescribeGroups or, for KIP-848 groups, ConsumerGroupDescribe, OffsetFetch, Metadata,
 //! ListOffsets): members, their assignments, and per partition the committed offset, the
-//! log end offset and the lag; for KIP-848 groups also the scheduler's figures.
+//! log end offset and the lag; per member its measured consume rate, backlog and idle time
+//! (for KIP-848 groups also the scheduler's last decision).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -157,22 +158,28 @@ pub fn describe(bootstrap: &str, group: &str) -> anyhow::Result<String> {
         },
         g.members.len()
     );
+    let figures = phxq_figures(&g.unknown_tagged_fields);
     // Members and who owns what.
     let mut owner: BTreeMap<TopicPartition, String> = BTreeMap::new();
-    let mut rows = vec![vec![
-        "MEMBER".to_string(),
-        "INSTANCE".into(),
-        "CLIENT".into(),
-        "HOST".into(),
-        "ASSIGNMENT".into(),
-    ]];
+    let mut rows = vec![[
+        "MEMBER",
+        "INSTANCE",
+        "CLIENT",
+        "HOST",
+        "ASSIGNMENT",
+        "RATE/S",
+        "BACKLOG",
+        "IDLE",
+    ]
+    .map(String::from)
+    .to_vec()];
     for m in &g.members {
         let assigned =
             consumer_protocol::parse_assignment(&m.member_assignment).unwrap_or_default();
         for tp in &assigned {
             owner.insert(tp.clone(), m.member_id.to_string());
         }
-        rows.push(vec![
+        let mut row = vec![
             m.member_id.to_string(),
             m.group_instance_id.as_deref().unwrap_or("-").to_string(),
             m.client_id.to_string(),
@@ -182,7 +189,9 @@ pub fn describe(bootstrap: &str, group: &str) -> anyhow::Result<String> {
                 m.client_host.to_string()
             },
             consumer_protocol::describe(&assigned),
-        ]);
+        ];
+        row.extend(load_columns(&figures["members"][m.member_id.as_str()]));
+        rows.push(row);
     }
     if !g.members.is_empty() {
         out.push_str(&table(&rows));
@@ -217,6 +226,28 @@ pub(super) fn committed_offsets(
             })
         })
         .collect())
+}
+
+/// What phxq measured of a group, from the tagged field of a describe response (Null when
+/// absent: an older broker).
+fn phxq_figures(tagged: &BTreeMap<i32, bytes::Bytes>) -> serde_json::Value {
+    tagged
+        .get(&SCHEDULER_TAG)
+        .and_then(|b| serde_json::from_slice(b).ok())
+        .unwrap_or_default()
+}
+
+/// RATE/S, BACKLOG and IDLE of one member's figures.
+fn load_columns(f: &serde_json::Value) -> [String; 3] {
+    [
+        f["consume_rate"]
+            .as_f64()
+            .map_or("-".into(), |r| format!("{r:.0}")),
+        f["backlog"].as_i64().map_or("-".into(), |b| b.to_string()),
+        f["idle_ms"]
+            .as_u64()
+            .map_or("-".into(), |ms| format!("{:.1}s", ms as f64 / 1000.0)),
+    ]
 }
 
 /// Committed offsets, log end offsets and lag, for committed and assigned partitions.
@@ -272,11 +303,7 @@ fn describe_consumer_group(
         .next()
         .ok_or_else(|| anyhow::anyhow!("empty ConsumerGroupDescribe response"))?;
     check(g.error_code, "ConsumerGroupDescribe")?;
-    let figures: serde_json::Value = g
-        .unknown_tagged_fields
-        .get(&SCHEDULER_TAG)
-        .and_then(|b| serde_json::from_slice(b).ok())
-        .unwrap_or_default();
+    let figures = phxq_figures(&g.unknown_tagged_fields);
     let mut out = format!(
         "group {group}: consumer protocol (KIP-848), state {}, epoch {} (assignment epoch {}), assignor {}, {} member(s)\n\n",
         g.group_state,
@@ -328,14 +355,8 @@ fn describe_consumer_group(
             } else {
                 revoking.join(",")
             },
-            f["consume_rate"]
-                .as_f64()
-                .map_or("-".into(), |r| format!("{r:.0}")),
-            f["backlog"].as_i64().map_or("-".into(), |b| b.to_string()),
-            f["idle_ms"]
-                .as_u64()
-                .map_or("-".into(), |ms| format!("{:.1}s", ms as f64 / 1000.0)),
         ]);
+        rows.last_mut().expect("pushed").extend(load_columns(f));
     }
     if !g.members.is_empty() {
         out.push_str(&table(&rows));

@@ -65,7 +65,7 @@ impl GroupCoordinator {
             Err(code) => Err(code),
         };
         match result {
-            Ok(_) => slot.core().apply_commits(accepted, self.now()),
+            Ok(_) => slot.core().apply_commits(member_id, accepted, self.now()),
             Err(code) => {
                 warn!(group = %slot.id, code, "offset commit not stored");
                 for c in codes.iter_mut().filter(|c| **c == NONE) {

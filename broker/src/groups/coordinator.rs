@@ -581,7 +581,21 @@ impl GroupCoordinator {
         if g.consumer.is_some() {
             return Err(GROUP_ID_NOT_FOUND);
         }
-        Ok(Some(g.describe()).filter(|d| d.state != GroupState::Dead))
+        let mut d = g.describe(self.now());
+        if let Some(catalog) = self.catalog() {
+            for m in &mut d.members {
+                m.backlog = Some(
+                    m.held
+                        .iter()
+                        .filter_map(|tp| {
+                            let end = catalog.log_end(&tp.0, tp.1)?;
+                            Some((end - g.offsets.get(tp)?.offset).max(0))
+                        })
+                        .sum(),
+                );
+            }
+        }
+        Ok(Some(d).filter(|d| d.state != GroupState::Dead))
     }
 }
 

@@ -17,6 +17,7 @@ use super::consumer_protocol::{self, TopicPartition, CONSUMER};
 use super::errors::*;
 use super::locks::LockTable;
 use super::member::{Member, Token};
+use super::meter::ConsumeMeter;
 use super::offsets::{CommittedOffset, GroupRecord};
 use super::replay::Replay;
 use super::GroupConfig;
@@ -138,6 +139,15 @@ pub struct MemberDescription {
     pub client_host: String,
     pub metadata: Bytes,
     pub assignment: Bytes,
+    /// The partitions whose lock it holds (lock mode), else its assignment as parsed.
+    pub held: BTreeSet<TopicPartition>,
+    /// Records per second it committed recently, once measured.
+    pub consume_rate: Option<f64>,
+    /// Milliseconds since a commit of it last moved a partition forward.
+    pub idle_ms: Option<u64>,
+    /// Log end minus committed offset over `held` (filled in by the coordinator, which
+    /// knows the logs).
+    pub backlog: Option<i64>,
 }
 
 #[derive(Clone, Debug)]
@@ -184,6 +194,8 @@ pub struct Group {
     pub consumer: Option<ConsumerGroup>,
     /// A live replay under way (`replay.rs`).
     pub replay: Replay,
+    /// Classic members' consume rates, from their commits (KIP-848 groups keep theirs).
+    pub meter: ConsumeMeter,
 }
 
 impl Group {
@@ -210,6 +222,7 @@ impl Group {
             partition_baseline: None,
             consumer: None,
             replay: Replay::default(),
+            meter: ConsumeMeter::default(),
         }
     }
 
@@ -343,6 +356,7 @@ impl Group {
         let Some(mut m) = self.members.remove(id) else {
             return;
         };
+        self.meter.forget(id);
         if let Some(t) = m.join_waiter.take() {
             fx.join(t, JoinResult::error(id, error));
         }
@@ -487,6 +501,7 @@ impl Group {
             return;
         }
         self.pending_members.retain(|_, deadline| now < *deadline);
+        self.meter.update(self.members.keys(), now);
         let timeout = self.config.new_member_join_timeout_ms;
         let dead: Vec<String> = self
             .members
@@ -609,13 +624,30 @@ impl Group {
         all(NONE)
     }
 
-    pub fn apply_commits(&mut self, commits: Vec<(TopicPartition, CommittedOffset)>, now: u64) {
-        if let Some(c) = &mut self.consumer {
-            let progress: Vec<_> = commits
-                .iter()
-                .map(|(tp, o)| (tp.clone(), o.offset, self.offsets.get(tp).map(|b| b.offset)))
-                .collect();
-            c.record_commits(&progress, now);
+    /// Stores accepted commits of `member_id` and counts them towards the consume rate of
+    /// each partition's lock holder (or of the committer, where there are no locks).
+    pub fn apply_commits(
+        &mut self,
+        member_id: &str,
+        commits: Vec<(TopicPartition, CommittedOffset)>,
+        now: u64,
+    ) {
+        let progress: Vec<_> = commits
+            .iter()
+            .map(|(tp, o)| (tp.clone(), o.offset, self.offsets.get(tp).map(|b| b.offset)))
+            .collect();
+        match &mut self.consumer {
+            Some(c) => c.record_commits(&progress, now),
+            None => {
+                for (tp, offset, before) in progress {
+                    let owner = match self.locks.owner(&tp) {
+                        Some(l) => l.member.as_str(),
+                        None if !self.lock_mode && !member_id.is_empty() => member_id,
+                        None => continue,
+                    };
+                    self.meter.record(owner, offset, before, now);
+                }
+            }
         }
         self.offsets.extend(commits);
     }
@@ -692,7 +724,7 @@ impl Group {
         }
     }
 
-    pub fn describe(&self) -> GroupDescription {
+    pub fn describe(&self, now: u64) -> GroupDescription {
         let stable = self.state == GroupState::Stable;
         let protocol = self.protocol_name.clone().unwrap_or_default();
         GroupDescription {
@@ -721,6 +753,14 @@ impl Group {
                     } else {
                         Bytes::new()
                     },
+                    held: if self.lock_mode {
+                        self.locks.held_by(&m.id)
+                    } else {
+                        consumer_protocol::parse_assignment(&m.assignment).unwrap_or_default()
+                    },
+                    consume_rate: self.meter.rate(&m.id),
+                    idle_ms: self.meter.idle_ms(&m.id, now),
+                    backlog: None,
                 })
                 .collect(),
         }

@@ -57,7 +57,6 @@ impl LockTable {
     }
 
     /// Partitions held by `member`.
-    #[cfg(test)]
     pub fn held_by(&self, member: &str) -> BTreeSet<TopicPartition> {
         self.by_member.get(member).cloned().unwrap_or_default()
     }

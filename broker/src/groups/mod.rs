@@ -24,6 +24,7 @@ pub mod group;
 mod group_tests;
 pub mod locks;
 pub mod member;
+pub mod meter;
 pub mod offsets;
 pub mod rebalance;
 pub mod replay;

@@ -1,12 +1,20 @@
 //! DescribeGroups (15): state, protocol and members of groups; a Stable group also shows
 //! each member's subscription and assignment. An unknown group is "Dead" (v6+: with
 //! GROUP_ID_NOT_FOUND), as in Kafka.
+//!
+//! v5+ (flexible) responses also carry, in a tagged field Kafka clients skip
+//! ([`SCHEDULER_TAG`], JSON), what phxq measured of each member: its consume rate, the
+//! backlog of the partitions it holds and the time since its last progress, so
+//! `phxq group describe` can show whether a classic group is unbalanced.
 
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 
+use bytes::Bytes;
+
 use crate::broker::Broker;
 use crate::groups::errors::*;
+use crate::handlers::consumer_group_describe::SCHEDULER_TAG;
 use crate::handlers::str;
 
 pub fn handle(broker: &Broker, req: DescribeGroupsRequest, version: i16) -> DescribeGroupsResponse {
@@ -24,24 +32,43 @@ pub fn handle(broker: &Broker, req: DescribeGroupsRequest, version: i16) -> Desc
                     .with_error_message(Some(str(format!("group {} not found", &*id.0))))
                     .with_group_state(str("Dead")),
                 Ok(None) => g.with_group_state(str("Dead")),
-                Ok(Some(d)) => g
-                    .with_group_state(str(d.state.name()))
-                    .with_protocol_type(str(d.protocol_type))
-                    .with_protocol_data(str(d.protocol_name))
-                    .with_members(
-                        d.members
-                            .into_iter()
-                            .map(|m| {
-                                DescribedGroupMember::default()
-                                    .with_member_id(str(m.member_id))
-                                    .with_group_instance_id(m.instance_id.map(str))
-                                    .with_client_id(str(m.client_id))
-                                    .with_client_host(str(m.client_host))
-                                    .with_member_metadata(m.metadata)
-                                    .with_member_assignment(m.assignment)
-                            })
-                            .collect(),
-                    ),
+                Ok(Some(d)) => {
+                    let mut figures = serde_json::Map::new();
+                    for m in &d.members {
+                        figures.insert(
+                            m.member_id.clone(),
+                            serde_json::json!({
+                                "consume_rate": m.consume_rate,
+                                "backlog": m.backlog,
+                                "idle_ms": m.idle_ms,
+                            }),
+                        );
+                    }
+                    let mut g = g
+                        .with_group_state(str(d.state.name()))
+                        .with_protocol_type(str(d.protocol_type))
+                        .with_protocol_data(str(d.protocol_name))
+                        .with_members(
+                            d.members
+                                .into_iter()
+                                .map(|m| {
+                                    DescribedGroupMember::default()
+                                        .with_member_id(str(m.member_id))
+                                        .with_group_instance_id(m.instance_id.map(str))
+                                        .with_client_id(str(m.client_id))
+                                        .with_client_host(str(m.client_host))
+                                        .with_member_metadata(m.metadata)
+                                        .with_member_assignment(m.assignment)
+                                })
+                                .collect(),
+                        );
+                    if version >= 5 {
+                        let figures = serde_json::json!({ "members": figures });
+                        g.unknown_tagged_fields
+                            .insert(SCHEDULER_TAG, Bytes::from(figures.to_string()));
+                    }
+                    g
+                }
             }
         })
         .collect();

@@ -1,5 +1,5 @@
 //! The load side of a KIP-848 group: what the scheduler measures of it (each member's
-//! consume rate from its commits, progress and backlog trends, stalls, pinned partitions)
+//! consume rate from its commits (`groups/meter.rs`), backlog trends, stalls, pinned partitions)
 //! and when and how the `load` assignor reviews its target assignment.
 
 use std::collections::BTreeMap;
@@ -9,16 +9,6 @@ use tracing::info;
 use super::{ConsumerGroup, TopicMetadata};
 use crate::groups::consumer_protocol::TopicPartition;
 use crate::scheduler::{self, LoadFigures, PartitionLoad};
-
-/// What a member's commits showed of its speed.
-#[derive(Clone, Debug, Default)]
-pub(super) struct Progress {
-    /// Records committed by the member since the last rate update.
-    pub(super) consumed: u64,
-    /// Records per second, smoothed.
-    pub(super) rate: Option<f64>,
-    pub(super) last_progress: u64,
-}
 
 impl ConsumerGroup {
     /// Whether the `load` assignor should look at the load again now.
@@ -92,39 +82,9 @@ impl ConsumerGroup {
     /// Records accepted commits: progress per lock holder (its consume rate).
     pub fn record_commits(&mut self, commits: &[(TopicPartition, i64, Option<i64>)], now: u64) {
         for (tp, offset, before) in commits {
-            let Some(owner) = self.locks.owner(tp).map(|l| l.member.clone()) else {
-                continue;
-            };
-            let p = self.progress.entry(owner).or_default();
-            if let Some(before) = before {
-                if offset > before {
-                    p.consumed += (offset - before) as u64;
-                    p.last_progress = now;
-                }
-            } else {
-                p.last_progress = now;
+            if let Some(owner) = self.locks.owner(tp) {
+                self.meter.record(&owner.member, *offset, *before, now);
             }
-        }
-    }
-
-    /// Smooths each member's consume rate about once a second.
-    pub(super) fn update_rates(&mut self, now: u64) {
-        let dt = now.saturating_sub(self.last_rate_update);
-        if dt < 1000 {
-            return;
-        }
-        self.last_rate_update = now;
-        for id in self.members.keys() {
-            let p = self.progress.entry(id.clone()).or_insert_with(|| Progress {
-                last_progress: now,
-                ..Default::default()
-            });
-            let sample = p.consumed as f64 * 1000.0 / dt as f64;
-            p.consumed = 0;
-            p.rate = Some(match p.rate {
-                Some(r) => 0.7 * r + 0.3 * sample,
-                None => sample,
-            });
         }
     }
 
@@ -136,10 +96,14 @@ impl ConsumerGroup {
     ) -> LoadFigures {
         let mut f = LoadFigures {
             member_rates: self
-                .progress
-                .iter()
-                .filter(|(id, _)| self.members.contains_key(*id))
-                .filter_map(|(id, p)| p.rate.filter(|r| *r > 0.0).map(|r| (id.clone(), r)))
+                .members
+                .keys()
+                .filter_map(|id| {
+                    self.meter
+                        .rate(id)
+                        .filter(|r| *r > 0.0)
+                        .map(|r| (id.clone(), r))
+                })
                 .collect(),
             ..Default::default()
         };
@@ -150,10 +114,7 @@ impl ConsumerGroup {
                 .filter_map(|tp| partitions.get(tp))
                 .map(|l| l.backlog)
                 .sum();
-            let idle = self
-                .progress
-                .get(id)
-                .map_or(0, |p| now.saturating_sub(p.last_progress));
+            let idle = self.meter.idle_ms(id, now).unwrap_or(0);
             if backlog > 0.0 && idle > self.settings.scheduler_stall_ms {
                 f.stalled.insert(id.clone());
             }
@@ -177,8 +138,6 @@ impl ConsumerGroup {
 
     /// A member's measured consume rate and time since its last progress, for describe.
     pub fn member_progress(&self, id: &str, now: u64) -> (Option<f64>, Option<u64>) {
-        self.progress.get(id).map_or((None, None), |p| {
-            (p.rate, Some(now.saturating_sub(p.last_progress)))
-        })
+        (self.meter.rate(id), self.meter.idle_ms(id, now))
     }
 }

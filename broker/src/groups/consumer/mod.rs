@@ -45,8 +45,8 @@ use tracing::info;
 use super::consumer_protocol::{self, TopicPartition};
 use super::errors::*;
 use super::locks::LockTable;
+use super::meter::ConsumeMeter;
 use crate::scheduler::{self, AssignmentSpec, LoadFigures, MemberSpec};
-use load::Progress;
 pub use member::{ConsumerMember, MemberState};
 
 /// Settings of KIP-848 groups (from the `[groups]` table).
@@ -135,8 +135,8 @@ pub struct ConsumerGroup {
     pub assignor: String,
     /// The last scheduler decision and when it was taken.
     pub last_decision: Option<(u64, scheduler::Decision)>,
-    progress: BTreeMap<String, Progress>,
-    last_rate_update: u64,
+    /// Each member's consume rate, from its commits.
+    meter: ConsumeMeter,
     /// When the scheduler last moved each partition (for the cooldown).
     moved_at: BTreeMap<TopicPartition, u64>,
     /// Each member's partitions and their backlog at the last load review.
@@ -160,8 +160,7 @@ impl ConsumerGroup {
             locks: LockTable::default(),
             subscribed: BTreeMap::new(),
             last_decision: None,
-            progress: BTreeMap::new(),
-            last_rate_update: 0,
+            meter: ConsumeMeter::default(),
             moved_at: BTreeMap::new(),
             backlog_seen: BTreeMap::new(),
             epoch_dirty: false,
@@ -432,7 +431,7 @@ impl ConsumerGroup {
             info!(group = %self.id, member = id, partitions = %consumer_protocol::describe(&released), "locks released: member gone");
         }
         self.target.remove(id);
-        self.progress.remove(id);
+        self.meter.forget(id);
     }
 
     /// Topics each member resolves to, merged: topic -> partition count.
@@ -586,7 +585,7 @@ impl ConsumerGroup {
         if !expired.is_empty() {
             self.bump("members removed by timers");
         }
-        self.update_rates(now);
+        self.meter.update(self.members.keys(), now);
         !expired.is_empty()
     }
 
