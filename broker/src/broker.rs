@@ -12,6 +12,7 @@ use crate::groups::configs::{GroupConfigRegistry, GroupSettings};
 use crate::groups::consumer::TopicMetadata;
 use crate::groups::consumer_coordinator::Catalog;
 use crate::groups::GroupCoordinator;
+use crate::quotas::QuotaManager;
 use crate::topics::TopicRegistry;
 
 pub struct Broker {
@@ -22,6 +23,8 @@ pub struct Broker {
     pub topics: TopicRegistry,
     /// Group configs (GROUP resource of the config APIs), from the metadata group.
     pub group_configs: GroupConfigRegistry,
+    /// Client quotas, from the metadata group (`quotas/`).
+    pub quotas: QuotaManager,
     /// Consumer groups coordinated by this node (see `groups/`).
     pub groups: Arc<GroupCoordinator>,
     pub cluster_id: String,
@@ -80,6 +83,7 @@ impl Broker {
         };
         let topics = TopicRegistry::load(&metadata)?;
         let group_configs = GroupConfigRegistry::load(&metadata)?;
+        let quotas = QuotaManager::load(&metadata)?;
         info!(%cluster_id, topics = topics.len(), "metadata loaded");
         let groups = GroupCoordinator::start(
             config.groups.clone(),
@@ -93,6 +97,7 @@ impl Broker {
             metadata,
             topics,
             group_configs,
+            quotas,
             groups,
             cluster_id,
             host,

@@ -27,6 +27,30 @@ pub enum Command {
     Group(GroupArgs),
     /// Run a local cluster, or show a cluster's brokers, Raft groups, leaders and lag.
     Cluster(ClusterArgs),
+    /// List and set client quotas (byte rates per client id or user).
+    Quota(QuotaArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct QuotaArgs {
+    /// Broker to ask (HOST:PORT).
+    #[arg(
+        long,
+        global = true,
+        default_value = "127.0.0.1:9092",
+        env = "PHXQ_BOOTSTRAP"
+    )]
+    pub bootstrap: String,
+    #[command(subcommand)]
+    pub command: QuotaCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum QuotaCommand {
+    /// Every client quota set in the cluster.
+    List,
+    /// Set or remove the quotas of a client id or user (or their defaults).
+    Set(crate::quotas::admin::SetArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -204,6 +228,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     crate::groups::admin::describe(&args.bootstrap, group)?
                 }
                 GroupCommand::Reset(reset) => crate::groups::reset::run(&args.bootstrap, reset)?,
+            };
+            print!("{out}");
+            Ok(())
+        }
+        Command::Quota(args) => {
+            let out = match &args.command {
+                QuotaCommand::List => crate::quotas::admin::list(&args.bootstrap)?,
+                QuotaCommand::Set(set) => crate::quotas::admin::set(&args.bootstrap, set)?,
             };
             print!("{out}");
             Ok(())

@@ -124,6 +124,10 @@ impl Reader {
                 }
                 continue;
             };
+            if let Some(until) = self.session.mute_until.take() {
+                // Throttled by a client quota (KIP-219): read nothing more until then.
+                tokio::time::sleep_until(until).await;
+            }
             self.handle_frame(frame.freeze()).await?;
         }
     }

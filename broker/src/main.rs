@@ -12,6 +12,7 @@ mod errors;
 mod groups;
 mod handlers;
 mod kafka_client;
+mod quotas;
 mod scheduler;
 mod server;
 mod shutdown;

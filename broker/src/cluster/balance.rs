@@ -1,4 +1,4 @@
-//! Background upkeep of a cluster member: keeps the topic registry and group configs in
+//! Background upkeep of a cluster member: keeps the topic registry, group configs and quotas in
 //! step with the metadata group (changes made through other brokers) and hands each store group's
 //! leadership back to its preferred leader (the first of its voters) once that broker is
 //! back and caught up, so leaders stay spread across brokers after a failover.
@@ -30,9 +30,12 @@ pub async fn follow_metadata(broker: Weak<Broker>) {
                 .topics
                 .reload(&b.metadata)
                 .and_then(|()| b.group_configs.reload(&b.metadata))
+                .and_then(|()| b.quotas.reload(&b.metadata))
             {
                 Ok(()) => break,
-                Err(e) => warn!(error = %e, "cannot reload topics and group configs; retrying"),
+                Err(e) => {
+                    warn!(error = %e, "cannot reload topics, group configs and quotas; retrying")
+                }
             }
             drop(b);
             tokio::time::sleep(Duration::from_secs(1)).await;

@@ -4,6 +4,7 @@
 
 pub mod alter_configs;
 pub mod api_versions;
+pub mod client_quotas;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
 pub mod create_partitions;
@@ -27,6 +28,7 @@ pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
 pub mod produce;
+pub mod quota;
 pub mod sync_group;
 pub mod topic_config;
 
@@ -64,6 +66,8 @@ pub struct Session {
     pub peer: Option<SocketAddr>,
     /// Which partition the connection's next Fetch fills first.
     pub fetch_rotation: fetch::budget::Rotation,
+    /// A client quota throttled the connection: nothing more is read from it until then.
+    pub mute_until: Option<tokio::time::Instant>,
 }
 
 /// Handles one decoded request of a connection's `session`.
@@ -72,16 +76,28 @@ pub async fn handle(broker: &Broker, request: Request, session: &mut Session) ->
     let v = request.version();
     let client_id = request.header.client_id.clone().unwrap_or_default();
     if let RequestKind::Produce(r) = request.body {
+        let throttle = quota::produce(broker, &client_id, &r, session);
         let pending = produce::handle(broker, r, v).await;
         return Reply::Later(Box::pin(async move {
-            pending.await.map(|r| Box::new(ResponseKind::Produce(r)))
+            pending.await.map(|r| {
+                Box::new(ResponseKind::Produce(
+                    r.with_throttle_time_ms(throttle.min(i32::MAX as u64) as i32),
+                ))
+            })
         }));
     }
     Reply::Now(Some(Box::new(match request.body {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(r, v)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, r, v).await),
         RequestKind::Fetch(r) => {
-            ResponseKind::Fetch(fetch::handle(broker, r, v, &mut session.fetch_rotation).await)
+            let owed = quota::fetch_owed(broker, &client_id, &r);
+            let mut resp = if owed > 0 {
+                kafka_protocol::messages::FetchResponse::default()
+            } else {
+                fetch::handle(broker, r, v, &mut session.fetch_rotation).await
+            };
+            quota::after_fetch(broker, &client_id, &mut resp, owed, session);
+            ResponseKind::Fetch(resp)
         }
         RequestKind::ListOffsets(r) => {
             ResponseKind::ListOffsets(list_offsets::handle(broker, r, v))
@@ -104,6 +120,12 @@ pub async fn handle(broker: &Broker, request: Request, session: &mut Session) ->
         RequestKind::IncrementalAlterConfigs(r) => ResponseKind::IncrementalAlterConfigs(
             alter_configs::handle_incremental(broker, r, v).await,
         ),
+        RequestKind::DescribeClientQuotas(r) => {
+            ResponseKind::DescribeClientQuotas(client_quotas::describe(broker, r, v))
+        }
+        RequestKind::AlterClientQuotas(r) => {
+            ResponseKind::AlterClientQuotas(client_quotas::alter(broker, r, v).await)
+        }
         RequestKind::DescribeCluster(r) => {
             ResponseKind::DescribeCluster(describe_cluster::handle(broker, r, v))
         }
