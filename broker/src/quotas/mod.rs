@@ -280,7 +280,10 @@ impl QuotaManager {
 mod tests {
     use super::*;
 
-    fn manager(quotas: &[(&[(&str, Option<&str>)], &str, f64)]) -> QuotaManager {
+    /// (entity as (type, name) pairs, quota key, rate)
+    type Setting<'a> = (&'a [(&'a str, Option<&'a str>)], &'a str, f64);
+
+    fn manager(quotas: &[Setting]) -> QuotaManager {
         let q = QuotaManager::default();
         {
             let mut all = q.by_entity.write().unwrap();
