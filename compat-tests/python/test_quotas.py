@@ -1,0 +1,159 @@
+"""Client quotas (issue 12, part 1): Kafka's DescribeClientQuotas (48) and AlterClientQuotas
+(49) from kafka-python's own protocol classes, `phxq quota`, and enforcement seen by
+unmodified librdkafka clients.
+
+Enforcement is checked only from below: a client held to N bytes/s cannot move M bytes in
+much less than M/N seconds (the first second's worth comes at once), however fast the
+machine. Nothing asserts an upper bound on time; the accuracy figures belong to a
+benchmark, not to a test.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from kafka import KafkaAdminClient
+from kafka.protocol.admin.client_quotas import AlterClientQuotasRequest, DescribeClientQuotasRequest
+
+from conftest import PHXQ_BIN
+
+INVALID_REQUEST = 42
+RATE = 200_000  # bytes/s
+RECORD = 1000
+RECORDS = 1500  # 1.5 MB
+
+
+def admin_call(bootstrap: str, request):
+    a = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        async def go():
+            return await a._manager.send(request)
+        return a._manager.run(go)
+    finally:
+        a.close()
+
+
+def entity(**parts):
+    E = AlterClientQuotasRequest.EntryData.EntityData
+    return [E(entity_type=k.replace("_", "-"), entity_name=v) for k, v in parts.items()]
+
+
+def alter(bootstrap: str, ents, ops, validate_only=False):
+    Entry = AlterClientQuotasRequest.EntryData
+    Op = Entry.OpData
+    req = AlterClientQuotasRequest(
+        entries=[Entry(entity=ents, ops=[Op(key=k, value=float(v or 0), remove=v is None) for k, v in ops])],
+        validate_only=validate_only)
+    r = admin_call(bootstrap, req)
+    return [(e.error_code, e.error_message or None) for e in r.entries]
+
+
+def describe(bootstrap: str, components=(), strict=False) -> dict:
+    C = DescribeClientQuotasRequest.ComponentData
+    req = DescribeClientQuotasRequest(
+        components=[C(entity_type=t, match_type=m, match=n) for t, m, n in components], strict=strict)
+    r = admin_call(bootstrap, req)
+    assert r.error_code == 0, r
+    return {tuple((e.entity_type, e.entity_name) for e in entry.entity): {v.key: v.value for v in entry.values}
+            for entry in r.entries}
+
+
+def test_quota_apis_with_kafka_python(broker):
+    b = broker.bootstrap
+    assert alter(b, entity(client_id="slow"), [("consumer_byte_rate", RATE)]) == [(0, None)]
+    assert alter(b, entity(client_id=None), [("producer_byte_rate", 5e6)]) == [(0, None)]
+    assert alter(b, entity(user="alice", client_id="app"), [("consumer_byte_rate", 1000)]) == [(0, None)]
+    # validate_only writes nothing.
+    assert alter(b, entity(client_id="dry"), [("consumer_byte_rate", 1)], validate_only=True) == [(0, None)]
+
+    everything = describe(b)
+    assert everything == {
+        (("client-id", "slow"),): {"consumer_byte_rate": RATE},
+        (("client-id", None),): {"producer_byte_rate": 5e6},
+        (("user", "alice"), ("client-id", "app")): {"consumer_byte_rate": 1000},
+    }
+    # Match types: exact (0), default (1), any specified name (2); strict excludes entities
+    # with other entity types.
+    assert list(describe(b, [("client-id", 0, "app")], strict=True)) == []
+    assert list(describe(b, [("client-id", 0, "app")])) == [(("user", "alice"), ("client-id", "app"))]
+    assert list(describe(b, [("client-id", 1, None)])) == [(("client-id", None),)]
+    assert len(describe(b, [("client-id", 2, None)])) == 2
+
+    # What phxq does not enforce it refuses, with a message; nothing changes.
+    code, msg = alter(b, entity(client_id="slow"), [("request_percentage", 50)])[0]
+    assert code == INVALID_REQUEST and "request_percentage" in msg
+    code, msg = alter(b, entity(ip="10.0.0.1"), [("consumer_byte_rate", 1)])[0]
+    assert code == INVALID_REQUEST and "ip" in msg
+    code, _ = alter(b, entity(client_id="slow"), [("consumer_byte_rate", -5)])[0]
+    assert code == INVALID_REQUEST
+    # Removing the last value removes the entity.
+    assert alter(b, entity(user="alice", client_id="app"), [("consumer_byte_rate", None)]) == [(0, None)]
+    assert describe(b) == {
+        (("client-id", "slow"),): {"consumer_byte_rate": RATE},
+        (("client-id", None),): {"producer_byte_rate": 5e6},
+    }
+
+    out = subprocess.run([PHXQ_BIN, "quota", "list", "--bootstrap", b], capture_output=True, text=True,
+                         check=True).stdout
+    assert "client-id=slow  consumer_byte_rate=200000" in out, out
+    assert "client-id=<default>  producer_byte_rate=5000000" in out, out
+    # Quotas live in the metadata Raft group: they survive a restart.
+    broker.restart()
+    assert describe(b)[(("client-id", "slow"),)] == {"consumer_byte_rate": RATE}
+
+
+def produce(bootstrap: str, topic: str, client_id: str) -> float:
+    # Small batches: a throttle is served after the response that incurred it (KIP-219),
+    # so the last request's debt is never waited off; keep it small against the total.
+    p = Producer({"bootstrap.servers": bootstrap, "client.id": client_id, "linger.ms": 5,
+                  "compression.type": "none", "batch.size": 16384})
+    start = time.monotonic()
+    for i in range(RECORDS):
+        p.produce(topic, value=b"%06d" % i + b"x" * (RECORD - 6), partition=0)
+        p.poll(0)
+    assert p.flush(60) == 0
+    return time.monotonic() - start
+
+
+def consume(bootstrap: str, topic: str, client_id: str) -> tuple[float, list[int]]:
+    c = Consumer({"bootstrap.servers": bootstrap, "client.id": client_id, "group.id": f"g-{client_id}",
+                  "enable.auto.commit": False, "fetch.max.bytes": 65536,
+                  "message.max.bytes": 65536, "max.partition.fetch.bytes": 65536})
+    c.assign([TopicPartition(topic, 0, 0)])
+    offsets = []
+    start = time.monotonic()
+    deadline = start + 60
+    while len(offsets) < RECORDS and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and m.error() is None:
+            assert m.value()[:6] == b"%06d" % m.offset()
+            offsets.append(m.offset())
+    elapsed = time.monotonic() - start
+    c.close()
+    return elapsed, offsets
+
+
+def test_byte_rate_quotas_hold_librdkafka_clients_back(broker, topic):
+    b = broker.bootstrap
+    subprocess.run([PHXQ_BIN, "quota", "set", "--bootstrap", b, "--client-id", "slow-consumer",
+                    "--consumer-byte-rate", str(RATE)], check=True, capture_output=True)
+    subprocess.run([PHXQ_BIN, "quota", "set", "--bootstrap", b, "--client-id", "slow-producer",
+                    "--producer-byte-rate", str(RATE)], check=True, capture_output=True)
+
+    # 1.5 MB at 200 KB/s, the first second's worth free (and the last request's debt not
+    # waited off, <= 64 KB): at least 6.2 s; allow 20% slack.
+    floor = (RECORDS * RECORD / RATE - 1) * 0.8
+    took = produce(b, topic, "slow-producer")
+    assert took >= floor, f"a producer held to {RATE} B/s sent {RECORDS * RECORD} B in {took:.1f}s"
+
+    took, offsets = consume(b, topic, "slow-consumer")
+    assert offsets == list(range(RECORDS)), "every record, in order, none lost"
+    assert took >= floor, f"a consumer held to {RATE} B/s fetched {RECORDS * RECORD} B in {took:.1f}s"
+
+    # Another client id is not held back by their quotas (no timing asserted: it gets
+    # every record, and the broker never throttled it).
+    _, offsets = consume(b, topic, "unlimited")
+    assert offsets == list(range(RECORDS))
