@@ -33,14 +33,8 @@ pub enum Command {
 
 #[derive(clap::Args, Debug)]
 pub struct QuotaArgs {
-    /// Broker to ask (HOST:PORT).
-    #[arg(
-        long,
-        global = true,
-        default_value = "127.0.0.1:9092",
-        env = "PHXQ_BOOTSTRAP"
-    )]
-    pub bootstrap: String,
+    #[command(flatten)]
+    pub broker: BootstrapArg,
     #[command(subcommand)]
     pub command: QuotaCommand,
 }
@@ -68,8 +62,9 @@ pub enum ClusterCommand {
     Status(crate::cluster::status::StatusArgs),
 }
 
+/// The broker an admin command talks to.
 #[derive(clap::Args, Debug)]
-pub struct GroupArgs {
+pub struct BootstrapArg {
     /// Broker to ask (HOST:PORT).
     #[arg(
         long,
@@ -78,6 +73,12 @@ pub struct GroupArgs {
         env = "PHXQ_BOOTSTRAP"
     )]
     pub bootstrap: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct GroupArgs {
+    #[command(flatten)]
+    pub broker: BootstrapArg,
     #[command(subcommand)]
     pub command: GroupCommand,
 }
@@ -223,19 +224,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Group(args) => {
             let out = match &args.command {
-                GroupCommand::List => crate::groups::admin::list(&args.bootstrap)?,
+                GroupCommand::List => crate::groups::admin::list(&args.broker.bootstrap)?,
                 GroupCommand::Describe { group } => {
-                    crate::groups::admin::describe(&args.bootstrap, group)?
+                    crate::groups::admin::describe(&args.broker.bootstrap, group)?
                 }
-                GroupCommand::Reset(reset) => crate::groups::reset::run(&args.bootstrap, reset)?,
+                GroupCommand::Reset(reset) => {
+                    crate::groups::reset::run(&args.broker.bootstrap, reset)?
+                }
             };
             print!("{out}");
             Ok(())
         }
         Command::Quota(args) => {
             let out = match &args.command {
-                QuotaCommand::List => crate::quotas::admin::list(&args.bootstrap)?,
-                QuotaCommand::Set(set) => crate::quotas::admin::set(&args.bootstrap, set)?,
+                QuotaCommand::List => crate::quotas::admin::list(&args.broker.bootstrap)?,
+                QuotaCommand::Set(set) => crate::quotas::admin::set(&args.broker.bootstrap, set)?,
             };
             print!("{out}");
             Ok(())

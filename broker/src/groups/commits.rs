@@ -53,17 +53,7 @@ impl GroupCoordinator {
         if accepted.is_empty() {
             return codes;
         }
-        let puts = accepted
-            .iter()
-            .map(|(tp, c)| (offsets::offset_key(&slot.id, tp), Some(offsets::encode(c))))
-            .collect();
-        let result = match self.store(slot.store) {
-            Ok(store) => store
-                .propose(Command::Put(puts))
-                .await
-                .map_err(|e| commit_error(&e)),
-            Err(code) => Err(code),
-        };
+        let result = self.write(&slot, offset_puts(&slot.id, &accepted)).await;
         match result {
             Ok(_) => slot.core().apply_commits(member_id, accepted, self.now()),
             Err(code) => {
@@ -92,18 +82,9 @@ impl GroupCoordinator {
             g.begin_replay(&tps, self.now(), &mut fx);
             g.record()
         };
-        let mut puts: Vec<(Bytes, Option<Bytes>)> = items
-            .iter()
-            .map(|(tp, c)| (offsets::offset_key(&slot.id, tp), Some(offsets::encode(c))))
-            .collect();
+        let mut puts = offset_puts(&slot.id, &items);
         puts.push((offsets::group_key(&slot.id), Some(offsets::encode(&record))));
-        let result = match self.store(slot.store) {
-            Ok(store) => store
-                .propose(Command::Put(puts))
-                .await
-                .map_err(|e| commit_error(&e)),
-            Err(code) => Err(code),
-        };
+        let result = self.write(slot, puts).await;
         let codes = match result {
             Ok(_) => {
                 let mut g = slot.core();
@@ -125,6 +106,16 @@ impl GroupCoordinator {
         };
         self.dispatch(slot, fx);
         codes
+    }
+
+    /// Writes `puts` into the group's store group through Raft; the Kafka error code if
+    /// it could not.
+    async fn write(&self, slot: &Slot, puts: Vec<(Bytes, Option<Bytes>)>) -> Result<(), i16> {
+        self.store(slot.store)?
+            .propose(Command::Put(puts))
+            .await
+            .map(|_| ())
+            .map_err(|e| commit_error(&e))
     }
 
     /// Committed offsets of `group_id`: of the given topics' partitions, or all (`None`).
@@ -248,4 +239,15 @@ impl GroupCoordinator {
         }
         Ok(codes)
     }
+}
+
+/// The rows of committed offsets of group `group`.
+fn offset_puts(
+    group: &str,
+    items: &[(TopicPartition, CommittedOffset)],
+) -> Vec<(Bytes, Option<Bytes>)> {
+    items
+        .iter()
+        .map(|(tp, c)| (offsets::offset_key(group, tp), Some(offsets::encode(c))))
+        .collect()
 }

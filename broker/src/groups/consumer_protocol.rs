@@ -82,6 +82,15 @@ pub fn parse_assignment(bytes: &Bytes) -> Result<BTreeSet<TopicPartition>, Parse
     if bytes.is_empty() {
         return Ok(BTreeSet::new());
     }
+    let (_, a) = decode_assignment(bytes)?;
+    Ok(a.assigned_partitions
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| (t.topic.0.to_string(), *p)))
+        .collect())
+}
+
+/// The version (capped at the newest known) and body of an encoded assignment.
+fn decode_assignment(bytes: &Bytes) -> Result<(i16, ConsumerProtocolAssignment), ParseError> {
     let what = "assignment";
     let (version, mut body) = split_version(
         what,
@@ -92,10 +101,7 @@ pub fn parse_assignment(bytes: &Bytes) -> Result<BTreeSet<TopicPartition>, Parse
         what,
         reason: e.to_string(),
     })?;
-    Ok(a.assigned_partitions
-        .iter()
-        .flat_map(|t| t.partitions.iter().map(|p| (t.topic.0.to_string(), *p)))
-        .collect())
+    Ok((version, a))
 }
 
 /// Removes `withheld` partitions from an encoded assignment, keeping its version and user
@@ -107,16 +113,7 @@ pub fn withhold_from_assignment(
     if bytes.is_empty() {
         return Ok(bytes.clone());
     }
-    let what = "assignment";
-    let (version, mut body) = split_version(
-        what,
-        bytes.clone(),
-        ConsumerProtocolAssignment::VERSIONS.max,
-    )?;
-    let mut a = ConsumerProtocolAssignment::decode(&mut body, version).map_err(|e| ParseError {
-        what,
-        reason: e.to_string(),
-    })?;
+    let (version, mut a) = decode_assignment(bytes)?;
     for t in &mut a.assigned_partitions {
         let topic = t.topic.0.to_string();
         t.partitions
@@ -126,7 +123,7 @@ pub fn withhold_from_assignment(
     let mut out = BytesMut::new();
     out.extend_from_slice(&version.to_be_bytes());
     a.encode(&mut out, version).map_err(|e| ParseError {
-        what,
+        what: "assignment",
         reason: e.to_string(),
     })?;
     Ok(out.freeze())

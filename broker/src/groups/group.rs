@@ -554,9 +554,9 @@ impl Group {
         if self.state == GroupState::Dead {
             return all(COORDINATOR_NOT_AVAILABLE);
         }
+        let mut codes =
+            self.check_member_commit(member_id, instance_id, generation, partitions, now);
         if !member_id.is_empty() && !self.replay.fence.is_empty() {
-            let mut codes =
-                self.check_member_commit(member_id, instance_id, generation, partitions, now);
             let refused = if self.consumer.is_some() {
                 STALE_MEMBER_EPOCH
             } else {
@@ -570,9 +570,8 @@ impl Group {
                 }
             }
             self.prune_fences();
-            return codes;
         }
-        self.check_member_commit(member_id, instance_id, generation, partitions, now)
+        codes
     }
 
     /// `check_commit` without the replay fence.

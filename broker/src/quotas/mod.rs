@@ -244,6 +244,18 @@ impl QuotaManager {
     /// How long a client must still wait before it may take more under `key` (0 when it
     /// has no quota or owes nothing).
     pub fn owed_ms(&self, key: &'static str, user: &str, client_id: &str, now_ms: u64) -> u64 {
+        self.with_bucket(key, user, client_id, now_ms, |b| b.throttle_ms(now_ms))
+    }
+
+    /// Runs `f` on the bucket of the quota that governs the client (0 without one).
+    fn with_bucket(
+        &self,
+        key: &'static str,
+        user: &str,
+        client_id: &str,
+        now_ms: u64,
+        f: impl FnOnce(&mut Bucket) -> u64,
+    ) -> u64 {
         let Some((entity, rate)) = self.resolve(key, user, client_id) else {
             return 0;
         };
@@ -252,7 +264,7 @@ impl QuotaManager {
             .entry((entity, key))
             .or_insert_with(|| Bucket::new(rate, now_ms));
         b.set_rate(rate);
-        b.throttle_ms(now_ms)
+        f(b)
     }
 
     /// Counts `amount` served under `key` and returns the throttle time it results in.
@@ -264,15 +276,7 @@ impl QuotaManager {
         amount: f64,
         now_ms: u64,
     ) -> u64 {
-        let Some((entity, rate)) = self.resolve(key, user, client_id) else {
-            return 0;
-        };
-        let mut buckets = self.buckets.lock().unwrap();
-        let b = buckets
-            .entry((entity, key))
-            .or_insert_with(|| Bucket::new(rate, now_ms));
-        b.set_rate(rate);
-        b.take(amount, now_ms)
+        self.with_bucket(key, user, client_id, now_ms, |b| b.take(amount, now_ms))
     }
 }
 
