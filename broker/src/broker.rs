@@ -5,12 +5,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use phxq_replication::{Command, GroupId, NodeConfig, ReplicaNode, StoreGroup};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::groups::configs::{GroupConfigRegistry, GroupSettings};
 use crate::groups::consumer::TopicMetadata;
 use crate::groups::consumer_coordinator::Catalog;
+use crate::groups::group::Holders;
 use crate::groups::GroupCoordinator;
 use crate::quotas::QuotaManager;
 use crate::topics::TopicRegistry;
@@ -84,6 +85,9 @@ impl Broker {
         let topics = TopicRegistry::load(&metadata)?;
         let group_configs = GroupConfigRegistry::load(&metadata)?;
         let quotas = QuotaManager::load(&metadata)?;
+        quotas
+            .groups
+            .reload(&metadata, &group_configs, &config.groups)?;
         info!(%cluster_id, topics = topics.len(), "metadata loaded");
         let groups = GroupCoordinator::start(
             config.groups.clone(),
@@ -106,10 +110,12 @@ impl Broker {
         });
         let catalog: std::sync::Weak<dyn Catalog> = Arc::downgrade(&broker) as _;
         broker.groups.set_catalog(catalog);
+        // Topics, group configs, quotas and the holders of speed-limited groups follow the
+        // metadata group (also on a single node: the coordinator publishes holders there).
+        tokio::spawn(crate::cluster::balance::follow_metadata(Arc::downgrade(
+            &broker,
+        )));
         if broker.config.cluster.is_some() {
-            tokio::spawn(crate::cluster::balance::follow_metadata(Arc::downgrade(
-                &broker,
-            )));
             tokio::spawn(crate::cluster::balance::rebalance_leaders(Arc::downgrade(
                 &broker,
             )));
@@ -163,6 +169,21 @@ impl TopicMetadata for Broker {
 impl Catalog for Broker {
     fn group_settings(&self, group: &str) -> GroupSettings {
         GroupSettings::resolve(&self.config.groups, &self.group_configs.get(group))
+    }
+
+    fn publish_holders(&self, group: &str, holders: Holders) {
+        // This broker attributes fetches at once; the others once the metadata group
+        // applies the write.
+        let settings = self.group_settings(group);
+        self.quotas.groups.set_holders(group, &settings, &holders);
+        let metadata = self.metadata.clone();
+        let cmd = crate::quotas::groups::holders_command(group, &holders);
+        let group = group.to_string();
+        tokio::spawn(async move {
+            if let Err(e) = metadata.propose_on_leader(cmd).await {
+                warn!(%group, error = %e, "cannot publish the partition holders of a speed-limited group; will retry");
+            }
+        });
     }
 
     fn log_end(&self, topic: &str, partition: i32) -> Option<i64> {

@@ -31,7 +31,11 @@ pub async fn follow_metadata(broker: Weak<Broker>) {
                 .reload(&b.metadata)
                 .and_then(|()| b.group_configs.reload(&b.metadata))
                 .and_then(|()| b.quotas.reload(&b.metadata))
-            {
+                .and_then(|()| {
+                    b.quotas
+                        .groups
+                        .reload(&b.metadata, &b.group_configs, &b.config.groups)
+                }) {
                 Ok(()) => break,
                 Err(e) => {
                     warn!(error = %e, "cannot reload topics, group configs and quotas; retrying")

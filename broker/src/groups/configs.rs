@@ -8,6 +8,8 @@
 //! - Values are checked against the broker's bounds when set: the session timeout within
 //!   `[groups] min_session_timeout_ms..=max_session_timeout_ms`, the heartbeat interval
 //!   below the group's session timeout.
+//! - `phxq.consumer.records.per.sec` and `phxq.consumer.bytes.per.sec` are PhxQueue's
+//!   dequeue speed limits; `quotas/groups.rs` enforces them.
 //! - They live in the metadata Raft group (`group-config/<group>` -> JSON map), so every
 //!   broker sees a change once the metadata group applies it; the coordinator reads them at
 //!   each heartbeat, so a change takes effect at the group's next heartbeat.
@@ -19,7 +21,7 @@ use bytes::Bytes;
 use phxq_replication::{Command, CommandResponse, ReplicationError, StoreGroup};
 
 use super::GroupConfig;
-use crate::topic_configs::{BOOLEAN, INT};
+use crate::topic_configs::{BOOLEAN, INT, LONG};
 
 const PREFIX: &str = "group-config/";
 
@@ -27,6 +29,10 @@ const PREFIX: &str = "group-config/";
 pub const SESSION_TIMEOUT: &str = "consumer.session.timeout.ms";
 /// Kafka's name for the KIP-848 heartbeat interval of one group.
 pub const HEARTBEAT_INTERVAL: &str = "consumer.heartbeat.interval.ms";
+/// phxq: how many records per second the group may fetch, all members and brokers together.
+pub const RECORDS_PER_SEC: &str = "phxq.consumer.records.per.sec";
+/// phxq: how many bytes of record batches per second the group may fetch.
+pub const BYTES_PER_SEC: &str = "phxq.consumer.bytes.per.sec";
 /// phxq: the standard AlterConsumerGroupOffsets (an OffsetCommit without member) on a
 /// group with members performs a live replay instead of failing with UNKNOWN_MEMBER_ID.
 pub const LIVE_RESET: &str = "phxq.offsets.live.reset.enable";
@@ -54,6 +60,18 @@ pub const GROUP_CONFIGS: &[Def] = &[
         doc: "how often KIP-848 members heartbeat",
     },
     Def {
+        name: RECORDS_PER_SEC,
+        kind: LONG,
+        broker_key: None,
+        doc: "dequeue speed limit: records/s the whole group may fetch (unset: unlimited)",
+    },
+    Def {
+        name: BYTES_PER_SEC,
+        kind: LONG,
+        broker_key: None,
+        doc: "dequeue speed limit: bytes/s of record batches the whole group may fetch (unset: unlimited)",
+    },
+    Def {
         name: LIVE_RESET,
         kind: BOOLEAN,
         broker_key: None,
@@ -70,6 +88,15 @@ pub struct GroupSettings {
     pub session_timeout_ms: u64,
     pub heartbeat_interval_ms: i32,
     pub live_reset: bool,
+    /// Dequeue speed limits of the whole group (`quotas/groups.rs`).
+    pub records_per_sec: Option<i64>,
+    pub bytes_per_sec: Option<i64>,
+}
+
+impl GroupSettings {
+    pub fn is_limited(&self) -> bool {
+        self.records_per_sec.is_some() || self.bytes_per_sec.is_some()
+    }
 }
 
 impl GroupSettings {
@@ -83,19 +110,23 @@ impl GroupSettings {
             heartbeat_interval_ms: get(HEARTBEAT_INTERVAL)
                 .map_or(defaults.consumer_heartbeat_interval_ms, |v| v.max(1) as i32),
             live_reset: values.get(LIVE_RESET).is_some_and(|v| v == "true"),
+            records_per_sec: get(RECORDS_PER_SEC).filter(|v| *v > 0),
+            bytes_per_sec: get(BYTES_PER_SEC).filter(|v| *v > 0),
         }
     }
 }
 
-/// The value a config has on a group: set (`true`) or its default.
-pub fn value_of(defaults: &GroupConfig, values: &Values, def: &Def) -> (String, bool) {
+/// The value a config has on a group (None: unset and without a default, i.e. no
+/// limit) and whether it is set on the group.
+pub fn value_of(defaults: &GroupConfig, values: &Values, def: &Def) -> (Option<String>, bool) {
     if let Some(v) = values.get(def.name) {
-        return (v.clone(), true);
+        return (Some(v.clone()), true);
     }
     let v = match def.name {
-        SESSION_TIMEOUT => defaults.consumer_session_timeout_ms.to_string(),
-        HEARTBEAT_INTERVAL => defaults.consumer_heartbeat_interval_ms.to_string(),
-        _ => "false".to_string(),
+        SESSION_TIMEOUT => Some(defaults.consumer_session_timeout_ms.to_string()),
+        HEARTBEAT_INTERVAL => Some(defaults.consumer_heartbeat_interval_ms.to_string()),
+        LIVE_RESET => Some("false".to_string()),
+        _ => None,
     };
     (v, false)
 }
@@ -113,6 +144,9 @@ pub fn validate(defaults: &GroupConfig, values: &Values) -> Result<(), String> {
                 return Err(format!("{name} must be true or false, got {value:?}"));
             }
             INT if value.parse::<i32>().map_or(true, |v| v < 1) => {
+                return Err(format!("{name} must be a positive integer, got {value:?}"));
+            }
+            LONG if value.parse::<i64>().map_or(true, |v| v < 1) => {
                 return Err(format!("{name} must be a positive integer, got {value:?}"));
             }
             _ => {}
@@ -298,7 +332,7 @@ mod tests {
         assert!(s.live_reset);
         assert_eq!(
             value_of(&d, &Values::new(), &GROUP_CONFIGS[0]),
-            ("45000".to_string(), false)
+            (Some("45000".to_string()), false)
         );
     }
 
@@ -313,6 +347,8 @@ mod tests {
             vals(&[(SESSION_TIMEOUT, "999")]),
             vals(&[(SESSION_TIMEOUT, "1800001")]),
             vals(&[(LIVE_RESET, "yes")]),
+            vals(&[(RECORDS_PER_SEC, "0")]),
+            vals(&[(BYTES_PER_SEC, "1.5")]),
             // The heartbeat must come more often than the session expires.
             vals(&[(SESSION_TIMEOUT, "4000")]),
             vals(&[(SESSION_TIMEOUT, "10000"), (HEARTBEAT_INTERVAL, "10000")]),

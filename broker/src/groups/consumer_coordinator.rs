@@ -16,6 +16,7 @@ use super::consumer::{
 use super::consumer_protocol::TopicPartition;
 use super::coordinator::{commit_error, GroupCoordinator, Slot};
 use super::errors::*;
+use super::group::Holders;
 use super::offsets::CommittedOffset;
 use crate::scheduler::{LoadFigures, PartitionLoad};
 
@@ -25,6 +26,9 @@ pub trait Catalog: TopicMetadata + Send + Sync {
     fn log_end(&self, topic: &str, partition: i32) -> Option<i64>;
     /// The group's settings: its group configs over the broker's defaults.
     fn group_settings(&self, group: &str) -> GroupSettings;
+    /// Makes known to every broker who holds which partition of a speed-limited group
+    /// (empty: the group is not limited any more, or has no members).
+    fn publish_holders(&self, group: &str, holders: Holders);
 }
 
 /// A member as ConsumerGroupDescribe and `phxq group describe` show it.
@@ -108,6 +112,7 @@ impl GroupCoordinator {
         if dirty {
             self.store_epoch(&slot).await?;
         }
+        self.publish_holders(std::slice::from_ref(&slot));
         Ok(reply)
     }
 

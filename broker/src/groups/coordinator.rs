@@ -31,7 +31,9 @@ use tracing::{info, warn};
 
 use super::consumer_coordinator::Catalog;
 use super::errors::*;
-use super::group::{Effects, Group, GroupDescription, GroupState, JoinResult, Reply, SyncResult};
+use super::group::{
+    Effects, Group, GroupDescription, GroupState, Holders, JoinResult, Reply, SyncResult,
+};
 use super::member::Token;
 use super::offsets::{self, CommittedOffset, GroupRecord};
 use super::rebalance::{JoinRequest, SyncRequest};
@@ -42,6 +44,9 @@ use crate::scheduler::inflow::InflowMeter;
 pub const TICK: Duration = Duration::from_millis(50);
 /// Vacant groups are forgotten every this many ticks.
 const SWEEP_EVERY: u64 = 100;
+/// Ticks between two looks at the lock holders of speed-limited groups (200 ms: until a
+/// new holder is published, its fetches are not attributed to the group).
+const PUBLISH_EVERY: u64 = 4;
 
 /// Partition count of a topic, `None` if it does not exist.
 pub type PartitionCounts<'a> = &'a (dyn Fn(&str) -> Option<i32> + Sync);
@@ -94,6 +99,8 @@ pub struct GroupCoordinator {
     catalog: OnceLock<Weak<dyn Catalog>>,
     /// Inflow of the partitions KIP-848 groups subscribe to (the scheduler's input).
     pub(super) inflow: Mutex<InflowMeter>,
+    /// The lock holders last published per speed-limited group.
+    published_holders: Mutex<HashMap<String, Holders>>,
 }
 
 /// A group as ListGroups shows it.
@@ -139,6 +146,7 @@ impl GroupCoordinator {
             next_token: AtomicU64::new(1),
             catalog: OnceLock::new(),
             inflow: Mutex::new(InflowMeter::default()),
+            published_holders: Mutex::new(HashMap::new()),
         });
         me.load_all();
         tokio::spawn(run_timers(Arc::downgrade(&me)));
@@ -409,13 +417,39 @@ impl GroupCoordinator {
             .map(|_| Some(generation))
     }
 
+    /// Publishes the lock holders of speed-limited groups whose holders changed since
+    /// they were last published (and an empty list for groups no longer limited).
+    pub(super) fn publish_holders(&self, slots: &[Arc<Slot>]) {
+        let Some(catalog) = self.catalog() else {
+            return;
+        };
+        let mut published = self.published_holders.lock().unwrap();
+        for slot in slots {
+            let holders = if catalog.group_settings(&slot.id).is_limited() {
+                slot.core().lock_holders()
+            } else {
+                Holders::new()
+            };
+            let before = published.get(&slot.id);
+            if before == Some(&holders) || (before.is_none() && holders.is_empty()) {
+                continue;
+            }
+            catalog.publish_holders(&slot.id, holders.clone());
+            if holders.is_empty() {
+                published.remove(&slot.id);
+            } else {
+                published.insert(slot.id.clone(), holders);
+            }
+        }
+    }
+
     /// One timer tick over every group with members; `sweep` also forgets vacant groups.
-    fn tick_all(self: &Arc<Self>, sweep: bool) {
+    fn tick_all(self: &Arc<Self>, tick_no: u64, sweep: bool) {
         let slots: Vec<Arc<Slot>> = self.groups.lock().unwrap().values().cloned().collect();
         let now = self.now();
-        for slot in slots {
+        for slot in &slots {
             if slot.core().consumer.is_some() {
-                self.tick_consumer_group(&slot, now);
+                self.tick_consumer_group(slot, now);
                 continue;
             }
             let mut fx = Effects::default();
@@ -430,6 +464,9 @@ impl GroupCoordinator {
                 g.tick(now, &mut fx);
             }
             self.dispatch(&slot, fx);
+        }
+        if tick_no % PUBLISH_EVERY == 0 {
+            self.publish_holders(&slots);
         }
         if !sweep {
             return;
@@ -485,6 +522,8 @@ impl GroupCoordinator {
             g.sync(req, token, self.now(), &mut fx);
             g.set_partition_baseline(counts);
         }
+        // Before the members learn their partitions, so their first fetch is attributed.
+        self.publish_holders(std::slice::from_ref(&slot));
         self.dispatch(&slot, fx);
         match rx.await {
             Ok(Reply::Sync(r)) => r,
@@ -608,6 +647,6 @@ async fn run_timers(me: Weak<GroupCoordinator>) {
             return;
         };
         me.follow_leadership();
-        me.tick_all(tick % SWEEP_EVERY == 0);
+        me.tick_all(tick, tick % SWEEP_EVERY == 0);
     }
 }

@@ -22,6 +22,9 @@ use super::offsets::{CommittedOffset, GroupRecord};
 use super::replay::Replay;
 use super::GroupConfig;
 
+/// Partition -> (client id, client host) of the member holding it.
+pub type Holders = BTreeMap<TopicPartition, (String, String)>;
+
 /// The group type of KIP-848 groups (ListGroups, the stored group record).
 pub const GROUP_TYPE_CONSUMER: &str = "consumer";
 
@@ -721,6 +724,36 @@ impl Group {
             Some(t) => t.contains(topic),
             None => true,
         }
+    }
+
+    /// Who fetches each partition the group holds: the lock holder's client id and host
+    /// (what a Fetch is attributed by; see `quotas/groups.rs`).
+    pub fn lock_holders(&self) -> Holders {
+        let mut out = Holders::new();
+        match &self.consumer {
+            Some(c) => {
+                for m in c.members.values() {
+                    for tp in m.held() {
+                        if c.locks.is_owner(&tp, &m.id) {
+                            out.insert(tp, (m.client_id.clone(), m.client_host.clone()));
+                        }
+                    }
+                }
+            }
+            None => {
+                for m in self.members.values() {
+                    let held = if self.lock_mode {
+                        self.locks.held_by(&m.id)
+                    } else {
+                        consumer_protocol::parse_assignment(&m.assignment).unwrap_or_default()
+                    };
+                    for tp in held {
+                        out.insert(tp, (m.client_id.clone(), m.client_host.clone()));
+                    }
+                }
+            }
+        }
+        out
     }
 
     pub fn describe(&self, now: u64) -> GroupDescription {

@@ -49,7 +49,7 @@ pub async fn handle(
         server_assignor: req.server_assignor.map(|s| s.to_string()),
         owned,
         client_id: client_id.to_string(),
-        client_host: peer.map(|p| format!("/{}", p.ip())).unwrap_or_default(),
+        client_host: super::client_host(peer),
     };
     match broker.groups.consumer_heartbeat(&req.group_id.0, hb).await {
         Ok(r) => ConsumerGroupHeartbeatResponse::default()

@@ -23,7 +23,7 @@ pub async fn handle(
         member_id: req.member_id.to_string(),
         instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
         client_id: client_id.to_string(),
-        client_host: peer.map(|p| format!("/{}", p.ip())).unwrap_or_default(),
+        client_host: super::client_host(peer),
         session_timeout_ms: req.session_timeout_ms,
         rebalance_timeout_ms: if version == 0 {
             req.session_timeout_ms

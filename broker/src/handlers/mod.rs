@@ -70,6 +70,12 @@ pub struct Session {
     pub mute_until: Option<tokio::time::Instant>,
 }
 
+/// A client's host as Kafka shows it in group descriptions ("/127.0.0.1"); also what a
+/// Fetch is attributed to a speed-limited group by.
+pub fn client_host(peer: Option<SocketAddr>) -> String {
+    peer.map(|p| format!("/{}", p.ip())).unwrap_or_default()
+}
+
 /// Handles one decoded request of a connection's `session`.
 pub async fn handle(broker: &Broker, request: Request, session: &mut Session) -> Reply {
     let peer = session.peer;
@@ -90,10 +96,12 @@ pub async fn handle(broker: &Broker, request: Request, session: &mut Session) ->
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(r, v)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, r, v).await),
         RequestKind::Fetch(r) => {
-            let owed = quota::fetch_owed(broker, &client_id, &r);
+            let owed = quota::fetch_owed(broker, &client_id, &r, peer);
             let mut resp = if owed > 0 {
                 kafka_protocol::messages::FetchResponse::default()
             } else {
+                let mut r = r;
+                quota::shape_fetch(broker, &client_id, &mut r, peer);
                 fetch::handle(broker, r, v, &mut session.fetch_rotation).await
             };
             quota::after_fetch(broker, &client_id, &mut resp, owed, session);

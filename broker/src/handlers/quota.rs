@@ -1,5 +1,6 @@
-//! Client quotas applied to Produce and Fetch (rules in `quotas/`): what a response served
-//! is counted against the client's quota, the response carries the resulting
+//! Client quotas and consumer groups' dequeue speed limits applied to Produce and Fetch
+//! (rules in `quotas/` and `quotas/groups.rs`): what a response served is counted against
+//! the client's quota and the limits of the groups the fetch is attributed to, the response carries the resulting
 //! `throttle_time_ms`, and the connection reads nothing more until that time has passed
 //! (KIP-219). A Fetch that arrives while its client still owes time gets no records.
 //! Follower fetches (replica id >= 0) are never throttled; phxq's followers replicate
@@ -8,8 +9,12 @@
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProduceRequest};
 use tokio::time::{Duration, Instant};
 
+use std::net::SocketAddr;
+
 use crate::broker::Broker;
-use crate::handlers::Session;
+use crate::groups::consumer_protocol::TopicPartition;
+use crate::handlers::{client_host, Session};
+use crate::quotas::groups::count_records;
 use crate::quotas::{ANONYMOUS, CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE};
 
 fn mute(session: &mut Session, throttle_ms: u64) {
@@ -19,15 +24,88 @@ fn mute(session: &mut Session, throttle_ms: u64) {
     }
 }
 
-/// How long a fetching client still owes (0: serve it).
-pub fn fetch_owed(broker: &Broker, client_id: &str, req: &FetchRequest) -> u64 {
+/// Whether this broker leads `tp` (its share of a group's limit depends on it).
+fn leads(broker: &Broker, tp: &TopicPartition) -> bool {
+    broker
+        .topics
+        .get(&tp.0)
+        .and_then(|t| t.partition(tp.1))
+        .and_then(|(_, group)| broker.node.group(group))
+        .is_some_and(|g| g.is_leader())
+}
+
+/// Cuts a Fetch to what the speed-limited groups it is attributed to may still take.
+pub fn shape_fetch(
+    broker: &Broker,
+    client_id: &str,
+    req: &mut FetchRequest,
+    peer: Option<SocketAddr>,
+) {
+    if req.replica_id.0 >= 0 || !broker.quotas.groups.any() {
+        return;
+    }
+    let tps: Vec<TopicPartition> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| (t.topic.0.to_string(), p.partition))
+        })
+        .collect();
+    let now = broker.quotas.now_ms();
+    let Some(allowance) =
+        broker
+            .quotas
+            .groups
+            .allowance_bytes(&tps, client_id, &client_host(peer), now, &|tp| {
+                leads(broker, tp)
+            })
+    else {
+        return;
+    };
+    let cap = allowance.min(i32::MAX as u64) as i32;
+    req.max_bytes = req.max_bytes.min(cap);
+    for t in &mut req.topics {
+        for p in &mut t.partitions {
+            p.partition_max_bytes = p.partition_max_bytes.min(cap);
+        }
+    }
+}
+
+/// How long a fetching client (or a group it fetches for) still owes (0: serve it).
+pub fn fetch_owed(
+    broker: &Broker,
+    client_id: &str,
+    req: &FetchRequest,
+    peer: Option<SocketAddr>,
+) -> u64 {
     if req.replica_id.0 >= 0 {
         return 0;
     }
     let now = broker.quotas.now_ms();
-    broker
+    let client = broker
         .quotas
-        .owed_ms(CONSUMER_BYTE_RATE, ANONYMOUS, client_id, now)
+        .owed_ms(CONSUMER_BYTE_RATE, ANONYMOUS, client_id, now);
+    if !broker.quotas.groups.any() {
+        return client;
+    }
+    let tps: Vec<TopicPartition> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| (t.topic.0.to_string(), p.partition))
+        })
+        .collect();
+    let group = broker
+        .quotas
+        .groups
+        .owed_ms(&tps, client_id, &client_host(peer), now, &|tp| {
+            leads(broker, tp)
+        });
+    client.max(group)
 }
 
 /// Counts what a Fetch response carries and sets its throttle time (at least `owed`).
@@ -45,7 +123,7 @@ pub fn after_fetch(
         .filter_map(|p| p.records.as_ref().map(|r| r.len()))
         .sum();
     let now = broker.quotas.now_ms();
-    let throttle = if bytes > 0 {
+    let mut throttle = if bytes > 0 {
         broker
             .quotas
             .record(CONSUMER_BYTE_RATE, ANONYMOUS, client_id, bytes as f64, now)
@@ -53,6 +131,29 @@ pub fn after_fetch(
         0
     }
     .max(owed);
+    if bytes > 0 && broker.quotas.groups.any() {
+        let served: Vec<(TopicPartition, u64, u64)> = resp
+            .responses
+            .iter()
+            .flat_map(|t| {
+                t.partitions.iter().filter_map(|p| {
+                    let r = p.records.as_ref().filter(|r| !r.is_empty())?;
+                    Some((
+                        (t.topic.0.to_string(), p.partition_index),
+                        count_records(r),
+                        r.len() as u64,
+                    ))
+                })
+            })
+            .collect();
+        throttle = throttle.max(broker.quotas.groups.charge(
+            &served,
+            client_id,
+            &client_host(session.peer),
+            now,
+            &|tp| leads(broker, tp),
+        ));
+    }
     resp.throttle_time_ms = throttle.min(i32::MAX as u64) as i32;
     mute(session, throttle);
 }

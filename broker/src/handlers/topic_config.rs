@@ -73,7 +73,15 @@ pub fn describe_group(
                 (false, Some(_)) => STATIC_BROKER_CONFIG,
                 (false, None) => DEFAULT_CONFIG,
             };
-            entry(d.name, value, source, d.kind).with_documentation(Some(str(d.doc)))
+            let e = entry(d.name, value.clone().unwrap_or_default(), source, d.kind)
+                .with_documentation(Some(str(d.doc)));
+            // An unset limit has no value (null), as Kafka shows unset configs without
+            // defaults.
+            if value.is_none() {
+                e.with_value(None)
+            } else {
+                e
+            }
         })
         .collect()
 }

@@ -45,6 +45,12 @@ impl Bucket {
         ((-self.tokens / self.rate * 1000.0).ceil() as u64).min(MAX_THROTTLE_MS)
     }
 
+    /// What may be taken now without a throttle.
+    pub fn available(&mut self, now_ms: u64) -> f64 {
+        self.refill(now_ms);
+        self.tokens.max(0.0)
+    }
+
     /// Takes `amount` and returns the resulting throttle time.
     pub fn take(&mut self, amount: f64, now_ms: u64) -> u64 {
         self.refill(now_ms);

@@ -21,6 +21,7 @@
 pub mod admin;
 pub mod bucket;
 pub mod entity;
+pub mod groups;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, RwLock};
@@ -88,6 +89,8 @@ pub fn validate(key: &str, value: Option<f64>) -> Result<(), String> {
 }
 
 pub struct QuotaManager {
+    /// Dequeue speed limits of consumer groups.
+    pub groups: groups::GroupLimits,
     by_entity: RwLock<BTreeMap<Entity, Values>>,
     buckets: Mutex<HashMap<(Entity, &'static str), Bucket>>,
     started: Instant,
@@ -96,6 +99,7 @@ pub struct QuotaManager {
 impl Default for QuotaManager {
     fn default() -> Self {
         QuotaManager {
+            groups: groups::GroupLimits::default(),
             by_entity: RwLock::default(),
             buckets: Mutex::default(),
             started: Instant::now(),

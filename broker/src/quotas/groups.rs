@@ -1,0 +1,441 @@
+//! PhxQueue's dequeue speed limits: how fast a whole consumer group may fetch
+//! (`phxq.consumer.records.per.sec`, `phxq.consumer.bytes.per.sec`, group configs).
+//!
+//! Rules:
+//! - **Attribution.** A Fetch carries no group id. The coordinator of a limited group
+//!   publishes, through the metadata Raft group (`group-holders/<group>`), who holds each
+//!   of its partitions: the lock holder's client id and host. A Fetch of partition P is
+//!   the group's when it comes from that client id and host. This is exact when the
+//!   group's consumers use client ids that no other consumer of the same partitions on the
+//!   same host uses; when several limited groups match, each of them is charged (a
+//!   limit is never silently skipped, it may bind early). A consumer outside any group
+//!   (assign()) is not a group's and is governed only by client quotas.
+//! - **Cluster-wide budget.** Each broker enforces the share of the limit that matches the
+//!   share of the group's held partitions it leads (`limit × led / held`), recomputed
+//!   every second. That is exact when the group's partitions carry even load; a broker
+//!   whose partitions are busier than the others' caps the group below its limit.
+//! - **Shaping.** A Fetch attributed to a group asks for at most what the group may
+//!   still take: its `max_bytes` and `partition_max_bytes` are cut to the bytes left in
+//!   the group's budget (for a records limit: the records left times the group's mean
+//!   record size), whole batches only, at least one batch (KIP-74). So the group's rate
+//!   follows the limit closely whatever the clients' fetch sizes; a batch counts whole, so
+//!   the precision is one batch.
+//! - **Enforcement** is that of client quotas (`bucket.rs`, KIP-219): the response that
+//!   takes the group over its share carries `throttle_time_ms` and mutes the connection;
+//!   a Fetch attributed to a group that still owes time gets no records. Records are
+//!   counted from the batch headers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, RwLock};
+
+use bytes::Bytes;
+use phxq_protocol::batch::BatchHeader;
+use phxq_replication::{Command, StoreGroup};
+
+use super::bucket::Bucket;
+use crate::groups::configs::{GroupConfigRegistry, GroupSettings};
+use crate::groups::consumer_protocol::TopicPartition;
+use crate::groups::group::Holders;
+use crate::groups::GroupConfig;
+
+const PREFIX: &str = "group-holders/";
+
+/// What a limit counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Unit {
+    Records,
+    Bytes,
+}
+
+#[derive(Clone, Debug)]
+struct Limited {
+    records_per_sec: Option<i64>,
+    bytes_per_sec: Option<i64>,
+    held: Vec<TopicPartition>,
+}
+
+/// The speed-limited groups as every broker sees them.
+#[derive(Default)]
+pub struct GroupLimits {
+    groups: RwLock<BTreeMap<String, Limited>>,
+    /// (partition) -> (group, client id, client host) of its holders in limited groups.
+    by_partition: RwLock<HashMap<TopicPartition, Vec<(String, String, String)>>>,
+    buckets: Mutex<HashMap<(String, Unit), Bucket>>,
+    /// Per group: this broker's share of its limit, and when it was computed.
+    shares: Mutex<HashMap<String, (f64, u64)>>,
+    /// Per group: bytes per record in what it fetched, smoothed (to shape fetches under a
+    /// records limit).
+    record_size: Mutex<HashMap<String, f64>>,
+}
+
+/// The stored form of a limited group's holders.
+pub fn encode_holders(holders: &Holders) -> Option<Bytes> {
+    if holders.is_empty() {
+        return None;
+    }
+    let rows: Vec<(&str, i32, &str, &str)> = holders
+        .iter()
+        .map(|((t, p), (c, h))| (t.as_str(), *p, c.as_str(), h.as_str()))
+        .collect();
+    Some(Bytes::from(
+        serde_json::to_vec(&rows).expect("holders serialize"),
+    ))
+}
+
+/// Writes `group`'s holders into the metadata group (deletes them when empty).
+pub fn holders_command(group: &str, holders: &Holders) -> Command {
+    Command::Put(vec![(
+        Bytes::from(format!("{PREFIX}{group}")),
+        encode_holders(holders),
+    )])
+}
+
+/// Records in a fetched partition's record batches.
+pub fn count_records(mut records: &[u8]) -> u64 {
+    let mut n = 0u64;
+    while let Ok(h) = BatchHeader::parse(records) {
+        n += h.records_count.max(0) as u64;
+        let len = h.total_len();
+        if len == 0 || len > records.len() {
+            break;
+        }
+        records = &records[len..];
+    }
+    n
+}
+
+impl GroupLimits {
+    /// Re-reads the published holders and the limits of their groups.
+    pub fn reload(
+        &self,
+        metadata: &StoreGroup,
+        configs: &GroupConfigRegistry,
+        defaults: &GroupConfig,
+    ) -> anyhow::Result<()> {
+        let rows = metadata
+            .kv_scan(PREFIX.as_bytes())
+            .map_err(|e| anyhow::anyhow!("cannot read the holders of speed-limited groups: {e}"))?;
+        let mut groups = BTreeMap::new();
+        let mut by_partition: HashMap<TopicPartition, Vec<(String, String, String)>> =
+            HashMap::new();
+        for (k, v) in rows {
+            let group = String::from_utf8_lossy(&k[PREFIX.len()..]).to_string();
+            let holders: Vec<(String, i32, String, String)> = serde_json::from_slice(&v)
+                .map_err(|e| anyhow::anyhow!("corrupt holders of group {group:?}: {e}"))?;
+            let s = GroupSettings::resolve(defaults, &configs.get(&group));
+            if !s.is_limited() {
+                continue;
+            }
+            for (t, p, c, h) in &holders {
+                by_partition.entry((t.clone(), *p)).or_default().push((
+                    group.clone(),
+                    c.clone(),
+                    h.clone(),
+                ));
+            }
+            groups.insert(
+                group,
+                Limited {
+                    records_per_sec: s.records_per_sec,
+                    bytes_per_sec: s.bytes_per_sec,
+                    held: holders.into_iter().map(|(t, p, _, _)| (t, p)).collect(),
+                },
+            );
+        }
+        *self.groups.write().unwrap() = groups;
+        *self.by_partition.write().unwrap() = by_partition;
+        Ok(())
+    }
+
+    /// Replaces one group's holders (the coordinator's own view, before the metadata group
+    /// has applied it).
+    pub fn set_holders(&self, group: &str, settings: &GroupSettings, holders: &Holders) {
+        let mut groups = self.groups.write().unwrap();
+        let mut by_partition = self.by_partition.write().unwrap();
+        for v in by_partition.values_mut() {
+            v.retain(|(g, _, _)| g != group);
+        }
+        by_partition.retain(|_, v| !v.is_empty());
+        groups.remove(group);
+        if !settings.is_limited() || holders.is_empty() {
+            return;
+        }
+        for (tp, (c, h)) in holders {
+            by_partition.entry(tp.clone()).or_default().push((
+                group.to_string(),
+                c.clone(),
+                h.clone(),
+            ));
+        }
+        groups.insert(
+            group.to_string(),
+            Limited {
+                records_per_sec: settings.records_per_sec,
+                bytes_per_sec: settings.bytes_per_sec,
+                held: holders.keys().cloned().collect(),
+            },
+        );
+    }
+
+    /// The limited groups a fetch of `tp` by (`client_id`, `host`) belongs to.
+    fn attributed(&self, tp: &TopicPartition, client_id: &str, host: &str) -> Vec<String> {
+        self.by_partition
+            .read()
+            .unwrap()
+            .get(tp)
+            .map(|v| {
+                v.iter()
+                    .filter(|(_, c, h)| c == client_id && h == host)
+                    .map(|(g, _, _)| g.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether any group is limited (the fetch path skips everything otherwise).
+    pub fn any(&self) -> bool {
+        !self.groups.read().unwrap().is_empty()
+    }
+
+    /// This broker's share of `group`'s limit (`leads` tells whether this broker leads a
+    /// partition), recomputed at most once a second.
+    fn share(&self, group: &str, now: u64, leads: &dyn Fn(&TopicPartition) -> bool) -> f64 {
+        let mut shares = self.shares.lock().unwrap();
+        if let Some((s, at)) = shares.get(group) {
+            if now.saturating_sub(*at) < 1000 {
+                return *s;
+            }
+        }
+        let groups = self.groups.read().unwrap();
+        let s = groups.get(group).map_or(1.0, |g| {
+            let led = g.held.iter().filter(|tp| leads(tp)).count();
+            if g.held.is_empty() || led == 0 {
+                1.0
+            } else {
+                led as f64 / g.held.len() as f64
+            }
+        });
+        shares.insert(group.to_string(), (s, now));
+        s
+    }
+
+    fn bucket_op(
+        &self,
+        group: &str,
+        unit: Unit,
+        share: f64,
+        now: u64,
+        f: impl FnOnce(&mut Bucket) -> u64,
+    ) -> u64 {
+        let limit = {
+            let groups = self.groups.read().unwrap();
+            let Some(g) = groups.get(group) else {
+                return 0;
+            };
+            match unit {
+                Unit::Records => g.records_per_sec,
+                Unit::Bytes => g.bytes_per_sec,
+            }
+        };
+        let Some(limit) = limit else {
+            return 0;
+        };
+        let rate = (limit as f64 * share).max(1.0);
+        let mut buckets = self.buckets.lock().unwrap();
+        let b = buckets
+            .entry((group.to_string(), unit))
+            .or_insert_with(|| Bucket::new(rate, now));
+        b.set_rate(rate);
+        f(b)
+    }
+
+    /// How long a fetch of `tps` by (`client_id`, `host`) must still wait for the groups
+    /// it belongs to (0: serve it).
+    pub fn owed_ms(
+        &self,
+        tps: &[TopicPartition],
+        client_id: &str,
+        host: &str,
+        now: u64,
+        leads: &dyn Fn(&TopicPartition) -> bool,
+    ) -> u64 {
+        let mut groups: Vec<String> = tps
+            .iter()
+            .flat_map(|tp| self.attributed(tp, client_id, host))
+            .collect();
+        groups.sort();
+        groups.dedup();
+        groups
+            .iter()
+            .flat_map(|g| {
+                let share = self.share(g, now, leads);
+                [Unit::Records, Unit::Bytes]
+                    .map(|u| self.bucket_op(g, u, share, now, |b| b.throttle_ms(now)))
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The most bytes a fetch of `tps` by (`client_id`, `host`) should ask for, given what
+    /// the groups it belongs to may still take (None: no limit applies).
+    pub fn allowance_bytes(
+        &self,
+        tps: &[TopicPartition],
+        client_id: &str,
+        host: &str,
+        now: u64,
+        leads: &dyn Fn(&TopicPartition) -> bool,
+    ) -> Option<u64> {
+        let mut groups: Vec<String> = tps
+            .iter()
+            .flat_map(|tp| self.attributed(tp, client_id, host))
+            .collect();
+        groups.sort();
+        groups.dedup();
+        let mut allowance: Option<f64> = None;
+        for g in &groups {
+            let share = self.share(g, now, leads);
+            let size = self
+                .record_size
+                .lock()
+                .unwrap()
+                .get(g)
+                .copied()
+                .unwrap_or(100.0);
+            let mut left = |unit: Unit, per: f64| {
+                let mut avail = None;
+                self.bucket_op(g, unit, share, now, |b| {
+                    avail = Some(b.available(now) * per);
+                    0
+                });
+                if let Some(a) = avail {
+                    allowance = Some(allowance.map_or(a, |x: f64| x.min(a)));
+                }
+            };
+            left(Unit::Records, size);
+            left(Unit::Bytes, 1.0);
+        }
+        allowance.map(|a| a as u64)
+    }
+
+    /// Charges what a fetch response carries (per partition: records, bytes) to the groups
+    /// it belongs to; returns the longest resulting throttle.
+    pub fn charge(
+        &self,
+        served: &[(TopicPartition, u64, u64)],
+        client_id: &str,
+        host: &str,
+        now: u64,
+        leads: &dyn Fn(&TopicPartition) -> bool,
+    ) -> u64 {
+        let mut per_group: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        for (tp, records, bytes) in served {
+            for g in self.attributed(tp, client_id, host) {
+                let e = per_group.entry(g).or_default();
+                e.0 += records;
+                e.1 += bytes;
+            }
+        }
+        {
+            let mut sizes = self.record_size.lock().unwrap();
+            for (g, (records, bytes)) in &per_group {
+                if *records > 0 {
+                    let sample = *bytes as f64 / *records as f64;
+                    let s = sizes.entry(g.clone()).or_insert(sample);
+                    *s = 0.8 * *s + 0.2 * sample;
+                }
+            }
+        }
+        per_group
+            .iter()
+            .flat_map(|(g, (records, bytes))| {
+                let share = self.share(g, now, leads);
+                [(Unit::Records, *records), (Unit::Bytes, *bytes)]
+                    .map(|(u, n)| self.bucket_op(g, u, share, now, |b| b.take(n as f64, now)))
+            })
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(records: i64, held: &[(&str, i32, &str, &str)]) -> GroupLimits {
+        let l = GroupLimits::default();
+        l.groups.write().unwrap().insert(
+            "g".into(),
+            Limited {
+                records_per_sec: Some(records),
+                bytes_per_sec: None,
+                held: held
+                    .iter()
+                    .map(|(t, p, _, _)| (t.to_string(), *p))
+                    .collect(),
+            },
+        );
+        let mut by = l.by_partition.write().unwrap();
+        for (t, p, c, h) in held {
+            by.entry((t.to_string(), *p)).or_default().push((
+                "g".into(),
+                c.to_string(),
+                h.to_string(),
+            ));
+        }
+        drop(by);
+        l
+    }
+
+    fn tp(p: i32) -> TopicPartition {
+        ("t".to_string(), p)
+    }
+
+    #[test]
+    fn fetches_by_the_holder_are_charged_others_are_not() {
+        let l = limits(
+            1000,
+            &[("t", 0, "c1", "/10.0.0.1"), ("t", 1, "c2", "/10.0.0.2")],
+        );
+        let all = |_: &TopicPartition| true;
+        // 1500 records from the holder of t-0: half a second over.
+        assert_eq!(
+            l.charge(&[(tp(0), 1500, 0)], "c1", "/10.0.0.1", 0, &all),
+            500
+        );
+        assert_eq!(l.owed_ms(&[tp(0)], "c1", "/10.0.0.1", 100, &all), 400);
+        // The group owes, whichever of its members fetches.
+        assert_eq!(l.owed_ms(&[tp(1)], "c2", "/10.0.0.2", 100, &all), 400);
+        // Not the holder (other client id, or other host): not the group's.
+        assert_eq!(
+            l.charge(&[(tp(0), 1500, 0)], "other", "/10.0.0.1", 0, &all),
+            0
+        );
+        assert_eq!(l.owed_ms(&[tp(0)], "c1", "/10.0.0.9", 100, &all), 0);
+    }
+
+    #[test]
+    fn a_broker_enforces_its_share_of_the_limit() {
+        let l = limits(1000, &[("t", 0, "c", "/h"), ("t", 1, "c", "/h")]);
+        // This broker leads one of the group's two partitions: 500 records/s here.
+        let leads = |tp: &TopicPartition| tp.1 == 0;
+        assert_eq!(l.charge(&[(tp(0), 1000, 0)], "c", "/h", 0, &leads), 1000);
+    }
+
+    #[test]
+    fn records_are_counted_from_batch_headers() {
+        // Two v2 batch headers with 3 and 4 records and no record bodies.
+        let mut bytes = Vec::new();
+        for count in [3i32, 4] {
+            let mut b = vec![0u8; 61];
+            let len = (61 - 12) as i32;
+            b[8..12].copy_from_slice(&len.to_be_bytes());
+            b[16] = 2; // magic
+            b[23..27].copy_from_slice(&(count - 1).to_be_bytes());
+            b[57..61].copy_from_slice(&count.to_be_bytes());
+            bytes.extend(b);
+        }
+        assert_eq!(count_records(&bytes), 7);
+        assert_eq!(count_records(&bytes[..30]), 0);
+    }
+}
