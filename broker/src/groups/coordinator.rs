@@ -463,9 +463,9 @@ impl GroupCoordinator {
                 }
                 g.tick(now, &mut fx);
             }
-            self.dispatch(&slot, fx);
+            self.dispatch(slot, fx);
         }
-        if tick_no % PUBLISH_EVERY == 0 {
+        if tick_no.is_multiple_of(PUBLISH_EVERY) {
             self.publish_holders(&slots);
         }
         if !sweep {
