@@ -47,6 +47,9 @@ pub enum Unit {
     Bytes,
 }
 
+/// A limited group's member holding a partition: (group, client id, client host).
+type Holder = (String, String, String);
+
 #[derive(Clone, Debug)]
 struct Limited {
     records_per_sec: Option<i64>,
@@ -58,8 +61,8 @@ struct Limited {
 #[derive(Default)]
 pub struct GroupLimits {
     groups: RwLock<BTreeMap<String, Limited>>,
-    /// (partition) -> (group, client id, client host) of its holders in limited groups.
-    by_partition: RwLock<HashMap<TopicPartition, Vec<(String, String, String)>>>,
+    /// (partition) -> its holders in limited groups.
+    by_partition: RwLock<HashMap<TopicPartition, Vec<Holder>>>,
     buckets: Mutex<HashMap<(String, Unit), Bucket>>,
     /// Per group: this broker's share of its limit, and when it was computed.
     shares: Mutex<HashMap<String, (f64, u64)>>,
@@ -116,8 +119,7 @@ impl GroupLimits {
             .kv_scan(PREFIX.as_bytes())
             .map_err(|e| anyhow::anyhow!("cannot read the holders of speed-limited groups: {e}"))?;
         let mut groups = BTreeMap::new();
-        let mut by_partition: HashMap<TopicPartition, Vec<(String, String, String)>> =
-            HashMap::new();
+        let mut by_partition: HashMap<TopicPartition, Vec<Holder>> = HashMap::new();
         for (k, v) in rows {
             let group = String::from_utf8_lossy(&k[PREFIX.len()..]).to_string();
             let holders: Vec<(String, i32, String, String)> = serde_json::from_slice(&v)
@@ -428,7 +430,7 @@ mod tests {
         let mut bytes = Vec::new();
         for count in [3i32, 4] {
             let mut b = vec![0u8; 61];
-            let len = (61 - 12) as i32;
+            let len: i32 = 61 - 12;
             b[8..12].copy_from_slice(&len.to_be_bytes());
             b[16] = 2; // magic
             b[23..27].copy_from_slice(&(count - 1).to_be_bytes());
