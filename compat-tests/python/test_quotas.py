@@ -157,3 +157,74 @@ def test_byte_rate_quotas_hold_librdkafka_clients_back(broker, topic):
     # every record, and the broker never throttled it).
     _, offsets = consume(b, topic, "unlimited")
     assert offsets == list(range(RECORDS))
+
+
+def set_group_config(bootstrap: str, group: str, name: str, value: str | None):
+    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+    op = AlterConfigOpType.SET if value is not None else AlterConfigOpType.DELETE
+    res = ConfigResource(ResourceType.GROUP, group,
+                         incremental_configs=[ConfigEntry(name, value or "", incremental_operation=op)])
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # kept alive until the result is in
+    admin.incremental_alter_configs([res])[res].result()
+
+
+def test_group_dequeue_limit_holds_the_whole_group_and_lifts_without_restart(broker, topic):
+    """PhxQueue's dequeue speed limit: two members of a group limited to 1000 records/s
+    together get no more than that (plus one second's burst and a batch per partition),
+    while another group on the same topic is not held back; deleting the limit lets the
+    same, still running, members catch up."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    b = broker.bootstrap
+    admin = AdminClient({"bootstrap.servers": b})
+    admin.create_topics([NewTopic(topic, 3, 1)])[topic].result()
+    total = 30_000
+    p = Producer({"bootstrap.servers": b, "linger.ms": 5, "batch.size": 16384})
+    for i in range(total):
+        p.produce(topic, value=b"%06d" % i, partition=i % 3)
+        if i % 1000 == 0:
+            p.poll(0)
+    assert p.flush(30) == 0
+    limit = 1000
+    set_group_config(b, "limited", "phxq.consumer.records.per.sec", str(limit))
+
+    def consumers(group: str, n: int):
+        cs = [Consumer({"bootstrap.servers": b, "group.id": group, "client.id": f"{group}-app",
+                        "auto.offset.reset": "earliest", "enable.auto.commit": False}) for _ in range(n)]
+        for c in cs:
+            c.subscribe([topic])
+        return cs
+
+    def drain(cs, seen: dict, seconds: float, until: int | None = None):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and (until is None or sum(len(v) for v in seen.values()) < until):
+            for c in cs:
+                for m in c.consume(500, 0.02):
+                    if m.error() is None:
+                        seen.setdefault(m.partition(), []).append(m.offset())
+
+    limited, free = consumers("limited", 2), consumers("free", 1)
+    got_limited, got_free = {}, {}
+    start = time.monotonic()
+    drain(limited + free, {}, 0)  # join both groups
+    window = 10.0
+    end = start + window
+    while time.monotonic() < end:
+        drain(limited, got_limited, 0.05)
+        drain(free, got_free, 0.05)
+    elapsed = time.monotonic() - start
+    n_limited = sum(len(v) for v in got_limited.values())
+    # Upper bound only: a slow machine can only make this smaller.
+    assert 0 < n_limited <= limit * (elapsed + 1) + 3 * 500, \
+        f"group limited to {limit}/s got {n_limited} records in {elapsed:.1f}s"
+    # The other group is not held to it: it gets everything.
+    drain(free, got_free, 20, until=total)
+    assert sum(len(v) for v in got_free.values()) == total
+
+    # Lift the limit: the same members (no restart) get the rest, in order per partition.
+    set_group_config(b, "limited", "phxq.consumer.records.per.sec", None)
+    drain(limited, got_limited, 30, until=total)
+    for part, offsets in got_limited.items():
+        assert offsets == list(range(len(offsets))), f"partition {part}: out of order or gaps"
+    assert sum(len(v) for v in got_limited.values()) == total
+    for c in limited + free:
+        c.close()
