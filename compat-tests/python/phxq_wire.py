@@ -10,6 +10,8 @@ length + bytes and every array an int32 count + items:
   * ApiVersions v0, Metadata v4, Produce v3, Fetch v4, CreateTopics v2, ListOffsets v1
     (the oldest versions Kafka 4 still serves); Produce and Fetch for one partition or
     for many in one request (``produce_v3_many``, ``fetch_v4_many``)
+  * DescribeConfigs v1 and IncrementalAlterConfigs v0 (any resource type, e.g. Kafka's
+    GROUP config resource, 32)
 
 and a few flexible versions (``call_flex``: request header v2 = v1 + tagged fields,
 response header v1 = correlation id + tagged fields; compact strings/arrays are an
@@ -38,6 +40,15 @@ CREATE_TOPICS = 19
 OFFSET_COMMIT = 8
 OFFSET_FETCH = 9
 CONSUMER_GROUP_HEARTBEAT = 68
+DESCRIBE_CONFIGS = 32
+INCREMENTAL_ALTER_CONFIGS = 44
+
+# Config resource types (Kafka's ConfigResource.Type; groups are 32, not the ACL code 3).
+RESOURCE_TOPIC = 2
+RESOURCE_BROKER = 4
+RESOURCE_GROUP = 32
+# IncrementalAlterConfigs operations.
+CONFIG_SET, CONFIG_DELETE = 0, 1
 
 # Kafka error codes used by the tests.
 NONE = 0
@@ -48,6 +59,7 @@ MESSAGE_TOO_LARGE = 10
 INVALID_TOPIC_EXCEPTION = 17
 UNSUPPORTED_VERSION = 35
 TOPIC_ALREADY_EXISTS = 36
+INVALID_CONFIG = 40
 
 COMPRESSION_CODECS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 
@@ -664,6 +676,40 @@ class Conn:
         (_, parts), = topics
         (_, err, ts, off), = parts
         return err, ts, off
+
+    # ------------------------------------------------------------------ configs
+
+    def describe_configs_v1(self, resource_type: int, name: str,
+                            keys: list[str] | None = None) -> tuple[int, str | None, dict]:
+        """DescribeConfigs v1 for one resource. Returns (error, error message,
+        {config name: (value, read_only, source, is_sensitive)})."""
+        body = (Enc().array([0], lambda e, _: e.i8(resource_type).string(name)
+                            .array(keys, lambda e2, k: e2.string(k)))
+                .i8(0).build())
+        d = self.call(DESCRIBE_CONFIGS, 1, body)
+        d.i32()  # throttle
+
+        def entry(x):
+            n, v, ro, src, sens = x.string(), x.string(), x.i8(), x.i8(), x.i8()
+            x.array(lambda y: (y.string(), y.string(), y.i8()))  # synonyms
+            return n, (v, bool(ro), src, bool(sens))
+
+        (err, msg, _rt, _name, configs), = d.array(
+            lambda x: (x.i16(), x.string(), x.i8(), x.string(), x.array(entry)))
+        return err, msg, dict(configs or [])
+
+    def incremental_alter_configs_v0(self, resource_type: int, name: str,
+                                     ops: list[tuple[str, int, str | None]],
+                                     validate_only: bool = False) -> tuple[int, str | None]:
+        """IncrementalAlterConfigs v0 for one resource; ops are (config name, operation
+        (CONFIG_SET, CONFIG_DELETE, ...), value). Returns (error, error message)."""
+        body = (Enc().array([0], lambda e, _: e.i8(resource_type).string(name).array(
+                    ops, lambda e2, op: e2.string(op[0]).i8(op[1]).string(op[2])))
+                .i8(1 if validate_only else 0).build())
+        d = self.call(INCREMENTAL_ALTER_CONFIGS, 0, body)
+        d.i32()  # throttle
+        (err, msg, _rt, _name), = d.array(lambda x: (x.i16(), x.string(), x.i8(), x.string()))
+        return err, msg
 
     # ------------------------------------------------------------------ KIP-848
 
