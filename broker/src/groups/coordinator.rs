@@ -259,7 +259,11 @@ impl GroupCoordinator {
                 .collect();
             ids.iter().filter_map(|id| groups.remove(id)).collect()
         };
+        // Another broker coordinates these groups now and publishes their holders; what
+        // this one published last must not stop it from publishing again if they return.
+        let mut published = self.published_holders.lock().unwrap();
         for slot in dropped {
+            published.remove(&slot.id);
             slot.waiters.lock().unwrap().clear();
         }
     }

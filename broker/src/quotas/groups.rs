@@ -144,6 +144,11 @@ impl GroupLimits {
                 },
             );
         }
+        // Buckets of groups no longer limited go; the others keep their debt or credit.
+        self.buckets
+            .lock()
+            .unwrap()
+            .retain(|(g, _), _| groups.contains_key(g));
         *self.groups.write().unwrap() = groups;
         *self.by_partition.write().unwrap() = by_partition;
         Ok(())
