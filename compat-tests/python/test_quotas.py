@@ -228,3 +228,57 @@ def test_group_dequeue_limit_holds_the_whole_group_and_lifts_without_restart(bro
     assert sum(len(v) for v in got_limited.values()) == total
     for c in limited + free:
         c.close()
+
+
+def test_fetch_lock_gives_a_non_owner_member_nothing(broker, topic):
+    """`phxq.consumer.fetch.lock.enable`: PhxQueue's consumer-group lock on dequeue. With two
+    librdkafka members of distinct client ids each holding one partition, a fetch made with
+    member B's identity (client id and host) of the partition A holds gets no records (a
+    zombie or a confused member reads nothing it could not commit), B's own partition and
+    a non-member are served, and switching the setting off serves it again."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    from phxq_wire import Conn
+    b = broker.bootstrap
+    admin = AdminClient({"bootstrap.servers": b})
+    admin.create_topics([NewTopic(topic, 2, 1)])[topic].result()
+    p = Producer({"bootstrap.servers": b})
+    for i in range(200):
+        p.produce(topic, value=b"v%d" % i, partition=i % 2)
+    assert p.flush(30) == 0
+    set_group_config(b, "locked", "phxq.consumer.fetch.lock.enable", "true")
+    members = {cid: Consumer({"bootstrap.servers": b, "group.id": "locked", "client.id": cid,
+                              "auto.offset.reset": "earliest"}) for cid in ("app-a", "app-b")}
+    for c in members.values():
+        c.subscribe([topic])
+    owner: dict[int, str] = {}
+    deadline = time.monotonic() + 30
+    while len(owner) < 2 and time.monotonic() < deadline:
+        owner.clear()
+        for cid, c in members.items():
+            c.poll(0.1)
+            for tp in c.assignment():
+                owner[tp.partition] = cid
+    assert len(owner) == 2 and set(owner.values()) == {"app-a", "app-b"}, owner
+    held_by_a = next(part for part, cid in owner.items() if cid == "app-a")
+    held_by_b = 1 - held_by_a
+    host, port = b.split(":")
+
+    def fetch_as(cid: str, part: int) -> bytes:
+        with Conn(host, int(port), client_id=cid) as conn:
+            return conn.fetch_v4(topic, part, 0)["records"]
+
+    def eventually(cond, what):
+        end = time.monotonic() + 15
+        while not cond():
+            assert time.monotonic() < end, what
+            for c in members.values():
+                c.poll(0.05)
+
+    eventually(lambda: fetch_as("app-b", held_by_a) == b"", "B still reads A's partition")
+    assert fetch_as("app-a", held_by_a) != b"", "the holder is served"
+    assert fetch_as("app-b", held_by_b) != b"", "B is served its own partition"
+    assert fetch_as("outsider", held_by_a) != b"", "a non-member is not this group's business"
+    set_group_config(b, "locked", "phxq.consumer.fetch.lock.enable", "false")
+    eventually(lambda: fetch_as("app-b", held_by_a) != b"", "switching the lock off serves B again")
+    for c in members.values():
+        c.close()

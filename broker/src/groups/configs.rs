@@ -33,6 +33,9 @@ pub const HEARTBEAT_INTERVAL: &str = "consumer.heartbeat.interval.ms";
 pub const RECORDS_PER_SEC: &str = "phxq.consumer.records.per.sec";
 /// phxq: how many bytes of record batches per second the group may fetch.
 pub const BYTES_PER_SEC: &str = "phxq.consumer.bytes.per.sec";
+/// phxq: fetches by a member of the group of a partition whose lock another member holds
+/// get no records (PhxQueue's lock on dequeue, not only on commit).
+pub const FETCH_LOCK: &str = "phxq.consumer.fetch.lock.enable";
 /// phxq: the standard AlterConsumerGroupOffsets (an OffsetCommit without member) on a
 /// group with members performs a live replay instead of failing with UNKNOWN_MEMBER_ID.
 pub const LIVE_RESET: &str = "phxq.offsets.live.reset.enable";
@@ -72,6 +75,12 @@ pub const GROUP_CONFIGS: &[Def] = &[
         doc: "dequeue speed limit: bytes/s of record batches the whole group may fetch (unset: unlimited)",
     },
     Def {
+        name: FETCH_LOCK,
+        kind: BOOLEAN,
+        broker_key: None,
+        doc: "a member's fetch of a partition another member holds gets no records",
+    },
+    Def {
         name: LIVE_RESET,
         kind: BOOLEAN,
         broker_key: None,
@@ -91,11 +100,18 @@ pub struct GroupSettings {
     /// Dequeue speed limits of the whole group (`quotas/groups.rs`).
     pub records_per_sec: Option<i64>,
     pub bytes_per_sec: Option<i64>,
+    /// The consumer-group lock is enforced on fetches (`quotas/groups.rs`).
+    pub fetch_lock: bool,
 }
 
 impl GroupSettings {
     pub fn is_limited(&self) -> bool {
         self.records_per_sec.is_some() || self.bytes_per_sec.is_some()
+    }
+
+    /// Whether the group's lock holders must be known to every broker.
+    pub fn needs_holders(&self) -> bool {
+        self.is_limited() || self.fetch_lock
     }
 }
 
@@ -112,6 +128,7 @@ impl GroupSettings {
             live_reset: values.get(LIVE_RESET).is_some_and(|v| v == "true"),
             records_per_sec: get(RECORDS_PER_SEC).filter(|v| *v > 0),
             bytes_per_sec: get(BYTES_PER_SEC).filter(|v| *v > 0),
+            fetch_lock: values.get(FETCH_LOCK).is_some_and(|v| v == "true"),
         }
     }
 }
@@ -125,7 +142,7 @@ pub fn value_of(defaults: &GroupConfig, values: &Values, def: &Def) -> (Option<S
     let v = match def.name {
         SESSION_TIMEOUT => Some(defaults.consumer_session_timeout_ms.to_string()),
         HEARTBEAT_INTERVAL => Some(defaults.consumer_heartbeat_interval_ms.to_string()),
-        LIVE_RESET => Some("false".to_string()),
+        LIVE_RESET | FETCH_LOCK => Some("false".to_string()),
         _ => None,
     };
     (v, false)

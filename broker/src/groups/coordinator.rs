@@ -421,18 +421,18 @@ impl GroupCoordinator {
             .map(|_| Some(generation))
     }
 
-    /// Publishes the lock holders of speed-limited groups whose holders changed since
-    /// they were last published (and an empty list for groups no longer limited).
+    /// Publishes the lock holders of speed-limited (or fetch-locked) groups whose holders
+    /// changed since they were last published (and nothing for groups no longer so).
     pub(super) fn publish_holders(&self, slots: &[Arc<Slot>]) {
         let Some(catalog) = self.catalog() else {
             return;
         };
         let mut published = self.published_holders.lock().unwrap();
         for slot in slots {
-            let holders = if catalog.group_settings(&slot.id).is_limited() {
+            let holders = if catalog.group_settings(&slot.id).needs_holders() {
                 slot.core().lock_holders()
             } else {
-                Holders::new()
+                Holders::default()
             };
             let before = published.get(&slot.id);
             if before == Some(&holders) || (before.is_none() && holders.is_empty()) {

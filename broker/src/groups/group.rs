@@ -22,8 +22,19 @@ use super::offsets::{CommittedOffset, GroupRecord};
 use super::replay::Replay;
 use super::GroupConfig;
 
-/// Partition -> (client id, client host) of the member holding it.
-pub type Holders = BTreeMap<TopicPartition, (String, String)>;
+/// Who fetches for a group: per partition the (client id, client host) of the member
+/// holding it, and every member's (client id, client host).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Holders {
+    pub partitions: BTreeMap<TopicPartition, (String, String)>,
+    pub members: BTreeSet<(String, String)>,
+}
+
+impl Holders {
+    pub fn is_empty(&self) -> bool {
+        self.partitions.is_empty() && self.members.is_empty()
+    }
+}
 
 /// The group type of KIP-848 groups (ListGroups, the stored group record).
 pub const GROUP_TYPE_CONSUMER: &str = "consumer";
@@ -726,30 +737,34 @@ impl Group {
         }
     }
 
-    /// Who fetches each partition the group holds: the lock holder's client id and host
-    /// (what a Fetch is attributed by; see `quotas/groups.rs`).
+    /// Who fetches for the group: each held partition's lock holder and every member, by
+    /// client id and host (what a Fetch is attributed by; see `quotas/groups.rs`).
     pub fn lock_holders(&self) -> Holders {
-        let mut out = Holders::new();
+        let mut out = Holders::default();
         match &self.consumer {
             Some(c) => {
                 for m in c.members.values() {
+                    let who = (m.client_id.clone(), m.client_host.clone());
                     for tp in m.held() {
                         if c.locks.is_owner(&tp, &m.id) {
-                            out.insert(tp, (m.client_id.clone(), m.client_host.clone()));
+                            out.partitions.insert(tp, who.clone());
                         }
                     }
+                    out.members.insert(who);
                 }
             }
             None => {
                 for m in self.members.values() {
+                    let who = (m.client_id.clone(), m.client_host.clone());
                     let held = if self.lock_mode {
                         self.locks.held_by(&m.id)
                     } else {
                         consumer_protocol::parse_assignment(&m.assignment).unwrap_or_default()
                     };
                     for tp in held {
-                        out.insert(tp, (m.client_id.clone(), m.client_host.clone()));
+                        out.partitions.insert(tp, who.clone());
                     }
+                    out.members.insert(who);
                 }
             }
         }

@@ -104,6 +104,7 @@ pub async fn handle(broker: &Broker, request: Request, session: &mut Session) ->
                 quota::shape_fetch(broker, &client_id, &mut r, peer);
                 fetch::handle(broker, r, v, &mut session.fetch_rotation).await
             };
+            quota::enforce_fetch_lock(broker, &client_id, &mut resp, peer);
             quota::after_fetch(broker, &client_id, &mut resp, owed, session);
             ResponseKind::Fetch(resp)
         }

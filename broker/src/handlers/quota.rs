@@ -8,6 +8,7 @@
 
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProduceRequest};
 use tokio::time::{Duration, Instant};
+use tracing::debug;
 
 use std::net::SocketAddr;
 
@@ -106,6 +107,35 @@ pub fn fetch_owed(
             leads(broker, tp)
         });
     client.max(group)
+}
+
+/// Withholds the records of partitions a member of a fetch-locked group does not hold
+/// (`phxq.consumer.fetch.lock.enable`): it gets none, as if the partition were empty.
+pub fn enforce_fetch_lock(
+    broker: &Broker,
+    client_id: &str,
+    resp: &mut FetchResponse,
+    peer: Option<SocketAddr>,
+) {
+    if !broker.quotas.groups.any() {
+        return;
+    }
+    let host = client_host(peer);
+    for t in &mut resp.responses {
+        for p in &mut t.partitions {
+            if p.records.as_ref().is_some_and(|r| !r.is_empty())
+                && broker.quotas.groups.fetch_refused(
+                    &(t.topic.0.to_string(), p.partition_index),
+                    client_id,
+                    &host,
+                )
+            {
+                debug!(client_id, %host, topic = %t.topic.0, partition = p.partition_index,
+                    "fetch withheld: another member holds the partition's lock");
+                p.records = Some(bytes::Bytes::new());
+            }
+        }
+    }
 }
 
 /// Counts what a Fetch response carries and sets its throttle time (at least `owed`).

@@ -25,7 +25,7 @@
 //!   a Fetch attributed to a group that still owes time gets no records. Records are
 //!   counted from the batch headers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, RwLock};
 
 use bytes::Bytes;
@@ -55,6 +55,8 @@ struct Limited {
     records_per_sec: Option<i64>,
     bytes_per_sec: Option<i64>,
     held: Vec<TopicPartition>,
+    /// Set when the group enforces its lock on fetches: its members' (client id, host).
+    fetch_lock: Option<BTreeSet<(String, String)>>,
 }
 
 /// The speed-limited groups as every broker sees them.
@@ -71,18 +73,42 @@ pub struct GroupLimits {
     record_size: Mutex<HashMap<String, f64>>,
 }
 
-/// The stored form of a limited group's holders.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredHolders {
+    /// (topic, partition, client id, client host) of each held partition.
+    partitions: Vec<(String, i32, String, String)>,
+    /// (client id, client host) of every member.
+    members: Vec<(String, String)>,
+}
+
+/// The stored form of a group's holders (None: nothing to keep).
 pub fn encode_holders(holders: &Holders) -> Option<Bytes> {
     if holders.is_empty() {
         return None;
     }
-    let rows: Vec<(&str, i32, &str, &str)> = holders
-        .iter()
-        .map(|((t, p), (c, h))| (t.as_str(), *p, c.as_str(), h.as_str()))
-        .collect();
+    let stored = StoredHolders {
+        partitions: holders
+            .partitions
+            .iter()
+            .map(|((t, p), (c, h))| (t.clone(), *p, c.clone(), h.clone()))
+            .collect(),
+        members: holders.members.iter().cloned().collect(),
+    };
     Some(Bytes::from(
-        serde_json::to_vec(&rows).expect("holders serialize"),
+        serde_json::to_vec(&stored).expect("holders serialize"),
     ))
+}
+
+fn decode_holders(v: &[u8]) -> Result<Holders, serde_json::Error> {
+    let s: StoredHolders = serde_json::from_slice(v)?;
+    Ok(Holders {
+        partitions: s
+            .partitions
+            .into_iter()
+            .map(|(t, p, c, h)| ((t, p), (c, h)))
+            .collect(),
+        members: s.members.into_iter().collect(),
+    })
 }
 
 /// Writes `group`'s holders into the metadata group (deletes them when empty).
@@ -107,6 +133,27 @@ pub fn count_records(mut records: &[u8]) -> u64 {
     n
 }
 
+impl Limited {
+    fn new(s: &GroupSettings, holders: &Holders) -> Limited {
+        Limited {
+            records_per_sec: s.records_per_sec,
+            bytes_per_sec: s.bytes_per_sec,
+            held: holders.partitions.keys().cloned().collect(),
+            fetch_lock: s.fetch_lock.then(|| holders.members.clone()),
+        }
+    }
+}
+
+/// Adds `group`'s holders to the per-partition index.
+fn index(by_partition: &mut HashMap<TopicPartition, Vec<Holder>>, group: &str, holders: &Holders) {
+    for (tp, (c, h)) in &holders.partitions {
+        by_partition
+            .entry(tp.clone())
+            .or_default()
+            .push((group.to_string(), c.clone(), h.clone()));
+    }
+}
+
 impl GroupLimits {
     /// Re-reads the published holders and the limits of their groups.
     pub fn reload(
@@ -122,27 +169,14 @@ impl GroupLimits {
         let mut by_partition: HashMap<TopicPartition, Vec<Holder>> = HashMap::new();
         for (k, v) in rows {
             let group = String::from_utf8_lossy(&k[PREFIX.len()..]).to_string();
-            let holders: Vec<(String, i32, String, String)> = serde_json::from_slice(&v)
+            let holders = decode_holders(&v)
                 .map_err(|e| anyhow::anyhow!("corrupt holders of group {group:?}: {e}"))?;
             let s = GroupSettings::resolve(defaults, &configs.get(&group));
-            if !s.is_limited() {
+            if !s.needs_holders() {
                 continue;
             }
-            for (t, p, c, h) in &holders {
-                by_partition.entry((t.clone(), *p)).or_default().push((
-                    group.clone(),
-                    c.clone(),
-                    h.clone(),
-                ));
-            }
-            groups.insert(
-                group,
-                Limited {
-                    records_per_sec: s.records_per_sec,
-                    bytes_per_sec: s.bytes_per_sec,
-                    held: holders.into_iter().map(|(t, p, _, _)| (t, p)).collect(),
-                },
-            );
+            index(&mut by_partition, &group, &holders);
+            groups.insert(group, Limited::new(&s, &holders));
         }
         // Buckets of groups no longer limited go; the others keep their debt or credit.
         self.buckets
@@ -164,24 +198,37 @@ impl GroupLimits {
         }
         by_partition.retain(|_, v| !v.is_empty());
         groups.remove(group);
-        if !settings.is_limited() || holders.is_empty() {
+        if !settings.needs_holders() || holders.is_empty() {
             return;
         }
-        for (tp, (c, h)) in holders {
-            by_partition.entry(tp.clone()).or_default().push((
-                group.to_string(),
-                c.clone(),
-                h.clone(),
-            ));
-        }
-        groups.insert(
-            group.to_string(),
-            Limited {
-                records_per_sec: settings.records_per_sec,
-                bytes_per_sec: settings.bytes_per_sec,
-                held: holders.keys().cloned().collect(),
-            },
-        );
+        index(&mut by_partition, group, holders);
+        groups.insert(group.to_string(), Limited::new(settings, holders));
+    }
+
+    /// Whether a fetch of `tp` by (`client_id`, `host`) must get no records: it comes from
+    /// a member of a group that enforces its lock on fetches and another member (another
+    /// client id or host) holds `tp`, or nobody does. A fetch that cannot be told apart
+    /// from the holder's (same client id and host) is served.
+    pub fn fetch_refused(&self, tp: &TopicPartition, client_id: &str, host: &str) -> bool {
+        let groups = self.groups.read().unwrap();
+        let by_partition = self.by_partition.read().unwrap();
+        let me = (client_id.to_string(), host.to_string());
+        groups.iter().any(|(g, l)| {
+            let Some(members) = &l.fetch_lock else {
+                return false;
+            };
+            if !members.contains(&me) {
+                return false;
+            }
+            let holder = by_partition
+                .get(tp)
+                .and_then(|v| v.iter().find(|(hg, _, _)| hg == g));
+            match holder {
+                Some((_, c, h)) => c != client_id || h != host,
+                // Not a partition of this group's subscription: not its business.
+                None => l.held.iter().any(|held| held.0 == tp.0),
+            }
+        })
     }
 
     /// The limited groups a fetch of `tp` by (`client_id`, `host`) belongs to.
@@ -380,6 +427,7 @@ mod tests {
                     .iter()
                     .map(|(t, p, _, _)| (t.to_string(), *p))
                     .collect(),
+                fetch_lock: None,
             },
         );
         let mut by = l.by_partition.write().unwrap();
@@ -427,6 +475,52 @@ mod tests {
         // This broker leads one of the group's two partitions: 500 records/s here.
         let leads = |tp: &TopicPartition| tp.1 == 0;
         assert_eq!(l.charge(&[(tp(0), 1000, 0)], "c", "/h", 0, &leads), 1000);
+    }
+
+    #[test]
+    fn the_fetch_lock_refuses_members_that_do_not_hold_the_partition() {
+        let l = GroupLimits::default();
+        let holders = Holders {
+            partitions: [
+                (tp(0), ("a".to_string(), "/h1".to_string())),
+                (tp(1), ("b".to_string(), "/h2".to_string())),
+            ]
+            .into(),
+            members: [
+                ("a".to_string(), "/h1".to_string()),
+                ("b".to_string(), "/h2".to_string()),
+            ]
+            .into(),
+        };
+        let settings = GroupSettings {
+            fetch_lock: true,
+            ..GroupSettings::resolve(&GroupConfig::default(), &Default::default())
+        };
+        l.set_holders("g", &settings, &holders);
+        assert!(!l.fetch_refused(&tp(0), "a", "/h1"), "the holder is served");
+        assert!(
+            l.fetch_refused(&tp(0), "b", "/h2"),
+            "another member gets nothing"
+        );
+        assert!(
+            !l.fetch_refused(&tp(0), "c", "/h1"),
+            "not a member: not this group's"
+        );
+        assert!(l.fetch_refused(&tp(2), "a", "/h1"), "nobody holds it");
+        assert!(
+            !l.fetch_refused(&("u".to_string(), 0), "a", "/h1"),
+            "another topic"
+        );
+        // Without the setting nothing is refused.
+        l.set_holders(
+            "g",
+            &GroupSettings {
+                fetch_lock: false,
+                ..settings
+            },
+            &holders,
+        );
+        assert!(!l.fetch_refused(&tp(0), "b", "/h2"));
     }
 
     #[test]
