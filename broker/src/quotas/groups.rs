@@ -1,5 +1,6 @@
 //! PhxQueue's dequeue speed limits: how fast a whole consumer group may fetch
-//! (`phxq.consumer.records.per.sec`, `phxq.consumer.bytes.per.sec`, group configs).
+//! (`phxq.consumer.records.per.sec`, `phxq.consumer.bytes.per.sec`, group configs), and
+//! its consumer-group lock applied to fetches (`phxq.consumer.fetch.lock.enable`).
 //!
 //! Rules:
 //! - **Attribution.** A Fetch carries no group id. The coordinator of a limited group
@@ -20,6 +21,10 @@
 //!   record size), whole batches only, at least one batch (KIP-74). So the group's rate
 //!   follows the limit closely whatever the clients' fetch sizes; a batch counts whole, so
 //!   the precision is one batch.
+//! - **Fetch lock** (`phxq.consumer.fetch.lock.enable`): the coordinator also publishes
+//!   every member's client id and host; a fetch with a member's identity of a partition
+//!   held by another member (or by nobody) gets no records. A fetch that cannot be told
+//!   apart from the holder's is served.
 //! - **Enforcement** is that of client quotas (`bucket.rs`, KIP-219): the response that
 //!   takes the group over its share carries `throttle_time_ms` and mutes the connection;
 //!   a Fetch attributed to a group that still owes time gets no records. Records are
@@ -246,7 +251,8 @@ impl GroupLimits {
             .unwrap_or_default()
     }
 
-    /// Whether any group is limited (the fetch path skips everything otherwise).
+    /// Whether any group is limited or fetch-locked (the fetch path skips everything
+    /// otherwise).
     pub fn any(&self) -> bool {
         !self.groups.read().unwrap().is_empty()
     }
