@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::groups::configs::{GroupConfigRegistry, GroupSettings};
 use crate::groups::consumer::TopicMetadata;
 use crate::groups::consumer_coordinator::Catalog;
-use crate::groups::group::Holders;
+use crate::groups::views::Holders;
 use crate::groups::GroupCoordinator;
 use crate::quotas::QuotaManager;
 use crate::topics::TopicRegistry;

@@ -16,8 +16,8 @@ use super::consumer::{
 use super::consumer_protocol::TopicPartition;
 use super::coordinator::{commit_error, GroupCoordinator, Slot};
 use super::errors::*;
-use super::group::Holders;
 use super::offsets::CommittedOffset;
+use super::views::Holders;
 use crate::scheduler::{LoadFigures, PartitionLoad};
 
 /// What the coordinator needs to know of topics and logs.

@@ -31,12 +31,11 @@ use tracing::{info, warn};
 
 use super::consumer_coordinator::Catalog;
 use super::errors::*;
-use super::group::{
-    Effects, Group, GroupDescription, GroupState, Holders, JoinResult, Reply, SyncResult,
-};
+use super::group::{Effects, Group, GroupState, JoinResult, Reply, SyncResult};
 use super::member::Token;
 use super::offsets::{self, CommittedOffset, GroupRecord};
 use super::rebalance::{JoinRequest, SyncRequest};
+use super::views::{GroupDescription, Holders};
 use super::GroupConfig;
 use crate::scheduler::inflow::InflowMeter;
 
@@ -100,7 +99,7 @@ pub struct GroupCoordinator {
     /// Inflow of the partitions KIP-848 groups subscribe to (the scheduler's input).
     pub(super) inflow: Mutex<InflowMeter>,
     /// The lock holders last published per speed-limited group.
-    published_holders: Mutex<HashMap<String, Holders>>,
+    pub(super) published_holders: Mutex<HashMap<String, Holders>>,
 }
 
 /// A group as ListGroups shows it.
@@ -419,32 +418,6 @@ impl GroupCoordinator {
             )]))
             .await
             .map(|_| Some(generation))
-    }
-
-    /// Publishes the lock holders of speed-limited (or fetch-locked) groups whose holders
-    /// changed since they were last published (and nothing for groups no longer so).
-    pub(super) fn publish_holders(&self, slots: &[Arc<Slot>]) {
-        let Some(catalog) = self.catalog() else {
-            return;
-        };
-        let mut published = self.published_holders.lock().unwrap();
-        for slot in slots {
-            let holders = if catalog.group_settings(&slot.id).needs_holders() {
-                slot.core().lock_holders()
-            } else {
-                Holders::default()
-            };
-            let before = published.get(&slot.id);
-            if before == Some(&holders) || (before.is_none() && holders.is_empty()) {
-                continue;
-            }
-            catalog.publish_holders(&slot.id, holders.clone());
-            if holders.is_empty() {
-                published.remove(&slot.id);
-            } else {
-                published.insert(slot.id.clone(), holders);
-            }
-        }
     }
 
     /// One timer tick over every group with members; `sweep` also forgets vacant groups.

@@ -25,6 +25,18 @@ fn mute(session: &mut Session, throttle_ms: u64) {
     }
 }
 
+/// The partitions a Fetch asks for.
+fn requested(req: &FetchRequest) -> Vec<TopicPartition> {
+    req.topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| (t.topic.0.to_string(), p.partition))
+        })
+        .collect()
+}
+
 /// Whether this broker leads `tp` (its share of a group's limit depends on it).
 fn leads(broker: &Broker, tp: &TopicPartition) -> bool {
     broker
@@ -45,15 +57,7 @@ pub fn shape_fetch(
     if req.replica_id.0 >= 0 || !broker.quotas.groups.any() {
         return;
     }
-    let tps: Vec<TopicPartition> = req
-        .topics
-        .iter()
-        .flat_map(|t| {
-            t.partitions
-                .iter()
-                .map(|p| (t.topic.0.to_string(), p.partition))
-        })
-        .collect();
+    let tps = requested(req);
     let now = broker.quotas.now_ms();
     let Some(allowance) =
         broker
@@ -91,15 +95,7 @@ pub fn fetch_owed(
     if !broker.quotas.groups.any() {
         return client;
     }
-    let tps: Vec<TopicPartition> = req
-        .topics
-        .iter()
-        .flat_map(|t| {
-            t.partitions
-                .iter()
-                .map(|p| (t.topic.0.to_string(), p.partition))
-        })
-        .collect();
+    let tps = requested(req);
     let group = broker
         .quotas
         .groups

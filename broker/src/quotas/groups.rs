@@ -40,7 +40,7 @@ use phxq_replication::{Command, StoreGroup};
 use super::bucket::Bucket;
 use crate::groups::configs::{GroupConfigRegistry, GroupSettings};
 use crate::groups::consumer_protocol::TopicPartition;
-use crate::groups::group::Holders;
+use crate::groups::views::Holders;
 use crate::groups::GroupConfig;
 
 const PREFIX: &str = "group-holders/";
@@ -251,6 +251,18 @@ impl GroupLimits {
             .unwrap_or_default()
     }
 
+    /// The limited groups a fetch of any of `tps` by (`client_id`, `host`) belongs to,
+    /// each once.
+    fn attributed_all(&self, tps: &[TopicPartition], client_id: &str, host: &str) -> Vec<String> {
+        let mut groups: Vec<String> = tps
+            .iter()
+            .flat_map(|tp| self.attributed(tp, client_id, host))
+            .collect();
+        groups.sort();
+        groups.dedup();
+        groups
+    }
+
     /// Whether any group is limited or fetch-locked (the fetch path skips everything
     /// otherwise).
     pub fn any(&self) -> bool {
@@ -319,12 +331,7 @@ impl GroupLimits {
         now: u64,
         leads: &dyn Fn(&TopicPartition) -> bool,
     ) -> u64 {
-        let mut groups: Vec<String> = tps
-            .iter()
-            .flat_map(|tp| self.attributed(tp, client_id, host))
-            .collect();
-        groups.sort();
-        groups.dedup();
+        let groups = self.attributed_all(tps, client_id, host);
         groups
             .iter()
             .flat_map(|g| {
@@ -346,12 +353,7 @@ impl GroupLimits {
         now: u64,
         leads: &dyn Fn(&TopicPartition) -> bool,
     ) -> Option<u64> {
-        let mut groups: Vec<String> = tps
-            .iter()
-            .flat_map(|tp| self.attributed(tp, client_id, host))
-            .collect();
-        groups.sort();
-        groups.dedup();
+        let groups = self.attributed_all(tps, client_id, host);
         let mut allowance: Option<f64> = None;
         for g in &groups {
             let share = self.share(g, now, leads);
