@@ -95,6 +95,8 @@ pub enum GroupCommand {
     /// Move a group's committed offsets, also while its consumers run: they resume from
     /// the new offsets within seconds (a live replay).
     Reset(crate::groups::reset::ResetArgs),
+    /// Show a group's configs (session timeout, speed limits, ...) and change them.
+    Config(crate::groups::configs_admin::ConfigArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -230,6 +232,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 GroupCommand::Reset(reset) => {
                     crate::groups::reset::run(&args.broker.bootstrap, reset)?
+                }
+                GroupCommand::Config(config) => {
+                    crate::groups::configs_admin::run(&args.broker.bootstrap, config)?
                 }
             };
             print!("{out}");

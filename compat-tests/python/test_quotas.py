@@ -186,6 +186,16 @@ def test_group_dequeue_limit_holds_the_whole_group_and_lifts_without_restart(bro
     assert p.flush(30) == 0
     limit = 1000
     set_group_config(b, "limited", "phxq.consumer.records.per.sec", str(limit))
+    # `phxq group config` shows it (and changes configs the same way).
+    out = subprocess.run([PHXQ_BIN, "group", "config", "limited", "--bootstrap", b,
+                          "--set", "phxq.consumer.bytes.per.sec=100000000"],
+                         capture_output=True, text=True, check=True).stdout
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[1:]}
+    assert rows["phxq.consumer.records.per.sec"] == [str(limit), "group"], out
+    assert rows["phxq.consumer.bytes.per.sec"] == ["100000000", "group"], out
+    bad = subprocess.run([PHXQ_BIN, "group", "config", "limited", "--bootstrap", b,
+                          "--set", "phxq.consumer.records.per.sec=fast"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "40" in bad.stderr, bad.stderr
 
     def consumers(group: str, n: int):
         cs = [Consumer({"bootstrap.servers": b, "group.id": group, "client.id": f"{group}-app",

@@ -15,6 +15,7 @@
 pub mod admin;
 pub mod commits;
 pub mod configs;
+pub mod configs_admin;
 pub mod consumer;
 pub mod consumer_coordinator;
 pub mod consumer_protocol;
@@ -26,9 +27,11 @@ pub mod locks;
 pub mod member;
 pub mod meter;
 pub mod offsets;
+pub mod publish;
 pub mod rebalance;
 pub mod replay;
 pub mod reset;
+pub mod views;
 
 pub use coordinator::GroupCoordinator;
 
