@@ -14,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use crate::node::config::NodeConfig;
 use crate::node::group::GroupInner;
 use crate::node::NodeInner;
-use crate::raft::rpc::{RaftRpc, RaftRpcReply, RpcService, Transport};
+use crate::raft::rpc::{PeerService, RaftRpc, RaftRpcReply, RpcService, Transport};
 use crate::store::fault::DiskFault;
 use crate::types::{
     Command, CommandResponse, GroupId, GroupStatus, NodeId, PartitionId, PartitionOffsets,
@@ -96,6 +96,34 @@ impl ReplicaNode {
     #[doc(hidden)]
     pub async fn handle_rpc(&self, group: GroupId, rpc: RaftRpc) -> Result<RaftRpcReply, String> {
         self.inner.handle_rpc(group, rpc).await
+    }
+
+    /// Sets what this node answers other nodes' peer requests ([`RaftRpc::Peer`]) with;
+    /// only the first call counts.
+    pub fn set_peer_service(&self, service: PeerService) {
+        let _ = self.inner.peer_service.set(service);
+    }
+
+    /// Sends a peer request to the broker on node `target` over the Raft transport and
+    /// waits at most `ttl` for its answer. `group` only labels the call in errors.
+    pub async fn peer_call(
+        &self,
+        target: NodeId,
+        group: GroupId,
+        service: &str,
+        body: Bytes,
+        ttl: std::time::Duration,
+    ) -> Result<Bytes, String> {
+        let rpc = RaftRpc::Peer {
+            service: service.to_string(),
+            body,
+        };
+        match self.inner.router.call(target, group, rpc, ttl).await? {
+            RaftRpcReply::Peer(b) => Ok(b),
+            other => Err(format!(
+                "node {target} answered a peer request with {other:?}"
+            )),
+        }
     }
 
     /// True once a write to the database failed (e.g. disk full). Every proposal then fails

@@ -66,7 +66,7 @@ pub mod fault {
 /// The messages between nodes and the transport trait a cluster plugs in.
 pub mod network {
     pub use crate::raft::rpc::{
-        BoxFuture, RaftRpc, RaftRpcReply, RpcService, SnapshotChunk, Transport,
+        BoxFuture, PeerService, RaftRpc, RaftRpcReply, RpcService, SnapshotChunk, Transport,
     };
 }
 

@@ -43,6 +43,8 @@ pub struct NodeInner {
     shut: Arc<AtomicBool>,
     /// Snapshot transfers being received.
     snapshots: Inbox,
+    /// The broker's answer to [`RaftRpc::Peer`] requests.
+    pub peer_service: std::sync::OnceLock<crate::raft::rpc::PeerService>,
 }
 
 fn storage(e: impl std::fmt::Display) -> ReplicationError {
@@ -123,6 +125,7 @@ impl NodeInner {
             open_lock: tokio::sync::Mutex::new(()),
             shut: Arc::new(AtomicBool::new(false)),
             snapshots,
+            peer_service: std::sync::OnceLock::new(),
         });
         tokio::spawn(crate::node::gc::run(
             Arc::downgrade(&node.db),
@@ -385,6 +388,12 @@ impl NodeInner {
 
     /// Delivers an RPC from another node to one of our groups.
     pub async fn handle_rpc(&self, group: GroupId, rpc: RaftRpc) -> Result<RaftRpcReply, String> {
+        if let RaftRpc::Peer { service, body } = rpc {
+            let handler = self.peer_service.get().cloned().ok_or_else(|| {
+                format!("node {} answers no peer requests yet", self.config.node_id)
+            })?;
+            return handler(service, body).await.map(RaftRpcReply::Peer);
+        }
         let g = self.group(group).ok_or_else(|| {
             format!(
                 "group {} is not hosted on node {}",
@@ -417,6 +426,7 @@ impl NodeInner {
                 .map(RaftRpcReply::TransferLeader)
                 .map_err(|e| e.to_string()),
             RaftRpc::Forward(cmd) => Ok(RaftRpcReply::Forwarded(g.propose_local(cmd).await)),
+            RaftRpc::Peer { .. } => Err("a peer request is not a group's".into()),
             RaftRpc::SnapshotChunk(c) => {
                 let to = Receiver {
                     id: g.id,

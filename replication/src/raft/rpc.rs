@@ -40,6 +40,13 @@ pub enum RaftRpc {
     /// One chunk of a full snapshot (see `snapshot::transfer`): answered by [`RaftRpcReply::SnapshotAck`],
     /// the last one (`done`) by [`RaftRpcReply::Snapshot`] once installed.
     SnapshotChunk(SnapshotChunk),
+    /// A request of the broker on one node to the broker on another (not Raft): `service`
+    /// names the broker subsystem it is for, `body` is that subsystem's encoding. Answered
+    /// by [`RaftRpcReply::Peer`] with what the node's [`PeerService`] returned.
+    Peer {
+        service: String,
+        body: Bytes,
+    },
 }
 
 /// A piece of a group's state dump, sent in order; `offset` 0 starts a new transfer.
@@ -70,6 +77,7 @@ pub enum RaftRpcReply {
     SnapshotAck {
         received: u64,
     },
+    Peer(Bytes),
 }
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -95,6 +103,11 @@ pub trait RpcService: Send + Sync + 'static {
     /// The Raft state of every group hosted here (`phxq cluster status`).
     fn status(&self) -> Vec<GroupStatus>;
 }
+
+/// What the broker of a node answers [`RaftRpc::Peer`] requests with (set once, with
+/// `ReplicaNode::set_peer_service`): `(service, body)` to the answer's body, or why not.
+pub type PeerService =
+    Arc<dyn Fn(String, Bytes) -> BoxFuture<Result<Bytes, String>> + Send + Sync + 'static>;
 
 /// The transport of a single node: there is nobody to talk to.
 pub struct NoPeers;
