@@ -27,6 +27,7 @@ pub const INVALID_REQUEST: i16 = ResponseError::InvalidRequest.code();
 pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = ResponseError::OutOfOrderSequenceNumber.code();
 pub const INVALID_PRODUCER_EPOCH: i16 = ResponseError::InvalidProducerEpoch.code();
 pub const INVALID_CONFIG: i16 = ResponseError::InvalidConfig.code();
+pub const POLICY_VIOLATION: i16 = ResponseError::PolicyViolation.code();
 pub const UNKNOWN_PRODUCER_ID: i16 = ResponseError::UnknownProducerId.code();
 pub const KAFKA_STORAGE_ERROR: i16 = ResponseError::KafkaStorageError.code();
 pub const UNKNOWN_TOPIC_ID: i16 = ResponseError::UnknownTopicId.code();
