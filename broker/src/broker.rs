@@ -7,6 +7,8 @@ use bytes::Bytes;
 use phxq_replication::{Command, GroupId, NodeConfig, ReplicaNode, StoreGroup};
 use tracing::{info, warn};
 
+use crate::audit;
+use crate::audit::deliveries::{Check, Deliveries, Verdict};
 use crate::config::Config;
 use crate::groups::configs::{GroupConfigRegistry, GroupSettings};
 use crate::groups::consumer::TopicMetadata;
@@ -28,6 +30,8 @@ pub struct Broker {
     pub quotas: QuotaManager,
     /// Consumer groups coordinated by this node (see `groups/`).
     pub groups: Arc<GroupCoordinator>,
+    /// What this broker, as partition leader, gave each client (`audit/`).
+    pub deliveries: Deliveries,
     pub cluster_id: String,
     /// Advertised host and port, as given to clients.
     pub host: String,
@@ -103,6 +107,7 @@ impl Broker {
             group_configs,
             quotas,
             groups,
+            deliveries: Deliveries::default(),
             cluster_id,
             host,
             port,
@@ -110,6 +115,22 @@ impl Broker {
         });
         let catalog: std::sync::Weak<dyn Catalog> = Arc::downgrade(&broker) as _;
         broker.groups.set_catalog(catalog);
+        // Other brokers' coordinators check commits with this broker's deliveries.
+        let weak = Arc::downgrade(&broker);
+        broker
+            .node
+            .set_peer_service(Arc::new(move |service: String, body: Bytes| {
+                let weak = weak.clone();
+                Box::pin(async move {
+                    let b = weak.upgrade().ok_or("the broker is shutting down")?;
+                    match service.as_str() {
+                        audit::service::SERVICE => {
+                            audit::service::answer_peer(&b.deliveries, &b.topics, &b.node, &body)
+                        }
+                        other => Err(format!("unknown peer service {other:?}")),
+                    }
+                })
+            }));
         // Topics, group configs, quotas and the holders of speed-limited groups follow the
         // metadata group (also on a single node: the coordinator publishes holders there).
         tokio::spawn(crate::cluster::balance::follow_metadata(Arc::downgrade(
@@ -184,6 +205,18 @@ impl Catalog for Broker {
                 warn!(%group, error = %e, "cannot publish the partition holders of a speed-limited group; will retry");
             }
         });
+    }
+
+    fn check_deliveries(
+        &self,
+        checks: Vec<Check>,
+    ) -> futures::future::BoxFuture<'_, Vec<Result<Verdict, String>>> {
+        Box::pin(audit::service::check(
+            &self.deliveries,
+            &self.topics,
+            &self.node,
+            checks,
+        ))
     }
 
     fn log_end(&self, topic: &str, partition: i32) -> Option<i64> {

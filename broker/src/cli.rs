@@ -97,6 +97,9 @@ pub enum GroupCommand {
     Reset(crate::groups::reset::ResetArgs),
     /// Show a group's configs (session timeout, speed limits, ...) and change them.
     Config(crate::groups::configs_admin::ConfigArgs),
+    /// Show a group's reconciliation per partition: produced, delivered, committed, lag,
+    /// skipped records (who, when) and whether its chained checksum matches the log.
+    Audit(crate::groups::audit_admin::AuditArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -162,6 +165,9 @@ pub struct ServeArgs {
     /// Scheduler: a partition it moved is not moved again for this long, in ms.
     #[arg(long, env = "PHXQ_GROUP_SCHEDULER_COOLDOWN_MS")]
     pub group_scheduler_cooldown_ms: Option<u64>,
+    /// Reconciliation of groups without their own setting: record, strict or off.
+    #[arg(long, env = "PHXQ_GROUP_AUDIT")]
+    pub group_audit: Option<String>,
 }
 
 impl ServeArgs {
@@ -211,6 +217,9 @@ impl ServeArgs {
         if let Some(v) = self.group_scheduler_stall_ms {
             c.groups.scheduler_stall_ms = v;
         }
+        if let Some(v) = &self.group_audit {
+            c.groups.audit = v.clone();
+        }
         if let Some(v) = self.group_scheduler_cooldown_ms {
             c.groups.scheduler_cooldown_ms = v;
         }
@@ -235,6 +244,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 GroupCommand::Config(config) => {
                     crate::groups::configs_admin::run(&args.broker.bootstrap, config)?
+                }
+                GroupCommand::Audit(audit) => {
+                    crate::groups::audit_admin::run(&args.broker.bootstrap, audit)?
                 }
             };
             print!("{out}");

@@ -382,20 +382,15 @@ fn log_end_offsets(
     list_offsets(bootstrap, parts, LATEST)
 }
 
-/// ListOffsets timestamps: the log end, the log start.
-pub(super) const LATEST: i64 = -1;
-pub(super) const EARLIEST: i64 = -2;
-
-/// ListOffsets for `parts` at `timestamp` (LATEST, EARLIEST or a time in ms: the first
-/// offset at or after it, -1 when there is none), asking each partition's leader.
-pub(super) fn list_offsets(
+/// The partitions of `parts` by leader, with the leaders' addresses (from Metadata).
+#[allow(clippy::type_complexity)]
+pub(super) fn partition_leaders(
     bootstrap: &str,
     parts: &BTreeSet<TopicPartition>,
-    timestamp: i64,
-) -> anyhow::Result<BTreeMap<TopicPartition, i64>> {
-    if parts.is_empty() {
-        return Ok(BTreeMap::new());
-    }
+) -> anyhow::Result<(
+    BTreeMap<BrokerId, String>,
+    BTreeMap<BrokerId, Vec<TopicPartition>>,
+)> {
     let topics: BTreeSet<&str> = parts.iter().map(|(t, _)| t.as_str()).collect();
     let mut c = KafkaClient::connect(bootstrap)?;
     let md = c.send(
@@ -422,6 +417,24 @@ pub(super) fn list_offsets(
             }
         }
     }
+    Ok((brokers, by_leader))
+}
+
+/// ListOffsets timestamps: the log end, the log start.
+pub(super) const LATEST: i64 = -1;
+pub(super) const EARLIEST: i64 = -2;
+
+/// ListOffsets for `parts` at `timestamp` (LATEST, EARLIEST or a time in ms: the first
+/// offset at or after it, -1 when there is none), asking each partition's leader.
+pub(super) fn list_offsets(
+    bootstrap: &str,
+    parts: &BTreeSet<TopicPartition>,
+    timestamp: i64,
+) -> anyhow::Result<BTreeMap<TopicPartition, i64>> {
+    if parts.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let (brokers, by_leader) = partition_leaders(bootstrap, parts)?;
     let mut out = BTreeMap::new();
     for (leader, tps) in by_leader {
         let mut conn = match brokers.get(&leader) {

@@ -16,66 +16,115 @@ use super::coordinator::{commit_error, GroupCoordinator, Slot};
 use super::errors::*;
 use super::group::{Effects, GroupState};
 use super::offsets::{self, CommittedOffset};
+use crate::audit::reconcile::{Decision, PartitionAudit, Who};
 
 impl GroupCoordinator {
     /// OffsetCommit: checks every partition against the group (membership, generation,
-    /// lock), writes the accepted ones in one proposal and answers once it is durable.
+    /// lock) and, for audited groups, against what the committer was delivered
+    /// (`audit.rs`); writes the accepted ones with their audit records in one proposal and
+    /// answers once it is durable.
     pub async fn commit(
         self: &Arc<Self>,
         group_id: &str,
-        member_id: &str,
-        instance_id: Option<&str>,
-        generation: i32,
+        by: &Committer<'_>,
         items: Vec<(TopicPartition, CommittedOffset)>,
         live_reset: bool,
     ) -> Vec<i16> {
         let n = items.len();
-        let slot = match self.slot(group_id, generation < 0) {
+        let slot = match self.slot(group_id, by.generation < 0) {
             Ok(Some(s)) => s,
             Ok(None) => return vec![ILLEGAL_GENERATION; n],
             Err(code) => return vec![code; n],
         };
         let _io = slot.io.lock().await;
-        let admin = member_id.is_empty() && generation < 0 && instance_id.is_none();
+        let admin = by.member_id.is_empty() && by.generation < 0 && by.instance_id.is_none();
         if admin && live_reset && slot.core().has_members() {
-            return self.replay(&slot, items).await;
+            return self.replay(&slot, by, items).await;
         }
         let tps: Vec<TopicPartition> = items.iter().map(|(tp, _)| tp.clone()).collect();
-        let mut codes =
-            slot.core()
-                .check_commit(member_id, instance_id, generation, &tps, self.now());
-        let accepted: Vec<(TopicPartition, CommittedOffset)> = items
+        let mut codes = slot.core().check_commit(
+            by.member_id,
+            by.instance_id,
+            by.generation,
+            &tps,
+            self.now(),
+        );
+        let accepted: Vec<(usize, (TopicPartition, CommittedOffset))> = items
             .into_iter()
-            .zip(&codes)
-            .filter(|(_, c)| **c == NONE)
-            .map(|(i, _)| i)
+            .enumerate()
+            .filter(|(i, _)| codes[*i] == NONE)
             .collect();
         if accepted.is_empty() {
             return codes;
         }
-        let result = self.write(&slot, offset_puts(&slot.id, &accepted)).await;
-        match result {
-            Ok(_) => slot.core().apply_commits(member_id, accepted, self.now()),
+        let moves: Vec<(TopicPartition, i64)> = accepted
+            .iter()
+            .map(|(_, (tp, c))| (tp.clone(), c.offset))
+            .collect();
+        let decisions = self.audit(&slot, &by.who(), &moves).await;
+        let mut kept = Vec::with_capacity(accepted.len());
+        let mut audits = Vec::new();
+        for ((i, item), decision) in accepted.into_iter().zip(decisions) {
+            match decision {
+                Decision::Accept => kept.push((i, item)),
+                Decision::Record(a) => {
+                    audits.push((item.0.clone(), a));
+                    kept.push((i, item));
+                }
+                Decision::Refuse { code, audit } => {
+                    codes[i] = code;
+                    audits.push((item.0, audit));
+                }
+            }
+        }
+        if kept.is_empty() && audits.is_empty() {
+            return codes;
+        }
+        let items: Vec<(TopicPartition, CommittedOffset)> =
+            kept.iter().map(|(_, item)| item.clone()).collect();
+        let mut puts = offset_puts(&slot.id, &items);
+        puts.extend(audit_puts(&slot.id, &audits));
+        match self.write(&slot, puts).await {
+            Ok(_) => {
+                let mut g = slot.core();
+                g.audit.extend(audits);
+                g.apply_commits(by.member_id, items, self.now());
+            }
             Err(code) => {
                 warn!(group = %slot.id, code, "offset commit not stored");
-                for c in codes.iter_mut().filter(|c| **c == NONE) {
-                    *c = code;
+                for (i, _) in kept {
+                    codes[i] = code;
                 }
             }
         }
         codes
     }
 
-    /// A live replay (`replay.rs`): the new offsets and the group record with the replay's
-    /// fences in one proposal; the members are made to give the partitions up. Called with
-    /// the group's `io` lock held.
+    /// A live replay (`replay.rs`): the new offsets, their audit records and the group
+    /// record with the replay's fences in one proposal; the members are made to give the
+    /// partitions up. Called with the group's `io` lock held.
     async fn replay(
         self: &Arc<Self>,
         slot: &Arc<Slot>,
+        by: &Committer<'_>,
         items: Vec<(TopicPartition, CommittedOffset)>,
     ) -> Vec<i16> {
         let n = items.len();
         let tps: BTreeSet<TopicPartition> = items.iter().map(|(tp, _)| tp.clone()).collect();
+        let moves: Vec<(TopicPartition, i64)> =
+            items.iter().map(|(tp, c)| (tp.clone(), c.offset)).collect();
+        let mut who = by.who();
+        who.admin = true;
+        let audits: Vec<(TopicPartition, PartitionAudit)> = self
+            .audit(slot, &who, &moves)
+            .await
+            .into_iter()
+            .zip(&moves)
+            .filter_map(|(d, (tp, _))| match d {
+                Decision::Record(a) | Decision::Refuse { audit: a, .. } => Some((tp.clone(), a)),
+                Decision::Accept => None,
+            })
+            .collect();
         let mut fx = Effects::default();
         let record = {
             let mut g = slot.core();
@@ -83,6 +132,7 @@ impl GroupCoordinator {
             g.record()
         };
         let mut puts = offset_puts(&slot.id, &items);
+        puts.extend(audit_puts(&slot.id, &audits));
         puts.push((offsets::group_key(&slot.id), Some(offsets::encode(&record))));
         let result = self.write(slot, puts).await;
         let codes = match result {
@@ -94,6 +144,7 @@ impl GroupCoordinator {
                     }
                 }
                 g.offsets.extend(items);
+                g.audit.extend(audits);
                 info!(group = %slot.id, partitions = %consumer_protocol::describe(&tps), "offsets reset on a live group");
                 vec![NONE; n]
             }
@@ -164,6 +215,7 @@ impl GroupCoordinator {
             g.state = GroupState::Dead;
             std::iter::once(offsets::group_key(&slot.id))
                 .chain(g.offsets.keys().map(|tp| offsets::offset_key(&slot.id, tp)))
+                .chain(g.audit.keys().map(|tp| offsets::audit_key(&slot.id, tp)))
                 .map(|k| (k, None))
                 .collect()
         };
@@ -226,7 +278,13 @@ impl GroupCoordinator {
         }
         let keys = present
             .iter()
-            .map(|tp| (offsets::offset_key(&slot.id, tp), None))
+            .flat_map(|tp| {
+                [
+                    offsets::offset_key(&slot.id, tp),
+                    offsets::audit_key(&slot.id, tp),
+                ]
+            })
+            .map(|k| (k, None))
             .collect();
         let store = self.store(slot.store)?;
         store
@@ -236,8 +294,44 @@ impl GroupCoordinator {
         let mut g = slot.core();
         for tp in &present {
             g.offsets.remove(tp);
+            g.audit.remove(tp);
         }
         Ok(codes)
+    }
+}
+
+/// The rows of the audit records of group `group`.
+fn audit_puts(
+    group: &str,
+    items: &[(TopicPartition, PartitionAudit)],
+) -> Vec<(Bytes, Option<Bytes>)> {
+    items
+        .iter()
+        .map(|(tp, a)| (offsets::audit_key(group, tp), Some(offsets::encode(a))))
+        .collect()
+}
+
+/// Who sends an OffsetCommit: the group member (empty for admin clients) and the
+/// connection's client id and host (what the audit matches deliveries by).
+pub struct Committer<'a> {
+    pub member_id: &'a str,
+    pub instance_id: Option<&'a str>,
+    pub generation: i32,
+    pub client_id: &'a str,
+    pub host: &'a str,
+    /// `phxq group reset` asked (the request's live reset tag): an operator's reset, which
+    /// a strict group's audit records rather than refuses.
+    pub operator: bool,
+}
+
+impl Committer<'_> {
+    fn who(&self) -> Who {
+        Who {
+            client_id: self.client_id.to_string(),
+            host: self.host.to_string(),
+            member_id: self.member_id.to_string(),
+            admin: self.operator,
+        }
     }
 }
 

@@ -21,7 +21,8 @@ use bytes::Bytes;
 use phxq_replication::{Command, CommandResponse, ReplicationError, StoreGroup};
 
 use super::GroupConfig;
-use crate::topic_configs::{BOOLEAN, INT, LONG};
+use crate::audit::reconcile::Mode;
+use crate::topic_configs::{BOOLEAN, INT, LONG, STRING};
 
 const PREFIX: &str = "group-config/";
 
@@ -39,6 +40,8 @@ pub const FETCH_LOCK: &str = "phxq.consumer.fetch.lock.enable";
 /// phxq: the standard AlterConsumerGroupOffsets (an OffsetCommit without member) on a
 /// group with members performs a live replay instead of failing with UNKNOWN_MEMBER_ID.
 pub const LIVE_RESET: &str = "phxq.offsets.live.reset.enable";
+/// phxq: the group's real-time reconciliation: `record`, `strict` or `off` (`audit/`).
+pub const AUDIT: &str = "phxq.consumer.audit";
 
 /// A group config, its DescribeConfigs type, and where its default comes from.
 pub struct Def {
@@ -86,6 +89,12 @@ pub const GROUP_CONFIGS: &[Def] = &[
         broker_key: None,
         doc: "AlterConsumerGroupOffsets on a group with members replays live",
     },
+    Def {
+        name: AUDIT,
+        kind: STRING,
+        broker_key: Some("audit"),
+        doc: "real-time reconciliation: record (check commits against deliveries, record skips), strict (also refuse a member's commit that skips), off",
+    },
 ];
 
 /// The configs set on one group (names as in [`GROUP_CONFIGS`]).
@@ -102,6 +111,8 @@ pub struct GroupSettings {
     pub bytes_per_sec: Option<i64>,
     /// The consumer-group lock is enforced on fetches (`quotas/groups.rs`).
     pub fetch_lock: bool,
+    /// Real-time reconciliation (`audit/`).
+    pub audit: Mode,
 }
 
 impl GroupSettings {
@@ -129,6 +140,11 @@ impl GroupSettings {
             records_per_sec: get(RECORDS_PER_SEC).filter(|v| *v > 0),
             bytes_per_sec: get(BYTES_PER_SEC).filter(|v| *v > 0),
             fetch_lock: values.get(FETCH_LOCK).is_some_and(|v| v == "true"),
+            audit: values
+                .get(AUDIT)
+                .and_then(|v| Mode::parse(v))
+                .or_else(|| Mode::parse(&defaults.audit))
+                .unwrap_or(Mode::Record),
         }
     }
 }
@@ -143,6 +159,7 @@ pub fn value_of(defaults: &GroupConfig, values: &Values, def: &Def) -> (Option<S
         SESSION_TIMEOUT => Some(defaults.consumer_session_timeout_ms.to_string()),
         HEARTBEAT_INTERVAL => Some(defaults.consumer_heartbeat_interval_ms.to_string()),
         LIVE_RESET | FETCH_LOCK => Some("false".to_string()),
+        AUDIT => Some(defaults.audit.clone()),
         _ => None,
     };
     (v, false)
@@ -165,6 +182,12 @@ pub fn validate(defaults: &GroupConfig, values: &Values) -> Result<(), String> {
             }
             LONG if value.parse::<i64>().map_or(true, |v| v < 1) => {
                 return Err(format!("{name} must be a positive integer, got {value:?}"));
+            }
+            STRING if name == AUDIT && Mode::parse(value).is_none() => {
+                return Err(format!(
+                    "{name} must be one of {}, got {value:?}",
+                    Mode::NAMES.join(", ")
+                ));
             }
             _ => {}
         }

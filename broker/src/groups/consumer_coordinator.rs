@@ -18,6 +18,7 @@ use super::coordinator::{commit_error, GroupCoordinator, Slot};
 use super::errors::*;
 use super::offsets::CommittedOffset;
 use super::views::Holders;
+use crate::audit::deliveries::{Check, Verdict};
 use crate::scheduler::{LoadFigures, PartitionLoad};
 
 /// What the coordinator needs to know of topics and logs.
@@ -29,6 +30,12 @@ pub trait Catalog: TopicMetadata + Send + Sync {
     /// Makes known to every broker who holds which partition of a speed-limited group
     /// (empty: the group is not limited any more, or has no members).
     fn publish_holders(&self, group: &str, holders: Holders);
+    /// Asks the partitions' leaders to check commits against what they delivered
+    /// (`audit/`); one answer per check, in order.
+    fn check_deliveries(
+        &self,
+        checks: Vec<Check>,
+    ) -> futures::future::BoxFuture<'_, Vec<Result<Verdict, String>>>;
 }
 
 /// A member as ConsumerGroupDescribe and `phxq group describe` show it.

@@ -37,6 +37,7 @@ use super::offsets::{self, CommittedOffset, GroupRecord};
 use super::rebalance::{JoinRequest, SyncRequest};
 use super::views::{GroupDescription, Holders};
 use super::GroupConfig;
+use crate::audit::reconcile::PartitionAudit;
 use crate::scheduler::inflow::InflowMeter;
 
 /// Timer resolution for session and rebalance timeouts.
@@ -312,6 +313,21 @@ impl GroupCoordinator {
                 }
                 _ => {
                     warn!(key = %String::from_utf8_lossy(&key), "skipping unreadable committed offset")
+                }
+            }
+        }
+        for (key, value) in store.kv_scan(offsets::AUDIT_PREFIX.as_bytes())? {
+            match (
+                offsets::parse_audit_key(&key),
+                offsets::decode::<PartitionAudit>(&value),
+            ) {
+                (Some((id, tp)), Some(a)) => {
+                    if let Some(g) = found.get_mut(&id) {
+                        g.audit.insert(tp, a);
+                    }
+                }
+                _ => {
+                    warn!(key = %String::from_utf8_lossy(&key), "skipping unreadable audit record")
                 }
             }
         }

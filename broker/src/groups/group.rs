@@ -13,6 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 use tracing::{info, warn};
 
+use crate::audit::reconcile::PartitionAudit;
+
 use super::consumer::ConsumerGroup;
 use super::consumer_protocol::{self, TopicPartition, CONSUMER};
 use super::errors::*;
@@ -159,6 +161,8 @@ pub struct Group {
     /// generation only, as Kafka does.
     pub lock_mode: bool,
     pub offsets: BTreeMap<TopicPartition, CommittedOffset>,
+    /// The reconciliation of each partition the group committed while audited (`audit/`).
+    pub audit: BTreeMap<TopicPartition, PartitionAudit>,
     /// Partition counts of the subscribed topics when the generation was assigned.
     pub partition_baseline: Option<BTreeMap<String, Option<i32>>>,
     /// Set while the group uses the KIP-848 consumer protocol: then the classic fields
@@ -192,6 +196,7 @@ impl Group {
             locks: LockTable::default(),
             lock_mode: false,
             offsets: BTreeMap::new(),
+            audit: BTreeMap::new(),
             partition_baseline: None,
             consumer: None,
             replay: Replay::default(),

@@ -13,6 +13,8 @@
 //! (`offsets.rs` has the key-value layout).
 
 pub mod admin;
+pub mod audit;
+pub mod audit_admin;
 pub mod commits;
 pub mod configs;
 pub mod configs_admin;
@@ -107,6 +109,10 @@ pub struct GroupConfig {
     pub scheduler_horizon_secs: u32,
     /// Scheduler: most partitions moved in one decision.
     pub scheduler_max_moves: usize,
+    /// Real-time reconciliation (`audit/`) of groups that set no `phxq.consumer.audit`:
+    /// `record` (check every commit against what the committer was delivered and record
+    /// skips), `strict` (also refuse a member's commit that would skip) or `off`.
+    pub audit: String,
 }
 
 impl Default for GroupConfig {
@@ -126,6 +132,7 @@ impl Default for GroupConfig {
             scheduler_min_gain_percent: 10,
             scheduler_horizon_secs: 10,
             scheduler_max_moves: 8,
+            audit: "record".into(),
         }
     }
 }
@@ -150,6 +157,11 @@ impl GroupConfig {
             self.consumer_heartbeat_interval_ms >= 1
                 && (self.consumer_heartbeat_interval_ms as u64) < self.consumer_session_timeout_ms,
             "groups.consumer_heartbeat_interval_ms must be >= 1 and below consumer_session_timeout_ms"
+        );
+        anyhow::ensure!(
+            crate::audit::reconcile::Mode::parse(&self.audit).is_some(),
+            "groups.audit must be one of {}",
+            crate::audit::reconcile::Mode::NAMES.join(", ")
         );
         anyhow::ensure!(
             self.scheduler_interval_ms >= 100 && self.scheduler_min_gain_percent < 100,

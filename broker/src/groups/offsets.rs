@@ -4,6 +4,8 @@
 //! - `offsets/<group>/<topic>/<partition>` -> JSON [`CommittedOffset`]
 //! - `groups/<group>` -> JSON [`GroupRecord`] (generation and protocol, so a restarted
 //!   coordinator never hands out a generation twice)
+//! - `audit/<group>/<topic>/<partition>` -> JSON `audit::reconcile::PartitionAudit` (the
+//!   group's reconciliation of that partition, written with the commit it checked)
 //!
 //! Group ids may contain `/`; topic names cannot, so offset keys are parsed from the right.
 
@@ -14,6 +16,7 @@ use super::consumer_protocol::TopicPartition;
 
 pub const OFFSETS_PREFIX: &str = "offsets/";
 pub const GROUPS_PREFIX: &str = "groups/";
+pub const AUDIT_PREFIX: &str = "audit/";
 
 /// One committed offset with what the client sent along with it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,15 +65,26 @@ pub fn offset_key(group: &str, tp: &TopicPartition) -> Bytes {
     Bytes::from(format!("{OFFSETS_PREFIX}{group}/{}/{}", tp.0, tp.1))
 }
 
+pub fn audit_key(group: &str, tp: &TopicPartition) -> Bytes {
+    Bytes::from(format!("{AUDIT_PREFIX}{group}/{}/{}", tp.0, tp.1))
+}
+
 pub fn group_key(group: &str) -> Bytes {
     Bytes::from(format!("{GROUPS_PREFIX}{group}"))
 }
 
 /// `(group, topic-partition)` of an offset key.
 pub fn parse_offset_key(key: &[u8]) -> Option<(String, TopicPartition)> {
-    let key = std::str::from_utf8(key)
-        .ok()?
-        .strip_prefix(OFFSETS_PREFIX)?;
+    parse_partition_key(key, OFFSETS_PREFIX)
+}
+
+/// `(group, topic-partition)` of an audit key.
+pub fn parse_audit_key(key: &[u8]) -> Option<(String, TopicPartition)> {
+    parse_partition_key(key, AUDIT_PREFIX)
+}
+
+fn parse_partition_key(key: &[u8], prefix: &str) -> Option<(String, TopicPartition)> {
+    let key = std::str::from_utf8(key).ok()?.strip_prefix(prefix)?;
     let (rest, partition) = key.rsplit_once('/')?;
     let (group, topic) = rest.rsplit_once('/')?;
     Some((
@@ -113,6 +127,9 @@ mod tests {
         for g in ["g", "a/b", "with/many/slashes/", ""] {
             let k = offset_key(g, &tp);
             assert_eq!(parse_offset_key(&k), Some((g.to_string(), tp.clone())));
+            let a = audit_key(g, &tp);
+            assert_eq!(parse_audit_key(&a), Some((g.to_string(), tp.clone())));
+            assert_eq!(parse_offset_key(&a), None);
             assert_eq!(parse_group_key(&group_key(g)).as_deref(), Some(g));
         }
         assert_eq!(parse_offset_key(b"offsets/g/t/x"), None);

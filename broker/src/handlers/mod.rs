@@ -97,6 +97,7 @@ pub async fn handle(broker: &Broker, request: Request, session: &mut Session) ->
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, r, v).await),
         RequestKind::Fetch(r) => {
             let owed = quota::fetch_owed(broker, &client_id, &r, peer);
+            let positions = fetch::positions(&r);
             let mut resp = if owed > 0 {
                 kafka_protocol::messages::FetchResponse::default()
             } else {
@@ -106,6 +107,18 @@ pub async fn handle(broker: &Broker, request: Request, session: &mut Session) ->
             };
             quota::enforce_fetch_lock(broker, &client_id, &mut resp, peer);
             quota::after_fetch(broker, &client_id, &mut resp, owed, session);
+            if let Some(positions) = &positions {
+                crate::audit::service::record_fetch(
+                    &broker.deliveries,
+                    &broker.topics,
+                    &broker.node,
+                    &client_id,
+                    &client_host(peer),
+                    positions,
+                    &resp,
+                    crate::groups::offsets::now_ms(),
+                );
+            }
             ResponseKind::Fetch(resp)
         }
         RequestKind::ListOffsets(r) => {
@@ -155,9 +168,9 @@ pub async fn handle(broker: &Broker, request: Request, session: &mut Session) ->
         }
         RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(heartbeat::handle(broker, r, v)),
         RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(leave_group::handle(broker, r, v)),
-        RequestKind::OffsetCommit(r) => {
-            ResponseKind::OffsetCommit(offset_commit::handle(broker, r, v).await)
-        }
+        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(
+            offset_commit::handle(broker, r, v, &client_id, &client_host(peer)).await,
+        ),
         RequestKind::OffsetFetch(r) => {
             ResponseKind::OffsetFetch(offset_fetch::handle(broker, r, v).await)
         }

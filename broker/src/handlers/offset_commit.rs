@@ -14,6 +14,7 @@ use kafka_protocol::messages::offset_commit_response::{
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
 use crate::broker::Broker;
+use crate::groups::commits::Committer;
 use crate::groups::configs::GroupSettings;
 use crate::groups::errors::*;
 use crate::groups::offsets::{now_ms, CommittedOffset};
@@ -25,6 +26,8 @@ pub async fn handle(
     broker: &Broker,
     req: OffsetCommitRequest,
     version: i16,
+    client_id: &str,
+    host: &str,
 ) -> OffsetCommitResponse {
     let max_metadata = broker.groups.config().max_metadata_bytes;
     let timestamp = now_ms();
@@ -66,7 +69,8 @@ pub async fn handle(
         codes.push(tc);
     }
     if !items.is_empty() {
-        let live_reset = req.unknown_tagged_fields.contains_key(&LIVE_RESET_TAG)
+        let operator = req.unknown_tagged_fields.contains_key(&LIVE_RESET_TAG);
+        let live_reset = operator
             || GroupSettings::resolve(
                 &broker.config.groups,
                 &broker.group_configs.get(&req.group_id.0),
@@ -76,9 +80,14 @@ pub async fn handle(
             .groups
             .commit(
                 &req.group_id.0,
-                &req.member_id,
-                req.group_instance_id.as_deref(),
-                req.generation_id_or_member_epoch,
+                &Committer {
+                    member_id: &req.member_id,
+                    instance_id: req.group_instance_id.as_deref(),
+                    generation: req.generation_id_or_member_epoch,
+                    client_id,
+                    host,
+                    operator,
+                },
                 items,
                 live_reset,
             )

@@ -3,6 +3,7 @@
 //! partition; v8+ asks for several groups at once; v9 carries the member id and epoch of a
 //! KIP-848 member, checked as Kafka does (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH). Reads wait for a commit of the group
 //! that is being written, so a partition's next owner sees its previous owner's last commit.
+//! v6-v7 requests carrying [`AUDIT_TAG`] also get the group's audit (`phxq group audit`).
 
 use std::collections::BTreeMap;
 
@@ -17,6 +18,10 @@ use crate::groups::consumer_protocol::TopicPartition;
 use crate::groups::errors::*;
 use crate::groups::offsets::CommittedOffset;
 use crate::handlers::str;
+
+/// The tagged field (OffsetFetch v6 and v7, request and response) by which
+/// `phxq group audit` asks for the group's reconciliation (`audit/`), answered as JSON.
+pub const AUDIT_TAG: i32 = 0x706A;
 
 type Fetched = BTreeMap<TopicPartition, Option<CommittedOffset>>;
 /// (partition, offset, leader epoch, metadata) of one partition.
@@ -132,7 +137,14 @@ pub async fn handle(broker: &Broker, req: OffsetFetchRequest, version: i16) -> O
     let (code, topics) = fetch(broker, &req.group_id.0, topics).await;
     // v1 has no top-level error code: a group-level error goes on every partition.
     let partition_code = if version < 2 { code } else { NONE };
+    let mut tagged = BTreeMap::new();
+    if version >= 6 && req.unknown_tagged_fields.contains_key(&AUDIT_TAG) {
+        if let Ok(audit) = broker.groups.audit_report(&req.group_id.0).await {
+            tagged.insert(AUDIT_TAG, bytes::Bytes::from(audit.to_string()));
+        }
+    }
     OffsetFetchResponse::default()
+        .with_unknown_tagged_fields(tagged)
         .with_error_code(if version >= 2 { code } else { NONE })
         .with_topics(
             topics

@@ -11,6 +11,7 @@
 
 pub mod budget;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -59,6 +60,21 @@ pub async fn handle(
     };
     rotation.cut_off_at(cut_off);
     response
+}
+
+/// Each requested partition's fetch offset, for the audit's record of what a consumer was
+/// given (`None` for a follower's Fetch).
+pub fn positions(req: &FetchRequest) -> Option<BTreeMap<(String, i32), i64>> {
+    (req.replica_id.0 < 0 && req.replica_state.replica_id.0 < 0).then(|| {
+        req.topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(move |p| ((t.topic.0.to_string(), p.partition), p.fetch_offset))
+            })
+            .collect()
+    })
 }
 
 /// Apply watches of the store groups holding the requested partitions.
