@@ -270,6 +270,13 @@ impl StoreGroup {
     /// Appends to `out` whole batches of `p` starting with the one that contains `offset`,
     /// as many as fit in `limit.max_bytes` (and the first one regardless when
     /// `limit.first_batch_whole`). Batches carry their assigned base offsets.
+    /// The first offset of `p` appended in leader term `term`, if this node applied one
+    /// since it started: every offset from it on was appended (and so could only be read
+    /// from a leader) in that term. `None`: nothing appended in `term` yet, or not known.
+    pub fn term_start_offset(&self, p: PartitionId, term: u64) -> Option<i64> {
+        self.inner.shared.term_start(p, term)
+    }
+
     pub fn read(
         &self,
         p: PartitionId,

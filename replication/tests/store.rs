@@ -560,3 +560,32 @@ async fn a_data_directory_of_the_old_layout_is_refused() {
     open(fresh.path()).await.shutdown().await;
     open(fresh.path()).await.shutdown().await;
 }
+
+#[tokio::test]
+async fn term_start_offsets_say_what_the_current_leader_appended() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path()).await;
+    let g = node.open_group(GroupId(1)).await.unwrap();
+    let (a, b) = (part(7, 0), part(7, 1));
+    create(&g, &[a, b]).await;
+    let term = g.leader_term().expect("leader");
+    assert_eq!(g.term_start_offset(a, term), None, "nothing appended yet");
+    append1(&g, a, batch(3, 100)).await.unwrap();
+    append1(&g, a, batch(2, 100)).await.unwrap();
+    assert_eq!(g.term_start_offset(a, term), Some(0));
+    assert_eq!(g.term_start_offset(b, term), None);
+    assert_eq!(g.term_start_offset(a, term + 1), None, "another term");
+    node.shutdown().await;
+    drop(g);
+    drop(node);
+
+    // After a restart the node leads in a new term: everything before it is older.
+    let node = open(dir.path()).await;
+    let g = node.open_group(GroupId(1)).await.unwrap();
+    let term2 = g.leader_term().expect("leader");
+    assert!(term2 > term);
+    assert_eq!(g.term_start_offset(a, term2), None);
+    append1(&g, a, batch(1, 100)).await.unwrap();
+    assert_eq!(g.term_start_offset(a, term2), Some(5));
+    node.shutdown().await;
+}

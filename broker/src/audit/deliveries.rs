@@ -9,11 +9,13 @@
 //!   delivered `[f, l + 1)` and each batch of it (a [`Link`]). Consumers sharing one client
 //!   id on one host pool their deliveries: the audit is exact when client ids differ.
 //! - **Recorded before the answer leaves**, so a commit that follows it always finds it.
-//! - **Known from.** Deliveries live in this broker's memory. Under a new leader term (this
-//!   broker took the partition over, or restarted) a partition's records start afresh, and
-//!   the offsets below its high watermark at that moment may have been delivered by the
-//!   previous leader: they are *unverified* (neither delivered nor skipped), and so are
-//!   offsets whose records were dropped to bound memory ([`MAX_LINKS`], [`IDLE_MS`]).
+//! - **Known from.** Deliveries live in this broker's memory, and only a partition's leader
+//!   serves fetches. Offsets appended in the current leader term were served, if at all, by
+//!   this broker; older ones may have been served by an earlier leader (or by this broker
+//!   before a restart). So an offset below the first one appended in the current term (the
+//!   high watermark, when nothing was appended in it yet) that this broker has no record
+//!   of is *unverified* (neither delivered nor skipped), and so is one whose record was
+//!   dropped to bound memory ([`MAX_LINKS`], [`IDLE_MS`]).
 //! - **A check** of a commit that moves the group from `from` to `to` answers: the parts of
 //!   `[from, to)` never delivered to the client (*undelivered*: skipped) and the unverified
 //!   parts; and the chain extended over the batches whose last offset is in
@@ -69,8 +71,8 @@ pub struct Verdict {
 /// What the leader knows of a partition at the time of a call.
 #[derive(Clone, Copy, Debug)]
 pub struct LeaderView {
-    pub term: u64,
-    pub high_watermark: i64,
+    /// Offsets from here on were appended in the current leader term (see the module doc).
+    pub known_from: i64,
 }
 
 #[derive(Default)]
@@ -106,11 +108,7 @@ impl Delivered {
     }
 }
 
-struct Track {
-    term: u64,
-    known_from: i64,
-    clients: HashMap<(String, String), Delivered>,
-}
+type Track = HashMap<(String, String), Delivered>;
 
 /// Every partition this broker leads, with what it gave whom.
 #[derive(Default)]
@@ -123,26 +121,6 @@ pub struct Deliveries {
 /// How often idle clients are looked for.
 const SWEEP_MS: i64 = 60_000;
 
-fn track<'a>(
-    tracks: &'a mut HashMap<TopicPartition, Track>,
-    tp: &TopicPartition,
-    at: LeaderView,
-) -> &'a mut Track {
-    let t = tracks.entry(tp.clone()).or_insert_with(|| Track {
-        term: at.term,
-        known_from: at.high_watermark,
-        clients: HashMap::new(),
-    });
-    if t.term != at.term {
-        *t = Track {
-            term: at.term,
-            known_from: at.high_watermark,
-            clients: HashMap::new(),
-        };
-    }
-    t
-}
-
 impl Deliveries {
     /// Records a Fetch answer: `links` given to `client` (client id, host) from
     /// `fetch_offset` on.
@@ -150,7 +128,6 @@ impl Deliveries {
         &self,
         tp: &TopicPartition,
         (client_id, host): (&str, &str),
-        at: LeaderView,
         fetch_offset: i64,
         links: &[Link],
         now_ms: i64,
@@ -163,9 +140,9 @@ impl Deliveries {
             self.sweep(now_ms);
         }
         let mut tracks = self.tracks.lock().unwrap_or_else(|e| e.into_inner());
-        let t = track(&mut tracks, tp, at);
-        let d = t
-            .clients
+        let d = tracks
+            .entry(tp.clone())
+            .or_default()
             .entry((client_id.to_string(), host.to_string()))
             .or_default();
         d.touched_ms = now_ms;
@@ -195,11 +172,11 @@ impl Deliveries {
         log: &dyn Fn(i64, i64) -> Result<Vec<Link>, String>,
     ) -> Result<Verdict, String> {
         let mut tracks = self.tracks.lock().unwrap_or_else(|e| e.into_inner());
-        let t = track(&mut tracks, &c.tp, at);
-        let known_from = t.known_from;
+        let t = tracks.entry(c.tp.clone()).or_default();
+        let known_from = at.known_from;
         let empty = Delivered::default();
         let key = (c.client_id.clone(), c.host.clone());
-        let d = t.clients.get(&key).unwrap_or(&empty);
+        let d = t.get(&key).unwrap_or(&empty);
         let from = c
             .from
             .unwrap_or_else(|| d.ranges.first().unwrap_or(c.to).min(c.to));
@@ -246,7 +223,7 @@ impl Deliveries {
             chained_to = c.to;
         }
         let delivered_to = d.ranges.end().unwrap_or(from);
-        if let Some(d) = t.clients.get_mut(&key) {
+        if let Some(d) = t.get_mut(&key) {
             d.prune(from);
         }
         Ok(Verdict {
@@ -263,8 +240,8 @@ impl Deliveries {
     pub fn sweep(&self, now_ms: i64) {
         let mut tracks = self.tracks.lock().unwrap_or_else(|e| e.into_inner());
         for t in tracks.values_mut() {
-            t.clients.retain(|_, d| now_ms - d.touched_ms < IDLE_MS);
+            t.retain(|_, d| now_ms - d.touched_ms < IDLE_MS);
         }
-        tracks.retain(|_, t| !t.clients.is_empty());
+        tracks.retain(|_, t| !t.is_empty());
     }
 }

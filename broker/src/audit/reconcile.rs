@@ -2,7 +2,9 @@
 //! commit does to it, given the partition leader's [`Verdict`] on what the committing
 //! client was delivered (`deliveries.rs`).
 //!
-//! Rules, for a commit of partition P moving the group from committed offset C to X:
+//! Rules, for a commit of partition P moving the group from committed offset C to X (the
+//! first checked commit of a partition starts at the first offset the committer was
+//! delivered instead of C: the audit begins there):
 //! - **X > C (or no C):** the leader is asked. Undelivered parts of `[C, X)` are *skipped*:
 //!   recorded (range, client id, host, member, time) and counted. With mode `strict` the
 //!   commit is refused instead (POLICY_VIOLATION, the offset stays at C, the refusal is
@@ -147,7 +149,9 @@ pub fn check_for(
         tp: tp.clone(),
         client_id: who.client_id.clone(),
         host: who.host.clone(),
-        from: committed,
+        // Until a first checked commit, deliveries may not have been recorded (the audit
+        // was just switched on, or the group predates it): start at the first one seen.
+        from: committed.filter(|_| audit.chain_from.is_some()),
         to,
         chain: audit.chain,
         chained_to: audit.chained_to,

@@ -32,18 +32,16 @@ fn view(store: &StoreGroup, pid: PartitionId) -> Option<LeaderView> {
     let term = store.leader_term()?;
     let offsets = store.offsets(pid)?;
     Some(LeaderView {
-        term,
-        high_watermark: offsets.high_watermark,
+        known_from: store
+            .term_start_offset(pid, term)
+            .unwrap_or(offsets.high_watermark),
     })
 }
 
 /// Records what a Fetch answer gave the client: `requested` holds each partition's fetch
 /// offset.
-#[allow(clippy::too_many_arguments)]
 pub fn record_fetch(
     deliveries: &Deliveries,
-    topics: &TopicRegistry,
-    node: &ReplicaNode,
     client_id: &str,
     host: &str,
     requested: &BTreeMap<TopicPartition, i64>,
@@ -59,14 +57,11 @@ pub fn record_fetch(
             let Some(&fetch_offset) = requested.get(&tp) else {
                 continue;
             };
-            let Some((pid, gid)) = locate(topics, &tp) else {
+            if p.error_code != 0 {
                 continue;
-            };
-            let Some(at) = node.group(gid).and_then(|s| view(&s, pid)) else {
-                continue;
-            };
+            }
             let links = chain::links(records);
-            deliveries.record(&tp, (client_id, host), at, fetch_offset, &links, now_ms);
+            deliveries.record(&tp, (client_id, host), fetch_offset, &links, now_ms);
         }
     }
 }

@@ -20,19 +20,16 @@ fn tp() -> (String, i32) {
     ("t".to_string(), 0)
 }
 
-const AT: LeaderView = LeaderView {
-    term: 1,
-    high_watermark: 0,
-};
+const AT: LeaderView = LeaderView { known_from: 0 };
 
 /// What a Fetch from `offset` returns with room for `n` batches.
-fn fetch(d: &Deliveries, client: &str, at: LeaderView, offset: i64, n: usize) {
+fn fetch(d: &Deliveries, client: &str, offset: i64, n: usize) {
     let links: Vec<Link> = log()
         .into_iter()
         .filter(|l| l.last >= offset)
         .take(n)
         .collect();
-    d.record(&tp(), (client, "/h"), at, offset, &links, 0);
+    d.record(&tp(), (client, "/h"), offset, &links, 0);
 }
 
 fn read_log(a: i64, b: i64) -> Result<Vec<Link>, String> {
@@ -90,11 +87,11 @@ fn auditor(audit: &PartitionAudit) -> u32 {
 fn a_consumer_that_reads_everything_is_clean_and_its_chain_matches_the_log() {
     let d = Deliveries::default();
     let (mut audit, mut committed) = (PartitionAudit::default(), None);
-    fetch(&d, "c", AT, 0, 3);
+    fetch(&d, "c", 0, 3);
     commit(&d, AT, &mut audit, &mut committed, "c", 25, Mode::Record);
-    fetch(&d, "c", AT, 30, 2);
+    fetch(&d, "c", 30, 2);
     commit(&d, AT, &mut audit, &mut committed, "c", 50, Mode::Record);
-    fetch(&d, "c", AT, 50, 10);
+    fetch(&d, "c", 50, 10);
     commit(&d, AT, &mut audit, &mut committed, "c", 100, Mode::Record);
     assert_eq!(audit.skipped_records, 0);
     assert!(audit.events.is_empty(), "{:?}", audit.events);
@@ -108,9 +105,9 @@ fn a_consumer_that_reads_everything_is_clean_and_its_chain_matches_the_log() {
 fn seeking_forward_and_committing_records_exactly_the_skipped_range() {
     let d = Deliveries::default();
     let (mut audit, mut committed) = (PartitionAudit::default(), Some(0));
-    fetch(&d, "c", AT, 0, 2); // [0, 20)
+    fetch(&d, "c", 0, 2); // [0, 20)
     commit(&d, AT, &mut audit, &mut committed, "c", 20, Mode::Record);
-    fetch(&d, "c", AT, 45, 2); // seeked to 45: batches [40..49], [50..59]
+    fetch(&d, "c", 45, 2); // seeked to 45: batches [40..49], [50..59]
     let decision = commit(&d, AT, &mut audit, &mut committed, "c", 60, Mode::Record);
     assert!(matches!(decision, Decision::Record(_)));
     assert_eq!(audit.skipped, vec![(20, 45)]);
@@ -131,8 +128,8 @@ fn seeking_forward_and_committing_records_exactly_the_skipped_range() {
 fn strict_refuses_a_skip_and_keeps_the_offset() {
     let d = Deliveries::default();
     let (mut audit, mut committed) = (PartitionAudit::default(), Some(0));
-    fetch(&d, "c", AT, 0, 2);
-    fetch(&d, "c", AT, 45, 1);
+    fetch(&d, "c", 0, 2);
+    fetch(&d, "c", 45, 1);
     let decision = commit(&d, AT, &mut audit, &mut committed, "c", 50, Mode::Strict);
     assert!(
         matches!(decision, Decision::Refuse { code, .. } if code == phxq_protocol::errors::POLICY_VIOLATION)
@@ -142,7 +139,7 @@ fn strict_refuses_a_skip_and_keeps_the_offset() {
     assert_eq!(audit.events[0].kind, Kind::Refused);
     assert_eq!((audit.events[0].from, audit.events[0].to), (20, 45));
     // Reading the missing records makes the same commit pass.
-    fetch(&d, "c", AT, 20, 3);
+    fetch(&d, "c", 20, 3);
     let decision = commit(&d, AT, &mut audit, &mut committed, "c", 50, Mode::Strict);
     assert!(matches!(decision, Decision::Record(_)));
     assert_eq!(committed, Some(50));
@@ -154,7 +151,7 @@ fn strict_refuses_a_skip_and_keeps_the_offset() {
 fn an_admin_reset_forward_is_a_skip_even_when_strict_and_backward_is_a_replay() {
     let d = Deliveries::default();
     let (mut audit, mut committed) = (PartitionAudit::default(), Some(0));
-    fetch(&d, "c", AT, 0, 1);
+    fetch(&d, "c", 0, 1);
     commit(&d, AT, &mut audit, &mut committed, "c", 10, Mode::Strict);
     let admin = Who {
         client_id: "phxq-admin".into(),
@@ -179,16 +176,13 @@ fn an_admin_reset_forward_is_a_skip_even_when_strict_and_backward_is_a_replay() 
 fn a_new_leader_calls_older_offsets_unverified_not_skipped() {
     let d = Deliveries::default();
     let (mut audit, mut committed) = (PartitionAudit::default(), Some(0));
-    fetch(&d, "c", AT, 0, 2);
+    fetch(&d, "c", 0, 2);
     commit(&d, AT, &mut audit, &mut committed, "c", 20, Mode::Strict);
-    fetch(&d, "c", AT, 20, 2); // [20, 40) delivered by the old leader, not committed
-                               // Another broker takes over at high watermark 60; the consumer goes on from 40.
-    let new = LeaderView {
-        term: 2,
-        high_watermark: 60,
-    };
+    fetch(&d, "c", 20, 2); // [20, 40) delivered by the old leader, not committed
+                           // Another broker takes over at high watermark 60; the consumer goes on from 40.
+    let new = LeaderView { known_from: 60 };
     let fresh = Deliveries::default();
-    fetch(&fresh, "c", new, 40, 3);
+    fetch(&fresh, "c", 40, 3);
     let decision = commit(
         &fresh,
         new,
@@ -203,12 +197,10 @@ fn a_new_leader_calls_older_offsets_unverified_not_skipped() {
     assert_eq!(audit.unverified_records, 20);
     assert_eq!(audit.events[0].kind, Kind::Unverified);
     assert_eq!(audit.chain, chain::over_log(SEED, log(), 0, 70, &[]));
-    // The same broker under a new term forgets what it recorded too.
-    fetch(&fresh, "c", new, 70, 1);
-    let newer = LeaderView {
-        term: 3,
-        high_watermark: 100,
-    };
+    // What a broker recorded stays valid when it leads again in a later term; only what
+    // it has no record of below the new term's first offset is unverified.
+    fetch(&fresh, "c", 70, 1);
+    let newer = LeaderView { known_from: 100 };
     commit(
         &fresh,
         newer,
@@ -216,17 +208,28 @@ fn a_new_leader_calls_older_offsets_unverified_not_skipped() {
         &mut committed,
         "c",
         80,
+        Mode::Strict,
+    );
+    assert_eq!(audit.unverified_records, 20);
+    assert_eq!(audit.chain, chain::over_log(SEED, log(), 0, 80, &[]));
+    commit(
+        &fresh,
+        newer,
+        &mut audit,
+        &mut committed,
+        "c",
+        90,
         Mode::Record,
     );
     assert_eq!(audit.unverified_records, 30);
-    assert_eq!(audit.chain, chain::over_log(SEED, log(), 0, 80, &[]));
+    assert_eq!(audit.chain, chain::over_log(SEED, log(), 0, 90, &[]));
 }
 
 #[test]
 fn the_first_commit_starts_at_the_first_delivery_and_rewinds_are_recorded() {
     let d = Deliveries::default();
     let (mut audit, mut committed) = (PartitionAudit::default(), None);
-    fetch(&d, "c", AT, 60, 2); // auto.offset.reset=latest, say
+    fetch(&d, "c", 60, 2); // auto.offset.reset=latest, say
     commit(&d, AT, &mut audit, &mut committed, "c", 80, Mode::Strict);
     assert_eq!(audit.skipped_records, 0);
     assert_eq!(audit.chain_from, Some(60));
@@ -235,7 +238,7 @@ fn the_first_commit_starts_at_the_first_delivery_and_rewinds_are_recorded() {
     assert_eq!(audit.events.last().unwrap().kind, Kind::Rewound);
     assert_eq!(committed, Some(65));
     // Delivered again from 65 after the rewind, then on: clean, chained once.
-    fetch(&d, "c", AT, 65, 3);
+    fetch(&d, "c", 65, 3);
     commit(&d, AT, &mut audit, &mut committed, "c", 90, Mode::Strict);
     assert_eq!(audit.skipped_records, 0);
     assert_eq!(audit.chain, auditor(&audit));
@@ -245,7 +248,8 @@ fn the_first_commit_starts_at_the_first_delivery_and_rewinds_are_recorded() {
 fn another_clients_deliveries_do_not_count() {
     let d = Deliveries::default();
     let (mut audit, mut committed) = (PartitionAudit::default(), Some(0));
-    fetch(&d, "a", AT, 0, 3);
+    fetch(&d, "a", 0, 3);
+    commit(&d, AT, &mut audit, &mut committed, "a", 10, Mode::Strict);
     let decision = commit(&d, AT, &mut audit, &mut committed, "b", 30, Mode::Strict);
     assert!(matches!(decision, Decision::Refuse { .. }));
 }

@@ -32,6 +32,8 @@ pub struct ApplyEffect {
     pub last_applied: Option<LogId>,
     /// Payload bytes written to the batches table.
     pub batch_bytes: u64,
+    /// Each batch appended: its partition, the term of its entry and its base offset.
+    pub appends: Vec<(PartitionId, u64, i64)>,
 }
 
 struct Tables<'t> {

@@ -30,6 +30,9 @@ pub struct GroupShared {
     /// Term of the last applied entry visible to reads. Once it reaches a leader's term,
     /// every entry of earlier terms is visible too (a leader opens its term with an entry).
     applied_term: std::sync::atomic::AtomicU64,
+    /// Per partition, the latest term in which something was appended to it (since this
+    /// process started) and the first offset appended in that term.
+    term_starts: RwLock<HashMap<PartitionId, (u64, i64)>>,
 }
 
 fn load_offsets(db: &Database, id: GroupId) -> io::Result<HashMap<PartitionId, PartitionOffsets>> {
@@ -63,6 +66,7 @@ impl GroupShared {
             offsets: RwLock::new(offsets),
             applied_tx,
             applied_term: applied.map_or(0, |l| l.leader_id.term).into(),
+            term_starts: RwLock::new(HashMap::new()),
         }))
     }
 
@@ -95,6 +99,15 @@ impl GroupShared {
                 };
             }
         }
+        if !effect.appends.is_empty() {
+            let mut starts = self.term_starts.write().unwrap_or_else(|p| p.into_inner());
+            for &(p, term, base) in &effect.appends {
+                let s = starts.entry(p).or_insert((term, base));
+                if s.0 < term {
+                    *s = (term, base);
+                }
+            }
+        }
         if let Some(last) = effect.last_applied {
             self.applied_term
                 .fetch_max(last.leader_id.term, std::sync::atomic::Ordering::Release);
@@ -104,6 +117,17 @@ impl GroupShared {
                 grew
             });
         }
+    }
+
+    /// The first offset of `p` appended by an entry of `term`, if this process applied
+    /// one (offsets below it were appended in earlier terms).
+    pub fn term_start(&self, p: PartitionId, term: u64) -> Option<i64> {
+        self.term_starts
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&p)
+            .filter(|s| s.0 == term)
+            .map(|s| s.1)
     }
 
     /// Term of the last applied entry visible to reads.

@@ -59,7 +59,20 @@ pub fn apply_entries(
                     Command::Append(batches) => positions(log, &entry.log_id, batches)?,
                     _ => Vec::new(),
                 };
-                a.command(cmd, &at)?
+                let response = a.command(cmd, &at)?;
+                if let (Command::Append(batches), CommandResponse::Appended(results)) =
+                    (cmd, &response)
+                {
+                    let term = entry.log_id.leader_id.term;
+                    for (b, r) in batches.iter().zip(results) {
+                        if let Ok(r) = r.as_ref() {
+                            if !r.duplicate {
+                                effect.appends.push((b.partition, term, r.base_offset));
+                            }
+                        }
+                    }
+                }
+                response
             }
             EntryPayload::Membership(m) => {
                 let stored = StoredMembership::new(Some(entry.log_id), m.clone());
