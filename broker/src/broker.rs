@@ -9,6 +9,7 @@ use tracing::{info, warn};
 
 use crate::audit;
 use crate::audit::deliveries::{Check, Deliveries, Verdict};
+use crate::audit::reconcile::Mode;
 use crate::config::Config;
 use crate::groups::configs::{GroupConfigRegistry, GroupSettings};
 use crate::groups::consumer::TopicMetadata;
@@ -146,6 +147,12 @@ impl Broker {
 
     pub fn node_id(&self) -> i32 {
         self.config.node_id as i32
+    }
+
+    /// Whether consumers' fetches must be recorded for the audit (`audit/`): some group may
+    /// be audited (the broker's default is on, or a group turns it on).
+    pub fn audit_on(&self) -> bool {
+        self.config.groups.audit != Mode::Off.name() || self.group_configs.any_audited()
     }
 
     /// The store group holding a partition placed in `group`.

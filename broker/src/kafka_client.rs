@@ -17,7 +17,20 @@ pub struct KafkaClient {
 }
 
 impl KafkaClient {
+    /// Connects to `addr`, or to the first that answers of a comma-separated list of
+    /// addresses (a bootstrap list, as Kafka tools take it).
     pub fn connect(addr: &str) -> anyhow::Result<KafkaClient> {
+        let mut errors = Vec::new();
+        for a in addr.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+            match Self::connect_one(a) {
+                Ok(c) => return Ok(c),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        anyhow::bail!("{}", errors.join("; "))
+    }
+
+    fn connect_one(addr: &str) -> anyhow::Result<KafkaClient> {
         let stream = TcpStream::connect(addr)
             .map_err(|e| anyhow::anyhow!("cannot connect to {addr}: {e}"))?;
         stream.set_read_timeout(Some(Duration::from_secs(30)))?;

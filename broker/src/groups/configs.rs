@@ -15,6 +15,7 @@
 //!   each heartbeat, so a change takes effect at the group's next heartbeat.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::RwLock;
 
 use bytes::Bytes;
@@ -243,6 +244,12 @@ pub fn apply(mut values: Values, ops: &[Op]) -> Values {
     values
 }
 
+fn any_audited(by_group: &HashMap<String, Values>) -> bool {
+    by_group
+        .values()
+        .any(|v| v.get(AUDIT).is_some_and(|m| m != Mode::Off.name()))
+}
+
 fn key(group: &str) -> Bytes {
     Bytes::from(format!("{PREFIX}{group}"))
 }
@@ -263,6 +270,8 @@ pub enum ConfigError {
 #[derive(Default)]
 pub struct GroupConfigRegistry {
     by_group: RwLock<HashMap<String, Values>>,
+    /// Whether some group sets `phxq.consumer.audit` to other than `off`.
+    audited: AtomicBool,
 }
 
 impl GroupConfigRegistry {
@@ -285,8 +294,16 @@ impl GroupConfigRegistry {
             })?;
             all.insert(group, values);
         }
-        *self.by_group.write().unwrap() = all;
+        let mut by_group = self.by_group.write().unwrap();
+        *by_group = all;
+        self.audited
+            .store(any_audited(&by_group), Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Whether some group turns its audit on itself (whatever the broker's default).
+    pub fn any_audited(&self) -> bool {
+        self.audited.load(Ordering::Relaxed)
     }
 
     /// The configs set on `group` (empty: all defaults).
@@ -339,10 +356,10 @@ impl GroupConfigRegistry {
             CommandResponse::Compared(true) => {}
             _ => return Err(ConfigError::Conflict),
         }
-        self.by_group
-            .write()
-            .unwrap()
-            .insert(group.to_string(), next.clone());
+        let mut by_group = self.by_group.write().unwrap();
+        by_group.insert(group.to_string(), next.clone());
+        self.audited
+            .store(any_audited(&by_group), Ordering::Relaxed);
         Ok(next)
     }
 }

@@ -97,7 +97,7 @@ pub async fn handle(broker: &Broker, request: Request, session: &mut Session) ->
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, r, v).await),
         RequestKind::Fetch(r) => {
             let owed = quota::fetch_owed(broker, &client_id, &r, peer);
-            let positions = fetch::positions(&r);
+            let positions = fetch::positions(broker, &r);
             let mut resp = if owed > 0 {
                 kafka_protocol::messages::FetchResponse::default()
             } else {
@@ -110,8 +110,6 @@ pub async fn handle(broker: &Broker, request: Request, session: &mut Session) ->
             if let Some(positions) = &positions {
                 crate::audit::service::record_fetch(
                     &broker.deliveries,
-                    &broker.topics,
-                    &broker.node,
                     &client_id,
                     &client_host(peer),
                     positions,

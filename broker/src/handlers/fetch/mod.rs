@@ -63,9 +63,10 @@ pub async fn handle(
 }
 
 /// Each requested partition's fetch offset, for the audit's record of what a consumer was
-/// given (`None` for a follower's Fetch).
-pub fn positions(req: &FetchRequest) -> Option<BTreeMap<(String, i32), i64>> {
-    (req.replica_id.0 < 0 && req.replica_state.replica_id.0 < 0).then(|| {
+/// given (`None` for a follower's Fetch, or when no group is audited).
+pub fn positions(broker: &Broker, req: &FetchRequest) -> Option<BTreeMap<(String, i32), i64>> {
+    let consumer = req.replica_id.0 < 0 && req.replica_state.replica_id.0 < 0;
+    (consumer && broker.audit_on()).then(|| {
         req.topics
             .iter()
             .flat_map(|t| {
