@@ -292,3 +292,57 @@ def test_fetch_lock_gives_a_non_owner_member_nothing(broker, topic):
     eventually(lambda: fetch_as("app-b", held_by_a) != b"", "switching the lock off serves B again")
     for c in members.values():
         c.close()
+
+
+def test_topic_limit_within_a_group_holds_that_topic_only(broker, topic):
+    """A group reading two topics with a limit on one of them
+    (`phxq.consumer.topic.records.per.sec=<slow>:500`): the group gets no more than that of
+    the slow topic (plus one second's burst and a batch per partition) while it drains the
+    other topic completely in the same time; deleting the limit lets the same consumer get
+    the rest, in order."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    b = broker.bootstrap
+    slow, fast = f"{topic}-slow", f"{topic}-fast"
+    admin = AdminClient({"bootstrap.servers": b})
+    for f in admin.create_topics([NewTopic(slow, 2, 1), NewTopic(fast, 2, 1)]).values():
+        f.result()
+    per_topic = 10_000
+    p = Producer({"bootstrap.servers": b, "linger.ms": 5, "batch.size": 16384})
+    for i in range(per_topic):
+        for t in (slow, fast):
+            p.produce(t, value=b"%06d" % i, partition=i % 2)
+        if i % 1000 == 0:
+            p.poll(0)
+    assert p.flush(30) == 0
+    limit = 500
+    set_group_config(b, "per-topic", "phxq.consumer.topic.records.per.sec", f"{slow}:{limit}")
+    c = Consumer({"bootstrap.servers": b, "group.id": "per-topic", "client.id": "per-topic-app",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe([slow, fast])
+    got: dict[tuple[str, int], list[int]] = {}
+
+    def drain(seconds: float, until=None):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and not (until and until()):
+            for m in c.consume(500, 0.05):
+                if m.error() is None:
+                    got.setdefault((m.topic(), m.partition()), []).append(m.offset())
+
+    def count(t: str) -> int:
+        return sum(len(v) for (tp, _), v in got.items() if tp == t)
+
+    start = time.monotonic()
+    drain(60, until=lambda: count(fast) == per_topic)
+    assert count(fast) == per_topic, f"the unlimited topic was held back: {count(fast)} of {per_topic}"
+    drain(3)  # unlimited, this would drain the slow topic many times over
+    elapsed = time.monotonic() - start
+    # Upper bound only: a slow machine can only make this smaller.
+    assert count(slow) <= limit * (elapsed + 1) + 2 * 500, \
+        f"topic limited to {limit}/s gave {count(slow)} records in {elapsed:.1f}s"
+    assert count(slow) < per_topic
+    set_group_config(b, "per-topic", "phxq.consumer.topic.records.per.sec", None)
+    drain(30, until=lambda: count(slow) == per_topic)
+    for (t, part), offsets in got.items():
+        assert offsets == list(range(len(offsets))), f"{t}-{part}: out of order or gaps"
+    assert count(slow) == per_topic
+    c.close()

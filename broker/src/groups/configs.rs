@@ -9,7 +9,9 @@
 //!   `[groups] min_session_timeout_ms..=max_session_timeout_ms`, the heartbeat interval
 //!   below the group's session timeout.
 //! - `phxq.consumer.records.per.sec` and `phxq.consumer.bytes.per.sec` are PhxQueue's
-//!   dequeue speed limits; `quotas/groups.rs` enforces them.
+//!   dequeue speed limits, `phxq.consumer.topic.records.per.sec` and
+//!   `phxq.consumer.topic.bytes.per.sec` the same per topic within the group
+//!   (`topic:rate,...`); `quotas/groups.rs` enforces them.
 //! - They live in the metadata Raft group (`group-config/<group>` -> JSON map), so every
 //!   broker sees a change once the metadata group applies it; the coordinator reads them at
 //!   each heartbeat, so a change takes effect at the group's next heartbeat.
@@ -25,6 +27,9 @@ use super::GroupConfig;
 use crate::audit::reconcile::Mode;
 use crate::topic_configs::{BOOLEAN, INT, LONG, STRING};
 
+/// Kafka's LIST config type (comma-separated values).
+pub const LIST: i8 = 7;
+
 const PREFIX: &str = "group-config/";
 
 /// Kafka's name for the KIP-848 session timeout of one group.
@@ -35,6 +40,10 @@ pub const HEARTBEAT_INTERVAL: &str = "consumer.heartbeat.interval.ms";
 pub const RECORDS_PER_SEC: &str = "phxq.consumer.records.per.sec";
 /// phxq: how many bytes of record batches per second the group may fetch.
 pub const BYTES_PER_SEC: &str = "phxq.consumer.bytes.per.sec";
+/// phxq: per-topic dequeue speed limits within the group: `topic:records-per-sec,...`.
+pub const TOPIC_RECORDS_PER_SEC: &str = "phxq.consumer.topic.records.per.sec";
+/// phxq: per-topic dequeue speed limits within the group: `topic:bytes-per-sec,...`.
+pub const TOPIC_BYTES_PER_SEC: &str = "phxq.consumer.topic.bytes.per.sec";
 /// phxq: fetches by a member of the group of a partition whose lock another member holds
 /// get no records (PhxQueue's lock on dequeue, not only on commit).
 pub const FETCH_LOCK: &str = "phxq.consumer.fetch.lock.enable";
@@ -79,6 +88,18 @@ pub const GROUP_CONFIGS: &[Def] = &[
         doc: "dequeue speed limit: bytes/s of record batches the whole group may fetch (unset: unlimited)",
     },
     Def {
+        name: TOPIC_RECORDS_PER_SEC,
+        kind: LIST,
+        broker_key: None,
+        doc: "dequeue speed limits per topic within the group: topic:records-per-second, comma separated (unset: none)",
+    },
+    Def {
+        name: TOPIC_BYTES_PER_SEC,
+        kind: LIST,
+        broker_key: None,
+        doc: "dequeue speed limits per topic within the group: topic:bytes-per-second, comma separated (unset: none)",
+    },
+    Def {
         name: FETCH_LOCK,
         kind: BOOLEAN,
         broker_key: None,
@@ -110,6 +131,9 @@ pub struct GroupSettings {
     /// Dequeue speed limits of the whole group (`quotas/groups.rs`).
     pub records_per_sec: Option<i64>,
     pub bytes_per_sec: Option<i64>,
+    /// Dequeue speed limits of single topics within the group.
+    pub topic_records_per_sec: BTreeMap<String, i64>,
+    pub topic_bytes_per_sec: BTreeMap<String, i64>,
     /// The consumer-group lock is enforced on fetches (`quotas/groups.rs`).
     pub fetch_lock: bool,
     /// Real-time reconciliation (`audit/`).
@@ -118,7 +142,10 @@ pub struct GroupSettings {
 
 impl GroupSettings {
     pub fn is_limited(&self) -> bool {
-        self.records_per_sec.is_some() || self.bytes_per_sec.is_some()
+        self.records_per_sec.is_some()
+            || self.bytes_per_sec.is_some()
+            || !self.topic_records_per_sec.is_empty()
+            || !self.topic_bytes_per_sec.is_empty()
     }
 
     /// Whether the group's lock holders must be known to every broker.
@@ -140,6 +167,14 @@ impl GroupSettings {
             live_reset: values.get(LIVE_RESET).is_some_and(|v| v == "true"),
             records_per_sec: get(RECORDS_PER_SEC).filter(|v| *v > 0),
             bytes_per_sec: get(BYTES_PER_SEC).filter(|v| *v > 0),
+            topic_records_per_sec: values
+                .get(TOPIC_RECORDS_PER_SEC)
+                .and_then(|v| parse_topic_limits(v).ok())
+                .unwrap_or_default(),
+            topic_bytes_per_sec: values
+                .get(TOPIC_BYTES_PER_SEC)
+                .and_then(|v| parse_topic_limits(v).ok())
+                .unwrap_or_default(),
             fetch_lock: values.get(FETCH_LOCK).is_some_and(|v| v == "true"),
             audit: values
                 .get(AUDIT)
@@ -184,6 +219,9 @@ pub fn validate(defaults: &GroupConfig, values: &Values) -> Result<(), String> {
             LONG if value.parse::<i64>().map_or(true, |v| v < 1) => {
                 return Err(format!("{name} must be a positive integer, got {value:?}"));
             }
+            LIST => {
+                parse_topic_limits(value).map_err(|e| format!("{name}: {e}"))?;
+            }
             STRING if name == AUDIT && Mode::parse(value).is_none() => {
                 return Err(format!(
                     "{name} must be one of {}, got {value:?}",
@@ -211,6 +249,27 @@ pub fn validate(defaults: &GroupConfig, values: &Values) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// A per-topic limit list, `topic:rate,topic:rate` (rates positive integers; empty: none).
+pub fn parse_topic_limits(value: &str) -> Result<BTreeMap<String, i64>, String> {
+    let mut out = BTreeMap::new();
+    for item in value.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (topic, rate) = item
+            .rsplit_once(':')
+            .ok_or_else(|| format!("{item:?} is not topic:rate"))?;
+        let rate = rate
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|r| *r >= 1)
+            .ok_or_else(|| format!("the rate of {item:?} must be a positive integer"))?;
+        let topic = topic.trim();
+        if topic.is_empty() || out.insert(topic.to_string(), rate).is_some() {
+            return Err(format!("{item:?}: empty or repeated topic"));
+        }
+    }
+    Ok(out)
 }
 
 fn names() -> String {
@@ -409,9 +468,40 @@ mod tests {
             // The heartbeat must come more often than the session expires.
             vals(&[(SESSION_TIMEOUT, "4000")]),
             vals(&[(SESSION_TIMEOUT, "10000"), (HEARTBEAT_INTERVAL, "10000")]),
+            vals(&[(AUDIT, "loud")]),
+            vals(&[(TOPIC_RECORDS_PER_SEC, "orders")]),
+            vals(&[(TOPIC_RECORDS_PER_SEC, "orders:0")]),
+            vals(&[(TOPIC_BYTES_PER_SEC, "orders:5,orders:6")]),
+            vals(&[(TOPIC_BYTES_PER_SEC, ":5")]),
         ] {
             assert!(validate(&d, &bad).is_err(), "{bad:?} should be refused");
         }
+    }
+
+    #[test]
+    fn topic_limits_and_audit_modes_parse() {
+        let d = GroupConfig::default();
+        let v = vals(&[
+            (TOPIC_RECORDS_PER_SEC, "orders:1000, payments.v2:50"),
+            (AUDIT, "strict"),
+        ]);
+        assert!(validate(&d, &v).is_ok());
+        let s = GroupSettings::resolve(&d, &v);
+        assert_eq!(
+            s.topic_records_per_sec,
+            [
+                ("orders".to_string(), 1000),
+                ("payments.v2".to_string(), 50)
+            ]
+            .into_iter()
+            .collect()
+        );
+        assert!(s.is_limited() && s.topic_bytes_per_sec.is_empty());
+        assert_eq!(s.audit, Mode::Strict);
+        assert_eq!(
+            GroupSettings::resolve(&d, &Values::new()).audit,
+            Mode::Record
+        );
     }
 
     #[test]

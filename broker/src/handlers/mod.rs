@@ -103,7 +103,8 @@ pub async fn handle(broker: &Broker, request: Request, session: &mut Session) ->
             } else {
                 let mut r = r;
                 quota::shape_fetch(broker, &client_id, &mut r, peer);
-                fetch::handle(broker, r, v, &mut session.fetch_rotation).await
+                let held_back = quota::held_back_topics(broker, &client_id, &r, peer);
+                fetch::handle(broker, r, v, &mut session.fetch_rotation, &held_back).await
             };
             quota::enforce_fetch_lock(broker, &client_id, &mut resp, peer);
             quota::after_fetch(broker, &client_id, &mut resp, owed, session);

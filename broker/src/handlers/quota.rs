@@ -10,6 +10,7 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse, ProduceRequest};
 use tokio::time::{Duration, Instant};
 use tracing::debug;
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
 use crate::broker::Broker;
@@ -47,7 +48,8 @@ fn leads(broker: &Broker, tp: &TopicPartition) -> bool {
         .is_some_and(|g| g.is_leader())
 }
 
-/// Cuts a Fetch to what the speed-limited groups it is attributed to may still take.
+/// Cuts a Fetch to what the speed-limited groups it is attributed to may still take: in
+/// all, and per topic where a group limits single topics.
 pub fn shape_fetch(
     broker: &Broker,
     client_id: &str,
@@ -59,23 +61,49 @@ pub fn shape_fetch(
     }
     let tps = requested(req);
     let now = broker.quotas.now_ms();
-    let Some(allowance) =
+    let (total, per_topic) =
         broker
             .quotas
             .groups
             .allowance_bytes(&tps, client_id, &client_host(peer), now, &|tp| {
                 leads(broker, tp)
-            })
-    else {
-        return;
-    };
-    let cap = allowance.min(i32::MAX as u64) as i32;
-    req.max_bytes = req.max_bytes.min(cap);
+            });
+    let cap = |a: u64| a.min(i32::MAX as u64) as i32;
+    if let Some(total) = total {
+        req.max_bytes = req.max_bytes.min(cap(total));
+    }
     for t in &mut req.topics {
+        // A topic's budget is shared by its partitions in this fetch.
+        let n = t.partitions.len().max(1) as u64;
+        let topic_cap = per_topic.get(t.topic.as_str()).map(|a| a / n);
         for p in &mut t.partitions {
-            p.partition_max_bytes = p.partition_max_bytes.min(cap);
+            for c in total.iter().chain(topic_cap.iter()) {
+                p.partition_max_bytes = p.partition_max_bytes.min(cap(*c));
+            }
         }
     }
+}
+
+/// The topics of a Fetch that get no records this time: a group it is attributed to has
+/// used up its limit on them (`phxq.consumer.topic.*.per.sec`). The fetch's other
+/// partitions are served; if none is left, it waits out `max_wait_ms` as an empty fetch.
+pub fn held_back_topics(
+    broker: &Broker,
+    client_id: &str,
+    req: &FetchRequest,
+    peer: Option<SocketAddr>,
+) -> BTreeSet<String> {
+    if req.replica_id.0 >= 0 || !broker.quotas.groups.any() {
+        return BTreeSet::new();
+    }
+    let now = broker.quotas.now_ms();
+    broker.quotas.groups.held_back_topics(
+        &requested(req),
+        client_id,
+        &client_host(peer),
+        now,
+        &|tp| leads(broker, tp),
+    )
 }
 
 /// How long a fetching client (or a group it fetches for) still owes (0: serve it).

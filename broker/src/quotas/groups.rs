@@ -25,6 +25,12 @@
 //!   every member's client id and host; a fetch with a member's identity of a partition
 //!   held by another member (or by nobody) gets no records. A fetch that cannot be told
 //!   apart from the holder's is served.
+//! - **Per topic** (`phxq.consumer.topic.records.per.sec` / `.bytes.per.sec`,
+//!   `topic:rate,...`): a limit on one topic within the group, with its own budget (shared
+//!   between brokers by the share of that topic's held partitions each leads). A fetch's
+//!   partitions of that topic are cut to what is left of it; once it is used up they get no
+//!   records until it refills, while the fetch's other partitions are served: no
+//!   `throttle_time_ms`, which would hold the whole connection back.
 //! - **Enforcement** is that of client quotas (`bucket.rs`, KIP-219): the response that
 //!   takes the group over its share carries `throttle_time_ms` and mutes the connection;
 //!   a Fetch attributed to a group that still owes time gets no records. Records are
@@ -55,10 +61,16 @@ pub enum Unit {
 /// A limited group's member holding a partition: (group, client id, client host).
 type Holder = (String, String, String);
 
+/// What one limit applies to: a whole group (`None`) or one topic within it.
+type Scope = (String, Option<String>);
+
 #[derive(Clone, Debug)]
 struct Limited {
     records_per_sec: Option<i64>,
     bytes_per_sec: Option<i64>,
+    /// Limits of single topics within the group.
+    topic_records_per_sec: BTreeMap<String, i64>,
+    topic_bytes_per_sec: BTreeMap<String, i64>,
     held: Vec<TopicPartition>,
     /// Set when the group enforces its lock on fetches: its members' (client id, host).
     fetch_lock: Option<BTreeSet<(String, String)>>,
@@ -70,9 +82,9 @@ pub struct GroupLimits {
     groups: RwLock<BTreeMap<String, Limited>>,
     /// (partition) -> its holders in limited groups.
     by_partition: RwLock<HashMap<TopicPartition, Vec<Holder>>>,
-    buckets: Mutex<HashMap<(String, Unit), Bucket>>,
-    /// Per group: this broker's share of its limit, and when it was computed.
-    shares: Mutex<HashMap<String, (f64, u64)>>,
+    buckets: Mutex<HashMap<(Scope, Unit), Bucket>>,
+    /// Per scope: this broker's share of its limit, and when it was computed.
+    shares: Mutex<HashMap<Scope, (f64, u64)>>,
     /// Per group: bytes per record in what it fetched, smoothed (to shape fetches under a
     /// records limit).
     record_size: Mutex<HashMap<String, f64>>,
@@ -139,10 +151,27 @@ pub fn count_records(mut records: &[u8]) -> u64 {
 }
 
 impl Limited {
+    /// The limit of `unit` on `topic` (None: the group-wide one), if set.
+    fn limit(&self, topic: Option<&str>, unit: Unit) -> Option<i64> {
+        match (topic, unit) {
+            (None, Unit::Records) => self.records_per_sec,
+            (None, Unit::Bytes) => self.bytes_per_sec,
+            (Some(t), Unit::Records) => self.topic_records_per_sec.get(t).copied(),
+            (Some(t), Unit::Bytes) => self.topic_bytes_per_sec.get(t).copied(),
+        }
+    }
+
+    fn limits_topic(&self, topic: &str) -> bool {
+        self.topic_records_per_sec.contains_key(topic)
+            || self.topic_bytes_per_sec.contains_key(topic)
+    }
+
     fn new(s: &GroupSettings, holders: &Holders) -> Limited {
         Limited {
             records_per_sec: s.records_per_sec,
             bytes_per_sec: s.bytes_per_sec,
+            topic_records_per_sec: s.topic_records_per_sec.clone(),
+            topic_bytes_per_sec: s.topic_bytes_per_sec.clone(),
             held: holders.partitions.keys().cloned().collect(),
             fetch_lock: s.fetch_lock.then(|| holders.members.clone()),
         }
@@ -187,7 +216,7 @@ impl GroupLimits {
         self.buckets
             .lock()
             .unwrap()
-            .retain(|(g, _), _| groups.contains_key(g));
+            .retain(|((g, _), _), _| groups.contains_key(g));
         *self.groups.write().unwrap() = groups;
         *self.by_partition.write().unwrap() = by_partition;
         Ok(())
@@ -269,31 +298,37 @@ impl GroupLimits {
         !self.groups.read().unwrap().is_empty()
     }
 
-    /// This broker's share of `group`'s limit (`leads` tells whether this broker leads a
-    /// partition), recomputed at most once a second.
-    fn share(&self, group: &str, now: u64, leads: &dyn Fn(&TopicPartition) -> bool) -> f64 {
+    /// This broker's share of a scope's limit (`leads` tells whether this broker leads a
+    /// partition): the share of the scope's held partitions it leads, recomputed at most
+    /// once a second.
+    fn share(&self, scope: &Scope, now: u64, leads: &dyn Fn(&TopicPartition) -> bool) -> f64 {
         let mut shares = self.shares.lock().unwrap();
-        if let Some((s, at)) = shares.get(group) {
+        if let Some((s, at)) = shares.get(scope) {
             if now.saturating_sub(*at) < 1000 {
                 return *s;
             }
         }
         let groups = self.groups.read().unwrap();
-        let s = groups.get(group).map_or(1.0, |g| {
-            let led = g.held.iter().filter(|tp| leads(tp)).count();
-            if g.held.is_empty() || led == 0 {
+        let s = groups.get(&scope.0).map_or(1.0, |g| {
+            let held: Vec<&TopicPartition> = g
+                .held
+                .iter()
+                .filter(|tp| scope.1.as_ref().is_none_or(|t| *t == tp.0))
+                .collect();
+            let led = held.iter().filter(|tp| leads(tp)).count();
+            if held.is_empty() || led == 0 {
                 1.0
             } else {
-                led as f64 / g.held.len() as f64
+                led as f64 / held.len() as f64
             }
         });
-        shares.insert(group.to_string(), (s, now));
+        shares.insert(scope.clone(), (s, now));
         s
     }
 
     fn bucket_op(
         &self,
-        group: &str,
+        scope: &Scope,
         unit: Unit,
         share: f64,
         now: u64,
@@ -301,13 +336,10 @@ impl GroupLimits {
     ) -> u64 {
         let limit = {
             let groups = self.groups.read().unwrap();
-            let Some(g) = groups.get(group) else {
+            let Some(g) = groups.get(&scope.0) else {
                 return 0;
             };
-            match unit {
-                Unit::Records => g.records_per_sec,
-                Unit::Bytes => g.bytes_per_sec,
-            }
+            g.limit(scope.1.as_deref(), unit)
         };
         let Some(limit) = limit else {
             return 0;
@@ -315,14 +347,32 @@ impl GroupLimits {
         let rate = (limit as f64 * share).max(1.0);
         let mut buckets = self.buckets.lock().unwrap();
         let b = buckets
-            .entry((group.to_string(), unit))
+            .entry((scope.clone(), unit))
             .or_insert_with(|| Bucket::new(rate, now));
         b.set_rate(rate);
         f(b)
     }
 
+    /// The topic scopes (group, topic) of `groups` that limit a topic among `tps`.
+    fn topic_scopes(&self, groups: &[String], tps: &[TopicPartition]) -> Vec<Scope> {
+        let limited = self.groups.read().unwrap();
+        let topics: BTreeSet<&str> = tps.iter().map(|tp| tp.0.as_str()).collect();
+        groups
+            .iter()
+            .filter_map(|g| limited.get(g).map(|l| (g, l)))
+            .flat_map(|(g, l)| {
+                topics
+                    .iter()
+                    .filter(|t| l.limits_topic(t))
+                    .map(|t| (g.clone(), Some(t.to_string())))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
     /// How long a fetch of `tps` by (`client_id`, `host`) must still wait for the groups
-    /// it belongs to (0: serve it).
+    /// it belongs to (0: serve it). Only group-wide limits hold a whole fetch back; see
+    /// [`GroupLimits::held_back_topics`] for the limits of single topics.
     pub fn owed_ms(
         &self,
         tps: &[TopicPartition],
@@ -335,16 +385,72 @@ impl GroupLimits {
         groups
             .iter()
             .flat_map(|g| {
-                let share = self.share(g, now, leads);
+                let scope = (g.clone(), None);
+                let share = self.share(&scope, now, leads);
                 [Unit::Records, Unit::Bytes]
-                    .map(|u| self.bucket_op(g, u, share, now, |b| b.throttle_ms(now)))
+                    .map(|u| self.bucket_op(&scope, u, share, now, |b| b.throttle_ms(now)))
             })
             .max()
             .unwrap_or(0)
     }
 
-    /// The most bytes a fetch of `tps` by (`client_id`, `host`) should ask for, given what
-    /// the groups it belongs to may still take (None: no limit applies).
+    /// The topics of `tps` whose limit within a group the fetch belongs to is used up:
+    /// their partitions get no records in this fetch (the others are served).
+    pub fn held_back_topics(
+        &self,
+        tps: &[TopicPartition],
+        client_id: &str,
+        host: &str,
+        now: u64,
+        leads: &dyn Fn(&TopicPartition) -> bool,
+    ) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for tp in tps {
+            let groups = self.attributed(tp, client_id, host);
+            for scope in self.topic_scopes(&groups, std::slice::from_ref(tp)) {
+                let share = self.share(&scope, now, leads);
+                let owed = [Unit::Records, Unit::Bytes]
+                    .map(|u| self.bucket_op(&scope, u, share, now, |b| b.throttle_ms(now)));
+                if owed.iter().any(|o| *o > 0) {
+                    out.insert(tp.0.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// What is left of one scope's budget, in bytes (records at the group's mean size).
+    fn scope_allowance(
+        &self,
+        scope: &Scope,
+        now: u64,
+        leads: &dyn Fn(&TopicPartition) -> bool,
+    ) -> Option<f64> {
+        let share = self.share(scope, now, leads);
+        let size = self
+            .record_size
+            .lock()
+            .unwrap()
+            .get(&scope.0)
+            .copied()
+            .unwrap_or(100.0);
+        let mut allowance: Option<f64> = None;
+        for (unit, per) in [(Unit::Records, size), (Unit::Bytes, 1.0)] {
+            let mut avail = None;
+            self.bucket_op(scope, unit, share, now, |b| {
+                avail = Some(b.available(now) * per);
+                0
+            });
+            if let Some(a) = avail {
+                allowance = Some(allowance.map_or(a, |x: f64| x.min(a)));
+            }
+        }
+        allowance
+    }
+
+    /// The most bytes a fetch of `tps` by (`client_id`, `host`) should ask for: in all
+    /// (the groups' own limits; None: no limit applies) and per topic (the limits of
+    /// single topics within the groups).
     pub fn allowance_bytes(
         &self,
         tps: &[TopicPartition],
@@ -352,36 +458,30 @@ impl GroupLimits {
         host: &str,
         now: u64,
         leads: &dyn Fn(&TopicPartition) -> bool,
-    ) -> Option<u64> {
+    ) -> (Option<u64>, BTreeMap<String, u64>) {
         let groups = self.attributed_all(tps, client_id, host);
-        let mut allowance: Option<f64> = None;
+        let mut total: Option<f64> = None;
         for g in &groups {
-            let share = self.share(g, now, leads);
-            let size = self
-                .record_size
-                .lock()
-                .unwrap()
-                .get(g)
-                .copied()
-                .unwrap_or(100.0);
-            let mut left = |unit: Unit, per: f64| {
-                let mut avail = None;
-                self.bucket_op(g, unit, share, now, |b| {
-                    avail = Some(b.available(now) * per);
-                    0
-                });
-                if let Some(a) = avail {
-                    allowance = Some(allowance.map_or(a, |x: f64| x.min(a)));
-                }
-            };
-            left(Unit::Records, size);
-            left(Unit::Bytes, 1.0);
+            if let Some(a) = self.scope_allowance(&(g.clone(), None), now, leads) {
+                total = Some(total.map_or(a, |x: f64| x.min(a)));
+            }
         }
-        allowance.map(|a| a as u64)
+        let mut per_topic: BTreeMap<String, u64> = BTreeMap::new();
+        for tp in tps {
+            let groups = self.attributed(tp, client_id, host);
+            for scope in self.topic_scopes(&groups, std::slice::from_ref(tp)) {
+                if let Some(a) = self.scope_allowance(&scope, now, leads) {
+                    let e = per_topic.entry(tp.0.clone()).or_insert(u64::MAX);
+                    *e = (*e).min(a as u64);
+                }
+            }
+        }
+        (total.map(|a| a as u64), per_topic)
     }
 
     /// Charges what a fetch response carries (per partition: records, bytes) to the groups
-    /// it belongs to; returns the longest resulting throttle.
+    /// it belongs to and to their limited topics; returns the longest throttle that the
+    /// groups' own limits result in (a topic's limit holds back that topic only).
     pub fn charge(
         &self,
         served: &[(TopicPartition, u64, u64)],
@@ -390,30 +490,35 @@ impl GroupLimits {
         now: u64,
         leads: &dyn Fn(&TopicPartition) -> bool,
     ) -> u64 {
-        let mut per_group: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        let mut per_scope: BTreeMap<Scope, (u64, u64)> = BTreeMap::new();
         for (tp, records, bytes) in served {
-            for g in self.attributed(tp, client_id, host) {
-                let e = per_group.entry(g).or_default();
+            let groups = self.attributed(tp, client_id, host);
+            let topic_scopes = self.topic_scopes(&groups, std::slice::from_ref(tp));
+            for scope in groups.into_iter().map(|g| (g, None)).chain(topic_scopes) {
+                let e = per_scope.entry(scope).or_default();
                 e.0 += records;
                 e.1 += bytes;
             }
         }
         {
             let mut sizes = self.record_size.lock().unwrap();
-            for (g, (records, bytes)) in &per_group {
-                if *records > 0 {
+            for ((g, topic), (records, bytes)) in &per_scope {
+                if topic.is_none() && *records > 0 {
                     let sample = *bytes as f64 / *records as f64;
                     let s = sizes.entry(g.clone()).or_insert(sample);
                     *s = 0.8 * *s + 0.2 * sample;
                 }
             }
         }
-        per_group
+        per_scope
             .iter()
-            .flat_map(|(g, (records, bytes))| {
-                let share = self.share(g, now, leads);
-                [(Unit::Records, *records), (Unit::Bytes, *bytes)]
-                    .map(|(u, n)| self.bucket_op(g, u, share, now, |b| b.take(n as f64, now)))
+            .flat_map(|(scope, (records, bytes))| {
+                let share = self.share(scope, now, leads);
+                let throttle = [(Unit::Records, *records), (Unit::Bytes, *bytes)]
+                    .map(|(u, n)| self.bucket_op(scope, u, share, now, |b| b.take(n as f64, now)));
+                // A topic's own limit is enforced by holding that topic back, not by
+                // throttling the whole connection.
+                throttle.map(|t| if scope.1.is_none() { t } else { 0 })
             })
             .max()
             .unwrap_or(0)
@@ -431,6 +536,8 @@ mod tests {
             Limited {
                 records_per_sec: Some(records),
                 bytes_per_sec: None,
+                topic_records_per_sec: BTreeMap::new(),
+                topic_bytes_per_sec: BTreeMap::new(),
                 held: held
                     .iter()
                     .map(|(t, p, _, _)| (t.to_string(), *p))
@@ -529,6 +636,53 @@ mod tests {
             &holders,
         );
         assert!(!l.fetch_refused(&tp(0), "b", "/h2"));
+    }
+
+    #[test]
+    fn a_topic_limit_holds_back_that_topic_only() {
+        let l = GroupLimits::default();
+        let holders = Holders {
+            partitions: [
+                (("a".to_string(), 0), ("c".to_string(), "/h".to_string())),
+                (("b".to_string(), 0), ("c".to_string(), "/h".to_string())),
+            ]
+            .into_iter()
+            .collect(),
+            members: BTreeSet::new(),
+        };
+        let settings = GroupSettings {
+            topic_records_per_sec: [("a".to_string(), 1000)].into_iter().collect(),
+            ..GroupSettings::resolve(&GroupConfig::default(), &Default::default())
+        };
+        assert!(settings.is_limited());
+        l.set_holders("g", &settings, &holders);
+        let all = |_: &TopicPartition| true;
+        let (a, b) = (("a".to_string(), 0), ("b".to_string(), 0));
+        // Topic a's budget is cut per topic; the fetch as a whole is not limited.
+        let (total, per_topic) = l.allowance_bytes(&[a.clone(), b.clone()], "c", "/h", 0, &all);
+        assert_eq!(total, None);
+        assert_eq!(per_topic.keys().collect::<Vec<_>>(), vec!["a"]);
+        // 1500 records of a: no throttle of the connection, but a is held back...
+        assert_eq!(
+            l.charge(
+                &[(a.clone(), 1500, 150_000), (b.clone(), 5000, 500_000)],
+                "c",
+                "/h",
+                0,
+                &all
+            ),
+            0
+        );
+        let held = l.held_back_topics(&[a.clone(), b.clone()], "c", "/h", 100, &all);
+        assert_eq!(held.into_iter().collect::<Vec<_>>(), vec!["a".to_string()]);
+        assert_eq!(l.owed_ms(&[a.clone(), b.clone()], "c", "/h", 100, &all), 0);
+        // ...until its budget refills (half a second of debt).
+        assert!(l
+            .held_back_topics(std::slice::from_ref(&a), "c", "/h", 499, &all)
+            .contains("a"));
+        assert!(l.held_back_topics(&[a], "c", "/h", 501, &all).is_empty());
+        // Another client is not the group's.
+        assert!(l.held_back_topics(&[b], "x", "/h", 100, &all).is_empty());
     }
 
     #[test]

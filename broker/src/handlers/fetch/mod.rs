@@ -11,7 +11,7 @@
 
 pub mod budget;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -28,11 +28,13 @@ use crate::handlers::replication_error_code;
 use budget::{PartitionKey, ResponseBudget, Rotation};
 
 /// Answers `req`; `rotation` is the connection's, and is moved on by the answer given.
+/// Partitions of the `held_back` topics are answered without records (a speed limit).
 pub async fn handle(
     broker: &Broker,
     req: FetchRequest,
     _version: i16,
     rotation: &mut Rotation,
+    held_back: &BTreeSet<String>,
 ) -> FetchResponse {
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.clamp(0, 60_000) as u64);
     let mut watches = watches(broker, &req);
@@ -40,7 +42,7 @@ pub async fn handle(
         for w in watches.iter_mut() {
             w.borrow_and_update();
         }
-        let (response, bytes, cut_off) = read_off_worker(broker, &req, rotation);
+        let (response, bytes, cut_off) = read_off_worker(broker, &req, rotation, held_back);
         if bytes >= req.min_bytes.max(1) as usize
             || Instant::now() >= deadline
             || watches.is_empty()
@@ -53,7 +55,7 @@ pub async fn handle(
             (result, _, _) = changed => if result.is_err() { break (response, cut_off); },
             _ = tokio::time::sleep_until(deadline) => {
                 // Read once more so that what arrived at the deadline is not missed.
-                let (response, _, cut_off) = read_off_worker(broker, &req, rotation);
+                let (response, _, cut_off) = read_off_worker(broker, &req, rotation, held_back);
                 break (response, cut_off);
             }
         }
@@ -107,13 +109,14 @@ fn read_off_worker(
     broker: &Broker,
     req: &FetchRequest,
     rotation: &Rotation,
+    held_back: &BTreeSet<String>,
 ) -> (FetchResponse, usize, Option<PartitionKey>) {
     use tokio::runtime::{Handle, RuntimeFlavor};
     match Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(RuntimeFlavor::MultiThread) => {
-            tokio::task::block_in_place(|| read(broker, req, rotation))
+            tokio::task::block_in_place(|| read(broker, req, rotation, held_back))
         }
-        _ => read(broker, req, rotation),
+        _ => read(broker, req, rotation, held_back),
     }
 }
 
@@ -124,6 +127,7 @@ fn read(
     broker: &Broker,
     req: &FetchRequest,
     rotation: &Rotation,
+    held_back: &BTreeSet<String>,
 ) -> (FetchResponse, usize, Option<PartitionKey>) {
     let read_committed = req.isolation_level == 1;
     let requested: Vec<(&str, &FetchPartition)> = req
@@ -139,7 +143,8 @@ fn read(
     for i in rotation.order(&keys) {
         let (topic, p) = requested[i];
         let limit = budget.limit(p.partition_max_bytes);
-        let (data, bytes, starved) = read_partition(broker, topic, p, limit, read_committed);
+        let held = held_back.contains(topic);
+        let (data, bytes, starved) = read_partition(broker, topic, p, limit, read_committed, held);
         if starved && cut_off.is_none() {
             cut_off = Some((topic.to_string(), p.partition));
         }
@@ -176,6 +181,7 @@ fn read_partition(
     p: &FetchPartition,
     limit: ReadLimit,
     read_committed: bool,
+    held_back: bool,
 ) -> (PartitionData, usize, bool) {
     let data = PartitionData::default()
         .with_partition_index(p.partition)
@@ -206,7 +212,7 @@ fn read_partition(
     if p.fetch_offset < offsets.log_start_offset || p.fetch_offset > offsets.high_watermark {
         return failed(data, errors::OFFSET_OUT_OF_RANGE);
     }
-    if p.fetch_offset == offsets.high_watermark {
+    if p.fetch_offset == offsets.high_watermark || held_back {
         return (data.with_records(Some(Default::default())), 0, false);
     }
     let mut buf = BytesMut::new();
