@@ -22,6 +22,8 @@
 //!   `[chained_to, to)`: the delivered batches, the log's own for the unverified parts, none
 //!   entirely inside an undelivered part (see `chain.rs`). Records below `from` are then
 //!   forgotten: the group has committed past them.
+//! - **Expired.** Parts of `[from, to)` below the log start that the client was not given
+//!   were deleted (retention, DeleteRecords) before the group read them: reported apart.
 //! - **No baseline.** A group's first commit on a partition (no committed offset before)
 //!   is checked from the first offset delivered to the client: a consumer that starts at
 //!   the log end (`auto.offset.reset=latest`) skipped nothing.
@@ -62,6 +64,10 @@ pub struct Verdict {
     pub from: i64,
     pub undelivered: Vec<(i64, i64)>,
     pub unverified: Vec<(i64, i64)>,
+    /// Parts never delivered to the client that are below the log start: deleted
+    /// (retention, DeleteRecords) before the group read them.
+    #[serde(default)]
+    pub expired: Vec<(i64, i64)>,
     pub chain: u32,
     pub chained_to: i64,
     /// One past the highest offset delivered to the client.
@@ -73,6 +79,8 @@ pub struct Verdict {
 pub struct LeaderView {
     /// Offsets from here on were appended in the current leader term (see the module doc).
     pub known_from: i64,
+    /// The log start offset: records below it were deleted (retention, DeleteRecords).
+    pub log_start: i64,
 }
 
 #[derive(Default)]
@@ -164,30 +172,46 @@ impl Deliveries {
     }
 
     /// Answers a coordinator's [`Check`]. `log` reads the links of the log's batches that
-    /// overlap `[from, to)` (for the unverified parts of the chain).
+    /// overlap `[from, to)` (for the parts of the chain with no record of delivery); it runs
+    /// without the lock that fetches record under.
     pub fn check(
         &self,
         c: &Check,
         at: LeaderView,
         log: &dyn Fn(i64, i64) -> Result<Vec<Link>, String>,
     ) -> Result<Verdict, String> {
-        let mut tracks = self.tracks.lock().unwrap_or_else(|e| e.into_inner());
-        let t = tracks.entry(c.tp.clone()).or_default();
-        let known_from = at.known_from;
-        let empty = Delivered::default();
         let key = (c.client_id.clone(), c.host.clone());
-        let d = t.get(&key).unwrap_or(&empty);
-        let from = c
-            .from
-            .unwrap_or_else(|| d.ranges.first().unwrap_or(c.to).min(c.to));
-        let unknown_below = known_from.max(d.forgotten_below);
-        let mut undelivered = Vec::new();
-        let mut unverified = Vec::new();
-        for (a, b) in d.ranges.missing(from, c.to.max(from)) {
-            if a < unknown_below {
+        // What this broker knows, copied out under the lock.
+        let (ranges, forgotten_below, mut batches, from) = {
+            let tracks = self.tracks.lock().unwrap_or_else(|e| e.into_inner());
+            let empty = Delivered::default();
+            let d = tracks
+                .get(&c.tp)
+                .and_then(|t| t.get(&key))
+                .unwrap_or(&empty);
+            let from = c
+                .from
+                .unwrap_or_else(|| d.ranges.first().unwrap_or(c.to).min(c.to));
+            let chained_from = c.chained_to.unwrap_or(from);
+            let batches: BTreeMap<i64, Link> = d
+                .links
+                .range(..c.to)
+                .filter(|(_, l)| l.last >= chained_from && l.last < c.to)
+                .map(|(b, l)| (*b, *l))
+                .collect();
+            (d.ranges.clone(), d.forgotten_below, batches, from)
+        };
+        let unknown_below = at.known_from.max(forgotten_below);
+        let (mut undelivered, mut unverified, mut expired) = (Vec::new(), Vec::new(), Vec::new());
+        for (a, b) in ranges.missing(from, c.to.max(from)) {
+            if a < at.log_start {
+                expired.push((a, b.min(at.log_start)));
+            }
+            let a = a.max(at.log_start);
+            if a < b && a < unknown_below {
                 unverified.push((a, b.min(unknown_below)));
             }
-            if b > unknown_below {
+            if b > unknown_below.max(a) {
                 undelivered.push((a.max(unknown_below), b));
             }
         }
@@ -198,14 +222,8 @@ impl Deliveries {
             // The batches to chain: the delivered ones, and the log's where nothing is
             // known of what was delivered (unverified, or before `from` when the chain
             // lags behind the committed offset).
-            let mut batches: BTreeMap<i64, Link> = d
-                .links
-                .range(..c.to)
-                .filter(|(_, l)| l.last >= chained_from && l.last < c.to)
-                .map(|(b, l)| (*b, *l))
-                .collect();
-            let mut covered = d.ranges.clone();
-            for &(a, b) in &undelivered {
+            let mut covered = ranges.clone();
+            for &(a, b) in undelivered.iter().chain(&expired) {
                 covered.insert(a, b);
             }
             for (a, b) in covered.missing(chained_from, c.to) {
@@ -216,20 +234,23 @@ impl Deliveries {
                 }
             }
             for l in batches.values() {
-                if !undelivered.iter().any(|&(a, b)| l.inside(a, b)) {
+                let gone = |&(a, b): &(i64, i64)| l.inside(a, b);
+                if !undelivered.iter().any(gone) && !expired.iter().any(gone) {
                     chain = chain::extend(chain, l);
                 }
             }
             chained_to = c.to;
         }
-        let delivered_to = d.ranges.end().unwrap_or(from);
-        if let Some(d) = t.get_mut(&key) {
+        let delivered_to = ranges.end().unwrap_or(from);
+        let mut tracks = self.tracks.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(d) = tracks.get_mut(&c.tp).and_then(|t| t.get_mut(&key)) {
             d.prune(from);
         }
         Ok(Verdict {
             from,
             undelivered,
             unverified,
+            expired,
             chain,
             chained_to,
             delivered_to,

@@ -12,6 +12,8 @@
 //!   purpose, e.g. `phxq group reset --to-latest` or AlterConsumerGroupOffsets): that is
 //!   recorded as skipped. Unverified parts (delivered, if at all, by an earlier leader) are
 //!   counted apart; they are not skips. The chain moves to the leader's value.
+//! - **Expired:** parts of `[C, X)` deleted before the committer read them (retention,
+//!   DeleteRecords) are recorded and counted apart, never refused: they cannot be read.
 //! - **The leader cannot be asked** (unreachable, not led anywhere): mode `record` accepts
 //!   and records the range as unchecked; `strict` refuses with REQUEST_TIMED_OUT, which
 //!   clients retry.
@@ -33,6 +35,8 @@ use super::TopicPartition;
 pub const MAX_SKIPPED: usize = 256;
 /// Events kept per partition (the latest).
 pub const MAX_EVENTS: usize = 32;
+/// Chain checkpoints kept per partition.
+pub const MAX_CHECKPOINTS: usize = 32;
 
 /// What a group's audit does with commits (group config `phxq.consumer.audit`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,6 +78,8 @@ pub enum Kind {
     Refused,
     /// Delivered, if at all, by an earlier partition leader: nobody can tell.
     Unverified,
+    /// Deleted (retention, DeleteRecords) before the group read them.
+    Expired,
     /// The partition leader could not be asked; `[from, to)` was not checked.
     Unchecked,
     /// A member committed an offset below the group's committed one.
@@ -106,10 +112,17 @@ pub struct PartitionAudit {
     pub delivered_to: i64,
     pub skipped_records: i64,
     pub unverified_records: i64,
+    #[serde(default)]
+    pub expired_records: i64,
     pub unchecked_records: i64,
     pub refused_commits: i64,
     /// Every skipped range since `chain_from` (the chain leaves them out).
     pub skipped: Vec<(i64, i64)>,
+    /// (offset, chain over the batches whose last offset is below it), spaced out over
+    /// `chain_from..chained_to`: once retention deletes the log's start, an auditor
+    /// recomputes the chain from the first checkpoint still in the log.
+    #[serde(default)]
+    pub checkpoints: Vec<(i64, u32)>,
     pub events: Vec<Event>,
 }
 
@@ -159,6 +172,41 @@ pub fn check_for(
 }
 
 impl PartitionAudit {
+    /// Notes the chain's value at `chained_to` when the last checkpoint is far enough
+    /// behind (a sixteenth of the chain's range), keeping at most [`MAX_CHECKPOINTS`]
+    /// (every other one goes when there are more).
+    fn checkpoint(&mut self) {
+        let (Some(from), Some(to)) = (self.chain_from, self.chained_to) else {
+            return;
+        };
+        let spacing = ((to - from) / 16).max(1);
+        let last = self.checkpoints.last().map_or(from, |c| c.0);
+        if to - last < spacing {
+            return;
+        }
+        self.checkpoints.push((to, self.chain));
+        if self.checkpoints.len() > MAX_CHECKPOINTS {
+            let keep: Vec<(i64, u32)> = self
+                .checkpoints
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % 2 == 1 || *i == self.checkpoints.len() - 1)
+                .map(|(_, c)| *c)
+                .collect();
+            self.checkpoints = keep;
+        }
+    }
+
+    /// Where an auditor can start recomputing the chain when the log starts at
+    /// `log_start`: (offset, chain value there), or None if no checkpoint is in the log.
+    pub fn verifiable_from(&self, log_start: i64) -> Option<(i64, u32)> {
+        let from = self.chain_from?;
+        if log_start <= from {
+            return Some((from, SEED));
+        }
+        self.checkpoints.iter().find(|c| c.0 >= log_start).copied()
+    }
+
     fn event(&mut self, kind: Kind, from: i64, to: i64, who: &Who, now_ms: i64) {
         self.events.push(Event {
             kind,
@@ -235,8 +283,12 @@ pub fn decide(
             for &(from, to) in &v.unverified {
                 a.event(Kind::Unverified, from, to, who, now_ms);
             }
+            for &(from, to) in &v.expired {
+                a.event(Kind::Expired, from, to, who, now_ms);
+            }
             a.skipped_records += len(&v.undelivered);
             a.unverified_records += len(&v.unverified);
+            a.expired_records += len(&v.expired);
             a.chain_from = a.chain_from.or(Some(v.from));
             a.chain = v.chain;
             a.chained_to = Some(v.chained_to);
@@ -245,7 +297,9 @@ pub fn decide(
                 a.chain = SEED;
                 a.chain_from = Some(v.chained_to);
                 a.skipped.clear();
+                a.checkpoints.clear();
             }
+            a.checkpoint();
             Decision::Record(a)
         }
     }

@@ -35,6 +35,7 @@ fn view(store: &StoreGroup, pid: PartitionId) -> Option<LeaderView> {
         known_from: store
             .term_start_offset(pid, term)
             .unwrap_or(offsets.high_watermark),
+        log_start: offsets.log_start_offset,
     })
 }
 

@@ -5,9 +5,9 @@ use super::chain::{self, Link, SEED};
 use super::deliveries::{Check, Deliveries, LeaderView, Verdict};
 use super::reconcile::{check_for, decide, Decision, Kind, Mode, PartitionAudit, Who};
 
-/// A log of ten batches of ten records: [0..9], [10..19], ...
+/// A log of a hundred batches of ten records: [0..9], [10..19], ...
 fn log() -> Vec<Link> {
-    (0..10)
+    (0..100)
         .map(|i| Link {
             base: i * 10,
             last: i * 10 + 9,
@@ -20,7 +20,10 @@ fn tp() -> (String, i32) {
     ("t".to_string(), 0)
 }
 
-const AT: LeaderView = LeaderView { known_from: 0 };
+const AT: LeaderView = LeaderView {
+    known_from: 0,
+    log_start: 0,
+};
 
 /// What a Fetch from `offset` returns with room for `n` batches.
 fn fetch(d: &Deliveries, client: &str, offset: i64, n: usize) {
@@ -180,7 +183,10 @@ fn a_new_leader_calls_older_offsets_unverified_not_skipped() {
     commit(&d, AT, &mut audit, &mut committed, "c", 20, Mode::Strict);
     fetch(&d, "c", 20, 2); // [20, 40) delivered by the old leader, not committed
                            // Another broker takes over at high watermark 60; the consumer goes on from 40.
-    let new = LeaderView { known_from: 60 };
+    let new = LeaderView {
+        known_from: 60,
+        log_start: 0,
+    };
     let fresh = Deliveries::default();
     fetch(&fresh, "c", 40, 3);
     let decision = commit(
@@ -200,7 +206,10 @@ fn a_new_leader_calls_older_offsets_unverified_not_skipped() {
     // What a broker recorded stays valid when it leads again in a later term; only what
     // it has no record of below the new term's first offset is unverified.
     fetch(&fresh, "c", 70, 1);
-    let newer = LeaderView { known_from: 100 };
+    let newer = LeaderView {
+        known_from: 100,
+        log_start: 0,
+    };
     commit(
         &fresh,
         newer,
@@ -298,4 +307,74 @@ fn checks_round_trip_as_peer_requests() {
         serde_json::from_slice::<Result<Verdict, String>>(&s).unwrap(),
         v
     );
+}
+
+#[test]
+fn records_deleted_before_the_group_read_them_are_expired_not_skipped() {
+    let d = Deliveries::default();
+    let (mut audit, mut committed) = (PartitionAudit::default(), Some(0));
+    fetch(&d, "c", 0, 2);
+    commit(&d, AT, &mut audit, &mut committed, "c", 20, Mode::Strict);
+    // Retention moved the log start to 50; the consumer resets there.
+    let after = LeaderView {
+        known_from: 0,
+        log_start: 50,
+    };
+    fetch(&d, "c", 50, 2);
+    let decision = commit(&d, after, &mut audit, &mut committed, "c", 70, Mode::Strict);
+    assert!(matches!(decision, Decision::Record(_)), "{decision:?}");
+    assert_eq!((audit.skipped_records, audit.expired_records), (0, 30));
+    assert_eq!(audit.events[0].kind, Kind::Expired);
+    assert_eq!((audit.events[0].from, audit.events[0].to), (20, 50));
+    fetch(&d, "c", 70, 3);
+    commit(
+        &d,
+        after,
+        &mut audit,
+        &mut committed,
+        "c",
+        100,
+        Mode::Strict,
+    );
+    // The chain's start is gone from the log: an auditor starts at a checkpoint.
+    let (from, seed) = audit.verifiable_from(50).expect("a checkpoint in the log");
+    assert!(from >= 50);
+    assert_eq!(
+        chain::over_log(seed, log(), from, 100, &audit.skipped),
+        audit.chain
+    );
+}
+
+#[test]
+fn checkpoints_stay_few_and_each_one_verifies_the_rest_of_the_chain() {
+    let d = Deliveries::default();
+    let (mut audit, mut committed) = (PartitionAudit::default(), None);
+    for i in 0..100 {
+        fetch(&d, "c", i * 10, 1);
+        commit(
+            &d,
+            AT,
+            &mut audit,
+            &mut committed,
+            "c",
+            i * 10 + 10,
+            Mode::Record,
+        );
+    }
+    assert_eq!(audit.chained_to, Some(1000));
+    assert!(
+        (2..=super::reconcile::MAX_CHECKPOINTS).contains(&audit.checkpoints.len()),
+        "{}",
+        audit.checkpoints.len()
+    );
+    for &(at, value) in &audit.checkpoints {
+        assert_eq!(
+            chain::over_log(value, log(), at, 1000, &[]),
+            audit.chain,
+            "from {at}"
+        );
+        assert_eq!(audit.verifiable_from(at), Some((at, value)));
+    }
+    assert_eq!(audit.verifiable_from(0), Some((0, SEED)));
+    assert_eq!(audit.verifiable_from(1001), None);
 }

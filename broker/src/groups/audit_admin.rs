@@ -17,7 +17,7 @@ use super::admin::{
     check, coordinator, list_offsets, partition_leaders, s, table, EARLIEST, LATEST,
 };
 use super::consumer_protocol::TopicPartition;
-use crate::audit::chain::{self, Link, SEED};
+use crate::audit::chain::{self, Link};
 use crate::audit::reconcile::PartitionAudit;
 use crate::handlers::offset_fetch::AUDIT_TAG;
 use crate::kafka_client::KafkaClient;
@@ -46,9 +46,11 @@ struct Row {
     lag: Option<i64>,
     skipped_records: i64,
     unverified_records: i64,
+    expired_records: i64,
     unchecked_records: i64,
     refused_commits: i64,
-    /// "match", "MISMATCH", "not verified", "unverifiable: ..." or "none" (nothing chained).
+    /// "match" ("match from N": from a checkpoint, the log's start having been deleted),
+    /// "MISMATCH ...", "not verified", "unverifiable: ..." or "none" (nothing chained).
     checksum: String,
     chain: Option<u32>,
     chain_from: Option<i64>,
@@ -95,7 +97,7 @@ pub fn run(bootstrap: &str, args: &AuditArgs) -> anyhow::Result<String> {
                 if args.no_verify {
                     "not verified".to_string()
                 } else {
-                    verify(bootstrap, tp, &a, from, to, start.get(tp).copied())?
+                    verify(bootstrap, tp, &a, to, start.get(tp).copied())?
                 }
             }
             _ => "none".to_string(),
@@ -110,6 +112,7 @@ pub fn run(bootstrap: &str, args: &AuditArgs) -> anyhow::Result<String> {
             lag: end.get(tp).map(|e| (e - offset).max(0)),
             skipped_records: a.skipped_records,
             unverified_records: a.unverified_records,
+            expired_records: a.expired_records,
             unchecked_records: a.unchecked_records,
             refused_commits: a.refused_commits,
             checksum,
@@ -126,27 +129,35 @@ pub fn run(bootstrap: &str, args: &AuditArgs) -> anyhow::Result<String> {
     Ok(render(group, &mode, &rows))
 }
 
-/// The chain over the log compared with the group's.
+/// The chain over the log compared with the group's: from its start, or from the first
+/// checkpoint still in the log once retention deleted the start.
 fn verify(
     bootstrap: &str,
     tp: &TopicPartition,
     a: &PartitionAudit,
-    from: i64,
     to: i64,
     log_start: Option<i64>,
 ) -> anyhow::Result<String> {
-    if log_start.is_some_and(|s| s > from) {
+    let Some((from, seed)) = a.verifiable_from(log_start.unwrap_or(i64::MIN)) else {
         return Ok(format!(
-            "unverifiable: the log starts at {} (records from {from} were deleted)",
+            "unverifiable: the log starts at {} and no checkpoint of the chain is in it",
             log_start.unwrap_or_default()
         ));
-    }
+    };
     let links = read_links(bootstrap, tp, from, to)?;
-    let computed = chain::over_log(SEED, links, from, to, &a.skipped);
-    Ok(if computed == a.chain {
-        "match".to_string()
+    let computed = chain::over_log(seed, links, from, to, &a.skipped);
+    let since = if Some(from) == a.chain_from {
+        String::new()
     } else {
-        format!("MISMATCH (group {:#010x}, log {computed:#010x})", a.chain)
+        format!(" from {from}")
+    };
+    Ok(if computed == a.chain {
+        format!("match{since}")
+    } else {
+        format!(
+            "MISMATCH{since} (group {:#010x}, log {computed:#010x})",
+            a.chain
+        )
     })
 }
 
@@ -225,6 +236,7 @@ fn render(group: &str, mode: &str, rows: &[Row]) -> String {
         "LAG",
         "SKIPPED",
         "UNVERIFIED",
+        "EXPIRED",
         "CHECKSUM",
     ]
     .map(String::from)
@@ -240,6 +252,7 @@ fn render(group: &str, mode: &str, rows: &[Row]) -> String {
             opt(r.lag),
             r.skipped_records.to_string(),
             (r.unverified_records + r.unchecked_records).to_string(),
+            r.expired_records.to_string(),
             r.checksum.clone(),
         ]);
     }
