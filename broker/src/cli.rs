@@ -168,6 +168,13 @@ pub struct ServeArgs {
     /// Reconciliation of groups without their own setting: record, strict or off.
     #[arg(long, env = "PHXQ_GROUP_AUDIT")]
     pub group_audit: Option<String>,
+    /// Offsets of groups without members expire after this long, in ms (Kafka's
+    /// offsets.retention.minutes; default 7 days).
+    #[arg(long, env = "PHXQ_GROUP_OFFSETS_RETENTION_MS")]
+    pub group_offsets_retention_ms: Option<u64>,
+    /// How often expired offsets are looked for, in ms.
+    #[arg(long, env = "PHXQ_GROUP_OFFSETS_RETENTION_CHECK_INTERVAL_MS")]
+    pub group_offsets_retention_check_interval_ms: Option<u64>,
 }
 
 impl ServeArgs {
@@ -219,6 +226,12 @@ impl ServeArgs {
         }
         if let Some(v) = &self.group_audit {
             c.groups.audit = v.clone();
+        }
+        if let Some(v) = self.group_offsets_retention_ms {
+            c.groups.offsets_retention_ms = v;
+        }
+        if let Some(v) = self.group_offsets_retention_check_interval_ms {
+            c.groups.offsets_retention_check_interval_ms = v;
         }
         if let Some(v) = self.group_scheduler_cooldown_ms {
             c.groups.scheduler_cooldown_ms = v;

@@ -355,3 +355,57 @@ def test_many_groups_across_store_groups_survive_restart(broker_factory, topic):
         assert {g["group_id"] for g in a.list_groups()} == {f"many-{i}" for i in range(n)}
     finally:
         a.close()
+
+
+def test_offsets_expire_for_empty_groups_and_with_deleted_topics(broker_factory, topic):
+    """Kafka's offsets.retention.minutes: a group that has had no members for the
+    retention (here 3 s) loses offsets committed longer ago than that and, with nothing
+    left, leaves ListGroups; a group with a running member keeps its offsets however old;
+    deleting a topic removes its offsets from every group."""
+    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka.admin import AdminClient
+    b = broker_factory("--group-offsets-retention-ms", "3000",
+                       "--group-offsets-retention-check-interval-ms", "200")
+    create_topic(b.bootstrap, topic, 2)
+    other = f"{topic}-other"
+    create_topic(b.bootstrap, other, 1)
+    produce(b.bootstrap, topic, 2, 0, 10)
+    produce(b.bootstrap, other, 1, 0, 10)
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+
+    def consumer(group: str, topics: list[str]) -> Consumer:
+        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": group, "enable.auto.commit": False,
+                      "auto.offset.reset": "earliest"})
+        c.subscribe(topics)
+        got = 0
+        deadline = time.monotonic() + 30
+        while got < 10 * len(topics) + (10 if topic in topics else 0) and time.monotonic() < deadline:
+            m = c.poll(0.2)
+            if m is not None and not m.error():
+                got += 1
+        c.commit(asynchronous=False)
+        return c
+
+    def committed(group: str, tps: list[tuple[str, int]]) -> list[int]:
+        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": group})
+        try:
+            return [tp.offset for tp in c.committed([TopicPartition(t, p) for t, p in tps], 10)]
+        finally:
+            c.close()
+
+    def listed() -> set[str]:
+        return {g.group_id for g in admin.list_consumer_groups().result(10).valid}
+
+    gone = consumer("expiring", [topic])
+    gone.close()  # empty from now on
+    kept = consumer("kept", [topic, other])  # keeps running, commits nothing more
+    assert committed("expiring", [(topic, 0), (topic, 1)]) == [10, 10]
+    wait_until(lambda: "expiring" not in listed(), 30, "the empty group's offsets to expire")
+    assert committed("expiring", [(topic, 0), (topic, 1)]) == [-1001, -1001]
+    assert "kept" in listed()
+    assert committed("kept", [(topic, 0), (topic, 1), (other, 0)]) == [10, 10, 10]
+    # Deleting a topic removes its offsets, from a group with a member too.
+    admin.delete_topics([other])[other].result(30)
+    wait_until(lambda: committed("kept", [(other, 0)]) == [-1001], 30, "offsets of the deleted topic to go")
+    assert committed("kept", [(topic, 0), (topic, 1)]) == [10, 10]
+    kept.close()

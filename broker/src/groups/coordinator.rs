@@ -87,7 +87,7 @@ impl Slot {
 }
 
 pub struct GroupCoordinator {
-    config: GroupConfig,
+    pub(super) config: GroupConfig,
     node: Arc<ReplicaNode>,
     store_groups: Vec<GroupId>,
     clock: Instant,
@@ -461,8 +461,16 @@ impl GroupCoordinator {
         if tick_no.is_multiple_of(PUBLISH_EVERY) {
             self.publish_holders(&slots);
         }
+        let interval = self.config.offsets_retention_check_interval_ms / TICK.as_millis() as u64;
+        if tick_no.is_multiple_of(interval.max(1)) {
+            self.expire_offsets(&slots);
+        }
         if !sweep {
             return;
+        }
+        let wall = offsets::now_ms();
+        for slot in &slots {
+            slot.core().note_emptiness(wall);
         }
         // Forget groups that never got anywhere (e.g. a JoinGroup refused before the member
         // was added), unless a request is using them right now: handlers hold a clone of

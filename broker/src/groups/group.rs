@@ -173,6 +173,9 @@ pub struct Group {
     pub replay: Replay,
     /// Classic members' consume rates, from their commits (KIP-848 groups keep theirs).
     pub meter: ConsumeMeter,
+    /// Wall-clock time since which the group has had no members, as far as this
+    /// coordinator knows (`expiry.rs`).
+    pub empty_since_ms: Option<i64>,
 }
 
 impl Group {
@@ -201,6 +204,7 @@ impl Group {
             consumer: None,
             replay: Replay::default(),
             meter: ConsumeMeter::default(),
+            empty_since_ms: None,
         }
     }
 

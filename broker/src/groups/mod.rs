@@ -22,6 +22,7 @@ pub mod consumer;
 pub mod consumer_coordinator;
 pub mod consumer_protocol;
 pub mod coordinator;
+pub mod expiry;
 pub mod group;
 #[cfg(test)]
 mod group_tests;
@@ -113,6 +114,12 @@ pub struct GroupConfig {
     /// `record` (check every commit against what the committer was delivered and record
     /// skips), `strict` (also refuse a member's commit that would skip) or `off`.
     pub audit: String,
+    /// Offsets of a group that has had no members for this long, committed longer ago
+    /// than this, expire (Kafka's `offsets.retention.minutes`: 7 days). See `expiry.rs`.
+    pub offsets_retention_ms: u64,
+    /// How often expired offsets and offsets of deleted topics are looked for (Kafka's
+    /// `offsets.retention.check.interval.ms`: 600000).
+    pub offsets_retention_check_interval_ms: u64,
 }
 
 impl Default for GroupConfig {
@@ -133,6 +140,8 @@ impl Default for GroupConfig {
             scheduler_horizon_secs: 10,
             scheduler_max_moves: 8,
             audit: "record".into(),
+            offsets_retention_ms: 7 * 24 * 3600 * 1000,
+            offsets_retention_check_interval_ms: 600_000,
         }
     }
 }
@@ -157,6 +166,10 @@ impl GroupConfig {
             self.consumer_heartbeat_interval_ms >= 1
                 && (self.consumer_heartbeat_interval_ms as u64) < self.consumer_session_timeout_ms,
             "groups.consumer_heartbeat_interval_ms must be >= 1 and below consumer_session_timeout_ms"
+        );
+        anyhow::ensure!(
+            self.offsets_retention_ms >= 1 && self.offsets_retention_check_interval_ms >= 100,
+            "groups.offsets_retention_ms must be >= 1 and offsets_retention_check_interval_ms >= 100"
         );
         anyhow::ensure!(
             crate::audit::reconcile::Mode::parse(&self.audit).is_some(),
