@@ -422,3 +422,32 @@ def test_describe_cluster(broker):
         k.close()
     assert c["cluster_id"] == md.cluster_id, c
     assert [(b["broker_id"], b["host"], b["port"]) for b in c["brokers"]] == [(md.controller_id, "127.0.0.1", broker.port)], c
+
+
+def test_list_offsets_by_time_in_a_compression_bomb_is_bounded(broker, topic):
+    """A zstd batch of a few kilobytes that expands to 80 MB (two records: a small one at
+    t=1000, a huge one of zeros at t=2000). ListOffsets by time inside it would need to
+    decompress it; the broker decompresses at most 64 MiB, answers the batch's first offset
+    (at most one batch early) and logs it; queries answered from the batch header need no
+    decompression at all; the broker stays up and serves the records."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "compression.type": "zstd",
+                  "linger.ms": 100, "message.max.bytes": 100_000_000, "batch.size": 200_000_000})
+    p.produce(topic, value=b"small", partition=0, timestamp=1000)
+    p.produce(topic, value=bytes(80_000_000), partition=0, timestamp=2000)
+    assert p.flush(30) == 0
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "bomb"})
+    try:
+        def at(ts: int) -> int:
+            return c.offsets_for_times([TopicPartition(topic, 0, ts)], 10)[0].offset
+        assert at(500) == 0    # the first record's time is the batch's base timestamp
+        assert at(1500) == 0   # inside the bomb: its first offset, at most one batch early
+        assert at(2000) == 0
+        assert at(2001) == -1  # nothing that recent
+        assert "decompresses to more than the cap" in broker.log_tail()
+        broker.assert_alive()
+    finally:
+        c.close()

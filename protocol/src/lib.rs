@@ -5,10 +5,12 @@
 //!   `kafka-protocol` crate's message codecs.
 //! - [`batch`]: the record batch (magic v2) header: reading the fields a broker needs,
 //!   checking the CRC, and patching the base offset without re-encoding.
+//! - [`decompress`]: a batch's records decompressed with a cap on the output.
 //! - [`errors`]: Kafka error codes by name.
 
 pub mod batch;
 pub mod codec;
+pub mod decompress;
 pub mod errors;
 pub mod frame;
 

@@ -1,13 +1,18 @@
 //! ListOffsets (2): the earliest (-2) and latest (-1) offsets of partitions, the offset of
 //! the largest timestamp (-3), and the first offset whose record timestamp is at or after a
-//! given time, found exactly by reading the batch that may hold it.
+//! given time: the time index finds the first batch whose max timestamp is that recent,
+//! and its header or (with bounded decompression) its records give the offset.
+
+use std::cell::Cell;
 
 use bytes::Bytes;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
-use kafka_protocol::records::RecordBatchDecoder;
+use kafka_protocol::records::{Compression, RecordBatchDecoder};
+use phxq_protocol::batch::BatchHeader;
+use phxq_protocol::decompress::{decompress, DecompressError};
 use phxq_protocol::errors;
 use phxq_replication::{PartitionId, ReplicationError, StoreGroup};
 
@@ -91,22 +96,60 @@ pub(crate) fn lookup(
     }
 }
 
+/// Records decompressed to answer one ListOffsets by time, at most (per batch).
+const MAX_DECOMPRESSED: usize = 64 << 20;
+
 /// The first record of `batch` at or after `offset_floor` whose timestamp is >= `ts`.
+///
+/// Read from the batch header where it can be: a LogAppendTime batch gives every record
+/// its max timestamp, and the first record's timestamp is the batch's base timestamp.
+/// Otherwise the records are decoded, decompressing at most [`MAX_DECOMPRESSED`] bytes; a
+/// batch that would expand to more (a compression bomb) answers its first offset, at most
+/// one batch early, and is logged.
 fn first_record_at(
     pid: PartitionId,
     batch: &Bytes,
     ts: i64,
     offset_floor: i64,
 ) -> Result<Option<(i64, i64)>, i16> {
-    let mut buf = batch.clone();
-    let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| {
-        tracing::warn!(?pid, error = %e, "a stored batch does not decode");
+    let storage = |what: &dyn std::fmt::Display| {
+        tracing::warn!(?pid, error = %what, "a stored batch does not decode");
         errors::KAFKA_STORAGE_ERROR
-    })?;
-    Ok(set
-        .records
-        .iter()
-        .filter(|r| r.offset >= offset_floor && r.timestamp >= ts)
-        .map(|r| (r.offset, r.timestamp))
-        .next())
+    };
+    let h = BatchHeader::parse(batch).map_err(|e| storage(&e))?;
+    let first = h.base_offset.max(offset_floor);
+    if first > h.last_offset() {
+        return Ok(None);
+    }
+    if h.is_log_append_time() {
+        return Ok((h.max_timestamp >= ts).then_some((first, h.max_timestamp)));
+    }
+    if h.base_offset >= offset_floor && h.base_timestamp >= ts {
+        return Ok(Some((h.base_offset, h.base_timestamp)));
+    }
+    let too_large = Cell::new(false);
+    let mut buf = batch.clone();
+    let decoded = RecordBatchDecoder::decode_with_custom_compression(
+        &mut buf,
+        Some(|records: &mut Bytes, c: Compression| {
+            decompress(c as i16, records, MAX_DECOMPRESSED).map_err(|e| {
+                too_large.set(matches!(e, DecompressError::TooLarge(_)));
+                anyhow::anyhow!(e)
+            })
+        }),
+    );
+    match decoded {
+        Ok(set) => Ok(set
+            .records
+            .iter()
+            .filter(|r| r.offset >= offset_floor && r.timestamp >= ts)
+            .map(|r| (r.offset, r.timestamp))
+            .next()),
+        Err(_) if too_large.get() => {
+            tracing::warn!(?pid, base_offset = h.base_offset, cap = MAX_DECOMPRESSED,
+                "ListOffsets by time: a batch decompresses to more than the cap; answering its first offset");
+            Ok((h.max_timestamp >= ts).then_some((first, h.max_timestamp)))
+        }
+        Err(e) => Err(storage(&e)),
+    }
 }
