@@ -13,6 +13,7 @@ mod errors;
 mod groups;
 mod handlers;
 mod kafka_client;
+mod placement;
 mod quotas;
 mod scheduler;
 mod server;

@@ -2,7 +2,7 @@
 //! partition) and topic configs. The source of truth is the metadata group's key-value
 //! space (`topic/<name>` -> JSON); this is its in-memory view, changed only through Raft.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
@@ -13,6 +13,7 @@ use phxq_replication::{
 use serde::{Deserialize, Serialize};
 
 use crate::broker::Broker;
+use crate::placement::{self, Candidate};
 use crate::topic_configs;
 
 const TOPIC_PREFIX: &str = "topic/";
@@ -64,6 +65,10 @@ pub enum TopicError {
     #[error("{0}")]
     InvalidConfig(String),
     #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
     Replication(#[from] ReplicationError),
 }
 
@@ -76,6 +81,8 @@ impl TopicError {
             TopicError::InvalidPartitions(_) => errors::INVALID_PARTITIONS,
             TopicError::InvalidReplicationFactor(_) => errors::INVALID_REPLICATION_FACTOR,
             TopicError::InvalidConfig(_) => errors::INVALID_CONFIG,
+            TopicError::InvalidReplicaAssignment(_) => errors::INVALID_REPLICA_ASSIGNMENT,
+            TopicError::InvalidRequest(_) => errors::INVALID_REQUEST,
             TopicError::Replication(e) => crate::errors::replication_error_code(e),
         }
     }
@@ -172,15 +179,24 @@ impl TopicRegistry {
 
     /// Creates a topic: its partitions in their store groups first, then the metadata record
     /// (a crash in between leaves only empty, unreachable partitions).
+    /// Creates a topic of `partitions` partitions placed by load, or, when `assignments`
+    /// (partition -> wanted brokers) are given, one partition per assignment placed by
+    /// [`placement::map`].
     pub async fn create(
         &self,
         broker: &Broker,
         name: &str,
         partitions: i32,
+        assignments: &[(i32, Vec<i32>)],
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<Arc<Topic>, TopicError> {
         validate_name(name)?;
+        let partitions = if assignments.is_empty() {
+            partitions
+        } else {
+            assignments.len() as i32
+        };
         if partitions < 1 {
             return Err(TopicError::InvalidPartitions(format!(
                 "number of partitions must be at least 1, got {partitions}"
@@ -196,7 +212,11 @@ impl TopicRegistry {
         if self.get(name).is_some() {
             return Err(TopicError::AlreadyExists);
         }
-        let placement = self.place(broker, partitions as usize);
+        let placement = if assignments.is_empty() {
+            self.place(broker, partitions as usize)
+        } else {
+            self.place_assigned(broker, assignments, 0)?
+        };
         let topic = Topic {
             name: name.to_string(),
             id: uuid::Uuid::new_v4().as_u128(),
@@ -219,11 +239,14 @@ impl TopicRegistry {
     }
 
     /// Grows a topic to `count` partitions.
+    /// Grows a topic to `count` partitions, the new ones placed by load or by
+    /// `assignments` (one per new partition, numbered from the first new one).
     pub async fn add_partitions(
         &self,
         broker: &Broker,
         name: &str,
         count: i32,
+        assignments: &[(i32, Vec<i32>)],
         validate_only: bool,
     ) -> Result<Arc<Topic>, TopicError> {
         let _guard = self.changes.lock().await;
@@ -241,9 +264,18 @@ impl TopicRegistry {
         }
         let mut topic = (*current).clone();
         let first_new = topic.placement.len();
-        topic
-            .placement
-            .extend(self.place(broker, count as usize - first_new));
+        let added = if assignments.is_empty() {
+            self.place(broker, count as usize - first_new)
+        } else if assignments.len() != count as usize - first_new {
+            return Err(TopicError::InvalidReplicaAssignment(format!(
+                "{} assignments for {} new partitions",
+                assignments.len(),
+                count as usize - first_new
+            )));
+        } else {
+            self.place_assigned(broker, assignments, first_new as i32)?
+        };
+        topic.placement.extend(added);
         if validate_only {
             return Ok(Arc::new(topic));
         }
@@ -354,7 +386,8 @@ impl TopicRegistry {
     }
 
     /// Places `n` new partitions, each on the store group holding the fewest partitions.
-    fn place(&self, broker: &Broker, n: usize) -> Vec<GroupId> {
+    /// Partitions per store group.
+    fn partitions_per_group(&self, broker: &Broker) -> BTreeMap<GroupId, usize> {
         let mut load: BTreeMap<GroupId, usize> = broker
             .store_group_ids()
             .into_iter()
@@ -367,6 +400,39 @@ impl TopicRegistry {
                 }
             }
         }
+        load
+    }
+
+    /// Store groups for manually assigned partitions (see `placement.rs`).
+    fn place_assigned(
+        &self,
+        broker: &Broker,
+        assignments: &[(i32, Vec<i32>)],
+        first: i32,
+    ) -> Result<Vec<GroupId>, TopicError> {
+        let mut candidates: Vec<Candidate> = self
+            .partitions_per_group(broker)
+            .into_iter()
+            .map(|(group, load)| {
+                let r = broker.replicas(group);
+                Candidate {
+                    group,
+                    voters: r.replicas.into_iter().collect(),
+                    leader: r.leader,
+                    load,
+                }
+            })
+            .collect();
+        let brokers: BTreeSet<i32> = match &broker.config.cluster {
+            Some(c) => c.brokers.iter().map(|b| b.id as i32).collect(),
+            None => BTreeSet::from([broker.node_id()]),
+        };
+        placement::map(assignments, first, &brokers, &mut candidates)
+            .map_err(TopicError::InvalidReplicaAssignment)
+    }
+
+    fn place(&self, broker: &Broker, n: usize) -> Vec<GroupId> {
+        let mut load = self.partitions_per_group(broker);
         (0..n)
             .map(|_| {
                 let (&g, c) = load

@@ -24,6 +24,7 @@ pub const TOPIC_ALREADY_EXISTS: i16 = ResponseError::TopicAlreadyExists.code();
 pub const INVALID_PARTITIONS: i16 = ResponseError::InvalidPartitions.code();
 pub const INVALID_REPLICATION_FACTOR: i16 = ResponseError::InvalidReplicationFactor.code();
 pub const INVALID_REQUEST: i16 = ResponseError::InvalidRequest.code();
+pub const INVALID_REPLICA_ASSIGNMENT: i16 = ResponseError::InvalidReplicaAssignment.code();
 pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = ResponseError::OutOfOrderSequenceNumber.code();
 pub const INVALID_PRODUCER_EPOCH: i16 = ResponseError::InvalidProducerEpoch.code();
 pub const INVALID_CONFIG: i16 = ResponseError::InvalidConfig.code();

@@ -1,4 +1,6 @@
-//! CreatePartitions (37): grow topics to a larger partition count.
+//! CreatePartitions (37): grow topics to a larger partition count, the new partitions
+//! placed by load or by manual replica assignments (`placement.rs`); `validate_only`
+//! checks and changes nothing.
 
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
@@ -6,7 +8,6 @@ use tracing::info;
 
 use crate::broker::Broker;
 use crate::handlers::str;
-use crate::topics::TopicError;
 
 pub async fn handle(
     broker: &Broker,
@@ -16,19 +17,26 @@ pub async fn handle(
     let mut results = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
-        let outcome = if t.assignments.as_ref().is_some_and(|a| !a.is_empty()) {
-            Err(TopicError::InvalidPartitions(
-                "manual replica assignment is not supported".into(),
-            ))
-        } else {
-            broker
-                .topics
-                .add_partitions(broker, &t.name.0, t.count, req.validate_only)
-                .await
-        };
+        let first = broker
+            .topics
+            .get(&t.name.0)
+            .map_or(0, |topic| topic.partition_count());
+        let assignments: Vec<(i32, Vec<i32>)> = t
+            .assignments
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, a)| (first + i as i32, a.broker_ids.iter().map(|b| b.0).collect()))
+            .collect();
+        let outcome = broker
+            .topics
+            .add_partitions(broker, &t.name.0, t.count, &assignments, req.validate_only)
+            .await;
         results.push(match outcome {
             Ok(_) => {
-                info!(topic = %t.name.0, count = t.count, "partitions added");
+                if !req.validate_only {
+                    info!(topic = %t.name.0, count = t.count, "partitions added");
+                }
                 result
             }
             Err(e) => result

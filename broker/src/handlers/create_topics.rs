@@ -1,5 +1,7 @@
-//! CreateTopics (19): create topics with a partition count (or the broker default for -1),
-//! replication factor -1 or 1 on a single node, and topic configs phxq honours.
+//! CreateTopics (19): create topics with a partition count (or the broker default for -1)
+//! and a replication factor up to the store groups' (-1: theirs), or with manual replica
+//! assignments mapped onto store groups (`placement.rs`), and topic configs phxq honours.
+//! `validate_only` checks everything and creates nothing.
 
 use std::collections::BTreeMap;
 
@@ -30,35 +32,55 @@ pub async fn handle(
         } else {
             t.num_partitions
         };
-        let outcome = if !t.assignments.is_empty() {
-            Err(TopicError::InvalidPartitions(
-                "manual replica assignment is not supported; give num_partitions".into(),
-            ))
-        } else if t.replication_factor != -1
-            && !(1..=broker.replication_factor()).contains(&t.replication_factor)
-        {
-            // Every partition gets its store group's replicas: asking for fewer is served
-            // with more (never less durable than asked), asking for more cannot be.
-            Err(TopicError::InvalidReplicationFactor(format!(
-                "replication factor {} is not available: partitions have {} replicas here",
-                t.replication_factor,
-                broker.replication_factor()
-            )))
-        } else {
-            let configs: BTreeMap<String, String> = t
-                .configs
-                .into_iter()
-                .filter_map(|c| c.value.map(|v| (c.name.to_string(), v.to_string())))
-                .collect();
-            broker
-                .topics
-                .create(broker, &name, partitions, configs, req.validate_only)
-                .await
-        };
+        let assignments: Vec<(i32, Vec<i32>)> = t
+            .assignments
+            .iter()
+            .map(|a| {
+                (
+                    a.partition_index,
+                    a.broker_ids.iter().map(|b| b.0).collect(),
+                )
+            })
+            .collect();
+        let outcome =
+            if !assignments.is_empty() && (t.num_partitions != -1 || t.replication_factor != -1) {
+                Err(TopicError::InvalidRequest(
+                    "both numPartitions or replicationFactor and replicasAssignments were set; \
+                 both cannot be used at the same time"
+                        .into(),
+                ))
+            } else if t.replication_factor != -1
+                && !(1..=broker.replication_factor()).contains(&t.replication_factor)
+            {
+                // Every partition gets its store group's replicas: asking for fewer is served
+                // with more (never less durable than asked), asking for more cannot be.
+                Err(TopicError::InvalidReplicationFactor(format!(
+                    "replication factor {} is not available: partitions have {} replicas here",
+                    t.replication_factor,
+                    broker.replication_factor()
+                )))
+            } else {
+                let configs: BTreeMap<String, String> = t
+                    .configs
+                    .into_iter()
+                    .filter_map(|c| c.value.map(|v| (c.name.to_string(), v.to_string())))
+                    .collect();
+                broker
+                    .topics
+                    .create(
+                        broker,
+                        &name,
+                        partitions,
+                        &assignments,
+                        configs,
+                        req.validate_only,
+                    )
+                    .await
+            };
         results.push(match outcome {
             Ok(topic) => {
                 if !req.validate_only {
-                    info!(topic = %name, partitions, "created topic");
+                    info!(topic = %name, partitions = topic.partition_count(), "created topic");
                 }
                 let configs = topic_config::describe_topic(broker, &topic, None)
                     .into_iter()

@@ -75,7 +75,7 @@ async fn by_name(broker: &Broker, name: &str, allow_create: bool) -> MetadataRes
     let partitions = broker.config.num_partitions;
     match broker
         .topics
-        .create(broker, name, partitions, BTreeMap::new(), false)
+        .create(broker, name, partitions, &[], BTreeMap::new(), false)
         .await
     {
         Ok(t) => {
