@@ -125,18 +125,17 @@ impl GroupShared {
         let mut segmenter = Segmenter::new(policy);
         let mut segments = Vec::new();
         let mut step_points = Vec::new();
-        let mut seen = 0u64;
-        for item in table
-            .range((t, i, first)..=(t, i, i64::MAX))
-            .map_err(storage)?
-        {
+        for (seen, item) in (0u64..).zip(
+            table
+                .range((t, i, first)..=(t, i, i64::MAX))
+                .map_err(storage)?,
+        ) {
             let (k, v) = item.map_err(storage)?;
             let base = k.value().2;
             let loc = BatchLoc::decode(v.value()).ok_or_else(|| storage("batch location"))?;
-            if seen > 0 && seen % RETENTION_STEP_BATCHES == 0 {
+            if seen > 0 && seen.is_multiple_of(RETENTION_STEP_BATCHES) {
                 step_points.push(base);
             }
-            seen += 1;
             let b = BatchSummary {
                 base_offset: base,
                 next_offset: loc.last_offset(base) + 1,
