@@ -14,6 +14,7 @@ mod groups;
 mod handlers;
 mod kafka_client;
 mod quotas;
+mod retention;
 mod scheduler;
 mod server;
 mod shutdown;
