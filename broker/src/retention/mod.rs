@@ -22,7 +22,7 @@ pub mod config;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use phxq_replication::{Command, CommandResponse, RetentionCut};
+use phxq_replication::{Command, CommandResponse, ReplicationError, RetentionCut};
 use tracing::{debug, info, warn};
 
 use crate::broker::Broker;
@@ -78,7 +78,8 @@ pub async fn enforce(broker: &Arc<Broker>) -> usize {
                 tokio::task::spawn_blocking(move || scan.retention_cut(pid, &policy, now)).await;
             let cut: RetentionCut = match cut {
                 Ok(Ok(Some(c))) => c,
-                Ok(Ok(None)) => continue,
+                // Deleted since the topic list was read.
+                Ok(Ok(None)) | Ok(Err(ReplicationError::UnknownPartition)) => continue,
                 Ok(Err(e)) => {
                     warn!(topic = %topic.name, partition = index, error = %e, "retention cannot read the partition; will retry");
                     continue;

@@ -19,7 +19,8 @@
 //!
 //! Segments are dropped oldest first, and only a prefix of them (Kafka's rules):
 //! - time: a segment whose largest timestamp is more than `retention_ms` before now, i.e.
-//!   every record in it is past the limit; the first one that is not stops the time cut;
+//!   every record in it is past the limit; the first one that is not (or has no
+//!   timestamps) stops the time cut;
 //! - size: while the partition's bytes minus the oldest remaining segment stay at or above
 //!   `retention_bytes`.
 //!
@@ -106,11 +107,15 @@ impl Segmenter {
     }
 }
 
-/// Whether the time limit alone drops `s` at `now_ms`.
+/// Whether the time limit alone drops `s` at `now_ms`. A segment whose records carry no
+/// timestamp (-1: the producer sent none) has no age phxq could know (Kafka falls back to
+/// the file's modification time, which a shared segment file does not have per
+/// partition): only the size limit drops it.
 pub fn expired(s: &Segment, policy: &RetentionPolicy, now_ms: i64) -> bool {
-    policy
-        .retention_ms
-        .is_some_and(|ms| now_ms.saturating_sub(s.max_timestamp) > ms)
+    s.max_timestamp >= 0
+        && policy
+            .retention_ms
+            .is_some_and(|ms| now_ms.saturating_sub(s.max_timestamp) > ms)
 }
 
 /// What retention drops from the head of a log.
@@ -255,10 +260,10 @@ mod tests {
         assert_eq!(c.log_start, 10);
         // No limit, nothing goes.
         assert_eq!(cut(&s, &policy(None, None, 300), now), None);
-        // Timestamps in the future are never expired.
-        let b = batches(&[200 * MIN]);
-        let p = policy(Some(0), None, 300);
-        assert_eq!(cut(&segments(&b, &p), &p, now), None);
+        // Timestamps in the future are never expired, nor records without one.
+        let p = policy(Some(0), None, 100);
+        assert_eq!(cut(&segments(&batches(&[200 * MIN]), &p), &p, now), None);
+        assert_eq!(cut(&segments(&batches(&[-1, 0]), &p), &p, now), None);
     }
 
     #[test]
