@@ -73,6 +73,7 @@ pub async fn enforce(broker: &Arc<Broker>) -> usize {
             let Ok(group) = broker.leading(g) else {
                 continue;
             };
+            let started = std::time::Instant::now();
             let scan = group.clone();
             let cut =
                 tokio::task::spawn_blocking(move || scan.retention_cut(pid, &policy, now)).await;
@@ -121,6 +122,8 @@ pub async fn enforce(broker: &Arc<Broker>) -> usize {
                     segments = cut.segments,
                     batches = cut.batches,
                     bytes = cut.bytes,
+                    steps = cut.steps.len(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
                     "retention dropped old segments"
                 );
             }
