@@ -146,7 +146,8 @@ def test_time_retention_drops_old_segments_and_consumers_restart_at_the_new_star
 def test_retention_bytes_and_retention_ms_altered_on_a_live_topic(broker_factory, topic):
     """A topic keeps everything until IncrementalAlterConfigs (confluent-kafka) sets
     retention.bytes: then it keeps the newest segments that hold at least that many
-    bytes. DescribeConfigs shows each config's source. AlterConfigs (kafka-python) of
+    bytes. DescribeConfigs shows each config's source, and the broker's log.* defaults.
+    AlterConfigs (kafka-python) of
     retention.ms to one second drops every segment, the active one included; out-of-range
     values are INVALID_CONFIG."""
     from confluent_kafka import KafkaError, KafkaException
@@ -166,6 +167,15 @@ def test_retention_bytes_and_retention_ms_altered_on_a_live_topic(broker_factory
     assert watermarks(b.bootstrap, topic) == (0, n), "nothing is past the default retention"
 
     a = admin(b.bootstrap)
+    bres = ConfigResource(ResourceType.BROKER, "1")
+    bcfg = a.describe_configs([bres])[bres].result(timeout=10)
+    assert bcfg["log.retention.hours"].value == "168"
+    assert bcfg["log.retention.minutes"].value is None
+    assert bcfg["log.retention.ms"].value == str(7 * 24 * HOUR_MS)
+    assert bcfg["log.retention.bytes"].value == "-1"
+    assert bcfg["log.segment.bytes"].value == str(SEGMENT_FILE_BYTES)
+    assert bcfg["log.retention.check.interval.ms"].value == str(CHECK_MS)
+
     res = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
         ConfigEntry("retention.bytes", "100000", incremental_operation=AlterConfigOpType.SET)])
     a.incremental_alter_configs([res])[res].result(timeout=10)

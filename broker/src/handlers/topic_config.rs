@@ -141,6 +141,14 @@ pub fn describe_broker(
     ];
     all.into_iter()
         .filter(|(name, _, _)| wanted(keys, name))
-        .map(|(name, value, kind)| entry(name, value, STATIC_BROKER_CONFIG, kind))
+        .map(|(name, value, kind)| {
+            let e = entry(name, value.clone(), STATIC_BROKER_CONFIG, kind);
+            // An unset key (log.retention.minutes) has no value, as Kafka shows it.
+            if value.is_empty() {
+                e.with_value(None)
+            } else {
+                e
+            }
+        })
         .collect()
 }
