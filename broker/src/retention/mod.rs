@@ -20,9 +20,12 @@
 pub mod config;
 
 use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use phxq_replication::{Command, CommandResponse, ReplicationError, RetentionCut};
+use phxq_replication::{
+    Command, CommandResponse, PartitionId, ReplicationError, RetentionCut, RetentionPolicy,
+    StoreGroup,
+};
 use tracing::{debug, info, warn};
 
 use crate::broker::Broker;
@@ -73,45 +76,18 @@ pub async fn enforce(broker: &Arc<Broker>) -> usize {
             let Ok(group) = broker.leading(g) else {
                 continue;
             };
-            let started = std::time::Instant::now();
-            let scan = group.clone();
-            let cut =
-                tokio::task::spawn_blocking(move || scan.retention_cut(pid, &policy, now)).await;
-            let cut: RetentionCut = match cut {
-                Ok(Ok(Some(c))) => c,
-                // Deleted since the topic list was read.
-                Ok(Ok(None)) | Ok(Err(ReplicationError::UnknownPartition)) => continue,
-                Ok(Err(e)) => {
-                    warn!(topic = %topic.name, partition = index, error = %e, "retention cannot read the partition; will retry");
-                    continue;
-                }
+            let started = Instant::now();
+            let cut = match plan(&group, pid, policy, now).await {
+                Ok(Some(c)) => c,
+                Ok(None) => continue,
                 Err(e) => {
-                    warn!(topic = %topic.name, partition = index, error = %e, "retention scan failed; will retry");
+                    warn!(topic = %topic.name, partition = index, "retention cannot read the partition; will retry: {e}");
                     continue;
                 }
             };
-            let mut reached = None;
-            for step in &cut.steps {
-                match group
-                    .propose(Command::DeleteRecords(vec![(pid, *step)]))
-                    .await
-                {
-                    Ok(CommandResponse::RecordsDeleted(r)) => match r.first() {
-                        Some(Ok(start)) => reached = Some(*start),
-                        other => {
-                            warn!(topic = %topic.name, partition = index, ?other, "retention step refused");
-                            break;
-                        }
-                    },
-                    Ok(other) => {
-                        warn!(topic = %topic.name, partition = index, ?other, "unexpected answer to a retention step");
-                        break;
-                    }
-                    Err(e) => {
-                        warn!(topic = %topic.name, partition = index, error = %e, "retention step not committed; will retry");
-                        break;
-                    }
-                }
+            let (reached, outcome) = apply(&group, pid, &cut).await;
+            if let Err(e) = outcome {
+                warn!(topic = %topic.name, partition = index, "retention stopped short; will retry: {e}");
             }
             if let Some(start) = reached {
                 moved += 1;
@@ -124,10 +100,53 @@ pub async fn enforce(broker: &Arc<Broker>) -> usize {
                     bytes = cut.bytes,
                     steps = cut.steps.len(),
                     elapsed_ms = started.elapsed().as_millis() as u64,
+                    complete = start >= cut.log_start,
                     "retention dropped old segments"
                 );
             }
         }
     }
     moved
+}
+
+/// What the policy drops from `pid`, scanned on a blocking thread; None when nothing
+/// goes (or the partition was deleted since the topic list was read).
+async fn plan(
+    group: &StoreGroup,
+    pid: PartitionId,
+    policy: RetentionPolicy,
+    now: i64,
+) -> Result<Option<RetentionCut>, String> {
+    let scan = group.clone();
+    match tokio::task::spawn_blocking(move || scan.retention_cut(pid, &policy, now)).await {
+        Ok(Ok(cut)) => Ok(cut),
+        Ok(Err(ReplicationError::UnknownPartition)) => Ok(None),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(format!("the scan did not finish: {e}")),
+    }
+}
+
+/// Moves the log start of `pid` through the steps of `cut`, one Raft entry each; returns
+/// the log start reached (None if not even the first step was applied) and why it
+/// stopped early, if it did.
+async fn apply(
+    group: &StoreGroup,
+    pid: PartitionId,
+    cut: &RetentionCut,
+) -> (Option<i64>, Result<(), String>) {
+    let mut reached = None;
+    for step in &cut.steps {
+        let outcome = group
+            .propose(Command::DeleteRecords(vec![(pid, *step)]))
+            .await;
+        match outcome {
+            Ok(CommandResponse::RecordsDeleted(r)) => match r.first() {
+                Some(Ok(start)) => reached = Some(*start),
+                other => return (reached, Err(format!("step to {step} refused: {other:?}"))),
+            },
+            Ok(other) => return (reached, Err(format!("unexpected answer {other:?}"))),
+            Err(e) => return (reached, Err(format!("step to {step} not committed: {e}"))),
+        }
+    }
+    (reached, Ok(()))
 }
