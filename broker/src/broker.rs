@@ -50,6 +50,7 @@ impl Broker {
         raft.cache_bytes = config.cache_mb << 20;
         raft.election_timeout_min_ms = config.raft_heartbeat_ms * 3;
         raft.election_timeout_max_ms = config.raft_heartbeat_ms * 6;
+        raft.segment_bytes = config.log.segment_bytes;
         let (node, metadata, cluster_id, internal_stop) = match &config.cluster {
             None => {
                 let node = ReplicaNode::open(raft).await.map_err(|e| {
@@ -137,6 +138,8 @@ impl Broker {
         tokio::spawn(crate::cluster::balance::follow_metadata(Arc::downgrade(
             &broker,
         )));
+        // Retention runs on the leaders of the store groups, in the background.
+        tokio::spawn(crate::retention::run(Arc::downgrade(&broker)));
         if broker.config.cluster.is_some() {
             tokio::spawn(crate::cluster::balance::rebalance_leaders(Arc::downgrade(
                 &broker,

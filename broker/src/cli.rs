@@ -137,6 +137,23 @@ pub struct ServeArgs {
     /// Largest request frame accepted, in bytes.
     #[arg(long, env = "PHXQ_SOCKET_REQUEST_MAX_BYTES")]
     pub socket_request_max_bytes: Option<usize>,
+    /// Default retention.ms of topics (Kafka's log.retention.ms; -1: no time limit).
+    #[arg(long, env = "PHXQ_LOG_RETENTION_MS", allow_hyphen_values = true)]
+    pub log_retention_ms: Option<i64>,
+    /// Default retention.ms of topics in hours (log.retention.hours; 168).
+    #[arg(long, env = "PHXQ_LOG_RETENTION_HOURS", allow_hyphen_values = true)]
+    pub log_retention_hours: Option<i64>,
+    /// Default retention.bytes of partitions (log.retention.bytes; -1: no size limit).
+    #[arg(long, env = "PHXQ_LOG_RETENTION_BYTES", allow_hyphen_values = true)]
+    pub log_retention_bytes: Option<i64>,
+    /// Size at which segment files roll, and default segment.bytes of topics
+    /// (log.segment.bytes).
+    #[arg(long, env = "PHXQ_LOG_SEGMENT_BYTES")]
+    pub log_segment_bytes: Option<u64>,
+    /// How often leaders look for segments retention drops, in ms
+    /// (log.retention.check.interval.ms).
+    #[arg(long, env = "PHXQ_LOG_RETENTION_CHECK_INTERVAL_MS")]
+    pub log_retention_check_interval_ms: Option<u64>,
     /// How long the first rebalance of an empty consumer group waits for more members
     /// (Kafka's group.initial.rebalance.delay.ms, 3000 there).
     #[arg(long, env = "PHXQ_GROUP_INITIAL_REBALANCE_DELAY_MS")]
@@ -200,6 +217,21 @@ impl ServeArgs {
             store_groups
         );
         set!(message_max_bytes, socket_request_max_bytes, cache_mb);
+        if self.log_retention_ms.is_some() {
+            c.log.retention_ms = self.log_retention_ms;
+        }
+        if let Some(v) = self.log_retention_hours {
+            c.log.retention_hours = v;
+        }
+        if let Some(v) = self.log_retention_bytes {
+            c.log.retention_bytes = v;
+        }
+        if let Some(v) = self.log_segment_bytes {
+            c.log.segment_bytes = v;
+        }
+        if let Some(v) = self.log_retention_check_interval_ms {
+            c.log.retention_check_interval_ms = v;
+        }
         if let Some(v) = self.group_initial_rebalance_delay_ms {
             c.groups.initial_rebalance_delay_ms = v;
         }

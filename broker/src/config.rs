@@ -37,6 +37,8 @@ pub struct Config {
     /// Memory for caching storage pages, in MiB. With the bounded in-flight log, this is what
     /// bounds the broker's memory, whatever the volume of data.
     pub cache_mb: usize,
+    /// Retention and segment defaults of topics (`[log]`).
+    pub log: crate::retention::config::LogConfig,
     /// Consumer group coordinator settings (`[groups]`).
     pub groups: crate::groups::GroupConfig,
     /// The brokers of a cluster (`[cluster]`); absent: this node runs alone.
@@ -58,6 +60,7 @@ impl Default for Config {
             socket_request_max_bytes: 104_857_600,
             raft_heartbeat_ms: 500,
             cache_mb: 256,
+            log: Default::default(),
             groups: Default::default(),
             cluster: None,
         }
@@ -113,6 +116,7 @@ impl Config {
             "raft_heartbeat_ms must be at least 10"
         );
         anyhow::ensure!(self.cache_mb >= 1, "cache_mb must be at least 1");
+        self.log.validate()?;
         self.groups.validate()?;
         if let Some(c) = &self.cluster {
             c.validate(self.node_id)?;

@@ -15,6 +15,7 @@ mod handlers;
 mod kafka_client;
 mod placement;
 mod quotas;
+mod retention;
 mod scheduler;
 mod server;
 mod shutdown;

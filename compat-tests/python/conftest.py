@@ -145,10 +145,12 @@ def broker_factory(request):
 @pytest.fixture
 def cluster(request):
     """A running three-node cluster (phxq_cluster.Cluster): generated configs on free
-    ports, a data dir per node; any node can be killed with kill -9 and restarted."""
+    ports, a data dir per node; any node can be killed with kill -9 and restarted. A test
+    adds TOML to every node's config with
+    ``@pytest.mark.parametrize("cluster", ["[log]\\n..."], indirect=True)``."""
     from phxq_cluster import Cluster
     tmp = Path(tempfile.mkdtemp(prefix="phxq-cluster-"))
-    c = Cluster(tmp)
+    c = Cluster(tmp, extra_toml=getattr(request, "param", ""))
     request.node.phxq_brokers = list(c.nodes.values())
     try:
         c.start()

@@ -41,8 +41,9 @@ RETRIABLE = {5, 6, 7, 14, 15, 16, 41}
 
 
 def node_toml(node_id: int, kafka: dict[int, int], internal: dict[int, int],
-              store_groups: int = STORE_GROUPS, heartbeat_ms: int = HEARTBEAT_MS) -> str:
-    """config/cluster/nodeN.toml with these ports (data_dir comes from --data-dir)."""
+              store_groups: int = STORE_GROUPS, heartbeat_ms: int = HEARTBEAT_MS, extra: str = "") -> str:
+    """config/cluster/nodeN.toml with these ports (data_dir comes from --data-dir), and
+    `extra` TOML tables (e.g. a ``[log]`` table) at the end."""
     lines = [
         f"# node {node_id} of a test cluster: the layout of config/cluster/node{node_id}.toml",
         f"node_id = {node_id}",
@@ -57,6 +58,8 @@ def node_toml(node_id: int, kafka: dict[int, int], internal: dict[int, int],
     for i in sorted(kafka):
         lines += ["", "[[cluster.brokers]]", f"id = {i}", f'kafka = "127.0.0.1:{kafka[i]}"',
                   f'internal = "127.0.0.1:{internal[i]}"', f'rack = "r{i}"']
+    if extra:
+        lines += ["", extra.strip()]
     return "\n".join(lines) + "\n"
 
 
@@ -104,7 +107,7 @@ class ClusterNode(Broker):
 
 class Cluster:
     def __init__(self, base: Path, size: int = SIZE, store_groups: int = STORE_GROUPS,
-                 heartbeat_ms: int = HEARTBEAT_MS):
+                 heartbeat_ms: int = HEARTBEAT_MS, extra_toml: str = ""):
         self.base = base
         ports = free_ports(2 * size)
         kafka = {i + 1: ports[i] for i in range(size)}
@@ -112,7 +115,7 @@ class Cluster:
         self.nodes: dict[int, ClusterNode] = {}
         for i in kafka:
             path = base / f"node{i}.toml"
-            path.write_text(node_toml(i, kafka, internal, store_groups, heartbeat_ms))
+            path.write_text(node_toml(i, kafka, internal, store_groups, heartbeat_ms, extra_toml))
             self.nodes[i] = ClusterNode(i, base, kafka[i], path)
 
     # ------------------------------------------------------------------ processes

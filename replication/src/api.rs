@@ -18,7 +18,8 @@ use crate::raft::rpc::{PeerService, RaftRpc, RaftRpcReply, RpcService, Transport
 use crate::store::fault::DiskFault;
 use crate::types::{
     Command, CommandResponse, GroupId, GroupStatus, NodeId, PartitionId, PartitionOffsets,
-    ReadLimit, ReadResult, ReplicationError, StoredBatch, WriterCounters,
+    ReadLimit, ReadResult, ReplicationError, RetentionCut, RetentionPolicy, StoredBatch,
+    WriterCounters,
 };
 
 /// One broker's replication: its redb database, its group-commit writer and its groups.
@@ -303,6 +304,20 @@ impl StoreGroup {
         p: PartitionId,
     ) -> Result<Option<(i64, StoredBatch)>, ReplicationError> {
         self.inner.shared.max_timestamp(p)
+    }
+
+    /// What `policy` would drop from the head of `p` at `now_ms` (epoch ms): the new log
+    /// start, reached in bounded steps; None when nothing goes. Reads the partition's
+    /// batch index (blocking I/O: call it off the async workers). Only decides: the caller
+    /// moves the log start with [`Command::DeleteRecords`] on the leader, so every replica
+    /// drops the same records.
+    pub fn retention_cut(
+        &self,
+        p: PartitionId,
+        policy: &RetentionPolicy,
+        now_ms: i64,
+    ) -> Result<Option<RetentionCut>, ReplicationError> {
+        self.inner.shared.retention_cut(p, policy, now_ms)
     }
 
     /// A counter bumped after every applied entry; long-polling fetches wait on it.

@@ -54,7 +54,7 @@ pub use node::config::NodeConfig;
 pub use types::{
     AppendBatch, AppendError, Appended, Command, CommandResponse, GroupId, GroupStatus, NodeId,
     PartitionId, PartitionOffsets, ReadLimit, ReadResult, ReplicaProgress, ReplicationError,
-    StoredBatch, WriterCounters,
+    RetentionCut, RetentionPolicy, StoredBatch, WriterCounters,
 };
 
 /// Fault injection for tests: a disk that fails on demand.

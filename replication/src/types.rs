@@ -135,6 +135,45 @@ impl ReadLimit {
     }
 }
 
+/// How long and how much of a partition's log to keep (Kafka's `retention.ms`,
+/// `retention.bytes`, `segment.bytes`, `segment.ms`); see `partition::retention`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    /// Drop segments whose every record is older than this many ms; None: no time limit.
+    pub retention_ms: Option<i64>,
+    /// Drop the oldest segments while the rest still hold at least this many bytes; None:
+    /// no size limit.
+    pub retention_bytes: Option<u64>,
+    /// A partition's segment (what retention drops as a whole) holds at most this many
+    /// bytes, or one batch when a batch is larger.
+    pub segment_bytes: u64,
+    /// A batch whose max timestamp is this many ms after its segment's first starts a new
+    /// segment; None: segments roll by size only.
+    pub segment_ms: Option<i64>,
+}
+
+impl RetentionPolicy {
+    /// True when the policy can drop anything.
+    pub fn limits(&self) -> bool {
+        self.retention_ms.is_some() || self.retention_bytes.is_some()
+    }
+}
+
+/// What retention drops from the head of a partition (see `StoreGroup::retention_cut`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetentionCut {
+    /// The new log start offset: the first offset of the first segment kept.
+    pub log_start: i64,
+    /// Log start offsets to move through on the way, each at most a bounded number of
+    /// batches after the one before, ending with `log_start`: one Raft entry each, so
+    /// that no single apply deletes an unbounded number of rows while the group's writes
+    /// wait for it.
+    pub steps: Vec<i64>,
+    pub segments: usize,
+    pub batches: u64,
+    pub bytes: u64,
+}
+
 /// What a fetch read.
 #[derive(Debug, Default)]
 pub struct ReadResult {

@@ -589,3 +589,99 @@ async fn term_start_offsets_say_what_the_current_leader_appended() {
     assert_eq!(g.term_start_offset(a, term2), Some(5));
     node.shutdown().await;
 }
+
+/// Retention's decision over a real batch index: the time cut stops at the first segment
+/// holding a young record, the size cut keeps at least the limit, a long cut comes in
+/// steps of at most 4096 batches, and applying the steps with DeleteRecords moves the log
+/// start there, after which the same policy finds nothing more to drop.
+#[tokio::test]
+async fn retention_cut_over_the_batch_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path()).await;
+    let g = node.open_group(GroupId(1)).await.unwrap();
+    let p = part(9, 0);
+    create(&g, &[p]).await;
+    let hour = 3_600_000i64;
+    let now = 100 * hour;
+    let one = batch_with(1, 0, None, 10);
+    let len = one.len() as u64;
+    // 10_000 one-record batches stamped 50 hours ago, then 100 stamped now, in few entries.
+    let stamped = |ts: i64| AppendBatch {
+        partition: p,
+        batch: batch_with(1, ts, None, 10),
+    };
+    for chunk in 0..10 {
+        let old: Vec<AppendBatch> = (0..1000)
+            .map(|i| stamped(50 * hour + chunk * 1000 + i))
+            .collect();
+        g.propose(Command::Append(old)).await.unwrap();
+    }
+    g.propose(Command::Append((0..100).map(|_| stamped(now)).collect()))
+        .await
+        .unwrap();
+    let policy = |ms: Option<i64>, bytes: Option<u64>| RetentionPolicy {
+        retention_ms: ms,
+        retention_bytes: bytes,
+        segment_bytes: 64 * len,
+        segment_ms: None,
+    };
+
+    assert_eq!(g.retention_cut(p, &policy(None, None), now).unwrap(), None);
+    assert_eq!(
+        g.retention_cut(p, &policy(Some(60 * hour), None), now)
+            .unwrap(),
+        None
+    );
+    // Segments of 64 batches: 10_100 = 157 full ones and 52 batches. Those up to 9984 are
+    // all old; the one from 9984 holds 16 old and 48 young records, and stays.
+    let cut = g
+        .retention_cut(p, &policy(Some(hour), None), now)
+        .unwrap()
+        .unwrap();
+    assert_eq!(cut.log_start, 9984);
+    assert_eq!(
+        (cut.segments, cut.batches, cut.bytes),
+        (156, 9984, 9984 * len)
+    );
+    assert_eq!(cut.steps, vec![4096, 8192, 9984]);
+    // Size: keep at least 1000 batches' bytes, in whole segments.
+    let by_size = g
+        .retention_cut(p, &policy(None, Some(1000 * len)), now)
+        .unwrap()
+        .unwrap();
+    let kept = 10_100 - by_size.log_start;
+    assert!((1000..1064).contains(&kept), "kept {kept}");
+
+    for step in &cut.steps {
+        let CommandResponse::RecordsDeleted(r) = g
+            .propose(Command::DeleteRecords(vec![(p, *step)]))
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(r, vec![Ok(*step)]);
+    }
+    assert_eq!(g.offsets(p).unwrap().log_start_offset, 9984);
+    assert_eq!(
+        g.retention_cut(p, &policy(Some(hour), None), now).unwrap(),
+        None
+    );
+    // The size limit now counts only what is left.
+    let again = g
+        .retention_cut(p, &policy(None, Some(50 * len)), now)
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.log_start, 10_048);
+    assert_eq!(again.steps, vec![10_048]);
+    // Everything expired: the log start reaches the log end.
+    let all = g
+        .retention_cut(p, &policy(Some(hour), None), now + 2 * hour)
+        .unwrap()
+        .unwrap();
+    assert_eq!(all.log_start, 10_100);
+    assert!(matches!(
+        g.retention_cut(part(9, 1), &policy(Some(hour), None), now),
+        Err(ReplicationError::UnknownPartition)
+    ));
+}

@@ -8,7 +8,7 @@ use crate::broker::Broker;
 use crate::groups::configs::{self, GROUP_CONFIGS};
 use crate::handlers::str;
 pub use crate::topic_configs::max_message_bytes;
-use crate::topic_configs::{BOOLEAN, INT, LONG, STRING, TOPIC_CONFIGS};
+use crate::topic_configs::{default_value, BOOLEAN, INT, LONG, STRING, TOPIC_CONFIGS};
 use crate::topics::Topic;
 
 /// DescribeConfigs config sources.
@@ -40,17 +40,15 @@ pub fn describe_topic(
     TOPIC_CONFIGS
         .iter()
         .filter(|d| wanted(keys, d.name))
-        .map(|d| match topic.configs.get(d.name) {
-            Some(v) => entry(d.name, v.clone(), DYNAMIC_TOPIC_CONFIG, d.kind),
-            None => match d.fixed {
-                Some(v) => entry(d.name, v.to_string(), DEFAULT_CONFIG, d.kind),
-                None => entry(
-                    d.name,
-                    broker.config.message_max_bytes.to_string(),
-                    STATIC_BROKER_CONFIG,
-                    d.kind,
-                ),
-            },
+        .map(|d| {
+            let e = match topic.configs.get(d.name) {
+                Some(v) => entry(d.name, v.clone(), DYNAMIC_TOPIC_CONFIG, d.kind),
+                None => match default_value(&broker.config, d) {
+                    (v, true) => entry(d.name, v, STATIC_BROKER_CONFIG, d.kind),
+                    (v, false) => entry(d.name, v, DEFAULT_CONFIG, d.kind),
+                },
+            };
+            e.with_documentation(Some(str(d.doc)))
         })
         .collect()
 }
@@ -114,10 +112,43 @@ pub fn describe_broker(
             STRING,
         ),
         ("default.replication.factor", "1".to_string(), INT),
-        ("log.retention.ms", "-1".to_string(), LONG),
+        ("log.retention.ms", c.log.retention_ms().to_string(), LONG),
+        (
+            "log.retention.minutes",
+            c.log
+                .retention_minutes
+                .map_or_else(String::new, |v| v.to_string()),
+            INT,
+        ),
+        (
+            "log.retention.hours",
+            c.log.retention_hours.to_string(),
+            INT,
+        ),
+        (
+            "log.retention.bytes",
+            c.log.retention_bytes.to_string(),
+            LONG,
+        ),
+        ("log.segment.bytes", c.log.segment_bytes.to_string(), INT),
+        ("log.roll.ms", c.log.segment_ms().to_string(), LONG),
+        ("log.roll.hours", c.log.roll_hours.to_string(), INT),
+        (
+            "log.retention.check.interval.ms",
+            c.log.retention_check_interval_ms.to_string(),
+            LONG,
+        ),
     ];
     all.into_iter()
         .filter(|(name, _, _)| wanted(keys, name))
-        .map(|(name, value, kind)| entry(name, value, STATIC_BROKER_CONFIG, kind))
+        .map(|(name, value, kind)| {
+            let e = entry(name, value.clone(), STATIC_BROKER_CONFIG, kind);
+            // An unset key (log.retention.minutes) has no value, as Kafka shows it.
+            if value.is_empty() {
+                e.with_value(None)
+            } else {
+                e
+            }
+        })
         .collect()
 }

@@ -11,10 +11,18 @@ use bytes::{Bytes, BytesMut};
 use phxq_protocol::batch::set_base_offset;
 use redb::{ReadTransaction, ReadableDatabase, ReadableTable};
 
+use crate::partition::retention::{self, BatchSummary, Segmenter};
 use crate::partition::view::GroupShared;
 use crate::store::schema::*;
 use crate::store::segments::{SegmentRefs, Segments};
-use crate::types::{PartitionId, ReadLimit, ReadResult, ReplicationError, StoredBatch};
+use crate::types::{
+    PartitionId, ReadLimit, ReadResult, ReplicationError, RetentionCut, RetentionPolicy,
+    StoredBatch,
+};
+
+/// A retention cut moves the log start in steps of at most this many batches (one Raft
+/// entry each): deleting a step's rows takes the writer a few milliseconds at most.
+const RETENTION_STEP_BATCHES: u64 = 4096;
 
 fn storage(e: impl std::fmt::Display) -> ReplicationError {
     ReplicationError::storage(e)
@@ -73,8 +81,98 @@ impl GroupShared {
         }
         drop(table);
         drop(txn);
-        read_batches(&self.segments, &picked, out).map_err(storage)?;
+        if let Err(e) = read_batches(&self.segments, &picked, out) {
+            // Retention or DeleteRecords may have dropped these batches and their file
+            // since the rows were read: then the offset is below the log start now.
+            if let Some(o) = self.offsets(p).filter(|o| offset < o.log_start_offset) {
+                return Err(ReplicationError::OffsetOutOfRange {
+                    offset,
+                    log_start: o.log_start_offset,
+                    high_watermark: o.high_watermark,
+                });
+            }
+            return Err(storage(e));
+        }
         Ok(res)
+    }
+
+    /// What `policy` drops from the head of `p` at `now_ms` (see `partition::retention`),
+    /// from the batches this replica has applied; None when nothing goes. Reads the batch
+    /// index from the log start on, up to the first segment the time limit keeps when
+    /// there is no size limit, and all of it when there is.
+    pub fn retention_cut(
+        &self,
+        p: PartitionId,
+        policy: &RetentionPolicy,
+        now_ms: i64,
+    ) -> Result<Option<RetentionCut>, ReplicationError> {
+        if !policy.limits() {
+            return Ok(None);
+        }
+        let o = self.offsets(p).ok_or(ReplicationError::UnknownPartition)?;
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(BATCHES).map_err(storage)?;
+        let (t, i) = (p.topic_id, p.index);
+        // The batch holding the log start may begin before it.
+        let first = match table
+            .range((t, i, i64::MIN)..=(t, i, o.log_start_offset))
+            .map_err(storage)?
+            .next_back()
+        {
+            Some(item) => item.map_err(storage)?.0.value().2,
+            None => o.log_start_offset,
+        };
+        let mut segmenter = Segmenter::new(policy);
+        let mut segments = Vec::new();
+        let mut step_points = Vec::new();
+        for (seen, item) in (0u64..).zip(
+            table
+                .range((t, i, first)..=(t, i, i64::MAX))
+                .map_err(storage)?,
+        ) {
+            let (k, v) = item.map_err(storage)?;
+            let base = k.value().2;
+            let loc = BatchLoc::decode(v.value()).ok_or_else(|| storage("batch location"))?;
+            if seen > 0 && seen.is_multiple_of(RETENTION_STEP_BATCHES) {
+                step_points.push(base);
+            }
+            let b = BatchSummary {
+                base_offset: base,
+                next_offset: loc.last_offset(base) + 1,
+                bytes: loc.len as u64,
+                max_timestamp: loc.max_timestamp,
+            };
+            if let Some(closed) = segmenter.push(b) {
+                let keep = !retention::expired(&closed, policy, now_ms);
+                segments.push(closed);
+                // Without a size limit, the first segment kept ends the cut.
+                if keep && policy.retention_bytes.is_none() {
+                    break;
+                }
+            }
+        }
+        if policy.retention_bytes.is_some()
+            || segments
+                .last()
+                .is_none_or(|s| retention::expired(s, policy, now_ms))
+        {
+            segments.extend(segmenter.finish());
+        }
+        let Some(c) = retention::cut(&segments, policy, now_ms) else {
+            return Ok(None);
+        };
+        let mut steps: Vec<i64> = step_points
+            .into_iter()
+            .filter(|s| *s > o.log_start_offset && *s < c.log_start)
+            .collect();
+        steps.push(c.log_start);
+        Ok(Some(RetentionCut {
+            log_start: c.log_start,
+            steps,
+            segments: c.segments,
+            batches: c.batches,
+            bytes: c.bytes,
+        }))
     }
 
     /// The batch of `p` at base offset `base`, as the time index `txn` holds names it.
