@@ -115,7 +115,7 @@ def test_append_and_subtract_of_cleanup_policy(broker, topic):
     assert describe(a, topic)["cleanup.policy"].value == "delete"
 
 
-def test_describe_configs_sources_synonyms_and_documentation(broker_factory, topic):
+def test_describe_configs_sources_synonyms_and_types(broker_factory, topic):
     """A config set on the topic, one whose default is a broker config phxq runs with
     (log.retention.bytes given on the command line), and one with only Kafka's default:
     their sources, and with include_synonyms the topic's value, the broker's, Kafka's; the
