@@ -8,6 +8,7 @@ mod broker;
 mod cli;
 mod cluster;
 mod config;
+mod config_ops;
 mod connection;
 mod errors;
 mod groups;

@@ -1,6 +1,19 @@
-//! Topic configs phxq accepts (only the ones it honours, with the values it honours) and
-//! what they mean for a topic: validation at CreateTopics and AlterConfigs, their defaults
-//! from the broker's configuration, the record size limit and the retention policy.
+//! Topic configs: every standard topic config of Kafka 4.x, what phxq does with each, and
+//! what they mean for a topic (validation at CreateTopics and AlterConfigs, defaults from
+//! the broker's configuration, the record size limit and the retention policy).
+//!
+//! Rules:
+//! - Every name in [`TOPIC_CONFIGS`] is accepted with Kafka's type and range checks; any
+//!   other name is INVALID_CONFIG (as in Kafka).
+//! - A config phxq honours changes what the topic does; values of it phxq cannot honour
+//!   (`cleanup.policy=compact`, `compression.type` other than `producer`,
+//!   `message.timestamp.type=LogAppendTime`, `remote.storage.enable=true`) are
+//!   INVALID_CONFIG with the reason.
+//! - A config with no meaning in phxq's storage is checked, stored and described back;
+//!   its doc begins "Stored only" and says what phxq does instead.
+//! - Only explicitly set configs are stored with the topic; the rest take the broker's
+//!   value when phxq has the broker config, else Kafka's default.
+//!
 //! Their DescribeConfigs view is in `handlers::topic_config`.
 
 use std::collections::BTreeMap;
@@ -9,6 +22,7 @@ use phxq_replication::RetentionPolicy;
 
 use crate::broker::Broker;
 use crate::config::Config;
+use crate::config_ops::list_items;
 use crate::topics::Topic;
 
 /// DescribeConfigs config types.
@@ -16,150 +30,544 @@ pub const BOOLEAN: i8 = 1;
 pub const STRING: i8 = 2;
 pub const INT: i8 = 3;
 pub const LONG: i8 = 5;
+pub const DOUBLE: i8 = 6;
+pub const LIST: i8 = 7;
 
-/// The values a topic config takes.
+/// The values a config takes: Kafka's type and validator.
 #[derive(Clone, Copy, Debug)]
-pub enum Accepts {
-    /// Only this value (the behaviour phxq has); it is also the default.
-    Only(&'static str),
-    /// An integer of the def's kind (INT: 32 bits, LONG: 64) of at least `min`; its
-    /// default is the broker's (`default` reads it from the configuration).
-    AtLeast {
-        min: i64,
-        default: fn(&Config) -> i64,
-    },
+pub enum Check {
+    /// An INT (32 bits) in `min..=max`, or exactly `or` when given.
+    Int { min: i64, max: i64, or: Option<i64> },
+    /// A LONG (64 bits) of at least `min`.
+    Long { min: i64 },
+    /// A DOUBLE in `0..=1`.
+    Ratio,
+    /// `true` or `false` (any case).
+    Bool,
+    /// One of these strings.
+    OneOf(&'static [&'static str]),
+    /// A list of these strings.
+    ListOf(&'static [&'static str]),
+    /// Kafka's throttled replica list: `*`, or `partition:broker` items.
+    Replicas,
 }
 
-/// A topic config phxq honours.
+impl Check {
+    /// The DescribeConfigs type of values this check accepts.
+    pub const fn kind(self) -> i8 {
+        match self {
+            Check::Int { .. } => INT,
+            Check::Long { .. } => LONG,
+            Check::Ratio => DOUBLE,
+            Check::Bool => BOOLEAN,
+            Check::OneOf(_) => STRING,
+            Check::ListOf(_) | Check::Replicas => LIST,
+        }
+    }
+}
+
+/// A topic config.
+#[derive(Clone, Copy)]
 pub struct Def {
     pub name: &'static str,
-    pub kind: i8,
-    pub accepts: Accepts,
+    pub check: Check,
+    /// Kafka's default value.
+    pub default: &'static str,
+    /// The broker config that gives topics their default in Kafka (`log.segment.bytes`).
+    pub synonym: Option<&'static str>,
+    /// The value of that broker config in phxq's configuration, when phxq has it: the
+    /// default of topics that do not set the config.
+    pub broker: Option<fn(&Config) -> String>,
+    /// Values (or list items) that pass the check but phxq cannot honour, and why.
+    pub refused: &'static [&'static str],
+    pub why: &'static str,
+    /// What the config does here (DescribeConfigs documentation).
     pub doc: &'static str,
 }
 
+const STORED: Def = Def {
+    name: "",
+    check: Check::Long { min: 0 },
+    default: "",
+    synonym: None,
+    broker: None,
+    refused: &[],
+    why: "",
+    doc: "",
+};
+
+const LONG_MAX: &str = "9223372036854775807";
+const I32_MAX: i64 = i32::MAX as i64;
+
+/// Every standard topic config of Kafka 4.x (and `message.timestamp.difference.max.ms`,
+/// removed in 4.0, which older tools still send), by name.
 pub const TOPIC_CONFIGS: &[Def] = &[
     Def {
         name: "cleanup.policy",
-        kind: STRING,
-        accepts: Accepts::Only("delete"),
-        doc: "Old segments are deleted by retention (compaction is not supported).",
+        check: Check::ListOf(&["compact", "delete"]),
+        default: "delete",
+        synonym: Some("log.cleanup.policy"),
+        refused: &["compact"],
+        why: "compaction is not implemented in phxq (only delete)",
+        doc: "delete: old segments are deleted by retention.ms and retention.bytes. compact is \
+              refused: compaction is not implemented.",
+        ..STORED
+    },
+    Def {
+        name: "compression.gzip.level",
+        check: Check::Int {
+            min: 1,
+            max: 9,
+            or: Some(-1),
+        },
+        default: "-1",
+        synonym: Some("compression.gzip.level"),
+        doc: "Stored only: phxq does not recompress (compression.type is producer).",
+        ..STORED
+    },
+    Def {
+        name: "compression.lz4.level",
+        check: Check::Int {
+            min: 1,
+            max: 17,
+            or: None,
+        },
+        default: "9",
+        synonym: Some("compression.lz4.level"),
+        doc: "Stored only: phxq does not recompress (compression.type is producer).",
+        ..STORED
     },
     Def {
         name: "compression.type",
-        kind: STRING,
-        accepts: Accepts::Only("producer"),
-        doc: "Batches are stored as the producer compressed them.",
+        check: Check::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
+        default: "producer",
+        synonym: Some("compression.type"),
+        refused: &["uncompressed", "zstd", "lz4", "snappy", "gzip"],
+        why: "broker-side recompression is not implemented in phxq (only producer)",
+        doc: "producer: batches are stored as the producer compressed them. Other values are \
+              refused: phxq does not recompress.",
+        ..STORED
+    },
+    Def {
+        name: "compression.zstd.level",
+        check: Check::Int {
+            min: -131072,
+            max: 22,
+            or: None,
+        },
+        default: "3",
+        synonym: Some("compression.zstd.level"),
+        doc: "Stored only: phxq does not recompress (compression.type is producer).",
+        ..STORED
+    },
+    Def {
+        name: "delete.retention.ms",
+        check: Check::Long { min: 0 },
+        default: "86400000",
+        synonym: Some("log.cleaner.delete.retention.ms"),
+        doc: "Stored only: tombstones are a compaction matter and phxq does not compact.",
+        ..STORED
+    },
+    Def {
+        name: "file.delete.delay.ms",
+        check: Check::Long { min: 0 },
+        default: "60000",
+        synonym: Some("log.segment.delete.delay.ms"),
+        doc: "Stored only: a node's segment file is removed as soon as no partition \
+              references it.",
+        ..STORED
+    },
+    Def {
+        name: "flush.messages",
+        check: Check::Long { min: 1 },
+        default: LONG_MAX,
+        synonym: Some("log.flush.interval.messages"),
+        doc: "Stored only: every acknowledged batch is already fsync'd (group commit).",
+        ..STORED
+    },
+    Def {
+        name: "flush.ms",
+        check: Check::Long { min: 0 },
+        default: LONG_MAX,
+        synonym: Some("log.flush.interval.ms"),
+        doc: "Stored only: every acknowledged batch is already fsync'd (group commit).",
+        ..STORED
+    },
+    Def {
+        name: "follower.replication.throttled.replicas",
+        check: Check::Replicas,
+        default: "",
+        doc: "Stored only: Raft replication in phxq is not throttled.",
+        ..STORED
+    },
+    Def {
+        name: "index.interval.bytes",
+        check: Check::Int {
+            min: 0,
+            max: I32_MAX,
+            or: None,
+        },
+        default: "4096",
+        synonym: Some("log.index.interval.bytes"),
+        doc: "Stored only: phxq indexes every batch (in redb), not every so many bytes.",
+        ..STORED
+    },
+    Def {
+        name: "leader.replication.throttled.replicas",
+        check: Check::Replicas,
+        default: "",
+        doc: "Stored only: Raft replication in phxq is not throttled.",
+        ..STORED
+    },
+    Def {
+        name: "local.retention.bytes",
+        check: Check::Long { min: -2 },
+        default: "-2",
+        synonym: Some("log.local.retention.bytes"),
+        doc: "Stored only: phxq has no tiered storage; retention.bytes applies.",
+        ..STORED
+    },
+    Def {
+        name: "local.retention.ms",
+        check: Check::Long { min: -2 },
+        default: "-2",
+        synonym: Some("log.local.retention.ms"),
+        doc: "Stored only: phxq has no tiered storage; retention.ms applies.",
+        ..STORED
+    },
+    Def {
+        name: "max.compaction.lag.ms",
+        check: Check::Long { min: 1 },
+        default: LONG_MAX,
+        synonym: Some("log.cleaner.max.compaction.lag.ms"),
+        doc: "Stored only: phxq does not compact.",
+        ..STORED
     },
     Def {
         name: "max.message.bytes",
-        kind: INT,
-        accepts: Accepts::AtLeast {
+        check: Check::Int {
             min: 0,
-            default: |c| c.message_max_bytes.into(),
+            max: I32_MAX,
+            or: None,
         },
+        default: "1048588",
+        synonym: Some("message.max.bytes"),
+        broker: Some(|c| c.message_max_bytes.to_string()),
         doc: "The largest record batch the topic accepts.",
+        ..STORED
+    },
+    Def {
+        name: "message.downconversion.enable",
+        check: Check::Bool,
+        default: "true",
+        synonym: Some("log.message.downconversion.enable"),
+        doc: "Stored only: phxq never down-converts (a no-op in Kafka 4 too).",
+        ..STORED
+    },
+    Def {
+        name: "message.timestamp.after.max.ms",
+        check: Check::Long { min: 0 },
+        default: "3600000",
+        synonym: Some("log.message.timestamp.after.max.ms"),
+        doc: "Stored only: phxq does not check record timestamps against its clock.",
+        ..STORED
+    },
+    Def {
+        name: "message.timestamp.before.max.ms",
+        check: Check::Long { min: 0 },
+        default: LONG_MAX,
+        synonym: Some("log.message.timestamp.before.max.ms"),
+        doc: "Stored only: phxq does not check record timestamps against its clock.",
+        ..STORED
+    },
+    Def {
+        name: "message.timestamp.difference.max.ms",
+        check: Check::Long { min: 0 },
+        default: LONG_MAX,
+        synonym: Some("log.message.timestamp.difference.max.ms"),
+        doc: "Stored only (removed in Kafka 4.0, accepted for older tools): phxq does not \
+              check record timestamps against its clock.",
+        ..STORED
     },
     Def {
         name: "message.timestamp.type",
-        kind: STRING,
-        accepts: Accepts::Only("CreateTime"),
-        doc: "Records keep the timestamp the producer gave them.",
+        check: Check::OneOf(&["CreateTime", "LogAppendTime"]),
+        default: "CreateTime",
+        synonym: Some("log.message.timestamp.type"),
+        refused: &["LogAppendTime"],
+        why: "LogAppendTime is not implemented in phxq (only CreateTime)",
+        doc: "CreateTime: records keep the timestamp the producer gave them. LogAppendTime is \
+              refused.",
+        ..STORED
+    },
+    Def {
+        name: "min.cleanable.dirty.ratio",
+        check: Check::Ratio,
+        default: "0.5",
+        synonym: Some("log.cleaner.min.cleanable.ratio"),
+        doc: "Stored only: phxq does not compact.",
+        ..STORED
+    },
+    Def {
+        name: "min.compaction.lag.ms",
+        check: Check::Long { min: 0 },
+        default: "0",
+        synonym: Some("log.cleaner.min.compaction.lag.ms"),
+        doc: "Stored only: phxq does not compact.",
+        ..STORED
+    },
+    Def {
+        name: "min.insync.replicas",
+        check: Check::Int {
+            min: 1,
+            max: I32_MAX,
+            or: None,
+        },
+        default: "1",
+        synonym: Some("min.insync.replicas"),
+        doc: "Stored only: acks=all waits for a majority of the partition's Raft group, \
+              whatever this says.",
+        ..STORED
+    },
+    Def {
+        name: "preallocate",
+        check: Check::Bool,
+        default: "false",
+        synonym: Some("log.preallocate"),
+        doc: "Stored only: segment files are shared by a node's partitions and grow as \
+              written.",
+        ..STORED
+    },
+    Def {
+        name: "remote.log.copy.disable",
+        check: Check::Bool,
+        default: "false",
+        doc: "Stored only: phxq has no tiered storage.",
+        ..STORED
+    },
+    Def {
+        name: "remote.log.delete.on.disable",
+        check: Check::Bool,
+        default: "false",
+        doc: "Stored only: phxq has no tiered storage.",
+        ..STORED
+    },
+    Def {
+        name: "remote.storage.enable",
+        check: Check::Bool,
+        default: "false",
+        refused: &["true"],
+        why: "tiered storage is not implemented in phxq (only false)",
+        doc: "false only: phxq has no tiered storage (as a Kafka broker without \
+              remote.log.storage.system.enable).",
+        ..STORED
     },
     Def {
         name: "retention.bytes",
-        kind: LONG,
-        accepts: Accepts::AtLeast {
-            min: -1,
-            default: |c| c.log.retention_bytes,
-        },
+        check: Check::Long { min: -1 },
+        default: "-1",
+        synonym: Some("log.retention.bytes"),
+        broker: Some(|c| c.log.retention_bytes.to_string()),
         doc: "Oldest segments of a partition are deleted while the rest still hold at least \
               this many bytes. -1: no size limit.",
+        ..STORED
     },
     Def {
         name: "retention.ms",
-        kind: LONG,
-        accepts: Accepts::AtLeast {
-            min: -1,
-            default: |c| c.log.retention_ms(),
-        },
+        check: Check::Long { min: -1 },
+        default: "604800000",
+        synonym: Some("log.retention.ms"),
+        broker: Some(|c| c.log.retention_ms().to_string()),
         doc: "A segment is deleted once its newest record is older than this. -1: no time limit.",
+        ..STORED
     },
     Def {
         name: "segment.bytes",
-        kind: INT,
-        accepts: Accepts::AtLeast {
+        // Kafka 4 asks for at least 1 MiB; phxq takes smaller segments (tests use them).
+        check: Check::Int {
             min: 14,
-            default: |c| c.log.segment_bytes as i64,
+            max: I32_MAX,
+            or: None,
         },
+        default: "1073741824",
+        synonym: Some("log.segment.bytes"),
+        broker: Some(|c| c.log.segment_bytes.to_string()),
         doc: "Size of a partition's segments, the unit retention deletes. Disk space comes back \
               when whole segment files of the node (log.segment.bytes) are unreferenced.",
+        ..STORED
+    },
+    Def {
+        name: "segment.index.bytes",
+        check: Check::Int {
+            min: 4,
+            max: I32_MAX,
+            or: None,
+        },
+        default: "10485760",
+        synonym: Some("log.index.size.max.bytes"),
+        doc: "Stored only: phxq's index is in redb and has no per-segment size.",
+        ..STORED
+    },
+    Def {
+        name: "segment.jitter.ms",
+        check: Check::Long { min: 0 },
+        default: "0",
+        synonym: Some("log.roll.jitter.ms"),
+        doc: "Stored only: segments roll at segment.ms exactly.",
+        ..STORED
     },
     Def {
         name: "segment.ms",
-        kind: LONG,
-        accepts: Accepts::AtLeast {
-            min: 1,
-            default: |c| c.log.segment_ms(),
-        },
+        check: Check::Long { min: 1 },
+        default: "604800000",
+        synonym: Some("log.roll.ms"),
+        broker: Some(|c| c.log.segment_ms().to_string()),
         doc: "A partition's segment rolls once its records span this long.",
+        ..STORED
+    },
+    Def {
+        name: "unclean.leader.election.enable",
+        check: Check::Bool,
+        default: "false",
+        synonym: Some("unclean.leader.election.enable"),
+        doc: "Stored only: leaders are elected by Raft, never uncleanly.",
+        ..STORED
     },
 ];
 
-/// Checks configs given to CreateTopics or left by AlterConfigs: only configs phxq
-/// honours, with values it honours.
-pub fn validate(configs: &BTreeMap<String, String>) -> Result<(), String> {
-    for (name, value) in configs {
-        let def = TOPIC_CONFIGS
-            .iter()
-            .find(|d| d.name == name)
-            .ok_or_else(|| format!("topic config {name} is not supported by phxq"))?;
-        match def.accepts {
-            Accepts::Only(v) if v != value => {
-                return Err(format!(
-                    "{name}={value} is not supported by phxq (only {v})"
-                ));
-            }
-            Accepts::Only(_) => {}
-            Accepts::AtLeast { min, .. } => {
-                let parsed = if def.kind == INT {
-                    value.trim().parse::<i32>().map(i64::from).ok()
-                } else {
-                    value.trim().parse::<i64>().ok()
-                };
-                match parsed {
-                    Some(v) if v >= min => {}
-                    _ => {
-                        let kind = if def.kind == INT { "int" } else { "long" };
-                        return Err(format!(
-                            "{name} must be an {kind} of at least {min}, got {value:?}"
-                        ));
-                    }
-                }
-            }
+/// The topic config called `name`.
+pub fn def(name: &str) -> Option<&'static Def> {
+    TOPIC_CONFIGS.iter().find(|d| d.name == name)
+}
+
+/// Checks one value of `def` against Kafka's type and range, then against what phxq
+/// honours.
+pub fn check_value(def: &Def, value: &str) -> Result<(), String> {
+    let name = def.name;
+    let v = value.trim();
+    let valid = match def.check {
+        Check::Int { min, max, or } => v
+            .parse::<i32>()
+            .is_ok_and(|n| (min..=max).contains(&i64::from(n)) || Some(i64::from(n)) == or),
+        Check::Long { min } => v.parse::<i64>().is_ok_and(|n| n >= min),
+        Check::Ratio => v.parse::<f64>().is_ok_and(|n| (0.0..=1.0).contains(&n)),
+        Check::Bool => v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false"),
+        Check::OneOf(values) => values.contains(&v),
+        Check::ListOf(values) => list_items(v).iter().all(|i| values.contains(i)),
+        Check::Replicas => {
+            let items = list_items(v);
+            items == ["*"]
+                || items.iter().all(|i| {
+                    i.split_once(':').is_some_and(|(p, b)| {
+                        let digits = |s: &str| {
+                            let s = s.trim();
+                            !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit())
+                        };
+                        digits(p) && digits(b)
+                    })
+                })
         }
+    };
+    if !valid {
+        return Err(format!(
+            "{name}: invalid value {value:?}, {}",
+            expected(def)
+        ));
+    }
+    let items = match def.check {
+        Check::ListOf(_) => list_items(v),
+        Check::Bool => vec![if v.eq_ignore_ascii_case("true") {
+            "true"
+        } else {
+            "false"
+        }],
+        _ => vec![v],
+    };
+    if let Some(bad) = items.iter().find(|i| def.refused.contains(i)) {
+        return Err(format!("{name}={bad} is not supported: {}", def.why));
+    }
+    if matches!(def.check, Check::ListOf(_)) && items.is_empty() {
+        return Err(format!("{name} must not be empty: {}", def.why));
     }
     Ok(())
 }
 
-/// A topic config's default: `(value, comes from the broker's configuration)`.
-pub fn default_value(config: &Config, def: &Def) -> (String, bool) {
-    match def.accepts {
-        Accepts::Only(v) => (v.to_string(), false),
-        Accepts::AtLeast { default, .. } => (default(config).to_string(), true),
+/// What `def`'s check accepts, for messages.
+fn expected(def: &Def) -> String {
+    match def.check {
+        Check::Int { min, max, or } => {
+            let range = if max == I32_MAX {
+                format!("an int of at least {min}")
+            } else {
+                format!("an int in [{min}, {max}]")
+            };
+            match or {
+                Some(o) => format!("expected {range} or {o}"),
+                None => format!("expected {range}"),
+            }
+        }
+        Check::Long { min } => format!("expected a long of at least {min}"),
+        Check::Ratio => "expected a double in [0, 1]".into(),
+        Check::Bool => "expected true or false".into(),
+        Check::OneOf(v) => format!("expected one of {}", v.join(", ")),
+        Check::ListOf(v) => format!("expected a list of {}", v.join(", ")),
+        Check::Replicas => "expected * or a list of partition:broker".into(),
     }
 }
 
-/// The value of an integer config of the topic: its own, else the broker's default (-1 for
-/// a name that is not an integer config).
+/// Checks configs given to CreateTopics or left by AlterConfigs: known names, values of
+/// the right type that phxq honours, and Kafka's cross-config rule
+/// (`min.compaction.lag.ms` not above `max.compaction.lag.ms`).
+pub fn validate(configs: &BTreeMap<String, String>) -> Result<(), String> {
+    for (name, value) in configs {
+        let def = def(name).ok_or_else(|| format!("unknown topic config name: {name}"))?;
+        check_value(def, value)?;
+    }
+    let lag = |name: &str| {
+        configs
+            .get(name)
+            .map(String::as_str)
+            .or(def(name).map(|d| d.default))
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    let (min, max) = (lag("min.compaction.lag.ms"), lag("max.compaction.lag.ms"));
+    if min > max {
+        return Err(format!(
+            "conflict topic config setting min.compaction.lag.ms ({min}) > max.compaction.lag.ms ({max})"
+        ));
+    }
+    Ok(())
+}
+
+/// For IncrementalAlterConfigs APPEND and SUBTRACT: the value a LIST config has when the
+/// topic does not set it (Kafka's default), or why the operation does not apply.
+pub fn list_default(name: &str) -> Result<String, String> {
+    match def(name) {
+        Some(d) if d.check.kind() == LIST => Ok(d.default.to_string()),
+        Some(_) => Err(format!(
+            "{name} is not a list config: APPEND and SUBTRACT do not apply"
+        )),
+        None => Err(format!("unknown topic config name: {name}")),
+    }
+}
+
+/// A topic config's value when the topic does not set it: `(value, comes from the
+/// broker's configuration)`.
+pub fn default_value(config: &Config, def: &Def) -> (String, bool) {
+    match def.broker {
+        Some(broker) => (broker(config), true),
+        None => (def.default.to_string(), false),
+    }
+}
+
+/// The value of an integer config of the topic: its own, else its default.
 fn long(config: &Config, topic: &Topic, name: &str) -> i64 {
     let own = topic.configs.get(name).and_then(|v| v.trim().parse().ok());
-    own.unwrap_or_else(|| match TOPIC_CONFIGS.iter().find(|d| d.name == name) {
-        Some(Def {
-            accepts: Accepts::AtLeast { default, .. },
-            ..
-        }) => default(config),
-        _ => -1,
+    own.unwrap_or_else(|| {
+        def(name)
+            .and_then(|d| default_value(config, d).0.parse().ok())
+            .unwrap_or(-1)
     })
 }
 
@@ -168,10 +576,9 @@ pub fn max_message_bytes(broker: &Broker, topic: &Topic) -> i32 {
     topic
         .configs
         .get("max.message.bytes")
-        .and_then(|v| v.parse().ok())
+        .and_then(|v| v.trim().parse().ok())
         .unwrap_or(broker.config.message_max_bytes)
 }
-
 /// How long and how much of each partition of `topic` to keep: its retention and segment
 /// configs over the broker's `[log]` defaults. A negative limit is no limit.
 pub fn retention_policy(config: &Config, topic: &Topic) -> RetentionPolicy {
@@ -188,32 +595,127 @@ pub fn retention_policy(config: &Config, topic: &Topic) -> RetentionPolicy {
 mod tests {
     use super::*;
 
+    fn one(k: &str, v: &str) -> BTreeMap<String, String> {
+        [(k.to_string(), v.to_string())].into()
+    }
+
     #[test]
-    fn accepts_only_honoured_configs() {
+    fn accepts_every_kafka_config_with_valid_values() {
         let ok: BTreeMap<_, _> = [
             ("max.message.bytes".to_string(), "2048".to_string()),
             ("cleanup.policy".into(), "delete".into()),
-            ("retention.ms".into(), "1000".into()),
             ("retention.ms".into(), "-1".into()),
             ("retention.bytes".into(), "10737418240".into()),
             ("segment.bytes".into(), "1048576".into()),
             ("segment.ms".into(), "604800000".into()),
+            ("index.interval.bytes".into(), "4096".into()),
+            ("segment.index.bytes".into(), "10485760".into()),
+            ("segment.jitter.ms".into(), "100".into()),
+            ("preallocate".into(), "TRUE".into()),
+            ("file.delete.delay.ms".into(), "0".into()),
+            ("flush.messages".into(), "9223372036854775807".into()),
+            ("flush.ms".into(), "1000".into()),
+            ("unclean.leader.election.enable".into(), "false".into()),
+            ("message.downconversion.enable".into(), "true".into()),
+            ("local.retention.ms".into(), "-2".into()),
+            ("local.retention.bytes".into(), "-2".into()),
+            ("remote.storage.enable".into(), "false".into()),
+            (
+                "follower.replication.throttled.replicas".into(),
+                "0:1, 1:2".into(),
+            ),
+            ("leader.replication.throttled.replicas".into(), "*".into()),
+            ("min.cleanable.dirty.ratio".into(), "0.75".into()),
+            ("min.compaction.lag.ms".into(), "10".into()),
+            ("max.compaction.lag.ms".into(), "20".into()),
+            ("delete.retention.ms".into(), "86400000".into()),
+            ("message.timestamp.difference.max.ms".into(), "1000".into()),
+            ("message.timestamp.before.max.ms".into(), "1000".into()),
+            ("message.timestamp.after.max.ms".into(), "1000".into()),
+            ("min.insync.replicas".into(), "2".into()),
+            ("compression.gzip.level".into(), "-1".into()),
+            ("compression.zstd.level".into(), "-5".into()),
+            ("compression.type".into(), "producer".into()),
+            ("message.timestamp.type".into(), "CreateTime".into()),
         ]
         .into();
-        assert!(validate(&ok).is_ok());
+        assert!(validate(&ok).is_ok(), "{:?}", validate(&ok));
+        for d in TOPIC_CONFIGS {
+            assert!(check_value(d, d.default).is_ok(), "default of {}", d.name);
+            assert!(validate(&one(d.name, d.default)).is_ok(), "{}", d.name);
+        }
+    }
+
+    #[test]
+    fn refuses_bad_types_ranges_unknown_names_and_what_phxq_cannot_honour() {
         for (k, v) in [
-            ("cleanup.policy", "compact"),
             ("max.message.bytes", "-5"),
             ("segment.bytes", "1"),
             ("segment.bytes", "10737418240"),
             ("segment.ms", "0"),
             ("retention.ms", "-2"),
             ("retention.bytes", "lots"),
-            ("index.interval.bytes", "4096"),
+            ("index.interval.bytes", "-1"),
+            ("segment.index.bytes", "3"),
+            ("preallocate", "yes"),
+            ("flush.messages", "0"),
+            ("local.retention.ms", "-3"),
+            ("min.cleanable.dirty.ratio", "1.5"),
+            ("min.insync.replicas", "0"),
+            ("compression.gzip.level", "0"),
+            ("compression.lz4.level", "18"),
+            ("follower.replication.throttled.replicas", "0-1"),
+            ("leader.replication.throttled.replicas", "*,0:1"),
+            ("cleanup.policy", "shred"),
+            ("cleanup.policy", ""),
+            ("message.timestamp.type", "Now"),
+            ("index.intervals.bytes", "4096"),
         ] {
-            let c: BTreeMap<_, _> = [(k.to_string(), v.to_string())].into();
-            assert!(validate(&c).is_err(), "{k}={v} should be refused");
+            assert!(validate(&one(k, v)).is_err(), "{k}={v} should be refused");
         }
+        for (k, v, why) in [
+            ("cleanup.policy", "compact", "compaction is not implemented"),
+            (
+                "cleanup.policy",
+                "delete,compact",
+                "compaction is not implemented",
+            ),
+            (
+                "compression.type",
+                "zstd",
+                "recompression is not implemented",
+            ),
+            (
+                "message.timestamp.type",
+                "LogAppendTime",
+                "LogAppendTime is not implemented",
+            ),
+            (
+                "remote.storage.enable",
+                "True",
+                "tiered storage is not implemented",
+            ),
+        ] {
+            let e = validate(&one(k, v)).unwrap_err();
+            assert!(e.contains(why), "{k}={v}: {e}");
+        }
+        let lags: BTreeMap<_, _> = [
+            ("min.compaction.lag.ms".to_string(), "10".to_string()),
+            ("max.compaction.lag.ms".into(), "5".into()),
+        ]
+        .into();
+        assert!(validate(&lags).is_err());
+    }
+
+    #[test]
+    fn list_operations_apply_to_list_configs_only() {
+        assert_eq!(list_default("cleanup.policy").unwrap(), "delete");
+        assert_eq!(
+            list_default("leader.replication.throttled.replicas").unwrap(),
+            ""
+        );
+        assert!(list_default("retention.ms").is_err());
+        assert!(list_default("no.such.config").is_err());
     }
 
     fn topic(configs: &[(&str, &str)]) -> Topic {

@@ -285,18 +285,19 @@ impl TopicRegistry {
     }
 
     /// Replaces a topic's configs with `edit(current)`, validated as at CreateTopics
-    /// (AlterConfigs and IncrementalAlterConfigs on the TOPIC resource).
+    /// (AlterConfigs and IncrementalAlterConfigs on the TOPIC resource); an `Err` from
+    /// `edit` is INVALID_CONFIG.
     pub async fn alter_configs(
         &self,
         broker: &Broker,
         name: &str,
-        edit: impl FnOnce(&BTreeMap<String, String>) -> BTreeMap<String, String>,
+        edit: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, String>,
         validate_only: bool,
     ) -> Result<Arc<Topic>, TopicError> {
         let _guard = self.changes.lock().await;
         let current = self.get(name).ok_or(TopicError::Unknown)?;
         let mut topic = (*current).clone();
-        topic.configs = edit(&current.configs);
+        topic.configs = edit(&current.configs).map_err(TopicError::InvalidConfig)?;
         topic_configs::validate(&topic.configs).map_err(TopicError::InvalidConfig)?;
         if validate_only {
             return Ok(Arc::new(topic));

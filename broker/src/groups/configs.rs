@@ -25,6 +25,8 @@ use phxq_replication::{Command, CommandResponse, ReplicationError, StoreGroup};
 
 use super::GroupConfig;
 use crate::audit::reconcile::Mode;
+use crate::config_ops;
+pub use crate::config_ops::Op;
 use crate::topic_configs::{BOOLEAN, INT, LONG, STRING};
 
 /// Kafka's LIST config type (comma-separated values).
@@ -280,27 +282,15 @@ fn names() -> String {
         .join(", ")
 }
 
-/// An IncrementalAlterConfigs operation on one config.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Op {
-    Set(String, String),
-    Delete(String),
-}
-
-/// Applies operations to a group's configs; list operations (APPEND, SUBTRACT) do not
-/// apply to any group config and are refused by the handler before this.
-pub fn apply(mut values: Values, ops: &[Op]) -> Values {
-    for op in ops {
-        match op {
-            Op::Set(k, v) => {
-                values.insert(k.clone(), v.clone());
-            }
-            Op::Delete(k) => {
-                values.remove(k);
-            }
-        }
-    }
-    values
+/// Applies IncrementalAlterConfigs operations to a group's configs. APPEND and SUBTRACT
+/// are refused: the group's LIST configs are `topic:rate` maps, where appending a second
+/// rate for a topic would make no sense; SET the whole list instead.
+pub fn apply(values: Values, ops: &[Op]) -> Result<Values, String> {
+    config_ops::apply(values, ops, |name| {
+        Err(format!(
+            "APPEND and SUBTRACT do not apply to group configs ({name}): SET the whole value"
+        ))
+    })
 }
 
 fn any_audited(by_group: &HashMap<String, Values>) -> bool {
@@ -394,7 +384,7 @@ impl GroupConfigRegistry {
             })?,
             None => Values::new(),
         };
-        let next = apply(current, ops);
+        let next = apply(current, ops).map_err(ConfigError::Invalid)?;
         validate(defaults, &next).map_err(ConfigError::Invalid)?;
         if validate_only {
             return Ok(next);
@@ -512,7 +502,13 @@ mod tests {
                 Op::Set(LIVE_RESET.into(), "true".into()),
                 Op::Delete(SESSION_TIMEOUT.into()),
             ],
-        );
+        )
+        .unwrap();
         assert_eq!(v, vals(&[(LIVE_RESET, "true")]));
+        assert!(apply(
+            Values::new(),
+            &[Op::Append(TOPIC_RECORDS_PER_SEC.into(), "orders:5".into())]
+        )
+        .is_err());
     }
 }

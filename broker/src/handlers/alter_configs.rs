@@ -2,9 +2,10 @@
 //! of consumer groups (the GROUP resource, `groups::configs`).
 //!
 //! AlterConfigs replaces a resource's whole set of configs (what is not listed goes back
-//! to its default); IncrementalAlterConfigs applies SET and DELETE to single configs. No
-//! topic or group config is a list, so APPEND and SUBTRACT are INVALID_CONFIG. Broker
-//! configs are static (the config file and flags): altering them is INVALID_REQUEST.
+//! to its default); IncrementalAlterConfigs applies SET and DELETE to single configs, and
+//! APPEND and SUBTRACT to the LIST topic configs (`config_ops`, `topic_configs`); group
+//! configs take SET and DELETE only. Broker configs are static (the config file and
+//! flags): altering them is INVALID_REQUEST.
 
 use std::collections::BTreeMap;
 
@@ -16,8 +17,10 @@ use phxq_protocol::errors;
 use tracing::{info, warn};
 
 use crate::broker::Broker;
-use crate::groups::configs::{ConfigError, Op};
+use crate::config_ops::{self, Op};
+use crate::groups::configs::ConfigError;
 use crate::handlers::str;
+use crate::topic_configs;
 
 pub const TOPIC: i8 = 2;
 /// librdkafka's own code for groups (`RD_KAFKA_RESOURCE_GROUP`), which some versions put
@@ -50,12 +53,16 @@ impl Change {
         }
     }
 
-    fn edit(&self, current: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    /// A topic's configs after the change.
+    fn edit_topic(
+        &self,
+        current: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, String> {
         let base = match self {
             Change::Replace(_) => BTreeMap::new(),
             Change::Ops(_) => current.clone(),
         };
-        crate::groups::configs::apply(base, &self.ops())
+        config_ops::apply(base, &self.ops(), topic_configs::list_default)
     }
 }
 
@@ -70,7 +77,7 @@ async fn alter(
     let outcome = match resource_type {
         TOPIC => broker
             .topics
-            .alter_configs(broker, name, |c| change.edit(c), validate_only)
+            .alter_configs(broker, name, |c| change.edit_topic(c), validate_only)
             .await
             .map(|_| ())
             .map_err(|e| (e.code(), e.to_string())),
@@ -179,12 +186,11 @@ pub async fn handle_incremental(
                     format!("SET of {} without a value", c.name.as_str()),
                 )),
                 (DELETE, _) => Ok(Op::Delete(c.name.to_string())),
-                (APPEND | SUBTRACT, _) => Err((
-                    errors::INVALID_CONFIG,
-                    format!(
-                        "{} is not a list config: APPEND and SUBTRACT do not apply",
-                        c.name.as_str()
-                    ),
+                (APPEND, Some(v)) => Ok(Op::Append(c.name.to_string(), v.to_string())),
+                (SUBTRACT, Some(v)) => Ok(Op::Subtract(c.name.to_string(), v.to_string())),
+                (APPEND | SUBTRACT, None) => Err((
+                    errors::INVALID_REQUEST,
+                    format!("APPEND or SUBTRACT of {} without a value", c.name.as_str()),
                 )),
                 (op, _) => Err((
                     errors::INVALID_REQUEST,

@@ -82,7 +82,7 @@ pub async fn handle(
                 if !req.validate_only {
                     info!(topic = %name, partitions = topic.partition_count(), "created topic");
                 }
-                let configs = topic_config::describe_topic(broker, &topic, None)
+                let configs = topic_config::describe_topic(broker, &topic, None, false, false)
                     .into_iter()
                     .map(|c| {
                         CreatableTopicConfigs::default()

@@ -1,5 +1,5 @@
 //! DescribeConfigs (32): topic and group configs (set and default) and the broker's running
-//! configs.
+//! configs; for topics, synonyms and documentation when the request asks for them.
 
 use kafka_protocol::messages::describe_configs_response::DescribeConfigsResult;
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
@@ -19,12 +19,15 @@ pub fn handle(
         .into_iter()
         .map(|r| {
             let keys = r.configuration_keys.as_deref();
+            let (synonyms, docs) = (req.include_synonyms, req.include_documentation);
             let result = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
             match r.resource_type {
                 TOPIC => match broker.topics.get(&r.resource_name) {
-                    Some(t) => result.with_configs(topic_config::describe_topic(broker, &t, keys)),
+                    Some(t) => result.with_configs(topic_config::describe_topic(
+                        broker, &t, keys, synonyms, docs,
+                    )),
                     None => result
                         .with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION)
                         .with_error_message(Some(str(format!(

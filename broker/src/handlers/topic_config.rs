@@ -1,14 +1,20 @@
 //! The DescribeConfigs view of topic, group and broker configs (which topic configs phxq
 //! accepts and their defaults are in `topic_configs`, group configs in `groups::configs`).
+//! A topic config's source is Kafka's: DYNAMIC_TOPIC_CONFIG when the topic sets it,
+//! STATIC_BROKER_CONFIG when its default is a broker config phxq runs with (`log.*`,
+//! `message.max.bytes`), DEFAULT_CONFIG otherwise.
 
-use kafka_protocol::messages::describe_configs_response::DescribeConfigsResourceResult;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsSynonym,
+};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::config::Config;
 use crate::groups::configs::{self, GROUP_CONFIGS};
 use crate::handlers::str;
 pub use crate::topic_configs::max_message_bytes;
-use crate::topic_configs::{default_value, BOOLEAN, INT, LONG, STRING, TOPIC_CONFIGS};
+use crate::topic_configs::{default_value, Def, BOOLEAN, INT, LONG, STRING, TOPIC_CONFIGS};
 use crate::topics::Topic;
 
 /// DescribeConfigs config sources.
@@ -31,24 +37,79 @@ fn wanted(keys: Option<&[StrBytes]>, name: &str) -> bool {
         .unwrap_or(true)
 }
 
-/// Every config of a topic: the ones set on it, and the defaults of the rest.
+/// What DescribeConfigs says of one topic config: its value, source and synonyms.
+#[derive(Debug, PartialEq, Eq)]
+pub struct TopicConfigView {
+    pub value: String,
+    pub source: i8,
+    /// Kafka's order: the topic's own value, the broker config phxq runs with, then the
+    /// broker config's default (under the broker config's name).
+    pub synonyms: Vec<(String, String, i8)>,
+}
+
+/// The view of `def` for a topic that sets it to `own` (or not): the topic's value
+/// (DYNAMIC_TOPIC_CONFIG), else the broker's when phxq has the broker config (the
+/// running configuration: STATIC_BROKER_CONFIG), else Kafka's default (DEFAULT_CONFIG).
+pub fn topic_config_view(config: &Config, def: &Def, own: Option<&str>) -> TopicConfigView {
+    let mut synonyms = Vec::new();
+    if let Some(v) = own {
+        synonyms.push((def.name.to_string(), v.to_string(), DYNAMIC_TOPIC_CONFIG));
+    }
+    if let Some(syn) = def.synonym {
+        if let Some(broker) = def.broker {
+            synonyms.push((syn.to_string(), broker(config), STATIC_BROKER_CONFIG));
+        }
+        synonyms.push((syn.to_string(), def.default.to_string(), DEFAULT_CONFIG));
+    }
+    let (value, source) = match own {
+        Some(v) => (v.to_string(), DYNAMIC_TOPIC_CONFIG),
+        None => match default_value(config, def) {
+            (v, true) => (v, STATIC_BROKER_CONFIG),
+            (v, false) => (v, DEFAULT_CONFIG),
+        },
+    };
+    TopicConfigView {
+        value,
+        source,
+        synonyms,
+    }
+}
+
+/// Every config of a topic (or the `keys` asked for): the ones set on it, and the
+/// defaults of the rest; synonyms and documentation only when asked for.
 pub fn describe_topic(
     broker: &Broker,
     topic: &Topic,
     keys: Option<&[StrBytes]>,
+    include_synonyms: bool,
+    include_documentation: bool,
 ) -> Vec<DescribeConfigsResourceResult> {
     TOPIC_CONFIGS
         .iter()
         .filter(|d| wanted(keys, d.name))
         .map(|d| {
-            let e = match topic.configs.get(d.name) {
-                Some(v) => entry(d.name, v.clone(), DYNAMIC_TOPIC_CONFIG, d.kind),
-                None => match default_value(&broker.config, d) {
-                    (v, true) => entry(d.name, v, STATIC_BROKER_CONFIG, d.kind),
-                    (v, false) => entry(d.name, v, DEFAULT_CONFIG, d.kind),
-                },
+            let view = topic_config_view(
+                &broker.config,
+                d,
+                topic.configs.get(d.name).map(|v| v.as_str()),
+            );
+            let synonyms = if include_synonyms {
+                view.synonyms
+                    .into_iter()
+                    .map(|(name, value, source)| {
+                        DescribeConfigsSynonym::default()
+                            .with_name(str(name))
+                            .with_value(Some(str(value)))
+                            .with_source(source)
+                    })
+                    .collect()
+            } else {
+                Vec::new()
             };
-            e.with_documentation(Some(str(d.doc)))
+            let e = entry(d.name, view.value, view.source, d.check.kind())
+                .with_is_sensitive(false)
+                .with_synonyms(synonyms);
+            e.with_documentation(include_documentation.then(|| str(d.doc)))
         })
         .collect()
 }
@@ -151,4 +212,51 @@ pub fn describe_broker(
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topic_configs::def;
+
+    fn syn(name: &str, value: &str, source: i8) -> (String, String, i8) {
+        (name.to_string(), value.to_string(), source)
+    }
+
+    #[test]
+    fn a_set_config_is_the_topics_then_the_brokers_then_the_default() {
+        let mut config = Config::default();
+        config.log.segment_bytes = 4096;
+        let d = def("segment.bytes").unwrap();
+        let v = topic_config_view(&config, d, Some("100"));
+        assert_eq!((v.value.as_str(), v.source), ("100", DYNAMIC_TOPIC_CONFIG));
+        assert_eq!(
+            v.synonyms,
+            vec![
+                syn("segment.bytes", "100", DYNAMIC_TOPIC_CONFIG),
+                syn("log.segment.bytes", "4096", STATIC_BROKER_CONFIG),
+                syn("log.segment.bytes", "1073741824", DEFAULT_CONFIG),
+            ]
+        );
+        let v = topic_config_view(&config, d, None);
+        assert_eq!((v.value.as_str(), v.source), ("4096", STATIC_BROKER_CONFIG));
+        assert_eq!(v.synonyms.len(), 2);
+    }
+
+    #[test]
+    fn a_config_without_a_broker_value_in_phxq_is_kafkas_default() {
+        let config = Config::default();
+        let v = topic_config_view(&config, def("index.interval.bytes").unwrap(), None);
+        assert_eq!((v.value.as_str(), v.source), ("4096", DEFAULT_CONFIG));
+        assert_eq!(
+            v.synonyms,
+            vec![syn("log.index.interval.bytes", "4096", DEFAULT_CONFIG)]
+        );
+        let d = def("leader.replication.throttled.replicas").unwrap();
+        let v = topic_config_view(&config, d, None);
+        assert_eq!((v.value.as_str(), v.source), ("", DEFAULT_CONFIG));
+        assert!(v.synonyms.is_empty());
+        let v = topic_config_view(&config, d, Some("*"));
+        assert_eq!(v.synonyms, vec![syn(d.name, "*", DYNAMIC_TOPIC_CONFIG)]);
+    }
 }
