@@ -27,10 +27,7 @@ use super::GroupConfig;
 use crate::audit::reconcile::Mode;
 use crate::config_ops;
 pub use crate::config_ops::Op;
-use crate::topic_configs::{BOOLEAN, INT, LONG, STRING};
-
-/// Kafka's LIST config type (comma-separated values).
-pub const LIST: i8 = 7;
+use crate::topic_configs::{BOOLEAN, INT, LIST, LONG, STRING};
 
 const PREFIX: &str = "group-config/";
 
