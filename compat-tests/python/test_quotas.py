@@ -307,7 +307,9 @@ def test_topic_limit_within_a_group_holds_that_topic_only(broker, topic):
     for f in admin.create_topics([NewTopic(slow, 2, 1), NewTopic(fast, 2, 1)]).values():
         f.result()
     per_topic = 10_000
-    p = Producer({"bootstrap.servers": b, "linger.ms": 5, "batch.size": 16384})
+    # Batches of at most ~250 records: a batch is delivered whole, so the bound below
+    # allows two of them (one per partition) on top of the limit.
+    p = Producer({"bootstrap.servers": b, "linger.ms": 5, "batch.size": 4096})
     for i in range(per_topic):
         for t in (slow, fast):
             p.produce(t, value=b"%06d" % i, partition=i % 2)

@@ -51,6 +51,11 @@ use crate::groups::GroupConfig;
 
 const PREFIX: &str = "group-holders/";
 
+/// Bytes per record assumed under a records limit before a group's mean record size is
+/// measured: about the smallest a record can take in a batch, so the first fetches cannot
+/// overshoot the limit (a fetch still gets at least one batch).
+const MIN_RECORD_BYTES: f64 = 16.0;
+
 /// What a limit counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Unit {
@@ -433,7 +438,7 @@ impl GroupLimits {
             .unwrap()
             .get(&scope.0)
             .copied()
-            .unwrap_or(100.0);
+            .unwrap_or(MIN_RECORD_BYTES);
         let mut allowance: Option<f64> = None;
         for (unit, per) in [(Unit::Records, size), (Unit::Bytes, 1.0)] {
             let mut avail = None;
