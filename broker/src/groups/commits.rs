@@ -228,10 +228,7 @@ impl GroupCoordinator {
         };
         match result {
             Ok(_) => {
-                let mut groups = self.groups.lock().unwrap();
-                if groups.get(group_id).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
-                    groups.remove(group_id);
-                }
+                self.forget(&slot);
                 info!(group = group_id, "group deleted");
                 NONE
             }
@@ -239,6 +236,14 @@ impl GroupCoordinator {
                 slot.core().state = GroupState::Empty;
                 code
             }
+        }
+    }
+
+    /// Drops a deleted group's slot (unless a new one took its place meanwhile).
+    pub(super) fn forget(&self, slot: &Arc<Slot>) {
+        let mut groups = self.groups.lock().unwrap();
+        if groups.get(&slot.id).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+            groups.remove(&slot.id);
         }
     }
 
@@ -276,16 +281,7 @@ impl GroupCoordinator {
         if present.is_empty() {
             return Ok(codes);
         }
-        let keys = present
-            .iter()
-            .flat_map(|tp| {
-                [
-                    offsets::offset_key(&slot.id, tp),
-                    offsets::audit_key(&slot.id, tp),
-                ]
-            })
-            .map(|k| (k, None))
-            .collect();
+        let keys = offsets::partition_deletes(&slot.id, &present);
         let store = self.store(slot.store)?;
         store
             .propose(Command::Put(keys))

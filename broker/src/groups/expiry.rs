@@ -14,7 +14,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use phxq_replication::Command;
 use tracing::{info, warn};
 
@@ -53,13 +52,14 @@ impl Group {
             .collect()
     }
 
-    /// Whether, once its offsets are gone, the group is nothing but a record: no members,
-    /// no offsets.
+    /// Whether the group has no members, none joining, and is Empty.
+    pub fn is_idle(&self) -> bool {
+        !self.has_members() && self.pending_members.is_empty() && self.state == GroupState::Empty
+    }
+
+    /// Whether the group is nothing but a record: idle, and no offsets.
     pub fn is_abandoned(&self) -> bool {
-        !self.has_members()
-            && self.pending_members.is_empty()
-            && self.offsets.is_empty()
-            && matches!(self.state, GroupState::Empty)
+        self.is_idle() && self.offsets.is_empty()
     }
 }
 
@@ -97,21 +97,8 @@ impl GroupCoordinator {
                 .iter()
                 .filter(|tp| g.offsets.contains_key(*tp))
                 .collect();
-            let mut keys: Vec<(Bytes, Option<Bytes>)> = present
-                .iter()
-                .flat_map(|tp| {
-                    [
-                        offsets::offset_key(&slot.id, tp),
-                        offsets::audit_key(&slot.id, tp),
-                    ]
-                })
-                .map(|k| (k, None))
-                .collect();
-            let left = g.offsets.len() - present.len();
-            let abandoned = left == 0
-                && !g.has_members()
-                && g.pending_members.is_empty()
-                && g.state == GroupState::Empty;
+            let mut keys = offsets::partition_deletes(&slot.id, present.iter().copied());
+            let abandoned = g.offsets.len() == present.len() && g.is_idle();
             if abandoned {
                 keys.push((offsets::group_key(&slot.id), None));
             }
@@ -138,10 +125,7 @@ impl GroupCoordinator {
         if abandoned && g.is_abandoned() {
             g.state = GroupState::Dead;
             drop(g);
-            let mut groups = self.groups.lock().unwrap();
-            if groups.get(&slot.id).is_some_and(|s| Arc::ptr_eq(s, slot)) {
-                groups.remove(&slot.id);
-            }
+            self.forget(slot);
             info!(group = %slot.id, "group deleted: no members and no offsets left");
         }
     }

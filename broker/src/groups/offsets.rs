@@ -69,6 +69,17 @@ pub fn audit_key(group: &str, tp: &TopicPartition) -> Bytes {
     Bytes::from(format!("{AUDIT_PREFIX}{group}/{}/{}", tp.0, tp.1))
 }
 
+/// The deletions of `group`'s committed offset and audit record of each of `tps`.
+pub fn partition_deletes<'a>(
+    group: &str,
+    tps: impl IntoIterator<Item = &'a TopicPartition>,
+) -> Vec<(Bytes, Option<Bytes>)> {
+    tps.into_iter()
+        .flat_map(|tp| [offset_key(group, tp), audit_key(group, tp)])
+        .map(|k| (k, None))
+        .collect()
+}
+
 pub fn group_key(group: &str) -> Bytes {
     Bytes::from(format!("{GROUPS_PREFIX}{group}"))
 }
