@@ -113,6 +113,7 @@ class Cluster:
         kafka = {i + 1: ports[i] for i in range(size)}
         internal = {i + 1: ports[size + i] for i in range(size)}
         self.nodes: dict[int, ClusterNode] = {}
+        self._leader_seen: list[str] = []  # wait_leader's last observations, for its failure
         for i in kafka:
             path = base / f"node{i}.toml"
             path.write_text(node_toml(i, kafka, internal, store_groups, heartbeat_ms, extra_toml))
@@ -141,13 +142,15 @@ class Cluster:
         self.nodes[node_id].kill9()
         return time.monotonic()
 
-    def wait_for(self, cond, timeout: float, what: str, interval: float = 0.1):
-        """phxq_wire.wait_for; on a timeout the failure carries `phxq cluster status`."""
+    def wait_for(self, cond, timeout: float, what: str, interval: float = 0.1, seen=None):
+        """phxq_wire.wait_for; on a timeout the failure carries `phxq cluster status` and,
+        when given, `seen()`: what the last attempts observed."""
         try:
             return wait_for(cond, timeout, interval=interval, what=what)
         except AssertionError as e:
             r = self.status_command("--timeout-ms", "1000")
-            raise AssertionError(f"{e}\n\nphxq cluster status (exit {r.returncode}):\n{r.stdout}{r.stderr}") from None
+            last = f"\n\nlast attempts:\n{seen()}" if seen else ""
+            raise AssertionError(f"{e}{last}\n\nphxq cluster status (exit {r.returncode}):\n{r.stdout}{r.stderr}") from None
 
     def assert_alive(self):
         for n in self.nodes.values():
@@ -182,16 +185,22 @@ class Cluster:
     def leader(self, topic: str, partition: int) -> int | None:
         """The partition's leader, when a live node names a live leader and that leader's own
         Metadata agrees."""
+        started = time.monotonic()
         p = self._partition(topic, partition)
-        if p is None or p[2] not in self.nodes or not self.nodes[p[2]].alive():
-            return None
-        own = self._partition(topic, partition, via=p[2])
-        return p[2] if own is not None and own[2] == p[2] else None
+        own = None
+        if p is not None and p[2] in self.nodes and self.nodes[p[2]].alive():
+            own = self._partition(topic, partition, via=p[2])
+        self._leader_seen.append(f"{time.monotonic() - started:6.2f} s: any node said {p}, "
+                                 f"that leader said {own}")
+        del self._leader_seen[:-5]
+        return p[2] if p is not None and own is not None and own[2] == p[2] else None
 
     def wait_leader(self, topic: str, partition: int, timeout: float = 30, not_on: int | None = None) -> int:
+        self._leader_seen = []
         return self.wait_for(lambda: (lambda n: n if n is not None and n != not_on else None)(
             self.leader(topic, partition)), timeout,
-            what=f"a leader of {topic}[{partition}]" + (f" other than {not_on}" if not_on else ""))
+            what=f"a leader of {topic}[{partition}]" + (f" other than {not_on}" if not_on else ""),
+            seen=lambda: "\n".join(self._leader_seen))
 
     def create_topic(self, topic: str, partitions: int, timeout: float = 30, replication_factor: int = -1):
         """CreateTopics (default replication factor, as admin clients send it) through any

@@ -46,6 +46,7 @@ INVALID_REGULAR_EXPRESSION = 128
 GROUP_ID_NOT_FOUND = 69
 INCONSISTENT_GROUP_PROTOCOL = 23
 UNRELEASED_INSTANCE_ID = 111
+COORDINATOR_LOAD_IN_PROGRESS = 14
 
 
 def create_topic(bootstrap: str, topic: str, partitions: int):
@@ -733,8 +734,12 @@ def test_coordinator_kill9_mid_rebalance_in_a_cluster(fast_cluster, topic, tmp_p
     cluster.create_topic(topic, 6)
     probe = cluster.wait_for(lambda: cluster.coordinator("probe848"), 30, what="a coordinator")
     with GroupConn.to(cluster.nodes[probe].bootstrap) as c:  # the fast settings reached the nodes
-        r = c.consumer_group_heartbeat_v1("probe848", new_member_id(), 0, topics=[topic], owned={},
-                                          rebalance_timeout_ms=10000)
+        def join():
+            r = c.consumer_group_heartbeat_v1("probe848", new_member_id(), 0, topics=[topic], owned={},
+                                              rebalance_timeout_ms=10000)
+            # A coordinator that is still loading its groups answers 14, as Kafka's does.
+            return None if r["error"] == COORDINATOR_LOAD_IN_PROGRESS else r
+        r = wait_for(join, 30, what="the probe group's coordinator to finish loading")
         assert r["error"] == 0 and r["interval"] == HB_MS, r
         c.consumer_group_heartbeat_v1("probe848", r["member_id"], -1)
     tps = [(topic, p) for p in range(6)]
