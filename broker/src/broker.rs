@@ -31,6 +31,8 @@ pub struct Broker {
     pub quotas: QuotaManager,
     /// Consumer groups coordinated by this node (see `groups/`).
     pub groups: Arc<GroupCoordinator>,
+    /// Whether the disk still takes new records (`disk/`).
+    pub disk: crate::disk::DiskGuard,
     /// What this broker, as partition leader, gave each client (`audit/`).
     pub deliveries: Deliveries,
     pub cluster_id: String,
@@ -101,7 +103,9 @@ impl Broker {
             (1..=config.store_groups).map(GroupId).collect(),
         );
         let (host, port) = config.advertised();
+        let disk = crate::disk::DiskGuard::new(&config.data_dir, &config.storage);
         let broker = Arc::new(Broker {
+            disk,
             config,
             node,
             metadata,
@@ -140,6 +144,8 @@ impl Broker {
         )));
         // Retention runs on the leaders of the store groups, in the background.
         tokio::spawn(crate::retention::run(Arc::downgrade(&broker)));
+        // Free disk space is watched on every broker (produce stops below the floor).
+        tokio::spawn(crate::disk::run(Arc::downgrade(&broker)));
         if broker.config.cluster.is_some() {
             tokio::spawn(crate::cluster::balance::rebalance_leaders(Arc::downgrade(
                 &broker,

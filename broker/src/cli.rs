@@ -154,6 +154,10 @@ pub struct ServeArgs {
     /// (log.retention.check.interval.ms).
     #[arg(long, env = "PHXQ_LOG_RETENTION_CHECK_INTERVAL_MS")]
     pub log_retention_check_interval_ms: Option<u64>,
+    /// Free bytes kept on the data directory's filesystem; below them produce is refused
+    /// with KAFKA_STORAGE_ERROR (default: 1 GiB or 5% of the filesystem; 0: no floor).
+    #[arg(long, env = "PHXQ_STORAGE_MIN_FREE_BYTES")]
+    pub storage_min_free_bytes: Option<u64>,
     /// How long the first rebalance of an empty consumer group waits for more members
     /// (Kafka's group.initial.rebalance.delay.ms, 3000 there).
     #[arg(long, env = "PHXQ_GROUP_INITIAL_REBALANCE_DELAY_MS")]
@@ -231,6 +235,9 @@ impl ServeArgs {
         }
         if let Some(v) = self.log_retention_check_interval_ms {
             c.log.retention_check_interval_ms = v;
+        }
+        if self.storage_min_free_bytes.is_some() {
+            c.storage.min_free_bytes = self.storage_min_free_bytes;
         }
         if let Some(v) = self.group_initial_rebalance_delay_ms {
             c.groups.initial_rebalance_delay_ms = v;

@@ -39,6 +39,8 @@ pub struct Config {
     pub cache_mb: usize,
     /// Retention and segment defaults of topics (`[log]`).
     pub log: crate::retention::config::LogConfig,
+    /// The free-space floor of the data directory (`[storage]`, `disk/`).
+    pub storage: crate::disk::config::StorageConfig,
     /// Consumer group coordinator settings (`[groups]`).
     pub groups: crate::groups::GroupConfig,
     /// The brokers of a cluster (`[cluster]`); absent: this node runs alone.
@@ -61,6 +63,7 @@ impl Default for Config {
             raft_heartbeat_ms: 500,
             cache_mb: 256,
             log: Default::default(),
+            storage: Default::default(),
             groups: Default::default(),
             cluster: None,
         }
@@ -117,6 +120,7 @@ impl Config {
         );
         anyhow::ensure!(self.cache_mb >= 1, "cache_mb must be at least 1");
         self.log.validate()?;
+        self.storage.validate()?;
         self.groups.validate()?;
         if let Some(c) = &self.cluster {
             c.validate(self.node_id)?;

@@ -10,6 +10,7 @@ mod cluster;
 mod config;
 mod config_ops;
 mod connection;
+mod disk;
 mod errors;
 mod groups;
 mod handlers;

@@ -48,6 +48,10 @@ pub async fn handle(
         Some(errors::INVALID_REQUIRED_ACKS)
     } else if req.transactional_id.is_some() {
         Some(errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+    } else if broker.disk.low() || broker.node.storage_failed() {
+        // Below the free-space floor, or the writer failed (`disk/`): clients retry,
+        // nothing is appended.
+        Some(errors::KAFKA_STORAGE_ERROR)
     } else {
         None
     };
