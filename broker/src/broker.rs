@@ -31,6 +31,8 @@ pub struct Broker {
     pub quotas: QuotaManager,
     /// Consumer groups coordinated by this node (see `groups/`).
     pub groups: Arc<GroupCoordinator>,
+    /// Counters and histograms exposed on the metrics endpoint (`metrics/`).
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Whether the disk still takes new records (`disk/`).
     pub disk: crate::disk::DiskGuard,
     /// What this broker, as partition leader, gave each client (`audit/`).
@@ -105,6 +107,7 @@ impl Broker {
         let (host, port) = config.advertised();
         let disk = crate::disk::DiskGuard::new(&config.data_dir, &config.storage);
         let broker = Arc::new(Broker {
+            metrics: Arc::new(crate::metrics::Metrics::new()),
             disk,
             config,
             node,
@@ -144,6 +147,7 @@ impl Broker {
         )));
         // Retention runs on the leaders of the store groups, in the background.
         tokio::spawn(crate::retention::run(Arc::downgrade(&broker)));
+        broker.metrics.watch(Arc::downgrade(&broker));
         // Free disk space is watched on every broker (produce stops below the floor).
         tokio::spawn(crate::disk::run(Arc::downgrade(&broker)));
         if broker.config.cluster.is_some() {

@@ -154,6 +154,10 @@ pub struct ServeArgs {
     /// (log.retention.check.interval.ms).
     #[arg(long, env = "PHXQ_LOG_RETENTION_CHECK_INTERVAL_MS")]
     pub log_retention_check_interval_ms: Option<u64>,
+    /// Address of the HTTP endpoint with /metrics (Prometheus) and /health/live|ready
+    /// (default 127.0.0.1:9644 when free; "" turns it off).
+    #[arg(long, env = "PHXQ_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
     /// Free bytes kept on the data directory's filesystem; below them produce is refused
     /// with KAFKA_STORAGE_ERROR (default: 1 GiB or 5% of the filesystem; 0: no floor).
     #[arg(long, env = "PHXQ_STORAGE_MIN_FREE_BYTES")]
@@ -235,6 +239,9 @@ impl ServeArgs {
         }
         if let Some(v) = self.log_retention_check_interval_ms {
             c.log.retention_check_interval_ms = v;
+        }
+        if self.metrics_listen.is_some() {
+            c.metrics_listen = self.metrics_listen.clone();
         }
         if self.storage_min_free_bytes.is_some() {
             c.storage.min_free_bytes = self.storage_min_free_bytes;

@@ -11,6 +11,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
@@ -24,6 +25,7 @@ use tracing::{debug, warn};
 
 use crate::broker::Broker;
 use crate::handlers::{self, api_versions, Reply};
+use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 
 /// Requests read ahead of the oldest unanswered one.
@@ -35,6 +37,8 @@ struct Outgoing {
     version: i16,
     correlation_id: i32,
     reply: Reply,
+    /// When the request's frame was read (its latency is counted from there).
+    received: Instant,
 }
 
 pub struct Connection {
@@ -62,10 +66,11 @@ impl Connection {
             mut stop,
         } = self;
         debug!(%peer, "connection opened");
+        let _open = broker.metrics.connection();
         let (rd, wr) = socket.into_split();
         let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);
         let (answered_tx, answered_rx) = watch::channel(0u64);
-        let writer = tokio::spawn(write_loop(wr, rx, answered_tx));
+        let writer = tokio::spawn(write_loop(wr, rx, answered_tx, broker.metrics.clone()));
         let mut reader = Reader {
             rd,
             peer,
@@ -133,6 +138,7 @@ impl Reader {
     }
 
     async fn handle_frame(&mut self, frame: Bytes) -> anyhow::Result<()> {
+        let received = Instant::now();
         let request = match codec::decode_request(frame, api_versions::supported) {
             Ok(r) => r,
             Err(DecodeError::UnsupportedVersion {
@@ -146,7 +152,7 @@ impl Reader {
                 let reply =
                     Reply::Now(Some(Box::new(api_versions::unsupported_version_response())));
                 return self
-                    .send(ApiKey::ApiVersions, 0, correlation_id, reply)
+                    .send(ApiKey::ApiVersions, 0, correlation_id, reply, received)
                     .await;
             }
             Err(e) => anyhow::bail!("{e}"),
@@ -162,7 +168,8 @@ impl Reader {
                 .map_err(|_| anyhow::anyhow!("writer stopped"))?;
         }
         let reply = handlers::handle(&self.broker, request, &mut self.session).await;
-        self.send(api_key, version, correlation_id, reply).await
+        self.send(api_key, version, correlation_id, reply, received)
+            .await
     }
 
     async fn send(
@@ -171,6 +178,7 @@ impl Reader {
         version: i16,
         correlation_id: i32,
         reply: Reply,
+        received: Instant,
     ) -> anyhow::Result<()> {
         self.queued += 1;
         self.tx
@@ -179,6 +187,7 @@ impl Reader {
                 version,
                 correlation_id,
                 reply,
+                received,
             })
             .await
             .map_err(|_| anyhow::anyhow!("writer stopped"))
@@ -191,6 +200,7 @@ async fn write_loop(
     mut wr: OwnedWriteHalf,
     mut rx: mpsc::Receiver<Outgoing>,
     answered: watch::Sender<u64>,
+    metrics: Arc<Metrics>,
 ) -> anyhow::Result<()> {
     let mut out = BytesMut::with_capacity(64 * 1024);
     let mut done = 0u64;
@@ -213,6 +223,12 @@ async fn write_loop(
                 pending.await
             }
         };
+        metrics.request(
+            next.api_key,
+            next.version,
+            next.received.elapsed(),
+            body.as_deref(),
+        );
         if let Some(body) = body {
             codec::encode_response(
                 &mut out,

@@ -15,6 +15,7 @@ mod errors;
 mod groups;
 mod handlers;
 mod kafka_client;
+mod metrics;
 mod placement;
 mod quotas;
 mod retention;

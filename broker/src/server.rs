@@ -14,10 +14,19 @@ use crate::shutdown;
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     check_data_dir(&config.data_dir)?;
     let listeners = bind(&config).await?;
+    let metrics = bind_metrics(&config).await?;
     let broker = Broker::open(config).await?;
     let (trigger, stop) = shutdown::channel();
+    broker.metrics.set_enabled(metrics.is_some());
     for listener in listeners {
         tokio::spawn(accept_loop(listener, broker.clone(), stop.clone()));
+    }
+    if let Some(l) = metrics {
+        tokio::spawn(crate::metrics::http::serve(
+            l,
+            Arc::downgrade(&broker),
+            stop.clone(),
+        ));
     }
     info!(node_id = broker.config.node_id, "phxq is ready");
     shutdown::signal().await;
@@ -53,6 +62,30 @@ async fn bind(config: &Config) -> anyhow::Result<Vec<TcpListener>> {
     }
     Ok(out)
 }
+
+/// The metrics endpoint's listener: the configured address must bind; the default one is
+/// skipped with a warning when taken (several brokers on one machine).
+async fn bind_metrics(config: &Config) -> anyhow::Result<Option<TcpListener>> {
+    let l = match &config.metrics_listen {
+        Some(addr) => crate::metrics::http::bind(addr).await?,
+        None => match crate::metrics::http::bind(DEFAULT_METRICS_LISTEN).await {
+            Ok(l) => l,
+            Err(e) => {
+                warn!("{e:#}; metrics are off (set metrics_listen to choose an address)");
+                None
+            }
+        },
+    };
+    if let Some(l) = &l {
+        if let Ok(addr) = l.local_addr() {
+            info!(%addr, "serving /metrics and /health");
+        }
+    }
+    Ok(l)
+}
+
+/// Where metrics are served unless configured otherwise (Redpanda's admin port).
+const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9644";
 
 async fn accept_loop(listener: TcpListener, broker: Arc<Broker>, mut stop: shutdown::Shutdown) {
     loop {

@@ -41,13 +41,15 @@ RETRIABLE = {5, 6, 7, 14, 15, 16, 41}
 
 
 def node_toml(node_id: int, kafka: dict[int, int], internal: dict[int, int],
-              store_groups: int = STORE_GROUPS, heartbeat_ms: int = HEARTBEAT_MS, extra: str = "") -> str:
+              store_groups: int = STORE_GROUPS, heartbeat_ms: int = HEARTBEAT_MS, extra: str = "",
+              metrics: dict[int, int] | None = None) -> str:
     """config/cluster/nodeN.toml with these ports (data_dir comes from --data-dir), and
     `extra` TOML tables (e.g. a ``[log]`` table) at the end."""
     lines = [
         f"# node {node_id} of a test cluster: the layout of config/cluster/node{node_id}.toml",
         f"node_id = {node_id}",
         f'listeners = ["127.0.0.1:{kafka[node_id]}"]',
+        f'metrics_listen = "127.0.0.1:{metrics[node_id]}"' if metrics else 'metrics_listen = ""',
         f"store_groups = {store_groups}",
         f"raft_heartbeat_ms = {heartbeat_ms}",
         "",
@@ -109,14 +111,16 @@ class Cluster:
     def __init__(self, base: Path, size: int = SIZE, store_groups: int = STORE_GROUPS,
                  heartbeat_ms: int = HEARTBEAT_MS, extra_toml: str = ""):
         self.base = base
-        ports = free_ports(2 * size)
+        ports = free_ports(3 * size)
         kafka = {i + 1: ports[i] for i in range(size)}
         internal = {i + 1: ports[size + i] for i in range(size)}
+        self.metrics_ports = {i + 1: ports[2 * size + i] for i in range(size)}
         self.nodes: dict[int, ClusterNode] = {}
         self._leader_seen: list[str] = []  # wait_leader's last observations, for its failure
         for i in kafka:
             path = base / f"node{i}.toml"
-            path.write_text(node_toml(i, kafka, internal, store_groups, heartbeat_ms, extra_toml))
+            path.write_text(node_toml(i, kafka, internal, store_groups, heartbeat_ms, extra_toml,
+                                      self.metrics_ports))
             self.nodes[i] = ClusterNode(i, base, kafka[i], path)
 
     # ------------------------------------------------------------------ processes

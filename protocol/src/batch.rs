@@ -167,6 +167,21 @@ pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
     batch[12..16].copy_from_slice(&epoch.to_be_bytes());
 }
 
+/// Records in a run of record batches (a fetched partition's, a produced one's); a
+/// truncated last batch is not counted.
+pub fn count_records(mut records: &[u8]) -> u64 {
+    let mut n = 0u64;
+    while let Ok(h) = BatchHeader::parse(records) {
+        n += h.records_count.max(0) as u64;
+        let len = h.total_len();
+        if len == 0 || len > records.len() {
+            break;
+        }
+        records = &records[len..];
+    }
+    n
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,5 +265,22 @@ mod tests {
         assert_eq!(parts.len(), 2);
         assert_eq!(parts[1].1.records_count, 2);
         assert_eq!(parts[1].0.end, buf.len());
+    }
+
+    #[test]
+    fn records_are_counted_from_batch_headers() {
+        // Two v2 batch headers with 3 and 4 records and no record bodies.
+        let mut bytes = Vec::new();
+        for count in [3i32, 4] {
+            let mut b = vec![0u8; 61];
+            let len: i32 = 61 - 12;
+            b[8..12].copy_from_slice(&len.to_be_bytes());
+            b[16] = 2; // magic
+            b[23..27].copy_from_slice(&(count - 1).to_be_bytes());
+            b[57..61].copy_from_slice(&count.to_be_bytes());
+            bytes.extend(b);
+        }
+        assert_eq!(count_records(&bytes), 7);
+        assert_eq!(count_records(&bytes[..30]), 0);
     }
 }

@@ -26,6 +26,7 @@ pub async fn follow_metadata(broker: Weak<Broker>) {
         // until it succeeds, not only at the next metadata change.
         loop {
             let Some(b) = broker.upgrade() else { return };
+            let before: Vec<String> = b.topics.all().iter().map(|t| t.name.clone()).collect();
             match b
                 .topics
                 .reload(&b.metadata)
@@ -36,7 +37,13 @@ pub async fn follow_metadata(broker: Weak<Broker>) {
                         .groups
                         .reload(&b.metadata, &b.group_configs, &b.config.groups)
                 }) {
-                Ok(()) => break,
+                Ok(()) => {
+                    // A deleted topic's metric series go with it, on every broker.
+                    for gone in before.iter().filter(|n| b.topics.get(n).is_none()) {
+                        b.metrics.forget_topic(gone);
+                    }
+                    break;
+                }
                 Err(e) => {
                     warn!(error = %e, "cannot reload topics, group configs and quotas; retrying")
                 }

@@ -33,6 +33,8 @@ pub struct DiskGuard {
     dir: PathBuf,
     floor: Mutex<Floor>,
     low: AtomicBool,
+    /// The last measure, for the metrics.
+    last: Mutex<Option<Space>>,
 }
 
 impl DiskGuard {
@@ -43,6 +45,7 @@ impl DiskGuard {
             dir: dir.to_path_buf(),
             floor: Mutex::new(Floor::new(config.min_free_bytes)),
             low: AtomicBool::new(false),
+            last: Mutex::new(None),
         };
         if let Err(e) = guard.check() {
             warn!(dir = %dir.display(), error = %e, "cannot measure free disk space");
@@ -55,9 +58,15 @@ impl DiskGuard {
         self.low.load(Ordering::Relaxed)
     }
 
+    /// The last measure of the filesystem (None before the first one succeeded).
+    pub fn space(&self) -> Option<Space> {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Measures the free space and updates the state; logs a change.
     fn check(&self) -> io::Result<Space> {
         let space = free_space(&self.dir)?;
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(space);
         let mut floor = self.floor.lock().unwrap_or_else(|p| p.into_inner());
         match floor.observe(space) {
             Some(Transition::BecameLow { floor }) => warn!(

@@ -95,6 +95,8 @@ pub struct GroupCoordinator {
     /// Per store group: the leader term whose groups are loaded, or are being loaded.
     loaded: Mutex<HashMap<GroupId, Load>>,
     next_token: AtomicU64,
+    /// Generations of classic groups started here (rebalances), for the metrics.
+    rebalances: AtomicU64,
     /// Topics and logs, for KIP-848 groups (set once the broker is built).
     catalog: OnceLock<Weak<dyn Catalog>>,
     /// Inflow of the partitions KIP-848 groups subscribe to (the scheduler's input).
@@ -142,6 +144,7 @@ impl GroupCoordinator {
             store_groups,
             clock: Instant::now(),
             groups: Mutex::new(HashMap::new()),
+            rebalances: AtomicU64::new(0),
             loaded: Mutex::new(HashMap::new()),
             next_token: AtomicU64::new(1),
             catalog: OnceLock::new(),
@@ -383,6 +386,8 @@ impl GroupCoordinator {
     /// Carries out a core operation's effects: persist first if a generation was created,
     /// then answer the parked requests.
     pub(super) fn dispatch(self: &Arc<Self>, slot: &Arc<Slot>, fx: Effects) {
+        self.rebalances
+            .fetch_add(u64::from(fx.rebalances), Ordering::Relaxed);
         if !fx.persist {
             if !fx.replies.is_empty() {
                 slot.deliver(fx.replies);
@@ -586,6 +591,11 @@ impl GroupCoordinator {
         };
         self.dispatch(&slot, fx);
         Ok(codes)
+    }
+
+    /// Rebalances (new generations) of classic groups this node coordinated since it started.
+    pub fn rebalances(&self) -> u64 {
+        self.rebalances.load(Ordering::Relaxed)
     }
 
     /// Every group this node coordinates, by id.

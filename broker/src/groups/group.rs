@@ -115,6 +115,8 @@ pub enum Reply {
 pub struct Effects {
     pub replies: Vec<(Token, Reply)>,
     pub persist: bool,
+    /// Generations started (rebalances), for the metrics.
+    pub rebalances: u32,
 }
 
 impl Effects {

@@ -26,6 +26,7 @@ pub mod expiry;
 pub mod group;
 #[cfg(test)]
 mod group_tests;
+pub mod lag;
 pub mod locks;
 pub mod member;
 pub mod meter;

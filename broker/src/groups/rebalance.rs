@@ -339,6 +339,7 @@ impl Group {
 
     fn init_next_generation(&mut self, now: u64, fx: &mut Effects) {
         self.generation += 1;
+        fx.rebalances += 1;
         self.initial_delay = None;
         self.partition_baseline = None;
         fx.persist = true;

@@ -76,6 +76,39 @@ pub fn client_host(peer: Option<SocketAddr>) -> String {
     peer.map(|p| format!("/{}", p.ip())).unwrap_or_default()
 }
 
+/// Counts what a Fetch gives a consumer (bytes and records per topic, throttle time).
+fn count_fetched(broker: &Broker, resp: &kafka_protocol::messages::FetchResponse) {
+    if !broker.metrics.on() {
+        return;
+    }
+    broker
+        .metrics
+        .throttled("fetch", resp.throttle_time_ms.max(0) as u64);
+    for t in &resp.responses {
+        let name = if t.topic.0.is_empty() {
+            // v13+: topics by id.
+            match broker.topics.get_by_id(t.topic_id) {
+                Some(topic) => topic.name.clone(),
+                None => continue,
+            }
+        } else {
+            t.topic.0.to_string()
+        };
+        let (bytes, records) = t.partitions.iter().filter_map(|p| p.records.as_ref()).fold(
+            (0u64, 0u64),
+            |(b, n), r| {
+                (
+                    b + r.len() as u64,
+                    n + phxq_protocol::batch::count_records(r),
+                )
+            },
+        );
+        if bytes > 0 {
+            broker.metrics.fetched(&name, bytes, records);
+        }
+    }
+}
+
 /// Handles one decoded request of a connection's `session`.
 pub async fn handle(broker: &Broker, request: Request, session: &mut Session) -> Reply {
     let peer = session.peer;
@@ -83,6 +116,7 @@ pub async fn handle(broker: &Broker, request: Request, session: &mut Session) ->
     let client_id = request.header.client_id.clone().unwrap_or_default();
     if let RequestKind::Produce(r) = request.body {
         let throttle = quota::produce(broker, &client_id, &r, session);
+        broker.metrics.throttled("produce", throttle);
         let pending = produce::handle(broker, r, v).await;
         return Reply::Later(Box::pin(async move {
             pending.await.map(|r| {
@@ -118,6 +152,7 @@ pub async fn handle(broker: &Broker, request: Request, session: &mut Session) ->
                     crate::groups::offsets::now_ms(),
                 );
             }
+            count_fetched(broker, &resp);
             ResponseKind::Fetch(resp)
         }
         RequestKind::ListOffsets(r) => {

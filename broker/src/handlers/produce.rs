@@ -20,6 +20,7 @@ use tracing::{debug, warn};
 
 use crate::broker::Broker;
 use crate::handlers::{replication_error_code, str, topic_config};
+use crate::metrics::Metrics;
 
 /// Where a partition's batches went: its slot in the response and its appends in a group.
 struct Pending {
@@ -29,6 +30,9 @@ struct Pending {
     /// Index of the partition's first batch in the group's append list, and how many.
     first: usize,
     count: usize,
+    /// Record bytes and records of its batches (the metrics count them once appended).
+    bytes: u64,
+    records: u64,
 }
 
 /// Validates the request and queues its appends in their store groups' Raft logs, in
@@ -85,6 +89,12 @@ pub async fn handle(
                         group,
                         first: list.len(),
                         count: ranges.len(),
+                        bytes: records.len() as u64,
+                        records: if broker.metrics.on() {
+                            batch::count_records(&records)
+                        } else {
+                            0
+                        },
                     });
                     list.extend(ranges.into_iter().map(|r| AppendBatch {
                         partition,
@@ -129,6 +139,7 @@ pub async fn handle(
         };
         submitted.push((group, queued));
     }
+    let metrics = broker.metrics.clone();
     async move {
         let results =
             futures::future::join_all(submitted.into_iter().map(|(group, queued)| async move {
@@ -151,7 +162,7 @@ pub async fn handle(
             }))
             .await;
         let results: BTreeMap<GroupId, _> = results.into_iter().collect();
-        respond(acks, responses, pending, results)
+        respond(acks, responses, pending, results, &metrics)
     }
 }
 
@@ -161,9 +172,11 @@ fn respond(
     mut responses: Vec<TopicProduceResponse>,
     pending: Vec<Pending>,
     results: BTreeMap<GroupId, Result<Vec<Result<Appended, AppendError>>, i16>>,
+    metrics: &Metrics,
 ) -> Option<ProduceResponse> {
     for p in pending {
-        let resp = &mut responses[p.topic].partition_responses[p.partition];
+        let t = &mut responses[p.topic];
+        let (name, resp) = (&t.name, &mut t.partition_responses[p.partition]);
         match &results[&p.group] {
             Err(code) => resp.error_code = *code,
             Ok(items) => {
@@ -184,6 +197,7 @@ fn respond(
                         resp.base_offset = a.base_offset;
                         resp.log_start_offset = a.log_start_offset;
                     }
+                    metrics.produced(&name.0, p.bytes, p.records);
                 }
             }
         }

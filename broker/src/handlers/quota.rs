@@ -16,8 +16,8 @@ use std::net::SocketAddr;
 use crate::broker::Broker;
 use crate::groups::consumer_protocol::TopicPartition;
 use crate::handlers::{client_host, Session};
-use crate::quotas::groups::count_records;
 use crate::quotas::{ANONYMOUS, CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE};
+use phxq_protocol::batch::count_records;
 
 fn mute(session: &mut Session, throttle_ms: u64) {
     if throttle_ms > 0 {

@@ -40,7 +40,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, RwLock};
 
 use bytes::Bytes;
-use phxq_protocol::batch::BatchHeader;
 use phxq_replication::{Command, StoreGroup};
 
 use super::bucket::Bucket;
@@ -139,20 +138,6 @@ pub fn holders_command(group: &str, holders: &Holders) -> Command {
         Bytes::from(format!("{PREFIX}{group}")),
         encode_holders(holders),
     )])
-}
-
-/// Records in a fetched partition's record batches.
-pub fn count_records(mut records: &[u8]) -> u64 {
-    let mut n = 0u64;
-    while let Ok(h) = BatchHeader::parse(records) {
-        n += h.records_count.max(0) as u64;
-        let len = h.total_len();
-        if len == 0 || len > records.len() {
-            break;
-        }
-        records = &records[len..];
-    }
-    n
 }
 
 impl Limited {
@@ -688,22 +673,5 @@ mod tests {
         assert!(l.held_back_topics(&[a], "c", "/h", 501, &all).is_empty());
         // Another client is not the group's.
         assert!(l.held_back_topics(&[b], "x", "/h", 100, &all).is_empty());
-    }
-
-    #[test]
-    fn records_are_counted_from_batch_headers() {
-        // Two v2 batch headers with 3 and 4 records and no record bodies.
-        let mut bytes = Vec::new();
-        for count in [3i32, 4] {
-            let mut b = vec![0u8; 61];
-            let len: i32 = 61 - 12;
-            b[8..12].copy_from_slice(&len.to_be_bytes());
-            b[16] = 2; // magic
-            b[23..27].copy_from_slice(&(count - 1).to_be_bytes());
-            b[57..61].copy_from_slice(&count.to_be_bytes());
-            bytes.extend(b);
-        }
-        assert_eq!(count_records(&bytes), 7);
-        assert_eq!(count_records(&bytes[..30]), 0);
     }
 }

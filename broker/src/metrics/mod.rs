@@ -1,0 +1,256 @@
+//! Metrics: what a broker measures, exposed over HTTP in the Prometheus / OpenMetrics text
+//! format (`[metrics] listen`, `http`), with the health checks next to them.
+//!
+//! Instruments updated as things happen live in [`Metrics`]; the state of the node (Raft,
+//! storage, disk, consumer lag) is read at each scrape by [`state::NodeState`]. The registry
+//! and the text encoding are the `prometheus-client` crate's.
+//!
+//! # Names
+//!
+//! Every name starts with `phxq_`. Where Kafka has the same measure, the name says which:
+//! `topic_bytes_in_total` is Kafka's BytesInPerSec, `topic_records_in_total` its
+//! MessagesInPerSec, `request_duration_seconds` its RequestMetrics TotalTimeMs,
+//! `under_replicated_partitions` its UnderReplicatedPartitions. README: Metrics lists all.
+//!
+//! # Cardinality
+//!
+//! Labels come from bounded sets only: Kafka API names and versions, Kafka error names,
+//! topics (series of a deleted topic are dropped with it), store groups and their voters,
+//! consumer groups this broker coordinates. Consumer lag per partition is exported for at
+//! most [`MAX_LAG_SERIES`] partitions (the per-group total always); client ids and hosts
+//! are never labels.
+
+pub mod errors;
+pub mod health;
+pub mod http;
+pub mod state;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use kafka_protocol::messages::{ApiKey, ResponseKind};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::broker::Broker;
+
+/// Most partitions whose consumer lag gets its own series, per scrape.
+pub const MAX_LAG_SERIES: usize = 10_000;
+
+type Labels = Vec<(&'static str, String)>;
+
+/// The broker's instruments and the registry that exposes them.
+pub struct Metrics {
+    /// Off while no endpoint serves them: nothing is counted then.
+    enabled: AtomicBool,
+    registry: Mutex<Registry>,
+    collector_set: OnceLock<()>,
+    requests: Family<Labels, Counter>,
+    request_errors: Family<Labels, Counter>,
+    request_duration: Family<Labels, Histogram>,
+    connections: Gauge,
+    connections_opened: Counter,
+    bytes_in: Family<Labels, Counter>,
+    records_in: Family<Labels, Counter>,
+    bytes_out: Family<Labels, Counter>,
+    records_out: Family<Labels, Counter>,
+    throttle: Family<Labels, Counter<f64, AtomicU64>>,
+}
+
+fn duration_histogram() -> Histogram {
+    // 100 µs to ~105 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 21))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let m = Metrics {
+            enabled: AtomicBool::new(true),
+            registry: Mutex::new(Registry::with_prefix("phxq")),
+            collector_set: OnceLock::new(),
+            requests: Family::default(),
+            request_errors: Family::default(),
+            request_duration: Family::new_with_constructor(duration_histogram),
+            connections: Gauge::default(),
+            connections_opened: Counter::default(),
+            bytes_in: Family::default(),
+            records_in: Family::default(),
+            bytes_out: Family::default(),
+            records_out: Family::default(),
+            throttle: Family::default(),
+        };
+        {
+            let mut r = m.registry.lock().unwrap();
+            r.register(
+                "requests",
+                "Requests answered, by Kafka API and version",
+                m.requests.clone(),
+            );
+            r.register(
+                "request_errors",
+                "Error codes in responses (top level, per partition or per resource), by API and Kafka error name",
+                m.request_errors.clone(),
+            );
+            r.register_with_unit(
+                "request_duration",
+                "Time from a request's arrival to its response being ready, by API (Kafka's TotalTimeMs)",
+                Unit::Seconds,
+                m.request_duration.clone(),
+            );
+            r.register(
+                "connections",
+                "Open client connections",
+                m.connections.clone(),
+            );
+            r.register(
+                "connections_opened",
+                "Client connections accepted",
+                m.connections_opened.clone(),
+            );
+            r.register_with_unit(
+                "topic_in",
+                "Record batch bytes appended by producers, by topic (Kafka's BytesInPerSec)",
+                Unit::Bytes,
+                m.bytes_in.clone(),
+            );
+            r.register(
+                "topic_records_in",
+                "Records appended by producers, by topic (Kafka's MessagesInPerSec)",
+                m.records_in.clone(),
+            );
+            r.register_with_unit(
+                "topic_out",
+                "Record batch bytes sent to consumers, by topic (Kafka's BytesOutPerSec)",
+                Unit::Bytes,
+                m.bytes_out.clone(),
+            );
+            r.register(
+                "topic_records_out",
+                "Records sent to consumers, by topic",
+                m.records_out.clone(),
+            );
+            r.register_with_unit(
+                "quota_throttle",
+                "Throttle time given to clients, by quota kind (produce, fetch, group)",
+                Unit::Seconds,
+                m.throttle.clone(),
+            );
+        }
+        m
+    }
+
+    /// Turns counting on or off (off when the broker serves no metrics endpoint).
+    pub fn set_enabled(&self, on: bool) {
+        self.enabled.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether anything is counted (callers skip work that only feeds the metrics).
+    pub fn on(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
+    }
+
+    /// Adds the scrape-time view of the node (Raft, storage, disk, lag, health), once.
+    pub fn watch(&self, broker: Weak<Broker>) {
+        if self.collector_set.set(()).is_ok() {
+            self.registry
+                .lock()
+                .unwrap()
+                .register_collector(Box::new(state::NodeState::new(broker)));
+        }
+    }
+
+    /// The whole exposition, OpenMetrics text.
+    pub fn render(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry.lock().unwrap())?;
+        Ok(out)
+    }
+
+    /// One request answered (`body` None: no response, acks=0).
+    pub fn request(&self, api: ApiKey, version: i16, took: Duration, body: Option<&ResponseKind>) {
+        if !self.on() {
+            return;
+        }
+        let name = format!("{api:?}");
+        self.requests
+            .get_or_create(&vec![
+                ("api", name.clone()),
+                ("version", version.to_string()),
+            ])
+            .inc();
+        self.request_duration
+            .get_or_create(&vec![("api", name.clone())])
+            .observe(took.as_secs_f64());
+        if let Some(body) = body {
+            errors::each_error(body, |code| {
+                self.request_errors
+                    .get_or_create(&vec![("api", name.clone()), ("error", errors::name(code))])
+                    .inc();
+            });
+        }
+    }
+
+    /// A connection opened; the guard counts it closed when dropped.
+    pub fn connection(self: &Arc<Self>) -> ConnectionGuard {
+        self.connections.inc();
+        self.connections_opened.inc();
+        ConnectionGuard(self.clone())
+    }
+
+    /// Batches appended to `topic`.
+    pub fn produced(&self, topic: &str, bytes: u64, records: u64) {
+        if !self.on() {
+            return;
+        }
+        let l = vec![("topic", topic.to_string())];
+        self.bytes_in.get_or_create(&l).inc_by(bytes);
+        self.records_in.get_or_create(&l).inc_by(records);
+    }
+
+    /// Batches sent to a consumer from `topic`.
+    pub fn fetched(&self, topic: &str, bytes: u64, records: u64) {
+        if !self.on() {
+            return;
+        }
+        let l = vec![("topic", topic.to_string())];
+        self.bytes_out.get_or_create(&l).inc_by(bytes);
+        self.records_out.get_or_create(&l).inc_by(records);
+    }
+
+    /// A deleted topic's series go with it.
+    pub fn forget_topic(&self, topic: &str) {
+        let l = vec![("topic", topic.to_string())];
+        self.bytes_in.remove(&l);
+        self.records_in.remove(&l);
+        self.bytes_out.remove(&l);
+        self.records_out.remove(&l);
+    }
+
+    /// Throttle time handed to a client for a quota kind.
+    pub fn throttled(&self, kind: &'static str, ms: u64) {
+        if ms > 0 && self.on() {
+            self.throttle
+                .get_or_create(&vec![("kind", kind.to_string())])
+                .inc_by(ms as f64 / 1000.0);
+        }
+    }
+}
+
+/// Counts a connection closed when dropped.
+pub struct ConnectionGuard(Arc<Metrics>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.connections.dec();
+    }
+}

@@ -1,0 +1,130 @@
+"""Metrics and health (README: Metrics): /metrics is scraped while real clients produce
+and consume, and its counters move by exactly what they did: records and bytes in and out
+per topic, requests and error codes per API, the consumer lag of a group (log end minus
+committed), Raft and partition leadership, connections. The whole exposition must parse
+with the Prometheus project's own OpenMetrics parser. /health/live and /health/ready answer
+for load balancers; in a three-node cluster every store group has exactly one leader in the
+metrics, and killing a node shows up as under-replicated partitions on the leaders."""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+
+from conftest import free_port
+from phxq_clients import Rec, confluent_consume, confluent_produce
+from phxq_wire import Conn, Record, build_batch, wait_for
+
+UNKNOWN_TOPIC_OR_PARTITION = "UNKNOWN_TOPIC_OR_PARTITION"
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def scrape(port: int) -> dict[tuple[str, tuple], float]:
+    """Every sample of /metrics as {(name, sorted labels): value}, parsed by prometheus_client."""
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+    status, text = get(f"http://127.0.0.1:{port}/metrics")
+    assert status == 200, text
+    assert text.rstrip().endswith("# EOF")
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def value(samples, name: str, **labels) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_counters_follow_what_clients_did(broker_factory, topic):
+    port = free_port()
+    b = broker_factory("--metrics-listen", f"127.0.0.1:{port}")
+    n, size = 500, 100
+    recs = [Rec(0, -1, f"k{i}".encode(), f"{i:04d}".encode().ljust(size, b"."), (), 0) for i in range(n)]
+    confluent_produce(b.bootstrap, topic, recs)
+    m = scrape(port)
+    assert value(m, "phxq_topic_records_in_total", topic=topic) == n
+    # Batch bytes: at least the values, at most values plus a generous per-record overhead.
+    bytes_in = value(m, "phxq_topic_in_bytes_total", topic=topic)
+    assert n * size <= bytes_in <= n * (size + 100), bytes_in
+    produces = sum(v for (name, labels), v in m.items()
+                   if name == "phxq_requests_total" and dict(labels)["api"] == "Produce")
+    assert produces >= 1
+    assert value(m, "phxq_raft_is_leader", store_group="1") == 1
+    assert value(m, "phxq_leader_partitions") == 1
+    assert value(m, "phxq_ready") == 1
+
+    # Consumed once from the start: exactly what was produced goes out.
+    got = confluent_consume(b.bootstrap, topic)
+    assert len(got) == n
+    m = scrape(port)
+    assert value(m, "phxq_topic_records_out_total", topic=topic) == n
+    assert value(m, "phxq_topic_out_bytes_total", topic=topic) == bytes_in
+
+    # A group that committed offset 120: its lag is the rest.
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "metrics-g", "enable.auto.commit": False})
+    try:
+        c.commit(offsets=[TopicPartition(topic, 0, 120)], asynchronous=False)
+    finally:
+        c.close()
+    m = scrape(port)
+    assert value(m, "phxq_consumer_group_lag", group="metrics-g", topic=topic, partition="0") == n - 120
+    assert value(m, "phxq_consumer_group_lag_sum", group="metrics-g") == n - 120
+
+    # An error code in a response is counted under its API and Kafka name; the open
+    # connection is counted while it is open.
+    before = value(m, "phxq_request_errors_total", api="Produce", error=UNKNOWN_TOPIC_OR_PARTITION)
+    with Conn.to(b.bootstrap) as conn:
+        batch = build_batch([Record(key=None, value=b"x", timestamp=int(time.time() * 1000))])
+        assert conn.produce_v3(topic, 7, batch)[0] == 3
+        m = scrape(port)
+        assert value(m, "phxq_connections") >= 1
+    assert value(m, "phxq_request_errors_total", api="Produce", error=UNKNOWN_TOPIC_OR_PARTITION) == before + 1
+
+    assert get(f"http://127.0.0.1:{port}/health/live")[0] == 200
+    assert get(f"http://127.0.0.1:{port}/health/ready") == (200, "ready\n")
+    assert get(f"http://127.0.0.1:{port}/nothing")[0] == 404
+
+
+def test_cluster_leaders_and_under_replicated_partitions(cluster, topic):
+    ports = cluster.metrics_ports
+    cluster.create_topic(topic, 3)
+    wait_for(lambda: all(get(f"http://127.0.0.1:{p}/health/ready")[0] == 200 for p in ports.values()),
+             30, what="every node ready")
+
+    def leaders_per_group():
+        counts: dict[str, int] = {}
+        for node, p in ports.items():
+            if not cluster.nodes[node].alive():
+                continue
+            for (name, labels), v in scrape(p).items():
+                if name == "phxq_raft_is_leader" and v == 1:
+                    g = dict(labels)["store_group"]
+                    counts[g] = counts.get(g, 0) + 1
+        return counts
+    counts = wait_for(lambda: (lambda c: c if len(c) == 4 and set(c.values()) == {1} else None)(leaders_per_group()),
+                      30, what="one leader per store group in the metrics")
+    assert sorted(counts) == ["0", "1", "2", "3"]
+    led = sum(value(scrape(p), "phxq_leader_partitions") for p in ports.values())
+    assert led == 3, f"{led} partitions led in total, the topic has 3"
+
+    # A node goes: the partitions led elsewhere are under-replicated there.
+    victim = 3
+    cluster.kill9(victim)
+    survivors = [n for n in ports if n != victim]
+
+    def under():
+        total = 0
+        for n in survivors:
+            total += value(scrape(ports[n]), "phxq_under_replicated_partitions")
+        return total if total > 0 else None
+    wait_for(under, 30, interval=0.5, what="under-replicated partitions after a node died")
