@@ -4,7 +4,8 @@ per topic, requests and error codes per API, the consumer lag of a group (log en
 committed), Raft and partition leadership, connections. The whole exposition must parse
 with the Prometheus project's own OpenMetrics parser. /health/live and /health/ready answer
 for load balancers; in a three-node cluster every store group has exactly one leader in the
-metrics, and killing a node shows up as under-replicated partitions on the leaders."""
+metrics, and killing a node shows up as under-replicated partitions on the leaders. With
+`--log-format json` every log line is one JSON object with the event's fields."""
 
 from __future__ import annotations
 
@@ -128,3 +129,14 @@ def test_cluster_leaders_and_under_replicated_partitions(cluster, topic):
             total += value(scrape(ports[n]), "phxq_under_replicated_partitions")
         return total if total > 0 else None
     wait_for(under, 30, interval=0.5, what="under-replicated partitions after a node died")
+
+
+def test_json_logs_one_object_per_line(broker_factory, topic):
+    import json
+    b = broker_factory("--log-format", "json", "--metrics-listen", "")
+    with Conn.to(b.bootstrap) as c:
+        assert c.create_topics_v2([(topic, 1)])[topic][0] == 0
+    lines = [ln for ln in b.log_path.read_text().splitlines() if ln and not ln.startswith("=====")]
+    events = [json.loads(ln) for ln in lines]  # every line is one JSON object
+    created = [e for e in events if e["fields"].get("message") == "created topic"]
+    assert created and created[0]["fields"]["topic"] == topic and created[0]["level"] == "INFO", events
