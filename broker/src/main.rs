@@ -3,6 +3,7 @@
 //! `phxq serve` runs a node; see `cli.rs` for every flag.
 
 mod addr;
+mod admin;
 mod audit;
 mod broker;
 mod cli;

@@ -7,27 +7,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    BrokerId, ConsumerGroupDescribeRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId,
-    ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetFetchRequest, TopicName,
+    ConsumerGroupDescribeRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId,
+    ListGroupsRequest, MetadataRequest, OffsetFetchRequest,
 };
-use kafka_protocol::protocol::StrBytes;
 
 use super::consumer_protocol::{self, TopicPartition};
 use super::errors::{GROUP_ID_NOT_FOUND, NONE};
 use crate::handlers::consumer_group_describe::SCHEDULER_TAG;
 use crate::kafka_client::KafkaClient;
 
-pub(super) fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_string())
-}
-
-pub(super) fn check(code: i16, what: &str) -> anyhow::Result<()> {
-    anyhow::ensure!(code == NONE, "{what} failed with Kafka error code {code}");
-    Ok(())
-}
+pub(super) use crate::admin::offsets::{list_offsets, partition_leaders, EARLIEST, LATEST};
+pub(super) use crate::admin::{address, check, s, table};
 
 /// Connects to the coordinator of `group` (found through `bootstrap`).
 pub(super) fn coordinator(bootstrap: &str, group: &str) -> anyhow::Result<KafkaClient> {
@@ -39,40 +30,6 @@ pub(super) fn coordinator(bootstrap: &str, group: &str) -> anyhow::Result<KafkaC
         return Ok(c);
     }
     KafkaClient::connect(&addr).or_else(|_| KafkaClient::connect(bootstrap))
-}
-
-/// Prints rows as left-aligned columns.
-pub(super) fn table(rows: &[Vec<String>]) -> String {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..cols)
-        .map(|i| {
-            rows.iter()
-                .filter_map(|r| r.get(i))
-                .map(String::len)
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for r in rows {
-        let line: Vec<String> = r
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
-}
-
-/// `host:port` of a broker as Metadata gives it.
-fn address(host: &str, port: i32) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
 }
 
 /// Lists the groups of every broker (each lists the groups it coordinates), as
@@ -380,101 +337,4 @@ fn log_end_offsets(
     parts: &BTreeSet<TopicPartition>,
 ) -> anyhow::Result<BTreeMap<TopicPartition, i64>> {
     list_offsets(bootstrap, parts, LATEST)
-}
-
-/// The partitions of `parts` by leader, with the leaders' addresses (from Metadata).
-#[allow(clippy::type_complexity)]
-pub(super) fn partition_leaders(
-    bootstrap: &str,
-    parts: &BTreeSet<TopicPartition>,
-) -> anyhow::Result<(
-    BTreeMap<BrokerId, String>,
-    BTreeMap<BrokerId, Vec<TopicPartition>>,
-)> {
-    let topics: BTreeSet<&str> = parts.iter().map(|(t, _)| t.as_str()).collect();
-    let mut c = KafkaClient::connect(bootstrap)?;
-    let md = c.send(
-        &MetadataRequest::default().with_topics(Some(
-            topics
-                .iter()
-                .map(|t| MetadataRequestTopic::default().with_name(Some(TopicName(s(t)))))
-                .collect(),
-        )),
-        4,
-    )?;
-    let brokers: BTreeMap<BrokerId, String> = md
-        .brokers
-        .iter()
-        .map(|b| (b.node_id, format!("{}:{}", b.host, b.port)))
-        .collect();
-    let mut by_leader: BTreeMap<BrokerId, Vec<TopicPartition>> = BTreeMap::new();
-    for t in &md.topics {
-        let Some(name) = &t.name else { continue };
-        for p in &t.partitions {
-            let tp = (name.0.to_string(), p.partition_index);
-            if parts.contains(&tp) {
-                by_leader.entry(p.leader_id).or_default().push(tp);
-            }
-        }
-    }
-    Ok((brokers, by_leader))
-}
-
-/// ListOffsets timestamps: the log end, the log start.
-pub(super) const LATEST: i64 = -1;
-pub(super) const EARLIEST: i64 = -2;
-
-/// ListOffsets for `parts` at `timestamp` (LATEST, EARLIEST or a time in ms: the first
-/// offset at or after it, -1 when there is none), asking each partition's leader.
-pub(super) fn list_offsets(
-    bootstrap: &str,
-    parts: &BTreeSet<TopicPartition>,
-    timestamp: i64,
-) -> anyhow::Result<BTreeMap<TopicPartition, i64>> {
-    if parts.is_empty() {
-        return Ok(BTreeMap::new());
-    }
-    let (brokers, by_leader) = partition_leaders(bootstrap, parts)?;
-    let mut out = BTreeMap::new();
-    for (leader, tps) in by_leader {
-        let mut conn = match brokers.get(&leader) {
-            Some(addr) => {
-                KafkaClient::connect(addr).or_else(|_| KafkaClient::connect(bootstrap))?
-            }
-            None => continue,
-        };
-        let mut grouped: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-        for (t, p) in &tps {
-            grouped.entry(t).or_default().push(*p);
-        }
-        let req = ListOffsetsRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_topics(
-                grouped
-                    .into_iter()
-                    .map(|(t, ps)| {
-                        ListOffsetsTopic::default()
-                            .with_name(TopicName(s(t)))
-                            .with_partitions(
-                                ps.into_iter()
-                                    .map(|p| {
-                                        ListOffsetsPartition::default()
-                                            .with_partition_index(p)
-                                            .with_timestamp(timestamp)
-                                    })
-                                    .collect(),
-                            )
-                    })
-                    .collect(),
-            );
-        let r = conn.send(&req, 1)?;
-        for t in r.topics {
-            for p in t.partitions {
-                if p.error_code == NONE {
-                    out.insert((t.name.0.to_string(), p.partition_index), p.offset);
-                }
-            }
-        }
-    }
-    Ok(out)
 }
