@@ -40,6 +40,49 @@ pub enum Command {
     Cluster(ClusterArgs),
     /// List and set client quotas (byte rates per client id or user).
     Quota(QuotaArgs),
+    /// Create, list, describe, delete and grow topics; produce lines and consume records.
+    Topic(TopicArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TopicArgs {
+    #[command(flatten)]
+    pub broker: BootstrapArg,
+    #[command(subcommand)]
+    pub command: TopicCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TopicCommand {
+    /// Every topic with its partitions and replicas.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// A topic's partitions (leader, replicas, ISR, log start and end) and its own configs.
+    Describe {
+        topic: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create topics (configs with -c KEY=VALUE).
+    Create(crate::admin::topics::CreateArgs),
+    /// Delete topics.
+    Delete {
+        #[arg(required = true)]
+        topics: Vec<String>,
+    },
+    /// Grow a topic to this many partitions.
+    AddPartitions {
+        topic: String,
+        /// The partition count afterwards.
+        #[arg(long)]
+        to: i32,
+    },
+    /// Write each line of standard input as a record.
+    Produce(crate::admin::produce::ProduceArgs),
+    /// Print records (from the start, the end, an offset, a time or a group's offsets).
+    Consume(crate::admin::consume::ConsumeArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -326,6 +369,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let out = match &args.command {
                 QuotaCommand::List => crate::quotas::admin::list(&args.broker.bootstrap)?,
                 QuotaCommand::Set(set) => crate::quotas::admin::set(&args.broker.bootstrap, set)?,
+            };
+            print!("{out}");
+            Ok(())
+        }
+        Command::Topic(args) => {
+            use crate::admin::{consume, produce, topics};
+            let b = &args.broker.bootstrap;
+            let out = match &args.command {
+                TopicCommand::List { json } => topics::list(b, *json)?,
+                TopicCommand::Describe { topic, json } => topics::describe(b, topic, *json)?,
+                TopicCommand::Create(a) => topics::create(b, a)?,
+                TopicCommand::Delete { topics: names } => topics::delete(b, names)?,
+                TopicCommand::AddPartitions { topic, to } => topics::add_partitions(b, topic, *to)?,
+                TopicCommand::Produce(a) => produce::run(b, a)?,
+                TopicCommand::Consume(a) => consume::run(b, a)?,
             };
             print!("{out}");
             Ok(())

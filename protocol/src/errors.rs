@@ -3,6 +3,7 @@
 //! `ResponseError`) is written here. The names stay Kafka's, as its documentation and
 //! clients spell them.
 
+use kafka_protocol::error::ParseResponseErrorCode;
 use kafka_protocol::ResponseError;
 
 pub const NONE: i16 = 0;
@@ -35,3 +36,36 @@ pub const UNKNOWN_TOPIC_ID: i16 = ResponseError::UnknownTopicId.code();
 pub const INVALID_RECORD: i16 = ResponseError::InvalidRecord.code();
 pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 =
     ResponseError::TransactionalIdAuthorizationFailed.code();
+
+/// Kafka's name of an error code (`NOT_LEADER_OR_FOLLOWER`), or `UNKNOWN_<code>`.
+pub fn name(code: i16) -> String {
+    match code.err() {
+        None | Some(ResponseError::Unknown(_)) => format!("UNKNOWN_{code}"),
+        Some(e) => screaming_snake(&format!("{e:?}")),
+    }
+}
+
+/// `NotLeaderOrFollower` -> `NOT_LEADER_OR_FOLLOWER`.
+fn screaming_snake(camel: &str) -> String {
+    let mut out = String::with_capacity(camel.len() + 8);
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_kafkas() {
+        assert_eq!(name(6), "NOT_LEADER_OR_FOLLOWER");
+        assert_eq!(name(56), "KAFKA_STORAGE_ERROR");
+        assert_eq!(name(3), "UNKNOWN_TOPIC_OR_PARTITION");
+        assert_eq!(name(-29999), "UNKNOWN_-29999");
+    }
+}

@@ -3,19 +3,36 @@
 //! conversion, error checks, tables, broker addresses; ListOffsets by partition leader in
 //! [`offsets`].
 
+pub mod consume;
 pub mod offsets;
+pub mod partitioner;
+pub mod produce;
+pub mod topics;
 
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
+use kafka_protocol::messages::{FindCoordinatorRequest, MetadataRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
+
+use crate::kafka_client::KafkaClient;
 
 /// Kafka's "no error".
 const NONE: i16 = 0;
+/// Errors a command retries after a Metadata refresh: LEADER_NOT_AVAILABLE,
+/// NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT, KAFKA_STORAGE_ERROR.
+pub const RETRIABLE: [i16; 4] = [5, 6, 7, 56];
 
 pub fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
 }
 
+/// An error when `code` is not NONE: "`what` failed: NAME (code)".
 pub fn check(code: i16, what: &str) -> anyhow::Result<()> {
-    anyhow::ensure!(code == NONE, "{what} failed with Kafka error code {code}");
+    anyhow::ensure!(
+        code == NONE,
+        "{what} failed: {} ({code})",
+        phxq_protocol::errors::name(code)
+    );
     Ok(())
 }
 
@@ -51,4 +68,41 @@ pub fn address(host: &str, port: i32) -> String {
     } else {
         format!("{host}:{port}")
     }
+}
+
+/// Connects to the coordinator of `group` (found through `bootstrap`).
+pub fn coordinator(bootstrap: &str, group: &str) -> anyhow::Result<KafkaClient> {
+    let mut c = KafkaClient::connect(bootstrap)?;
+    let r = c.send(&FindCoordinatorRequest::default().with_key(s(group)), 1)?;
+    check(r.error_code, "FindCoordinator")?;
+    let addr = address(&r.host, r.port);
+    if addr == c.addr() {
+        return Ok(c);
+    }
+    KafkaClient::connect(&addr).or_else(|_| KafkaClient::connect(bootstrap))
+}
+
+/// Metadata of `topics` (None: every topic), without creating any.
+pub fn metadata(
+    c: &mut KafkaClient,
+    topics: Option<&[String]>,
+) -> anyhow::Result<Vec<MetadataResponseTopic>> {
+    let req = MetadataRequest::default()
+        .with_topics(topics.map(|ts| {
+            ts.iter()
+                .map(|t| MetadataRequestTopic::default().with_name(Some(TopicName(s(t)))))
+                .collect()
+        }))
+        .with_allow_auto_topic_creation(false);
+    Ok(c.send(&req, 12)?.topics)
+}
+
+/// Metadata of one existing topic (an error if it does not exist).
+pub fn topic_metadata(c: &mut KafkaClient, topic: &str) -> anyhow::Result<MetadataResponseTopic> {
+    let t = metadata(c, Some(&[topic.to_string()]))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("no Metadata answer for {topic}"))?;
+    check(t.error_code, &format!("Metadata of {topic}"))?;
+    Ok(t)
 }

@@ -8,8 +8,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use kafka_protocol::messages::{
-    ConsumerGroupDescribeRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId,
-    ListGroupsRequest, MetadataRequest, OffsetFetchRequest,
+    ConsumerGroupDescribeRequest, DescribeGroupsRequest, GroupId, ListGroupsRequest,
+    MetadataRequest, OffsetFetchRequest,
 };
 
 use super::consumer_protocol::{self, TopicPartition};
@@ -18,19 +18,7 @@ use crate::handlers::consumer_group_describe::SCHEDULER_TAG;
 use crate::kafka_client::KafkaClient;
 
 pub(super) use crate::admin::offsets::{list_offsets, partition_leaders, EARLIEST, LATEST};
-pub(super) use crate::admin::{address, check, s, table};
-
-/// Connects to the coordinator of `group` (found through `bootstrap`).
-pub(super) fn coordinator(bootstrap: &str, group: &str) -> anyhow::Result<KafkaClient> {
-    let mut c = KafkaClient::connect(bootstrap)?;
-    let r = c.send(&FindCoordinatorRequest::default().with_key(s(group)), 1)?;
-    check(r.error_code, "FindCoordinator")?;
-    let addr = address(&r.host, r.port);
-    if addr == c.addr() {
-        return Ok(c);
-    }
-    KafkaClient::connect(&addr).or_else(|_| KafkaClient::connect(bootstrap))
-}
+pub(super) use crate::admin::{address, check, coordinator, s, table};
 
 /// Lists the groups of every broker (each lists the groups it coordinates), as
 /// kafka-consumer-groups --list does.

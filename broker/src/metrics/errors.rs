@@ -2,8 +2,8 @@
 //! and the per-topic, per-partition, per-group or per-member codes of the APIs clients use
 //! most. An API not listed here counts requests and latency only.
 
-use kafka_protocol::error::{ParseResponseErrorCode, ResponseError};
 use kafka_protocol::messages::ResponseKind;
+pub use phxq_protocol::errors::name;
 
 /// Calls `f` with every non-zero error code in `body`.
 pub fn each_error(body: &ResponseKind, mut f: impl FnMut(i16)) {
@@ -83,26 +83,6 @@ pub fn each_error(body: &ResponseKind, mut f: impl FnMut(i16)) {
     }
 }
 
-/// Kafka's name of an error code (`NOT_LEADER_OR_FOLLOWER`), or `UNKNOWN_<code>`.
-pub fn name(code: i16) -> String {
-    match code.err() {
-        None | Some(ResponseError::Unknown(_)) => format!("UNKNOWN_{code}"),
-        Some(e) => screaming_snake(&format!("{e:?}")),
-    }
-}
-
-/// `NotLeaderOrFollower` -> `NOT_LEADER_OR_FOLLOWER`.
-fn screaming_snake(camel: &str) -> String {
-    let mut out = String::with_capacity(camel.len() + 8);
-    for (i, c) in camel.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            out.push('_');
-        }
-        out.push(c.to_ascii_uppercase());
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,14 +90,6 @@ mod tests {
         PartitionProduceResponse, TopicProduceResponse,
     };
     use kafka_protocol::messages::ProduceResponse;
-
-    #[test]
-    fn names_are_kafkas() {
-        assert_eq!(name(6), "NOT_LEADER_OR_FOLLOWER");
-        assert_eq!(name(56), "KAFKA_STORAGE_ERROR");
-        assert_eq!(name(3), "UNKNOWN_TOPIC_OR_PARTITION");
-        assert_eq!(name(-29999), "UNKNOWN_-29999");
-    }
 
     #[test]
     fn partition_errors_of_a_produce_response() {
