@@ -5,6 +5,7 @@
 mod addr;
 mod audit;
 mod broker;
+mod broker_configs;
 mod cli;
 mod cluster;
 mod config;
