@@ -29,6 +29,17 @@ pub enum Command {
     Cluster(ClusterArgs),
     /// List and set client quotas (byte rates per client id or user).
     Quota(QuotaArgs),
+    /// Show and change broker configs (dynamic, without a restart: cluster-wide or per
+    /// broker) and topic configs, as kafka-configs does.
+    Config(ConfigArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ConfigArgs {
+    #[command(flatten)]
+    pub broker: BootstrapArg,
+    #[command(subcommand)]
+    pub command: crate::broker_configs::admin::ConfigCommand,
 }
 
 #[derive(clap::Args, Debug)]
@@ -69,6 +80,7 @@ pub struct BootstrapArg {
     #[arg(
         long,
         global = true,
+        alias = "bootstrap-server",
         default_value = "127.0.0.1:9092",
         env = "PHXQ_BOOTSTRAP"
     )]
@@ -303,6 +315,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 QuotaCommand::Set(set) => crate::quotas::admin::set(&args.broker.bootstrap, set)?,
             };
             print!("{out}");
+            Ok(())
+        }
+        Command::Config(args) => {
+            print!(
+                "{}",
+                crate::broker_configs::admin::run(&args.broker.bootstrap, &args.command)?
+            );
             Ok(())
         }
         Command::Cluster(args) => match args.command {

@@ -17,6 +17,7 @@
 //! - A change is a compare-and-put on the metadata group: concurrent changes through
 //!   different brokers cannot lose each other (the loser is told to retry).
 
+pub mod admin;
 pub mod defs;
 pub mod resolve;
 
