@@ -1,6 +1,8 @@
 """Dynamic broker configs (Kafka's KIP-226) with real admin clients: IncrementalAlterConfigs
 on the BROKER resource, cluster-wide ("") and per broker ("<id>"), kept in the metadata
-Raft group and in effect without a restart.
+Raft group and in effect without a restart. Neither Python client can name the
+cluster-wide resource "" (both insist on a broker id), so it is driven on the raw wire
+(what Kafka's Java Admin and kafka-configs --entity-default send) and with `phxq config`.
 
 1. confluent-kafka: a cluster-wide log.retention.ms makes a topic without its own
    retention drop its old records; DescribeConfigs of the topic shows the source
@@ -23,7 +25,9 @@ import pytest
 
 from conftest import PHXQ_BIN
 from phxq_clients import Rec, confluent_produce, now_ms
-from phxq_wire import wait_for
+from phxq_wire import CONFIG_DELETE, CONFIG_SET, Conn, wait_for
+
+INVALID_REQUEST = 42
 
 CHECK_MS = 300
 ARGS = ("--log-retention-check-interval-ms", str(CHECK_MS))
@@ -35,6 +39,34 @@ DYNAMIC_BROKER, DYNAMIC_DEFAULT, STATIC, DEFAULT = 2, 3, 4, 5
 def admin(bootstrap: str):
     from confluent_kafka.admin import AdminClient
     return AdminClient({"bootstrap.servers": bootstrap})
+
+
+def wire_alter(bootstrap: str, ops: list[tuple[str, str | None]], validate_only: bool = False, name: str = ""):
+    """IncrementalAlterConfigs of BROKER `name` (the cluster-wide defaults: ""): (error, message)."""
+    host, port = bootstrap.rsplit(":", 1)
+    c = Conn(host, int(port))
+    try:
+        return c.incremental_alter_configs_v0(
+            4, name, [(k, CONFIG_SET if v is not None else CONFIG_DELETE, v) for k, v in ops], validate_only)
+    finally:
+        c.close()
+
+
+def wire_defaults(bootstrap: str) -> dict:
+    """DescribeConfigs of BROKER "": {name: (value, read_only, source, is_sensitive)}."""
+    host, port = bootstrap.rsplit(":", 1)
+    c = Conn(host, int(port))
+    try:
+        err, msg, cfg = c.describe_configs_v1(4, "")
+    finally:
+        c.close()
+    assert err == 0, msg
+    return cfg
+
+
+def set_defaults(bootstrap: str, ops: list[tuple[str, str | None]], validate_only: bool = False):
+    err, msg = wire_alter(bootstrap, ops, validate_only)
+    assert err == 0, msg
 
 
 def alter(a, name: str, ops: list[tuple[str, str | None]], validate_only: bool = False):
@@ -104,12 +136,13 @@ def test_cluster_default_and_per_broker_retention_with_sources_and_refusals(brok
     assert (cfg.value, cfg.source) == (WEEK_MS, STATIC)
 
     # validate_only changes nothing.
-    alter(a, "", [("log.retention.ms", "60000")], validate_only=True)
+    set_defaults(b.bootstrap, [("log.retention.ms", "60000")], validate_only=True)
+    alter(a, "1", [("log.retention.ms", "60000")], validate_only=True)
     assert topic_cfg(a, topic)["retention.ms"].value == WEEK_MS
-    assert broker_cfg(a, "") == {}
+    assert wire_defaults(b.bootstrap) == {}
 
     # Cluster-wide: the topic without its own retention follows it.
-    alter(a, "", [("log.retention.ms", "60000")])
+    set_defaults(b.bootstrap, [("log.retention.ms", "60000")])
     wait_for(lambda: watermarks(b.bootstrap, topic) == (old, old), 15, interval=0.2,
              what="the hour-old records to go under the cluster-wide log.retention.ms")
     cfg = topic_cfg(a, topic)["retention.ms"]
@@ -118,9 +151,7 @@ def test_cluster_default_and_per_broker_retention_with_sources_and_refusals(brok
         ("log.retention.ms", "60000", "DYNAMIC_DEFAULT_BROKER_CONFIG"),
         ("log.retention.ms", WEEK_MS, "STATIC_BROKER_CONFIG"),
         ("log.retention.ms", WEEK_MS, "DEFAULT_CONFIG")]
-    defaults = broker_cfg(a, "")
-    assert list(defaults) == ["log.retention.ms"], defaults
-    assert (defaults["log.retention.ms"].value, defaults["log.retention.ms"].source) == ("60000", DYNAMIC_DEFAULT)
+    assert wire_defaults(b.bootstrap) == {"log.retention.ms": ("60000", False, DYNAMIC_DEFAULT, False)}
 
     # Per broker wins over the cluster default; hours are one of its units.
     alter(a, "1", [("log.retention.hours", "2")])
@@ -139,22 +170,22 @@ def test_cluster_default_and_per_broker_retention_with_sources_and_refusals(brok
     # Refusals: Kafka answers INVALID_REQUEST for every broker config it will not take.
     e = refused(a, "1", "log.dirs", "/elsewhere")
     assert e.code() == KafkaError.INVALID_REQUEST and "Cannot update these configs dynamically" in e.str(), e
-    e = refused(a, "", "log.retention.check.interval.ms", "1000")
-    assert e.code() == KafkaError.INVALID_REQUEST, e
-    e = refused(a, "", "log.retention.ms", "-7")
+    e = refused(a, "1", "log.retention.ms", "-7")
     assert e.code() == KafkaError.INVALID_REQUEST and "log.retention.ms" in e.str(), e
-    e = refused(a, "", "log.retension.ms", "1000")
-    assert e.code() == KafkaError.INVALID_REQUEST and "Unknown broker config" in e.str(), e
-    e = refused(a, "7", "log.retention.ms", "1000")
-    assert e.code() == KafkaError.INVALID_REQUEST, e
+    err, msg = wire_alter(b.bootstrap, [("log.retention.check.interval.ms", "1000")])
+    assert err == INVALID_REQUEST and "Cannot update these configs dynamically" in msg, (err, msg)
+    err, msg = wire_alter(b.bootstrap, [("log.retension.ms", "1000")])
+    assert err == INVALID_REQUEST and "Unknown broker config" in msg, (err, msg)
+    err, msg = wire_alter(b.bootstrap, [("log.retention.ms", "1000")], name="7")
+    assert err == INVALID_REQUEST and "Unexpected broker id" in msg, (err, msg)
 
     # DELETE goes back down the chain: the cluster default, then the static value.
     alter(a, "1", [("log.retention.hours", None)])
     assert topic_cfg(a, topic)["retention.ms"].source == DYNAMIC_DEFAULT
-    alter(a, "", [("log.retention.ms", None)])
+    set_defaults(b.bootstrap, [("log.retention.ms", None)])
     cfg = topic_cfg(a, topic)["retention.ms"]
     assert (cfg.value, cfg.source) == (WEEK_MS, STATIC)
-    assert broker_cfg(a, "") == {}
+    assert wire_defaults(b.bootstrap) == {}
 
 
 def produce_one(bootstrap: str, topic: str, size: int):
@@ -172,26 +203,27 @@ def test_message_max_bytes_kafka_python_restart_and_cli(broker_factory, topic):
     from confluent_kafka.admin import NewTopic
     from kafka.admin import AlterConfigOp, ConfigResource, ConfigResourceType, KafkaAdminClient
     b = broker_factory(*ARGS)
-    admin(b.bootstrap).create_topics([NewTopic(topic, 1, -1)])[topic].result(timeout=30)
+    a = admin(b.bootstrap)  # kept until the result is in: a destroyed client fails it
+    a.create_topics([NewTopic(topic, 1, -1)])[topic].result(timeout=30)
     assert produce_one(b.bootstrap, topic, 20_000) is None
     ka = KafkaAdminClient(bootstrap_servers=b.bootstrap)
     try:
-        res = ConfigResource(ConfigResourceType.BROKER, "", configs={"message.max.bytes": (AlterConfigOp.SET, "10000")})
+        res = ConfigResource(ConfigResourceType.BROKER, "1", configs={"message.max.bytes": (AlterConfigOp.SET, "10000")})
         out = ka.alter_configs([res], incremental=True)
-        assert "OK" in str(out) or "error" not in str(out).lower(), out
+        assert out["broker"]["1"] == "OK", out
         bad = ConfigResource(ConfigResourceType.BROKER, "1", configs={"broker.id": (AlterConfigOp.SET, "5")})
         out = ka.alter_configs([bad], raise_on_unknown=False, incremental=True)
-        assert "OK" not in str(out), out
+        assert out["broker"]["1"] != "OK", out
     finally:
         ka.close()
     err = produce_one(b.bootstrap, topic, 20_000)
     assert err is not None and err.code() == KafkaError.MSG_SIZE_TOO_LARGE, err
-    assert topic_cfg(admin(b.bootstrap), topic)["max.message.bytes"].source == DYNAMIC_DEFAULT
+    assert topic_cfg(a, topic)["max.message.bytes"].source == DYNAMIC_BROKER
 
     # Kept in the metadata Raft group: in effect again after a restart.
     b.restart()
     m = broker_cfg(admin(b.bootstrap), "1")["message.max.bytes"]
-    assert (m.value, m.source) == ("10000", DYNAMIC_DEFAULT)
+    assert (m.value, m.source) == ("10000", DYNAMIC_BROKER)
     err = produce_one(b.bootstrap, topic, 20_000)
     assert err is not None and err.code() == KafkaError.MSG_SIZE_TOO_LARGE, err
 
@@ -200,14 +232,19 @@ def test_message_max_bytes_kafka_python_restart_and_cli(broker_factory, topic):
                            capture_output=True, text=True, timeout=30)
         assert r.returncode == 0, r.stderr
         return r.stdout
-    cli("delete", "--broker-defaults", "message.max.bytes")
-    cli("set", "--broker", "1", "log.retention.bytes=123456", "log.segment.bytes=65536")
+    cli("delete", "--broker", "1", "message.max.bytes")
+    cli("set", "--broker-defaults", "log.retention.bytes=123456")
+    cli("set", "--broker", "1", "log.segment.bytes=65536")
     out = cli("describe", "--broker")
-    assert "log.retention.bytes=123456 source=DYNAMIC_BROKER_CONFIG" in out, out
+    assert "log.retention.bytes=123456 source=DYNAMIC_DEFAULT_BROKER_CONFIG" in out, out
+    assert "log.segment.bytes=65536 source=DYNAMIC_BROKER_CONFIG" in out, out
     assert "message.max.bytes=1048588 source=STATIC_BROKER_CONFIG" in out, out
     assert "log.dirs=" in out and "read-only" in out, out
+    out = cli("describe", "--broker-defaults")
+    assert "log.retention.bytes=123456 source=DYNAMIC_DEFAULT_BROKER_CONFIG" in out, out
+    assert "segment.bytes" not in out, out
     out = cli("describe", "--topic", topic)
-    assert "retention.bytes=123456 source=DYNAMIC_BROKER_CONFIG" in out, out
+    assert "retention.bytes=123456 source=DYNAMIC_DEFAULT_BROKER_CONFIG" in out, out
     assert "segment.bytes=65536 source=DYNAMIC_BROKER_CONFIG" in out, out
     assert produce_one(b.bootstrap, topic, 20_000) is None
     r = subprocess.run([PHXQ_BIN, "config", "set", "--broker-defaults", "log.dirs=/x",
@@ -218,7 +255,7 @@ def test_message_max_bytes_kafka_python_restart_and_cli(broker_factory, topic):
 def test_cluster_a_change_through_one_broker_is_in_effect_on_the_others(cluster):
     from confluent_kafka.admin import ResourceType
     one, two, three = (cluster.nodes[n].bootstrap for n in (1, 2, 3))
-    alter(admin(one), "", [("log.retention.bytes", "777777")])
+    set_defaults(one, [("log.retention.bytes", "777777")])
     alter(admin(one), "3", [("message.max.bytes", "50000")])
 
     def seen(bootstrap: str, node: int, key: str):
@@ -230,5 +267,7 @@ def test_cluster_a_change_through_one_broker_is_in_effect_on_the_others(cluster)
     for node, bootstrap in ((2, two), (3, three)):
         wait_for(lambda: seen(bootstrap, node, "log.retention.bytes") == ("777777", DYNAMIC_DEFAULT), 10,
                  interval=0.2, what=f"the cluster default on broker {node}")
-    assert seen(three, 3, "message.max.bytes") == ("50000", DYNAMIC_BROKER)
+        assert wire_defaults(bootstrap) == {"log.retention.bytes": ("777777", False, DYNAMIC_DEFAULT, False)}
+    wait_for(lambda: seen(three, 3, "message.max.bytes") == ("50000", DYNAMIC_BROKER), 10, interval=0.2,
+             what="broker 3's own message.max.bytes")
     assert seen(two, 2, "message.max.bytes") == ("1048588", STATIC)
