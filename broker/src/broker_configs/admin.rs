@@ -179,7 +179,10 @@ fn alter(
             e.error_message.as_deref().unwrap_or("")
         );
     }
-    Ok(format!("Completed updating config for {}.\n", what(kind, &name)))
+    Ok(format!(
+        "Completed updating config for {}.\n",
+        what(kind, &name)
+    ))
 }
 
 fn describe(bootstrap: &str, target: &Target) -> anyhow::Result<String> {

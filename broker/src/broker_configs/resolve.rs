@@ -250,7 +250,10 @@ mod tests {
         let c = Config::default();
         let none = Values::new();
         let r = at(&c, &none, &none, "log.retention.bytes");
-        assert_eq!((r.value.as_deref(), r.source), (Some("-1"), STATIC_BROKER_CONFIG));
+        assert_eq!(
+            (r.value.as_deref(), r.source),
+            (Some("-1"), STATIC_BROKER_CONFIG)
+        );
         let default = vals(&[("log.retention.bytes", "1000")]);
         let r = at(&c, &none, &default, "log.retention.bytes");
         assert_eq!(
@@ -259,7 +262,10 @@ mod tests {
         );
         let broker = vals(&[("log.retention.bytes", "7")]);
         let r = at(&c, &broker, &default, "log.retention.bytes");
-        assert_eq!((r.value.as_deref(), r.source), (Some("7"), DYNAMIC_BROKER_CONFIG));
+        assert_eq!(
+            (r.value.as_deref(), r.source),
+            (Some("7"), DYNAMIC_BROKER_CONFIG)
+        );
         assert_eq!(
             r.synonyms,
             vec![
@@ -271,7 +277,10 @@ mod tests {
         );
         // A config without a static value in phxq: dynamic, else Kafka's default.
         let r = at(&c, &none, &none, "log.index.interval.bytes");
-        assert_eq!((r.value.as_deref(), r.source), (Some("4096"), DEFAULT_CONFIG));
+        assert_eq!(
+            (r.value.as_deref(), r.source),
+            (Some("4096"), DEFAULT_CONFIG)
+        );
         let r = at(&c, &none, &none, "log.retention.minutes");
         assert_eq!((r.value, r.source), (None, DEFAULT_CONFIG));
     }
@@ -295,7 +304,10 @@ mod tests {
         let r = at(&c, &none, &default, "log.retention.ms");
         assert_eq!(r.value.as_deref(), Some("180000"));
         let r = at(&c, &broker, &default, "log.retention.ms");
-        assert_eq!((r.value.as_deref(), r.source), (Some("-1"), DYNAMIC_BROKER_CONFIG));
+        assert_eq!(
+            (r.value.as_deref(), r.source),
+            (Some("-1"), DYNAMIC_BROKER_CONFIG)
+        );
         // The hours form itself describes its own layers.
         let r = at(&c, &none, &default, "log.retention.hours");
         assert_eq!(r.value.as_deref(), Some("2"));

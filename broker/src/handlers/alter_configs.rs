@@ -85,7 +85,10 @@ async fn alter(
             .map_err(|e| (e.code(), e.to_string())),
         GROUP | GROUP_LIBRDKAFKA => {
             if name.is_empty() {
-                return (errors::INVALID_REQUEST, Some("the group id is empty".into()));
+                return (
+                    errors::INVALID_REQUEST,
+                    Some("the group id is empty".into()),
+                );
             }
             let ops = match &change {
                 // Replace: delete every known config, then set the listed ones.
@@ -124,7 +127,13 @@ async fn alter(
             let replace = matches!(change, Change::Replace(_));
             broker
                 .broker_configs
-                .alter(&broker.metadata, level, replace, &change.ops(), validate_only)
+                .alter(
+                    &broker.metadata,
+                    level,
+                    replace,
+                    &change.ops(),
+                    validate_only,
+                )
                 .await
                 .map(|_| ())
                 .map_err(|e| {

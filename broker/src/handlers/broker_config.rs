@@ -57,11 +57,16 @@ fn describe_one(
         // Kafka keeps only the cluster-default synonyms of the cluster-default resource.
         r.synonyms.retain(|s| s.2 == DYNAMIC_DEFAULT_BROKER_CONFIG);
     }
-    let e = entry(def.name, r.value.clone().unwrap_or_default(), r.source, def.kind)
-        .with_read_only(!def.dynamic())
-        .with_is_sensitive(false)
-        .with_synonyms(synonyms(&r, include_synonyms))
-        .with_documentation(include_documentation.then(|| str(def.doc)));
+    let e = entry(
+        def.name,
+        r.value.clone().unwrap_or_default(),
+        r.source,
+        def.kind,
+    )
+    .with_read_only(!def.dynamic())
+    .with_is_sensitive(false)
+    .with_synonyms(synonyms(&r, include_synonyms))
+    .with_documentation(include_documentation.then(|| str(def.doc)));
     // An unset config without a default (log.retention.minutes) has no value.
     if r.value.is_none() {
         e.with_value(None)

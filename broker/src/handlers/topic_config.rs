@@ -75,7 +75,8 @@ pub fn describe_topic(
             .iter()
             .filter(|d| wanted(keys, d.name))
             .map(|d| {
-                let view = topic_config_view(layers, d, topic.configs.get(d.name).map(|v| v.as_str()));
+                let view =
+                    topic_config_view(layers, d, topic.configs.get(d.name).map(|v| v.as_str()));
                 let e = entry(
                     d.name,
                     view.value.clone().unwrap_or_default(),
@@ -149,7 +150,10 @@ mod tests {
         config.log.segment_bytes = 4096;
         let d = def("segment.bytes").unwrap();
         let v = view(&config, d, Some("100"));
-        assert_eq!((v.value.as_deref(), v.source), (Some("100"), DYNAMIC_TOPIC_CONFIG));
+        assert_eq!(
+            (v.value.as_deref(), v.source),
+            (Some("100"), DYNAMIC_TOPIC_CONFIG)
+        );
         assert_eq!(
             v.synonyms,
             vec![
@@ -159,7 +163,10 @@ mod tests {
             ]
         );
         let v = view(&config, d, None);
-        assert_eq!((v.value.as_deref(), v.source), (Some("4096"), STATIC_BROKER_CONFIG));
+        assert_eq!(
+            (v.value.as_deref(), v.source),
+            (Some("4096"), STATIC_BROKER_CONFIG)
+        );
         assert_eq!(v.synonyms.len(), 2);
     }
 
@@ -167,7 +174,10 @@ mod tests {
     fn a_config_without_a_broker_value_in_phxq_is_kafkas_default() {
         let config = Config::default();
         let v = view(&config, def("index.interval.bytes").unwrap(), None);
-        assert_eq!((v.value.as_deref(), v.source), (Some("4096"), DEFAULT_CONFIG));
+        assert_eq!(
+            (v.value.as_deref(), v.source),
+            (Some("4096"), DEFAULT_CONFIG)
+        );
         assert_eq!(
             v.synonyms,
             vec![syn("log.index.interval.bytes", "4096", DEFAULT_CONFIG)]
