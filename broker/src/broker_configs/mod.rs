@@ -160,7 +160,8 @@ impl BrokerConfigs {
 
     /// Changes the dynamic configs of `level`: `replace` (AlterConfigs) starts from
     /// nothing, else from what is set; `ops` are applied and the result checked
-    /// (`resolve::edit`). With `validate_only` nothing is written.
+    /// (`resolve::edit`). With `validate_only` nothing is written. A change that lost a
+    /// race with another broker's is applied again to what that one wrote, a few times.
     pub async fn alter(
         &self,
         metadata: &StoreGroup,
@@ -169,6 +170,31 @@ impl BrokerConfigs {
         ops: &[Op],
         validate_only: bool,
     ) -> Result<Values, ConfigError> {
+        const ATTEMPTS: usize = 3;
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                // Let this broker apply the change that came first before reading it.
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            if let Some(next) = self
+                .try_alter(metadata, level, replace, ops, validate_only)
+                .await?
+            {
+                return Ok(next);
+            }
+        }
+        Err(ConfigError::Conflict)
+    }
+
+    /// One compare-and-put attempt: `None` when another change came first.
+    async fn try_alter(
+        &self,
+        metadata: &StoreGroup,
+        level: Level,
+        replace: bool,
+        ops: &[Op],
+        validate_only: bool,
+    ) -> Result<Option<Values>, ConfigError> {
         let key = level.key();
         let stored = metadata.kv_get(&key)?;
         let current: Values = match (&stored, replace) {
@@ -179,7 +205,7 @@ impl BrokerConfigs {
         };
         let next = resolve::edit(current, ops).map_err(ConfigError::Invalid)?;
         if validate_only {
-            return Ok(next);
+            return Ok(Some(next));
         }
         let value = (!next.is_empty())
             .then(|| Bytes::from(serde_json::to_vec(&next).expect("map serializes")));
@@ -190,7 +216,7 @@ impl BrokerConfigs {
         };
         match metadata.propose_on_leader(cas).await? {
             CommandResponse::Compared(true) => {}
-            _ => return Err(ConfigError::Conflict),
+            _ => return Ok(None),
         }
         // In effect here at once; elsewhere when their metadata group applies it.
         let s = self.snapshot();
@@ -202,6 +228,6 @@ impl BrokerConfigs {
             }
         }
         self.publish(default, by_broker);
-        Ok(next)
+        Ok(Some(next))
     }
 }
