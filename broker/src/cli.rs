@@ -80,7 +80,7 @@ pub struct BootstrapArg {
     #[arg(
         long,
         global = true,
-        alias = "bootstrap-server",
+        visible_alias = "bootstrap-server",
         default_value = "127.0.0.1:9092",
         env = "PHXQ_BOOTSTRAP"
     )]

@@ -20,7 +20,8 @@ use crate::kafka_client::KafkaClient;
 #[derive(clap::Args, Debug)]
 #[group(required = true, multiple = false)]
 pub struct Target {
-    /// A broker's configs: broker ID, or without one the broker --bootstrap names.
+    /// A broker's configs: broker ID, or without one the broker --bootstrap names (then
+    /// put it after the KEY=VALUE pairs, or it takes the first for an ID).
     #[arg(long, value_name = "ID", num_args = 0..=1)]
     pub broker: Option<Option<i32>>,
     /// The cluster-wide dynamic defaults of every broker.
