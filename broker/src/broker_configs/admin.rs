@@ -13,7 +13,6 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use crate::handlers::alter_configs::{BROKER, TOPIC};
 use crate::kafka_client::KafkaClient;
 
 /// Whose configs.
@@ -57,6 +56,9 @@ pub enum ConfigCommand {
     },
 }
 
+/// Kafka's config resource types and IncrementalAlterConfigs operations.
+const TOPIC: i8 = 2;
+const BROKER: i8 = 4;
 const SET: i8 = 0;
 const DELETE: i8 = 1;
 
