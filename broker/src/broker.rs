@@ -10,6 +10,7 @@ use tracing::{info, warn};
 use crate::audit;
 use crate::audit::deliveries::{Check, Deliveries, Verdict};
 use crate::audit::reconcile::Mode;
+use crate::broker_configs::BrokerConfigs;
 use crate::config::Config;
 use crate::groups::configs::{GroupConfigRegistry, GroupSettings};
 use crate::groups::consumer::TopicMetadata;
@@ -27,6 +28,9 @@ pub struct Broker {
     pub topics: TopicRegistry,
     /// Group configs (GROUP resource of the config APIs), from the metadata group.
     pub group_configs: GroupConfigRegistry,
+    /// Dynamic broker configs, from the metadata group (`broker_configs/`): what this
+    /// broker runs with is `broker_configs.effective()`, `config` is what it started with.
+    pub broker_configs: BrokerConfigs,
     /// Client quotas, from the metadata group (`quotas/`).
     pub quotas: QuotaManager,
     /// Consumer groups coordinated by this node (see `groups/`).
@@ -94,6 +98,7 @@ impl Broker {
         };
         let topics = TopicRegistry::load(&metadata)?;
         let group_configs = GroupConfigRegistry::load(&metadata)?;
+        let broker_configs = BrokerConfigs::load(&metadata, &config)?;
         let quotas = QuotaManager::load(&metadata)?;
         quotas
             .groups
@@ -114,6 +119,7 @@ impl Broker {
             metadata,
             topics,
             group_configs,
+            broker_configs,
             quotas,
             groups,
             deliveries: Deliveries::default(),
@@ -140,7 +146,7 @@ impl Broker {
                     }
                 })
             }));
-        // Topics, group configs, quotas and the holders of speed-limited groups follow the
+        // Topics, group configs, broker configs, quotas and the holders of speed-limited groups follow the
         // metadata group (also on a single node: the coordinator publishes holders there).
         tokio::spawn(crate::cluster::balance::follow_metadata(Arc::downgrade(
             &broker,

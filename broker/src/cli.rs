@@ -42,6 +42,17 @@ pub enum Command {
     Quota(QuotaArgs),
     /// Create, list, describe, delete and grow topics; produce lines and consume records.
     Topic(TopicArgs),
+    /// Show and change broker configs (dynamic, without a restart: cluster-wide or per
+    /// broker) and topic configs, as kafka-configs does.
+    Config(ConfigArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ConfigArgs {
+    #[command(flatten)]
+    pub broker: BootstrapArg,
+    #[command(subcommand)]
+    pub command: crate::broker_configs::admin::ConfigCommand,
 }
 
 #[derive(clap::Args, Debug)]
@@ -123,6 +134,7 @@ pub struct BootstrapArg {
     #[arg(
         long,
         global = true,
+        visible_alias = "bootstrap-server",
         default_value = "127.0.0.1:9092",
         env = "PHXQ_BOOTSTRAP"
     )]
@@ -386,6 +398,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 TopicCommand::Consume(a) => consume::run(b, a)?,
             };
             print!("{out}");
+            Ok(())
+        }
+        Command::Config(args) => {
+            print!(
+                "{}",
+                crate::broker_configs::admin::run(&args.broker.bootstrap, &args.command)?
+            );
             Ok(())
         }
         Command::Cluster(args) => match args.command {

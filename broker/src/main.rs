@@ -6,6 +6,7 @@ mod addr;
 mod admin;
 mod audit;
 mod broker;
+mod broker_configs;
 mod cli;
 mod cluster;
 mod config;

@@ -577,7 +577,7 @@ pub fn max_message_bytes(broker: &Broker, topic: &Topic) -> i32 {
         .configs
         .get("max.message.bytes")
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(broker.config.message_max_bytes)
+        .unwrap_or_else(|| broker.broker_configs.effective().message_max_bytes)
 }
 /// How long and how much of each partition of `topic` to keep: its retention and segment
 /// configs over the broker's `[log]` defaults. A negative limit is no limit.

@@ -1,7 +1,8 @@
-//! Background upkeep of a cluster member: keeps the topic registry, group configs and quotas in
-//! step with the metadata group (changes made through other brokers) and hands each store group's
-//! leadership back to its preferred leader (the first of its voters) once that broker is
-//! back and caught up, so leaders stay spread across brokers after a failover.
+//! Background upkeep of a cluster member: keeps the topic registry, group configs, dynamic
+//! broker configs and quotas in step with the metadata group (changes made through other
+//! brokers) and hands each store group's leadership back to its preferred leader (the first
+//! of its voters) once that broker is back and caught up, so leaders stay spread across
+//! brokers after a failover.
 
 use std::sync::Weak;
 use std::time::Duration;
@@ -31,6 +32,7 @@ pub async fn follow_metadata(broker: Weak<Broker>) {
                 .topics
                 .reload(&b.metadata)
                 .and_then(|()| b.group_configs.reload(&b.metadata))
+                .and_then(|()| b.broker_configs.reload(&b.metadata))
                 .and_then(|()| b.quotas.reload(&b.metadata))
                 .and_then(|()| {
                     b.quotas
@@ -45,7 +47,7 @@ pub async fn follow_metadata(broker: Weak<Broker>) {
                     break;
                 }
                 Err(e) => {
-                    warn!(error = %e, "cannot reload topics, group configs and quotas; retrying")
+                    warn!(error = %e, "cannot reload topics, group configs, broker configs and quotas; retrying")
                 }
             }
             drop(b);

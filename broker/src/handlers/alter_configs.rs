@@ -4,8 +4,9 @@
 //! AlterConfigs replaces a resource's whole set of configs (what is not listed goes back
 //! to its default); IncrementalAlterConfigs applies SET and DELETE to single configs, and
 //! APPEND and SUBTRACT to the LIST topic configs (`config_ops`, `topic_configs`); group
-//! configs take SET and DELETE only. Broker configs are static (the config file and
-//! flags): altering them is INVALID_REQUEST.
+//! configs take SET and DELETE only. The BROKER resource changes the dynamic broker
+//! configs (`broker_configs`) of the cluster ("") or of one broker ("<id>"); read-only
+//! names, unknown names and invalid values are INVALID_REQUEST, as Kafka answers.
 
 use std::collections::BTreeMap;
 
@@ -17,9 +18,10 @@ use phxq_protocol::errors;
 use tracing::{info, warn};
 
 use crate::broker::Broker;
+use crate::broker_configs::ConfigError as BrokerConfigError;
 use crate::config_ops::{self, Op};
 use crate::groups::configs::ConfigError;
-use crate::handlers::str;
+use crate::handlers::{broker_config, str};
 use crate::topic_configs;
 
 pub const TOPIC: i8 = 2;
@@ -83,7 +85,10 @@ async fn alter(
             .map_err(|e| (e.code(), e.to_string())),
         GROUP | GROUP_LIBRDKAFKA => {
             if name.is_empty() {
-                return (errors::INVALID_REQUEST, Some("the group id is empty".into()));
+                return (
+                    errors::INVALID_REQUEST,
+                    Some("the group id is empty".into()),
+                );
             }
             let ops = match &change {
                 // Replace: delete every known config, then set the listed ones.
@@ -114,11 +119,37 @@ async fn alter(
                     (code, e.to_string())
                 })
         }
-        BROKER => Err((
-            errors::INVALID_REQUEST,
-            "broker configs are static in phxq: set them in the config file or with phxq serve flags"
-                .into(),
-        )),
+        BROKER => {
+            let level = match broker_config::level_to_alter(broker, name) {
+                Ok(level) => level,
+                Err(msg) => return (errors::INVALID_REQUEST, Some(msg)),
+            };
+            let replace = matches!(change, Change::Replace(_));
+            broker
+                .broker_configs
+                .alter(
+                    &broker.metadata,
+                    level,
+                    replace,
+                    &change.ops(),
+                    validate_only,
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    // Kafka answers INVALID_REQUEST to every broker config it refuses,
+                    // read-only names and invalid values alike (KAFKA-13609).
+                    let code = match &e {
+                        BrokerConfigError::Invalid(_) | BrokerConfigError::Conflict => {
+                            errors::INVALID_REQUEST
+                        }
+                        BrokerConfigError::Replication(r) => {
+                            crate::errors::replication_error_code(r)
+                        }
+                    };
+                    (code, e.to_string())
+                })
+        }
         other => Err((
             errors::INVALID_REQUEST,
             format!("resource type {other} has no configs to alter"),

@@ -1,5 +1,6 @@
-//! DescribeConfigs (32): topic and group configs (set and default) and the broker's running
-//! configs; for topics, synonyms and documentation when the request asks for them.
+//! DescribeConfigs (32): topic and group configs (set and default) and broker configs
+//! (`broker_config`: the dynamic cluster defaults, or every config of this broker with the
+//! value in effect); synonyms and documentation when the request asks for them.
 
 use kafka_protocol::messages::describe_configs_response::DescribeConfigsResult;
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
@@ -7,7 +8,7 @@ use phxq_protocol::errors;
 
 use crate::broker::Broker;
 use crate::handlers::alter_configs::{BROKER, GROUP, GROUP_LIBRDKAFKA, TOPIC};
-use crate::handlers::{str, topic_config};
+use crate::handlers::{broker_config, str, topic_config};
 
 pub fn handle(
     broker: &Broker,
@@ -40,15 +41,14 @@ pub fn handle(
                     &r.resource_name,
                     keys,
                 )),
-                BROKER
-                    if r.resource_name.is_empty()
-                        || r.resource_name.as_str() == broker.node_id().to_string() =>
-                {
-                    result.with_configs(topic_config::describe_broker(broker, keys))
+                BROKER => {
+                    match broker_config::describe(broker, &r.resource_name, keys, synonyms, docs) {
+                        Ok(configs) => result.with_configs(configs),
+                        Err(msg) => result
+                            .with_error_code(errors::INVALID_REQUEST)
+                            .with_error_message(Some(str(msg))),
+                    }
                 }
-                BROKER => result
-                    .with_error_code(errors::INVALID_REQUEST)
-                    .with_error_message(Some(str(format!("unknown broker {}", &*r.resource_name)))),
                 other => result
                     .with_error_code(errors::INVALID_REQUEST)
                     .with_error_message(Some(str(format!(

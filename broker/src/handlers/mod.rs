@@ -4,6 +4,7 @@
 
 pub mod alter_configs;
 pub mod api_versions;
+pub mod broker_config;
 pub mod client_quotas;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;

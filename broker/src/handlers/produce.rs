@@ -65,7 +65,7 @@ pub async fn handle(
         let max_bytes = topic
             .as_ref()
             .map(|t| topic_config::max_message_bytes(broker, t))
-            .unwrap_or(broker.config.message_max_bytes);
+            .unwrap_or_else(|| broker.broker_configs.effective().message_max_bytes);
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for (pi, data) in topic_data.partition_data.into_iter().enumerate() {
             let mut resp = PartitionProduceResponse::default()

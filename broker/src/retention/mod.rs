@@ -64,8 +64,10 @@ fn now_ms() -> i64 {
 pub async fn enforce(broker: &Arc<Broker>) -> usize {
     let now = now_ms();
     let mut moved = 0;
+    // With the dynamic broker configs in effect (`log.retention.ms`, ...).
+    let config = broker.broker_configs.effective();
     for topic in broker.topics.all() {
-        let policy = retention_policy(&broker.config, &topic);
+        let policy = retention_policy(&config, &topic);
         if !policy.limits() {
             continue;
         }
