@@ -140,6 +140,8 @@ impl Broker {
         )));
         // Retention runs on the leaders of the store groups, in the background.
         tokio::spawn(crate::retention::run(Arc::downgrade(&broker)));
+        // Compaction runs on every replica of a compacted partition, in the background.
+        tokio::spawn(crate::compaction::run(Arc::downgrade(&broker)));
         if broker.config.cluster.is_some() {
             tokio::spawn(crate::cluster::balance::rebalance_leaders(Arc::downgrade(
                 &broker,

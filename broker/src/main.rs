@@ -7,6 +7,7 @@ mod audit;
 mod broker;
 mod cli;
 mod cluster;
+mod compaction;
 mod config;
 mod config_ops;
 mod connection;
