@@ -63,6 +63,9 @@ const MAX_DECOMPRESSED: usize = 64 << 20;
 struct Cleaner {
     /// Per partition, the offset the last pass cleaned up to.
     cleaned: HashMap<PartitionId, i64>,
+    /// Per partition, when the first tombstone the last pass kept is past
+    /// `delete.retention.ms` (a pass is due then, dirty or not).
+    tombstones: HashMap<PartitionId, i64>,
     map: OffsetMap,
     throttle: Throttle,
 }
@@ -80,6 +83,7 @@ pub async fn run(broker: Weak<Broker>) {
     };
     let mut cleaner = Some(Cleaner {
         cleaned: HashMap::new(),
+        tombstones: HashMap::new(),
         map: OffsetMap::with_memory(usize::try_from(memory).unwrap_or(usize::MAX)),
         throttle: Throttle::new(rate),
     });
@@ -131,6 +135,7 @@ async fn round(broker: &Arc<Broker>, mut cleaner: Cleaner) -> Cleaner {
                     warn!(topic = %name, partition = index, "the log cleaner's task failed: {e}");
                     return Cleaner {
                         cleaned: HashMap::new(),
+                        tombstones: HashMap::new(),
                         map: OffsetMap::with_memory(
                             broker.config.log.cleaner_dedupe_buffer_bytes as usize,
                         ),
@@ -163,6 +168,7 @@ async fn round(broker: &Arc<Broker>, mut cleaner: Cleaner) -> Cleaner {
         }
     }
     cleaner.cleaned.retain(|p, _| seen.contains(p));
+    cleaner.tombstones.retain(|p, _| seen.contains(p));
     cleaner
 }
 
@@ -261,9 +267,10 @@ impl Cleaner {
         };
         let summaries: Vec<BatchSummary> = index.iter().map(IndexedBatch::summary).collect();
         let cleaned_to = self.cleaned.get(&pid).copied().unwrap_or(i64::MIN);
+        let due = self.tombstones.get(&pid).is_some_and(|t| now > *t);
         let Some(CleanRange {
             dirty_from, end, ..
-        }) = cleanable(&summaries, cleaned_to, policy, now)
+        }) = cleanable(&summaries, cleaned_to, policy, now, due)
         else {
             return Ok(None);
         };
@@ -300,7 +307,7 @@ impl Cleaner {
                 }
             }
         }
-        if map_end <= dirty_from {
+        if map_end <= dirty_from && dirty_from < end {
             warn!(
                 ?pid,
                 capacity = self.map.capacity(),
@@ -308,6 +315,7 @@ impl Cleaner {
             );
             return Ok(None);
         }
+        let mut tombstone_due = i64::MAX;
         let mut stats = PassStats {
             dirty_from,
             end: map_end,
@@ -331,10 +339,17 @@ impl Cleaner {
                     stats.bytes_after += b.bytes;
                     continue;
                 };
-                let kept: Vec<&RecordRef> = recs
-                    .iter()
-                    .filter(|r| survives(&self.map, &facts(&h, &plain, r), policy, now))
-                    .collect();
+                let mut kept: Vec<&RecordRef> = Vec::with_capacity(recs.len());
+                for r in &recs {
+                    let f = facts(&h, &plain, r);
+                    if survives(&self.map, &f, policy, now) {
+                        if f.tombstone && f.timestamp >= 0 {
+                            tombstone_due = tombstone_due
+                                .min(f.timestamp.saturating_add(policy.delete_retention_ms));
+                        }
+                        kept.push(r);
+                    }
+                }
                 if kept.len() == recs.len() {
                     stats.bytes_after += b.bytes;
                     continue;
@@ -367,6 +382,11 @@ impl Cleaner {
         }
         if stats.complete {
             self.cleaned.insert(pid, map_end);
+            if tombstone_due == i64::MAX {
+                self.tombstones.remove(&pid);
+            } else {
+                self.tombstones.insert(pid, tombstone_due);
+            }
         }
         stats.elapsed = started.elapsed();
         Ok(Some(stats))

@@ -15,7 +15,9 @@
 //! The part of the log a previous pass has not seen is dirty: from `cleaned_to` (what the
 //! last pass reached; the log start when unknown, e.g. after a restart) to `end`. A pass
 //! runs when dirty bytes / (clean + dirty bytes) reaches `min.cleanable.dirty.ratio`, or
-//! when the first dirty batch is older than `max.compaction.lag.ms` (Kafka's rules).
+//! when the first dirty batch is older than `max.compaction.lag.ms` (Kafka's rules), or
+//! when a tombstone kept by an earlier pass is now past `delete.retention.ms` (KIP-534:
+//! then the pass may have an empty dirty range and only removes such tombstones).
 //!
 //! # What survives
 //!
@@ -62,17 +64,19 @@ pub struct CleanRange {
     /// Bytes of `[log start, dirty_from)` and of `[dirty_from, end)`.
     pub clean_bytes: u64,
     pub dirty_bytes: u64,
-    /// Chosen because the max lag ran out rather than by the dirty ratio.
+    /// Chosen because the max lag ran out or tombstones are due, not by the dirty ratio.
     pub forced: bool,
 }
 
 /// The range a pass over `batches` (the partition's batch index from the log start, in
-/// offset order) cleans at `now_ms`, or None when nothing is due. See the module doc.
+/// offset order) cleans at `now_ms`, or None when nothing is due; `tombstones_due`: a
+/// tombstone an earlier pass kept is now past `delete.retention.ms`. See the module doc.
 pub fn cleanable(
     batches: &[BatchSummary],
     cleaned_to: i64,
     policy: &CompactionPolicy,
     now_ms: i64,
+    tombstones_due: bool,
 ) -> Option<CleanRange> {
     let mut segmenter = Segmenter::new(&RetentionPolicy {
         retention_ms: None,
@@ -95,8 +99,8 @@ pub fn cleanable(
         Some(e) => e,
         None => segmenter.finish()?.base_offset,
     };
-    let dirty_from = batches.first()?.base_offset.max(cleaned_to);
-    if dirty_from >= end {
+    let dirty_from = batches.first()?.base_offset.max(cleaned_to).min(end);
+    if dirty_from >= end && !tombstones_due {
         return None;
     }
     let (mut clean_bytes, mut dirty_bytes) = (0u64, 0u64);
@@ -109,12 +113,13 @@ pub fn cleanable(
             first_dirty_ts.get_or_insert(b.max_timestamp);
         }
     }
-    if dirty_bytes == 0 {
+    if dirty_bytes == 0 && !tombstones_due {
         return None;
     }
-    let ratio = dirty_bytes as f64 / (clean_bytes + dirty_bytes) as f64;
-    let forced = first_dirty_ts
-        .is_some_and(|ts| ts >= 0 && now_ms.saturating_sub(ts) > policy.max_lag_ms);
+    let ratio = dirty_bytes as f64 / (clean_bytes + dirty_bytes).max(1) as f64;
+    let forced = tombstones_due
+        || first_dirty_ts
+            .is_some_and(|ts| ts >= 0 && now_ms.saturating_sub(ts) > policy.max_lag_ms);
     (ratio >= policy.min_dirty_ratio || forced).then_some(CleanRange {
         dirty_from,
         end,
@@ -255,46 +260,49 @@ mod tests {
     fn the_active_segment_and_young_segments_are_never_cleaned() {
         // Segments of 3 batches: [0,30) [30,60) [60,70) (active).
         let b = batches(&[1, 2, 3, 4, 5, 6, 7]);
-        let r = cleanable(&b, 0, &policy(), 10_000).unwrap();
+        let r = cleanable(&b, 0, &policy(), 10_000, false).unwrap();
         assert_eq!((r.dirty_from, r.end), (0, 60));
         assert_eq!((r.clean_bytes, r.dirty_bytes), (0, 600));
         // A single (active) segment: nothing.
-        assert_eq!(cleanable(&b[..3], 0, &policy(), 10_000), None);
+        assert_eq!(cleanable(&b[..3], 0, &policy(), 10_000, false), None);
         // min lag: the second segment is too young.
         let p = CompactionPolicy {
             min_lag_ms: 9_996,
             ..policy()
         };
-        let r = cleanable(&b, 0, &p, 10_000).unwrap();
+        let r = cleanable(&b, 0, &p, 10_000, false).unwrap();
         assert_eq!(r.end, 30);
         // All young: nothing.
         let p = CompactionPolicy {
             min_lag_ms: 1_000_000,
             ..policy()
         };
-        assert_eq!(cleanable(&b, 0, &p, 10_000), None);
+        assert_eq!(cleanable(&b, 0, &p, 10_000, false), None);
     }
 
     #[test]
     fn the_dirty_ratio_and_max_lag_decide_whether_a_pass_runs() {
         let b = batches(&[1, 2, 3, 4, 5, 6, 7]);
         // Cleaned to 30: 300 clean, 300 dirty: ratio 0.5 runs.
-        let r = cleanable(&b, 30, &policy(), 10_000).unwrap();
+        let r = cleanable(&b, 30, &policy(), 10_000, false).unwrap();
         assert_eq!((r.clean_bytes, r.dirty_bytes, r.forced), (300, 300, false));
         let p = CompactionPolicy {
             min_dirty_ratio: 0.9,
             ..policy()
         };
-        assert_eq!(cleanable(&b, 30, &p, 10_000), None);
+        assert_eq!(cleanable(&b, 30, &p, 10_000, false), None);
         // ... unless the first dirty batch is older than the max lag.
         let p = CompactionPolicy {
             min_dirty_ratio: 0.9,
             max_lag_ms: 5_000,
             ..policy()
         };
-        assert!(cleanable(&b, 30, &p, 10_000).unwrap().forced);
-        // Everything below the active segment is clean: nothing to do.
-        assert_eq!(cleanable(&b, 60, &policy(), 10_000), None);
+        assert!(cleanable(&b, 30, &p, 10_000, false).unwrap().forced);
+        // Everything below the active segment is clean: nothing to do, unless tombstones
+        // are due: then a pass with an empty dirty range.
+        assert_eq!(cleanable(&b, 60, &policy(), 10_000, false), None);
+        let r = cleanable(&b, 60, &policy(), 10_000, true).unwrap();
+        assert_eq!((r.dirty_from, r.end, r.dirty_bytes, r.forced), (60, 60, 0, true));
     }
 
     #[test]
