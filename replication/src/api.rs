@@ -17,9 +17,9 @@ use crate::node::NodeInner;
 use crate::raft::rpc::{PeerService, RaftRpc, RaftRpcReply, RpcService, Transport};
 use crate::store::fault::DiskFault;
 use crate::types::{
-    BatchReplacement, Command, CommandResponse, IndexedBatch, GroupId, GroupStatus, NodeId, PartitionId, PartitionOffsets,
-    ReadLimit, ReadResult, ReplicationError, RetentionCut, RetentionPolicy, StoredBatch,
-    WriterCounters,
+    BatchReplacement, Command, CommandResponse, GroupId, GroupStatus, IndexedBatch, NodeId,
+    PartitionId, PartitionOffsets, ReadLimit, ReadResult, ReplicationError, RetentionCut,
+    RetentionPolicy, StoredBatch, WriterCounters,
 };
 
 /// One broker's replication: its redb database, its group-commit writer and its groups.

@@ -58,9 +58,9 @@ pub mod compaction {
     pub use crate::partition::retention::BatchSummary;
 }
 pub use types::{
-    AppendBatch, AppendError, Appended, BatchReplacement, Command, CommandResponse, GroupId, GroupStatus, IndexedBatch,
-    NodeId, PartitionId, PartitionOffsets, ReadLimit, ReadResult, ReplicaProgress, ReplicationError,
-    RetentionCut, RetentionPolicy, StoredBatch, WriterCounters,
+    AppendBatch, AppendError, Appended, BatchReplacement, Command, CommandResponse, GroupId,
+    GroupStatus, IndexedBatch, NodeId, PartitionId, PartitionOffsets, ReadLimit, ReadResult,
+    ReplicaProgress, ReplicationError, RetentionCut, RetentionPolicy, StoredBatch, WriterCounters,
 };
 
 /// Fault injection for tests: a disk that fails on demand.

@@ -13,7 +13,7 @@
 //! - it rewrites the batches from the log start to there, keeping the latest record of
 //!   each key (`protocol::records::rebuild`: same base offset and last offset delta, so
 //!   offsets do not move; tombstones go after `delete.retention.ms`), and swaps each step
-//!   of at most [`STEP_BYTES`] in with one durable writer transaction
+//!   of at most [`SWAP_BYTES`] in with one durable writer transaction
 //!   (`StoreGroup::replace_batches`), which does nothing when retention, DeleteRecords or
 //!   a topic deletion changed those rows first (the pass then ends and starts over later);
 //! - reads plus writes are held to `[log] cleaner_io_max_bytes_per_second` by sleeping
@@ -43,19 +43,23 @@ use phxq_protocol::records::{self, RecordRef, RecordsError};
 use phxq_replication::compaction::{
     cleanable, survives, BatchSummary, CleanRange, CompactionPolicy, OffsetMap, RecordFacts,
 };
-use phxq_replication::{
-    BatchReplacement, IndexedBatch, PartitionId, ReplicationError, StoreGroup,
-};
+use phxq_replication::{BatchReplacement, IndexedBatch, PartitionId, ReplicationError, StoreGroup};
 use siphasher::sip128::{Hasher128, SipHasher13};
 use tracing::{debug, info, warn};
 
 use crate::broker::Broker;
 use crate::topic_configs::compaction_policy;
 
-/// Batch bytes one step reads (and at most rewrites) and one swap replaces.
-pub const STEP_BYTES: u64 = 4 << 20;
-/// Batches one step takes at most.
-const STEP_BATCHES: usize = 1024;
+/// Batch bytes one read takes: small, so that a read interleaves with the fsyncs of the
+/// produce path instead of holding the disk for long (measured: 1 MiB reads at 64 MiB/s
+/// doubled the produce p99, see docs/compaction-latency.md).
+pub const STEP_BYTES: u64 = 256 << 10;
+/// Batches one read takes at most.
+const STEP_BATCHES: usize = 256;
+/// Batch bytes (before rewriting) one swap replaces at most: one durable writer
+/// transaction per this much, so that swaps rarely cost the produce path an fsync of
+/// their own.
+pub const SWAP_BYTES: u64 = 8 << 20;
 /// Records of one batch are decompressed up to this size; a larger batch is kept as is.
 const MAX_DECOMPRESSED: usize = 64 << 20;
 
@@ -298,11 +302,7 @@ impl Cleaner {
                     map_end = b.base_offset;
                     break 'fill;
                 }
-                for (r, d) in recs
-                    .iter()
-                    .filter(|r| r.key.is_some())
-                    .zip(digests.iter())
-                {
+                for (r, d) in recs.iter().filter(|r| r.key.is_some()).zip(digests.iter()) {
                     self.map.put(*d, h.base_offset + r.offset_delta as i64);
                 }
             }
@@ -329,9 +329,12 @@ impl Cleaner {
             .filter(|b| b.base_offset < map_end)
             .copied()
             .collect();
-        for step in steps(&cleaning) {
+        let mut reps = Vec::new();
+        let mut pending = 0u64;
+        let all = steps(&cleaning);
+        let last = all.len().saturating_sub(1);
+        for (n, step) in all.into_iter().enumerate() {
             let bytes = group.read_indexed(step)?;
-            let mut reps = Vec::new();
             let mut written = 0u64;
             for (b, data) in step.iter().zip(&bytes) {
                 stats.bytes_before += b.bytes;
@@ -365,17 +368,22 @@ impl Cleaner {
                     written += out.len() as u64;
                     Some(Bytes::from(out))
                 };
+                pending += b.bytes;
                 reps.push(BatchReplacement { old: *b, new });
             }
             self.throttle
                 .spend(step.iter().map(|b| b.bytes).sum::<u64>() + written);
-            if reps.is_empty() {
+            if reps.is_empty() || (pending < SWAP_BYTES && n < last) {
                 continue;
             }
+            pending = 0;
             let swapped = tokio::runtime::Handle::current()
-                .block_on(group.replace_batches(pid, reps))?;
+                .block_on(group.replace_batches(pid, std::mem::take(&mut reps)))?;
             if !swapped {
-                debug!(?pid, "log cleaner: rows changed under the pass; it ends here");
+                debug!(
+                    ?pid,
+                    "log cleaner: rows changed under the pass; it ends here"
+                );
                 stats.complete = false;
                 break;
             }

@@ -74,16 +74,16 @@ pub async fn handle(
             let checked = match (refuse_all, target) {
                 (Some(code), _) => Err((code, None, Vec::new())),
                 (None, None) => Err((errors::UNKNOWN_TOPIC_OR_PARTITION, None, Vec::new())),
-                (None, Some(_)) => check_records(data.records.as_ref(), max_bytes).and_then(
-                    |ranges| {
+                (None, Some(_)) => {
+                    check_records(data.records.as_ref(), max_bytes).and_then(|ranges| {
                         if compacted {
                             let records = data.records.as_deref().unwrap_or_default();
                             let label = format!("{}-{}", topic_data.name.0.as_str(), data.index);
                             check_keys(records, &ranges, &label)?;
                         }
                         Ok(ranges)
-                    },
-                ),
+                    })
+                }
             };
             match (checked, target) {
                 (Ok(ranges), Some((partition, group))) => {
@@ -226,8 +226,8 @@ fn check_keys(
             BatchIndexAndErrorMessage::default()
                 .with_batch_index(i)
                 .with_batch_index_error_message(Some(str(format!(
-                    "Compacted topic cannot accept message without key in topic partition {partition}."
-                ))))
+                "Compacted topic cannot accept message without key in topic partition {partition}."
+            ))))
         }));
     }
     if faults.is_empty() {

@@ -14,7 +14,8 @@ use crate::raft::rpc::{RaftRpc, RaftRpcReply, Router};
 use crate::raft::work::RaftWriter;
 use crate::raft::{fatal_error, write_error, Raft};
 use crate::types::{
-    BatchReplacement, Command, CommandResponse, GroupId, PartitionId, GroupStatus, NodeId, ReplicaProgress, ReplicationError,
+    BatchReplacement, Command, CommandResponse, GroupId, GroupStatus, NodeId, PartitionId,
+    ReplicaProgress, ReplicationError,
 };
 
 /// One group as hosted here.

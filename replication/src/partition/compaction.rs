@@ -302,7 +302,10 @@ mod tests {
         // are due: then a pass with an empty dirty range.
         assert_eq!(cleanable(&b, 60, &policy(), 10_000, false), None);
         let r = cleanable(&b, 60, &policy(), 10_000, true).unwrap();
-        assert_eq!((r.dirty_from, r.end, r.dirty_bytes, r.forced), (60, 60, 0, true));
+        assert_eq!(
+            (r.dirty_from, r.end, r.dirty_bytes, r.forced),
+            (60, 60, 0, true)
+        );
     }
 
     #[test]
