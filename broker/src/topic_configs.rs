@@ -798,4 +798,40 @@ mod tests {
         assert_eq!(p.retention_bytes, None);
         assert_eq!(p.segment_bytes, 100);
     }
+
+    #[test]
+    fn cleanup_policy_decides_retention_and_compaction() {
+        let mut config = Config::default();
+        config.log.retention_bytes = 5000;
+        // compact only: no retention (as in Kafka), compaction with the broker defaults.
+        let t = topic(&[("cleanup.policy", "compact")]);
+        assert!(!retention_policy(&config, &t).limits());
+        assert_eq!(retention_policy(&config, &t).segment_bytes, 1 << 30);
+        let c = compaction_policy(&config, &t).unwrap();
+        assert_eq!(c.delete_retention_ms, 86_400_000);
+        assert_eq!((c.min_lag_ms, c.max_lag_ms), (0, i64::MAX));
+        assert_eq!(c.min_dirty_ratio, 0.5);
+        assert!(is_compacted(&config, &t));
+        // compact,delete: both, with the topic's own values.
+        let t = topic(&[
+            ("cleanup.policy", "compact, delete"),
+            ("delete.retention.ms", "10"),
+            ("min.cleanable.dirty.ratio", "0.1"),
+            ("min.compaction.lag.ms", "5"),
+        ]);
+        assert_eq!(retention_policy(&config, &t).retention_bytes, Some(5000));
+        let c = compaction_policy(&config, &t).unwrap();
+        assert_eq!(
+            (c.delete_retention_ms, c.min_lag_ms, c.min_dirty_ratio),
+            (10, 5, 0.1)
+        );
+        // delete (the default): no compaction; log.cleanup.policy changes the default.
+        assert!(compaction_policy(&config, &topic(&[])).is_none());
+        config.log.cleanup_policy = "compact".into();
+        assert!(is_compacted(&config, &topic(&[])));
+        assert!(!is_compacted(
+            &config,
+            &topic(&[("cleanup.policy", "delete")])
+        ));
+    }
 }
