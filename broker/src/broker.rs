@@ -156,6 +156,8 @@ impl Broker {
         broker.metrics.watch(Arc::downgrade(&broker));
         // Free disk space is watched on every broker (produce stops below the floor).
         tokio::spawn(crate::disk::run(Arc::downgrade(&broker)));
+        // Compaction runs on every replica of a compacted partition, in the background.
+        tokio::spawn(crate::compaction::run(Arc::downgrade(&broker)));
         if broker.config.cluster.is_some() {
             tokio::spawn(crate::cluster::balance::rebalance_leaders(Arc::downgrade(
                 &broker,

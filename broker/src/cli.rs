@@ -228,6 +228,16 @@ pub struct ServeArgs {
     /// with KAFKA_STORAGE_ERROR (default: 1 GiB or 5% of the filesystem; 0: no floor).
     #[arg(long, env = "PHXQ_STORAGE_MIN_FREE_BYTES")]
     pub storage_min_free_bytes: Option<u64>,
+    /// How often the log cleaner looks for partitions to compact, in ms
+    /// (log.cleaner.backoff.ms).
+    #[arg(long, env = "PHXQ_LOG_CLEANER_BACKOFF_MS")]
+    pub log_cleaner_backoff_ms: Option<u64>,
+    /// Memory of the log cleaner's key -> offset map (log.cleaner.dedupe.buffer.size).
+    #[arg(long, env = "PHXQ_LOG_CLEANER_DEDUPE_BUFFER_BYTES")]
+    pub log_cleaner_dedupe_buffer_bytes: Option<u64>,
+    /// The log cleaner's read + write rate limit (log.cleaner.io.max.bytes.per.second).
+    #[arg(long, env = "PHXQ_LOG_CLEANER_IO_MAX_BYTES_PER_SECOND")]
+    pub log_cleaner_io_max_bytes_per_second: Option<u64>,
     /// How long the first rebalance of an empty consumer group waits for more members
     /// (Kafka's group.initial.rebalance.delay.ms, 3000 there).
     #[arg(long, env = "PHXQ_GROUP_INITIAL_REBALANCE_DELAY_MS")]
@@ -311,6 +321,15 @@ impl ServeArgs {
         }
         if self.storage_min_free_bytes.is_some() {
             c.storage.min_free_bytes = self.storage_min_free_bytes;
+        }
+        if let Some(v) = self.log_cleaner_backoff_ms {
+            c.log.cleaner_backoff_ms = v;
+        }
+        if let Some(v) = self.log_cleaner_dedupe_buffer_bytes {
+            c.log.cleaner_dedupe_buffer_bytes = v;
+        }
+        if let Some(v) = self.log_cleaner_io_max_bytes_per_second {
+            c.log.cleaner_io_max_bytes_per_second = v;
         }
         if let Some(v) = self.group_initial_rebalance_delay_ms {
             c.groups.initial_rebalance_delay_ms = v;

@@ -9,6 +9,7 @@ mod broker;
 mod broker_configs;
 mod cli;
 mod cluster;
+mod compaction;
 mod config;
 mod config_ops;
 mod connection;

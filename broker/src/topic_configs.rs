@@ -6,7 +6,7 @@
 //! - Every name in [`TOPIC_CONFIGS`] is accepted with Kafka's type and range checks; any
 //!   other name is INVALID_CONFIG (as in Kafka).
 //! - A config phxq honours changes what the topic does; values of it phxq cannot honour
-//!   (`cleanup.policy=compact`, `compression.type` other than `producer`,
+//!   (`compression.type` other than `producer`,
 //!   `message.timestamp.type=LogAppendTime`, `remote.storage.enable=true`) are
 //!   INVALID_CONFIG with the reason.
 //! - A config with no meaning in phxq's storage is checked, stored and described back;
@@ -18,6 +18,7 @@
 
 use std::collections::BTreeMap;
 
+use phxq_replication::compaction::CompactionPolicy;
 use phxq_replication::RetentionPolicy;
 
 use crate::broker::Broker;
@@ -107,10 +108,10 @@ pub const TOPIC_CONFIGS: &[Def] = &[
         check: Check::ListOf(&["compact", "delete"]),
         default: "delete",
         synonym: Some("log.cleanup.policy"),
-        refused: &["compact"],
-        why: "compaction is not implemented in phxq (only delete)",
-        doc: "delete: old segments are deleted by retention.ms and retention.bytes. compact is \
-              refused: compaction is not implemented.",
+        broker: Some(|c| c.log.cleanup_policy.clone()),
+        doc: "delete: old segments are deleted by retention.ms and retention.bytes. compact: \
+              the log cleaner of every replica keeps the latest record of each key (records \
+              without a key are refused at produce). compact,delete: both.",
         ..STORED
     },
     Def {
@@ -165,7 +166,9 @@ pub const TOPIC_CONFIGS: &[Def] = &[
         check: Check::Long { min: 0 },
         default: "86400000",
         synonym: Some("log.cleaner.delete.retention.ms"),
-        doc: "Stored only: tombstones are a compaction matter and phxq does not compact.",
+        broker: Some(|c| c.log.cleaner_delete_retention_ms.to_string()),
+        doc: "On a compacted topic, a tombstone (null value) that is the latest of its key is \
+              removed once its timestamp is this old.",
         ..STORED
     },
     Def {
@@ -240,7 +243,9 @@ pub const TOPIC_CONFIGS: &[Def] = &[
         check: Check::Long { min: 1 },
         default: LONG_MAX,
         synonym: Some("log.cleaner.max.compaction.lag.ms"),
-        doc: "Stored only: phxq does not compact.",
+        broker: Some(|c| c.log.cleaner_max_compaction_lag_ms.to_string()),
+        doc: "A dirty (not yet compacted) segment older than this is compacted whatever the \
+              dirty ratio.",
         ..STORED
     },
     Def {
@@ -305,7 +310,9 @@ pub const TOPIC_CONFIGS: &[Def] = &[
         check: Check::Ratio,
         default: "0.5",
         synonym: Some("log.cleaner.min.cleanable.ratio"),
-        doc: "Stored only: phxq does not compact.",
+        broker: Some(|c| c.log.cleaner_min_cleanable_ratio.to_string()),
+        doc: "A partition is compacted once its dirty bytes are this share of its cleanable \
+              bytes.",
         ..STORED
     },
     Def {
@@ -313,7 +320,8 @@ pub const TOPIC_CONFIGS: &[Def] = &[
         check: Check::Long { min: 0 },
         default: "0",
         synonym: Some("log.cleaner.min.compaction.lag.ms"),
-        doc: "Stored only: phxq does not compact.",
+        broker: Some(|c| c.log.cleaner_min_compaction_lag_ms.to_string()),
+        doc: "Segments whose newest record is younger than this are not compacted.",
         ..STORED
     },
     Def {
@@ -579,16 +587,56 @@ pub fn max_message_bytes(broker: &Broker, topic: &Topic) -> i32 {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| broker.broker_configs.effective().message_max_bytes)
 }
+/// The items of the topic's `cleanup.policy` (its own, else `log.cleanup.policy`).
+fn cleanup_policy(config: &Config, topic: &Topic) -> (bool, bool) {
+    let value = topic
+        .configs
+        .get("cleanup.policy")
+        .cloned()
+        .unwrap_or_else(|| config.log.cleanup_policy.clone());
+    let items = list_items(&value);
+    (items.contains(&"delete"), items.contains(&"compact"))
+}
+
+/// Whether `topic` is compacted (`cleanup.policy` holds `compact`): records need keys.
+pub fn is_compacted(config: &Config, topic: &Topic) -> bool {
+    cleanup_policy(config, topic).1
+}
+
 /// How long and how much of each partition of `topic` to keep: its retention and segment
-/// configs over the broker's `[log]` defaults. A negative limit is no limit.
+/// configs over the broker's `[log]` defaults. A negative limit is no limit; a topic whose
+/// `cleanup.policy` lacks `delete` has none (as in Kafka).
 pub fn retention_policy(config: &Config, topic: &Topic) -> RetentionPolicy {
-    let limit = |v: i64| (v >= 0).then_some(v);
+    let deletes = cleanup_policy(config, topic).0;
+    let limit = |v: i64| (deletes && v >= 0).then_some(v);
     RetentionPolicy {
         retention_ms: limit(long(config, topic, "retention.ms")),
         retention_bytes: limit(long(config, topic, "retention.bytes")).map(|v| v as u64),
         segment_bytes: long(config, topic, "segment.bytes").max(1) as u64,
-        segment_ms: limit(long(config, topic, "segment.ms")).filter(|v| *v > 0),
+        segment_ms: Some(long(config, topic, "segment.ms")).filter(|v| *v > 0),
     }
+}
+
+/// How `topic`'s partitions are compacted, None when its `cleanup.policy` lacks `compact`:
+/// its compaction configs over the broker's `log.cleaner.*` defaults.
+pub fn compaction_policy(config: &Config, topic: &Topic) -> Option<CompactionPolicy> {
+    if !is_compacted(config, topic) {
+        return None;
+    }
+    let ratio = topic
+        .configs
+        .get("min.cleanable.dirty.ratio")
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(config.log.cleaner_min_cleanable_ratio);
+    let segments = retention_policy(config, topic);
+    Some(CompactionPolicy {
+        delete_retention_ms: long(config, topic, "delete.retention.ms").max(0),
+        min_lag_ms: long(config, topic, "min.compaction.lag.ms").max(0),
+        max_lag_ms: long(config, topic, "max.compaction.lag.ms").max(1),
+        min_dirty_ratio: ratio,
+        segment_bytes: segments.segment_bytes,
+        segment_ms: segments.segment_ms,
+    })
 }
 
 #[cfg(test)]
@@ -603,7 +651,7 @@ mod tests {
     fn accepts_every_kafka_config_with_valid_values() {
         let ok: BTreeMap<_, _> = [
             ("max.message.bytes".to_string(), "2048".to_string()),
-            ("cleanup.policy".into(), "delete".into()),
+            ("cleanup.policy".into(), "compact,delete".into()),
             ("retention.ms".into(), "-1".into()),
             ("retention.bytes".into(), "10737418240".into()),
             ("segment.bytes".into(), "1048576".into()),
@@ -674,12 +722,6 @@ mod tests {
             assert!(validate(&one(k, v)).is_err(), "{k}={v} should be refused");
         }
         for (k, v, why) in [
-            ("cleanup.policy", "compact", "compaction is not implemented"),
-            (
-                "cleanup.policy",
-                "delete,compact",
-                "compaction is not implemented",
-            ),
             (
                 "compression.type",
                 "zstd",
@@ -755,5 +797,41 @@ mod tests {
         assert!(!p.limits() || p.retention_ms.is_some());
         assert_eq!(p.retention_bytes, None);
         assert_eq!(p.segment_bytes, 100);
+    }
+
+    #[test]
+    fn cleanup_policy_decides_retention_and_compaction() {
+        let mut config = Config::default();
+        config.log.retention_bytes = 5000;
+        // compact only: no retention (as in Kafka), compaction with the broker defaults.
+        let t = topic(&[("cleanup.policy", "compact")]);
+        assert!(!retention_policy(&config, &t).limits());
+        assert_eq!(retention_policy(&config, &t).segment_bytes, 1 << 30);
+        let c = compaction_policy(&config, &t).unwrap();
+        assert_eq!(c.delete_retention_ms, 86_400_000);
+        assert_eq!((c.min_lag_ms, c.max_lag_ms), (0, i64::MAX));
+        assert_eq!(c.min_dirty_ratio, 0.5);
+        assert!(is_compacted(&config, &t));
+        // compact,delete: both, with the topic's own values.
+        let t = topic(&[
+            ("cleanup.policy", "compact, delete"),
+            ("delete.retention.ms", "10"),
+            ("min.cleanable.dirty.ratio", "0.1"),
+            ("min.compaction.lag.ms", "5"),
+        ]);
+        assert_eq!(retention_policy(&config, &t).retention_bytes, Some(5000));
+        let c = compaction_policy(&config, &t).unwrap();
+        assert_eq!(
+            (c.delete_retention_ms, c.min_lag_ms, c.min_dirty_ratio),
+            (10, 5, 0.1)
+        );
+        // delete (the default): no compaction; log.cleanup.policy changes the default.
+        assert!(compaction_policy(&config, &topic(&[])).is_none());
+        config.log.cleanup_policy = "compact".into();
+        assert!(is_compacted(&config, &topic(&[])));
+        assert!(!is_compacted(
+            &config,
+            &topic(&[("cleanup.policy", "delete")])
+        ));
     }
 }

@@ -6,6 +6,8 @@
 //! - [`batch`]: the record batch (magic v2) header: reading the fields a broker needs,
 //!   checking the CRC, and patching the base offset without re-encoding.
 //! - [`decompress`]: a batch's records decompressed with a cap on the output.
+//! - [`records`]: the records inside a batch: keys, tombstones, and rebuilding a batch
+//!   with a subset of its records (log compaction).
 //! - [`errors`]: Kafka error codes by name.
 
 pub mod batch;
@@ -13,5 +15,6 @@ pub mod codec;
 pub mod decompress;
 pub mod errors;
 pub mod frame;
+pub mod records;
 
 pub use kafka_protocol;

@@ -17,9 +17,9 @@ use crate::node::NodeInner;
 use crate::raft::rpc::{PeerService, RaftRpc, RaftRpcReply, RpcService, Transport};
 use crate::store::fault::DiskFault;
 use crate::types::{
-    Command, CommandResponse, GroupId, GroupStatus, NodeId, PartitionId, PartitionOffsets,
-    ReadLimit, ReadResult, ReplicationError, RetentionCut, RetentionPolicy, StoredBatch,
-    WriterCounters,
+    BatchReplacement, Command, CommandResponse, GroupId, GroupStatus, IndexedBatch, NodeId,
+    PartitionId, PartitionOffsets, ReadLimit, ReadResult, ReplicationError, RetentionCut,
+    RetentionPolicy, StoredBatch, WriterCounters,
 };
 
 /// One broker's replication: its redb database, its group-commit writer and its groups.
@@ -318,6 +318,30 @@ impl StoreGroup {
         now_ms: i64,
     ) -> Result<Option<RetentionCut>, ReplicationError> {
         self.inner.shared.retention_cut(p, policy, now_ms)
+    }
+
+    /// The batch index of `p` from its log start on (blocking I/O: call it off the async
+    /// workers), for log compaction on this replica.
+    pub fn compaction_index(&self, p: PartitionId) -> Result<Vec<IndexedBatch>, ReplicationError> {
+        self.inner.shared.compaction_index(p)
+    }
+
+    /// The bytes of `batches` (rows of [`compaction_index`](Self::compaction_index)), base
+    /// offsets patched in (blocking I/O).
+    pub fn read_indexed(&self, batches: &[IndexedBatch]) -> Result<Vec<Bytes>, ReplicationError> {
+        self.inner.shared.read_indexed(batches)
+    }
+
+    /// Swaps compacted batches of `p` into this replica's batch index, in one durable
+    /// writer transaction, if every row they replace is still as read; `Ok(false)` (nothing
+    /// changed) when one is not (retention, DeleteRecords or a topic deletion came first).
+    /// Local to this replica: offsets do not change, so replicas need not agree on it.
+    pub async fn replace_batches(
+        &self,
+        p: PartitionId,
+        reps: Vec<BatchReplacement>,
+    ) -> Result<bool, ReplicationError> {
+        self.inner.replace_batches(p, reps).await
     }
 
     /// A counter bumped after every applied entry; long-polling fetches wait on it.

@@ -51,10 +51,16 @@ mod types;
 
 pub use api::{ReplicaNode, StoreGroup};
 pub use node::config::NodeConfig;
+
+/// Log compaction's pure rules (which range a pass cleans, which records survive).
+pub mod compaction {
+    pub use crate::partition::compaction::*;
+    pub use crate::partition::retention::BatchSummary;
+}
 pub use types::{
-    AppendBatch, AppendError, Appended, Command, CommandResponse, GroupId, GroupStatus, NodeId,
-    PartitionId, PartitionOffsets, ReadLimit, ReadResult, ReplicaProgress, ReplicationError,
-    RetentionCut, RetentionPolicy, StoredBatch, WriterCounters,
+    AppendBatch, AppendError, Appended, BatchReplacement, Command, CommandResponse, GroupId,
+    GroupStatus, IndexedBatch, NodeId, PartitionId, PartitionOffsets, ReadLimit, ReadResult,
+    ReplicaProgress, ReplicationError, RetentionCut, RetentionPolicy, StoredBatch, WriterCounters,
 };
 
 /// Fault injection for tests: a disk that fails on demand.

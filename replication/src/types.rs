@@ -191,6 +191,27 @@ pub struct StoredBatch {
     pub batch: Bytes,
 }
 
+/// One row of a partition's batch index, as log compaction reads it
+/// (`StoreGroup::compaction_index`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IndexedBatch {
+    pub base_offset: i64,
+    /// Offset after the batch's last offset (its last offset delta is kept by compaction).
+    pub next_offset: i64,
+    pub bytes: u64,
+    pub max_timestamp: i64,
+    /// The row as read: a swap (`StoreGroup::replace_batches`) checks it is unchanged.
+    pub(crate) row: [u8; 28],
+}
+
+/// A batch compaction rewrites: `old` as it was read, and what takes its place (same base
+/// offset and last offset delta, fewer records), or None when no record of it survives.
+#[derive(Clone, Debug)]
+pub struct BatchReplacement {
+    pub old: IndexedBatch,
+    pub new: Option<Bytes>,
+}
+
 #[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 pub enum ReplicationError {
     /// This replica is not the group's leader; `leader` is the one it knows, if any.

@@ -685,3 +685,97 @@ async fn retention_cut_over_the_batch_index() {
         Err(ReplicationError::UnknownPartition)
     ));
 }
+
+/// Log compaction's storage side: a swap replaces and removes batches without moving an
+/// offset; a fetch at a removed offset answers from the next kept batch; the time index
+/// skips a removed batch; a swap whose rows changed since they were read (DeleteRecords
+/// came first) does nothing; a new batch must keep its base offset and last offset delta;
+/// and the swapped index survives a restart.
+#[tokio::test]
+async fn compaction_swaps_batches_without_moving_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path()).await;
+    let g = node.open_group(GroupId(1)).await.unwrap();
+    let p = part(5, 0);
+    create(&g, &[p]).await;
+    for i in 0..4 {
+        append1(&g, p, batch(3, 100 * i)).await.unwrap();
+    }
+    let index = g.compaction_index(p).unwrap();
+    assert_eq!(
+        index
+            .iter()
+            .map(|b| (b.base_offset, b.next_offset))
+            .collect::<Vec<_>>(),
+        vec![(0, 3), (3, 6), (6, 9), (9, 12)]
+    );
+    let bytes = g.read_indexed(&index).unwrap();
+    // Batch 0 goes; batch 1 keeps its middle record only (offset 4), still ending at 5.
+    let (h, plain) = phxq_protocol::records::plain_records(&bytes[1], 1 << 20).unwrap();
+    let recs = phxq_protocol::records::parse_records(&plain, h.records_count).unwrap();
+    let one = phxq_protocol::records::rebuild(&bytes[1], &plain, &[&recs[1]]).unwrap();
+    // A batch that does not keep its last offset delta is refused.
+    let mut bad = one.clone();
+    bad[23..27].copy_from_slice(&1i32.to_be_bytes());
+    assert!(g
+        .replace_batches(
+            p,
+            vec![BatchReplacement {
+                old: index[1],
+                new: Some(Bytes::from(bad))
+            }]
+        )
+        .await
+        .is_err());
+    let swap = vec![
+        BatchReplacement {
+            old: index[0],
+            new: None,
+        },
+        BatchReplacement {
+            old: index[1],
+            new: Some(Bytes::from(one)),
+        },
+    ];
+    assert!(g.replace_batches(p, swap.clone()).await.unwrap());
+    // The same swap again: its rows changed, nothing happens.
+    assert!(!g.replace_batches(p, swap).await.unwrap());
+    let o = g.offsets(p).unwrap();
+    assert_eq!((o.log_start_offset, o.high_watermark), (0, 12));
+    let mut out = BytesMut::new();
+    g.read(p, 0, ReadLimit::at_most(1 << 20), &mut out).unwrap();
+    assert_eq!(batches_in(&out), vec![(3, 1), (6, 3), (9, 3)]);
+    let mut out = BytesMut::new();
+    g.read(p, 5, ReadLimit::at_most(1 << 20), &mut out).unwrap();
+    assert_eq!(batches_in(&out), vec![(3, 1), (6, 3), (9, 3)]);
+    // The time index's first row named batch 0: the next batch answers.
+    let b = g.batch_by_timestamp(p, 0).unwrap().unwrap();
+    assert_eq!(b.base_offset, 3);
+
+    // DeleteRecords wins over a swap prepared before it.
+    let index = g.compaction_index(p).unwrap();
+    // Batch 3 (offsets 3..=5) lies wholly below the new log start 7: its row goes.
+    let stale = vec![BatchReplacement {
+        old: index[0],
+        new: None,
+    }];
+    let CommandResponse::RecordsDeleted(r) = g
+        .propose(Command::DeleteRecords(vec![(p, 7)]))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(r, vec![Ok(7)]);
+    assert!(!g.replace_batches(p, stale).await.unwrap());
+    node.shutdown().await;
+    drop(g);
+    drop(node);
+
+    let node = open(dir.path()).await;
+    let g = node.open_group(GroupId(1)).await.unwrap();
+    let mut out = BytesMut::new();
+    g.read(p, 7, ReadLimit::at_most(1 << 20), &mut out).unwrap();
+    assert_eq!(batches_in(&out), vec![(6, 3), (9, 3)]);
+    node.shutdown().await;
+}

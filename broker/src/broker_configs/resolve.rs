@@ -149,14 +149,30 @@ pub fn resolve_topic(
 /// phxq reads at run time (topic defaults of retention, segments and record size).
 pub fn effective(layers: &Layers) -> Config {
     let mut c = layers.config.clone();
-    let dynamic = |name: &str| {
+    let dynamic_text = |name: &str| {
         let r = resolve(layers, defs::def(name)?);
         let dynamic = matches!(
             r.source,
             DYNAMIC_BROKER_CONFIG | DYNAMIC_DEFAULT_BROKER_CONFIG
         );
-        r.value.filter(|_| dynamic)?.trim().parse::<i64>().ok()
+        r.value.filter(|_| dynamic).map(|v| v.trim().to_string())
     };
+    let dynamic = |name: &str| dynamic_text(name)?.parse::<i64>().ok();
+    if let Some(v) = dynamic_text("log.cleanup.policy") {
+        c.log.cleanup_policy = v;
+    }
+    if let Some(v) = dynamic("log.cleaner.delete.retention.ms") {
+        c.log.cleaner_delete_retention_ms = v;
+    }
+    if let Some(v) = dynamic("log.cleaner.min.compaction.lag.ms") {
+        c.log.cleaner_min_compaction_lag_ms = v;
+    }
+    if let Some(v) = dynamic("log.cleaner.max.compaction.lag.ms") {
+        c.log.cleaner_max_compaction_lag_ms = v;
+    }
+    if let Some(v) = dynamic_text("log.cleaner.min.cleanable.ratio").and_then(|v| v.parse().ok()) {
+        c.log.cleaner_min_cleanable_ratio = v;
+    }
     if let Some(v) = dynamic("log.retention.ms") {
         c.log.retention_ms = Some(v);
     }

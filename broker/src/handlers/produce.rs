@@ -12,9 +12,11 @@ use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
-use phxq_protocol::{batch, errors};
+use phxq_protocol::{batch, errors, records};
 use phxq_replication::{AppendBatch, AppendError, Appended, Command, CommandResponse, GroupId};
 use tracing::{debug, warn};
 
@@ -66,6 +68,9 @@ pub async fn handle(
             .as_ref()
             .map(|t| topic_config::max_message_bytes(broker, t))
             .unwrap_or_else(|| broker.broker_configs.effective().message_max_bytes);
+        let compacted = topic.as_ref().is_some_and(|t| {
+            crate::topic_configs::is_compacted(&broker.broker_configs.effective(), t)
+        });
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for (pi, data) in topic_data.partition_data.into_iter().enumerate() {
             let mut resp = PartitionProduceResponse::default()
@@ -75,9 +80,18 @@ pub async fn handle(
                 .with_log_start_offset(-1);
             let target = topic.as_ref().and_then(|t| t.partition(data.index));
             let checked = match (refuse_all, target) {
-                (Some(code), _) => Err((code, None)),
-                (None, None) => Err((errors::UNKNOWN_TOPIC_OR_PARTITION, None)),
-                (None, Some(_)) => check_records(data.records.as_ref(), max_bytes),
+                (Some(code), _) => Err((code, None, Vec::new())),
+                (None, None) => Err((errors::UNKNOWN_TOPIC_OR_PARTITION, None, Vec::new())),
+                (None, Some(_)) => {
+                    check_records(data.records.as_ref(), max_bytes).and_then(|ranges| {
+                        if compacted {
+                            let records = data.records.as_deref().unwrap_or_default();
+                            let label = format!("{}-{}", topic_data.name.0.as_str(), data.index);
+                            check_keys(records, &ranges, &label)?;
+                        }
+                        Ok(ranges)
+                    })
+                }
             };
             match (checked, target) {
                 (Ok(ranges), Some((partition, group))) => {
@@ -101,13 +115,14 @@ pub async fn handle(
                         batch: records.slice(r),
                     }));
                 }
-                (Err((code, message)), _) => {
+                (Err((code, message, record_errors)), _) => {
                     if let Some(m) = &message {
                         debug!(topic = %topic_data.name.0, partition = data.index, "produce refused: {m}");
                     }
                     resp = resp
                         .with_error_code(code)
-                        .with_error_message(message.map(str));
+                        .with_error_message(message.map(str))
+                        .with_record_errors(record_errors);
                 }
                 (Ok(_), None) => unreachable!("records are only checked for known partitions"),
             }
@@ -205,22 +220,78 @@ fn respond(
     (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
 }
 
+/// Why a partition's records were refused: error code, message and (KIP-467, Produce v8+)
+/// the records at fault.
+type Refusal = (i16, Option<String>, Vec<BatchIndexAndErrorMessage>);
+
+/// Records decompressed to check the keys of one batch for a compacted topic, at most.
+const MAX_KEY_CHECK_BYTES: usize = 64 << 20;
+
+/// On a compacted topic every record needs a key. As Kafka's `LogValidator` does, a
+/// partition's records with any keyless record are refused as a whole with INVALID_RECORD,
+/// naming each keyless record (its index in its batch) in `record_errors`; nothing of the
+/// partition's data is written.
+fn check_keys(
+    records: &[u8],
+    ranges: &[std::ops::Range<usize>],
+    partition: &str,
+) -> Result<(), Refusal> {
+    let mut faults = Vec::new();
+    for r in ranges {
+        let keyless = records::keyless_records(&records[r.clone()], MAX_KEY_CHECK_BYTES)
+            .map_err(|e| (errors::INVALID_RECORD, Some(e.to_string()), Vec::new()))?;
+        faults.extend(keyless.into_iter().map(|i| {
+            BatchIndexAndErrorMessage::default()
+                .with_batch_index(i)
+                .with_batch_index_error_message(Some(str(format!(
+                "Compacted topic cannot accept message without key in topic partition {partition}."
+            ))))
+        }));
+    }
+    if faults.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<String> = faults
+        .iter()
+        .take(3)
+        .map(|f| {
+            format!(
+                "RecordError(batchIndex={}, message='{}')",
+                f.batch_index,
+                f.batch_index_error_message
+                    .as_ref()
+                    .map_or("", |m| m.as_str())
+            )
+        })
+        .collect();
+    Err((
+        errors::INVALID_RECORD,
+        Some(format!(
+            "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
+            faults.len(),
+            shown.join(", ")
+        )),
+        faults,
+    ))
+}
+
 /// Splits a partition's records into whole batches and checks each one.
 fn check_records(
     records: Option<&Bytes>,
     max_bytes: i32,
-) -> Result<Vec<std::ops::Range<usize>>, (i16, Option<String>)> {
+) -> Result<Vec<std::ops::Range<usize>>, Refusal> {
     let records = match records {
         Some(r) if !r.is_empty() => r,
         _ => {
             return Err((
                 errors::INVALID_RECORD,
                 Some("no record batch in the request".into()),
+                Vec::new(),
             ))
         }
     };
-    let batches =
-        batch::split(records).map_err(|e| (errors::CORRUPT_MESSAGE, Some(e.to_string())))?;
+    let batches = batch::split(records)
+        .map_err(|e| (errors::CORRUPT_MESSAGE, Some(e.to_string()), Vec::new()))?;
     let mut ranges = Vec::with_capacity(batches.len());
     for (range, h) in batches {
         if h.total_len() > max_bytes as usize {
@@ -230,12 +301,14 @@ fn check_records(
                     "record batch of {} bytes exceeds max.message.bytes {max_bytes}",
                     h.total_len()
                 )),
+                Vec::new(),
             ));
         }
         if h.is_control() || h.is_transactional() {
             return Err((
                 errors::INVALID_RECORD,
                 Some("transactional and control batches are not supported".into()),
+                Vec::new(),
             ));
         }
         ranges.push(range);

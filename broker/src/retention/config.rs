@@ -1,6 +1,7 @@
 //! The broker's log defaults (`[log]` in the config file): Kafka's `log.retention.*`,
-//! `log.segment.bytes`, `log.roll.*` and `log.retention.check.interval.ms`. Topics override
-//! the retention and segment ones with their own configs (`topic_configs`).
+//! `log.segment.bytes`, `log.roll.*`, `log.retention.check.interval.ms`,
+//! `log.cleanup.policy` and the log cleaner's `log.cleaner.*`. Topics override the
+//! retention, segment and compaction ones with their own configs (`topic_configs`).
 
 use serde::Deserialize;
 
@@ -30,6 +31,28 @@ pub struct LogConfig {
     /// Kafka's log.retention.check.interval.ms: how often the leader of each store group
     /// looks for segments to drop.
     pub retention_check_interval_ms: u64,
+    /// Kafka's log.cleanup.policy: the default cleanup.policy of topics (`delete`,
+    /// `compact` or `compact,delete`).
+    pub cleanup_policy: String,
+    /// Kafka's log.cleaner.enable: whether this broker compacts topics whose policy says so.
+    pub cleaner_enable: bool,
+    /// Kafka's log.cleaner.backoff.ms: how often the cleaner looks for dirty partitions.
+    pub cleaner_backoff_ms: u64,
+    /// Kafka's log.cleaner.dedupe.buffer.size: memory of the cleaner's key -> offset map
+    /// (25 bytes an entry, see `compaction`). A pass with more distinct keys in its dirty
+    /// range cleans up to where the map filled, the next pass goes on from there.
+    pub cleaner_dedupe_buffer_bytes: u64,
+    /// Kafka's log.cleaner.io.max.bytes.per.second: bytes the cleaner reads plus writes per
+    /// second, at most (averaged over its steps).
+    pub cleaner_io_max_bytes_per_second: u64,
+    /// Kafka's log.cleaner.delete.retention.ms: default delete.retention.ms of topics.
+    pub cleaner_delete_retention_ms: i64,
+    /// Kafka's log.cleaner.min.compaction.lag.ms.
+    pub cleaner_min_compaction_lag_ms: i64,
+    /// Kafka's log.cleaner.max.compaction.lag.ms.
+    pub cleaner_max_compaction_lag_ms: i64,
+    /// Kafka's log.cleaner.min.cleanable.ratio.
+    pub cleaner_min_cleanable_ratio: f64,
 }
 
 impl Default for LogConfig {
@@ -43,6 +66,15 @@ impl Default for LogConfig {
             roll_ms: None,
             roll_hours: 168,
             retention_check_interval_ms: 300_000,
+            cleanup_policy: "delete".into(),
+            cleaner_enable: true,
+            cleaner_backoff_ms: 15_000,
+            cleaner_dedupe_buffer_bytes: 128 << 20,
+            cleaner_io_max_bytes_per_second: 64 << 20,
+            cleaner_delete_retention_ms: 86_400_000,
+            cleaner_min_compaction_lag_ms: 0,
+            cleaner_max_compaction_lag_ms: i64::MAX,
+            cleaner_min_cleanable_ratio: 0.5,
         }
     }
 }
@@ -99,6 +131,34 @@ impl LogConfig {
         anyhow::ensure!(
             self.retention_check_interval_ms >= 10,
             "log.retention_check_interval_ms must be at least 10"
+        );
+        let policy: Vec<&str> = self.cleanup_policy.split(',').map(str::trim).collect();
+        anyhow::ensure!(
+            !policy.is_empty() && policy.iter().all(|p| *p == "delete" || *p == "compact"),
+            "log.cleanup_policy must be delete, compact or compact,delete"
+        );
+        anyhow::ensure!(
+            self.cleaner_backoff_ms >= 10,
+            "log.cleaner_backoff_ms must be at least 10"
+        );
+        anyhow::ensure!(
+            self.cleaner_dedupe_buffer_bytes >= 1024,
+            "log.cleaner_dedupe_buffer_bytes must be at least 1024"
+        );
+        anyhow::ensure!(
+            self.cleaner_io_max_bytes_per_second >= 1024,
+            "log.cleaner_io_max_bytes_per_second must be at least 1024"
+        );
+        anyhow::ensure!(
+            self.cleaner_delete_retention_ms >= 0
+                && self.cleaner_min_compaction_lag_ms >= 0
+                && self.cleaner_max_compaction_lag_ms >= 1
+                && self.cleaner_min_compaction_lag_ms <= self.cleaner_max_compaction_lag_ms,
+            "log.cleaner_*_ms must be at least 0 (max lag: 1) with min lag <= max lag"
+        );
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&self.cleaner_min_cleanable_ratio),
+            "log.cleaner_min_cleanable_ratio must be in [0, 1]"
         );
         Ok(())
     }

@@ -7,12 +7,15 @@ use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
 
+use crate::partition::compact_rows::{check_replacement, replace_batches};
 use crate::partition::view::GroupShared;
 use crate::raft::log_mem::LogShared;
 use crate::raft::rpc::{RaftRpc, RaftRpcReply, Router};
+use crate::raft::work::RaftWriter;
 use crate::raft::{fatal_error, write_error, Raft};
 use crate::types::{
-    Command, CommandResponse, GroupId, GroupStatus, NodeId, ReplicaProgress, ReplicationError,
+    BatchReplacement, Command, CommandResponse, GroupId, GroupStatus, NodeId, PartitionId,
+    ReplicaProgress, ReplicationError,
 };
 
 /// One group as hosted here.
@@ -26,9 +29,36 @@ pub struct GroupInner {
     pub router: Router,
     /// Longest a forwarded proposal waits for a leader and its answer.
     pub forward_timeout: Duration,
+    /// The node's writer, for log compaction's swaps.
+    pub writer: RaftWriter,
 }
 
 impl GroupInner {
+    /// Swaps compacted batches of `p` in, in one durable writer transaction, if every row
+    /// they replace is unchanged (see `partition::compact_rows`); false when one changed.
+    pub async fn replace_batches(
+        &self,
+        p: PartitionId,
+        reps: Vec<BatchReplacement>,
+    ) -> Result<bool, ReplicationError> {
+        reps.iter().try_for_each(check_replacement)?;
+        let segments = self.shared.segments.clone();
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let swapped = done.clone();
+        self.writer
+            .exec(
+                true,
+                Box::new(move |txn| {
+                    let ok = replace_batches(txn, &segments, p, &reps)?;
+                    swapped.store(ok, std::sync::atomic::Ordering::SeqCst);
+                    Ok(())
+                }),
+            )
+            .await
+            .map_err(ReplicationError::storage)?;
+        Ok(done.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
     /// Voters of the group as this replica knows them, in the order of the membership.
     pub fn voters(&self) -> Vec<NodeId> {
         self.raft

@@ -220,6 +220,7 @@ impl NodeInner {
                     .saturating_mul(4)
                     .max(5000),
             ),
+            writer: self.writer.clone(),
         }))
     }
 

@@ -24,12 +24,39 @@ use crate::types::{
 /// entry each): deleting a step's rows takes the writer a few milliseconds at most.
 const RETENTION_STEP_BATCHES: u64 = 4096;
 
+/// A read whose batch bytes are gone (compaction swapped them and their file was
+/// collected in between) reads the index again, this many times at most.
+const READ_RETRIES: usize = 2;
+
 fn storage(e: impl std::fmt::Display) -> ReplicationError {
     ReplicationError::storage(e)
 }
 
 impl GroupShared {
     pub fn read(
+        &self,
+        p: PartitionId,
+        offset: i64,
+        limit: ReadLimit,
+        out: &mut BytesMut,
+    ) -> Result<ReadResult, ReplicationError> {
+        // Log compaction may swap the batches read and their file may be collected
+        // between the index read and the file read: the index is then read again.
+        let mut attempt = 0;
+        loop {
+            let mark = out.len();
+            match self.read_once(p, offset, limit, out) {
+                Err(ReplicationError::Storage(e)) if attempt < READ_RETRIES => {
+                    tracing::debug!(?p, offset, error = %e, "read again after a failed batch read");
+                    out.truncate(mark);
+                    attempt += 1;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn read_once(
         &self,
         p: PartitionId,
         offset: i64,
@@ -180,14 +207,20 @@ impl GroupShared {
         &self,
         txn: &ReadTransaction,
         p: PartitionId,
-        base: i64,
+        mut base: i64,
     ) -> Result<StoredBatch, ReplicationError> {
         let loc = {
             let table = txn.open_table(BATCHES).map_err(storage)?;
-            let v = table
-                .get((p.topic_id, p.index, base))
-                .map_err(storage)?
-                .ok_or_else(|| storage(format!("time index names a missing batch at {base}")))?;
+            // Log compaction removes batches none of whose records survive, leaving time
+            // index rows that name them: the next batch holds what comes after.
+            let mut range = table
+                .range((p.topic_id, p.index, base)..=(p.topic_id, p.index, i64::MAX))
+                .map_err(storage)?;
+            let (k, v) = range
+                .next()
+                .ok_or_else(|| storage(format!("time index names a missing batch at {base}")))?
+                .map_err(storage)?;
+            base = k.value().2;
             BatchLoc::decode(v.value()).ok_or_else(|| storage("batch location"))?
         };
         let mut out = BytesMut::new();
