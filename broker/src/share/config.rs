@@ -306,8 +306,14 @@ impl BrokerShareConfig {
         check_range("group.share.max.size", c.max_size.into(), 1, 1000)?;
         for (name, v) in [
             ("group.share.session.timeout.ms", c.session_timeout_ms),
-            ("group.share.min.session.timeout.ms", c.min_session_timeout_ms),
-            ("group.share.max.session.timeout.ms", c.max_session_timeout_ms),
+            (
+                "group.share.min.session.timeout.ms",
+                c.min_session_timeout_ms,
+            ),
+            (
+                "group.share.max.session.timeout.ms",
+                c.max_session_timeout_ms,
+            ),
             ("group.share.heartbeat.interval.ms", c.heartbeat_interval_ms),
             (
                 "group.share.min.heartbeat.interval.ms",
@@ -478,21 +484,18 @@ impl GroupShareOverrides {
                     o.heartbeat_interval_ms = u32::try_from(v).ok();
                 }
                 RENEW_ACKNOWLEDGE_ENABLE => {
-                    o.renew_acknowledge_enable = Some(match value.trim().to_ascii_lowercase().as_str() {
-                        "true" => true,
-                        "false" => false,
-                        _ => {
-                            return Err(ConfigError(format!(
-                                "{name}: '{value}' is not a boolean"
-                            )))
-                        }
-                    })
+                    o.renew_acknowledge_enable =
+                        Some(match value.trim().to_ascii_lowercase().as_str() {
+                            "true" => true,
+                            "false" => false,
+                            _ => {
+                                return Err(ConfigError(format!(
+                                    "{name}: '{value}' is not a boolean"
+                                )))
+                            }
+                        })
                 }
-                _ => {
-                    return Err(ConfigError(format!(
-                        "Unknown group config name: {name}"
-                    )))
-                }
+                _ => return Err(ConfigError(format!("Unknown group config name: {name}"))),
             }
         }
         let session = o.session_timeout_ms.unwrap_or(broker.session_timeout_ms);
@@ -684,15 +687,18 @@ mod tests {
             max_heartbeat_interval_ms: 50_000,
             ..BrokerShareConfig::default()
         };
-        let e = GroupShareOverrides::parse(&vals(&[(HEARTBEAT_INTERVAL_MS, "45000")]), &b)
-            .unwrap_err();
+        let e =
+            GroupShareOverrides::parse(&vals(&[(HEARTBEAT_INTERVAL_MS, "45000")]), &b).unwrap_err();
         assert!(e.0.contains(SESSION_TIMEOUT_MS), "{e}");
         assert!(GroupShareOverrides::parse(&vals(&[(HEARTBEAT_INTERVAL_MS, "44999")]), &b).is_ok());
     }
 
     #[test]
     fn auto_offset_reset_values() {
-        assert_eq!(AutoOffsetReset::parse("LATEST"), Ok(AutoOffsetReset::Latest));
+        assert_eq!(
+            AutoOffsetReset::parse("LATEST"),
+            Ok(AutoOffsetReset::Latest)
+        );
         assert_eq!(
             AutoOffsetReset::parse("by_duration:PT1H"),
             Ok(AutoOffsetReset::ByDuration(3_600_000))

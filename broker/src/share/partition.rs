@@ -413,7 +413,8 @@ impl SharePartition {
     /// Available offset in the window, or room for new offsets.
     pub fn can_acquire(&self) -> bool {
         self.next_fetch_offset() < self.end
-            || self.window_len() < u64::from(self.limits.max_record_locks.min(MAX_RECORD_LOCKS_UPPER))
+            || self.window_len()
+                < u64::from(self.limits.max_record_locks.min(MAX_RECORD_LOCKS_UPPER))
     }
 
     fn window_len(&self) -> u64 {
@@ -556,9 +557,9 @@ impl SharePartition {
         let member: Arc<str> = Arc::from(member);
         let deadline = now.saturating_add(i64::from(self.limits.lock_duration_ms));
         let limit = self.limits.delivery_count_limit;
-        let cap_end = self
-            .start
-            .saturating_add(i64::from(self.limits.max_record_locks.min(MAX_RECORD_LOCKS_UPPER)));
+        let cap_end = self.start.saturating_add(i64::from(
+            self.limits.max_record_locks.min(MAX_RECORD_LOCKS_UPPER),
+        ));
         let max_records = u64::from(max_records);
         let mut count: u64 = 0;
         let mut cursor = fetch_offset.max(self.start);
@@ -587,7 +588,10 @@ impl SharePartition {
                     // The in-flight window is full.
                     break 'batches;
                 }
-                let current = self.records.get(&o).map(|r| (r.state.clone(), r.delivery_count));
+                let current = self
+                    .records
+                    .get(&o)
+                    .map(|r| (r.state.clone(), r.delivery_count));
                 let delivery_count = match current {
                     None => 0,
                     Some((RecordState::Available, dc)) if dc >= limit => {
@@ -797,20 +801,38 @@ impl SharePartition {
     /// Checks the structure's invariants (tests).
     #[cfg(test)]
     pub(super) fn check_invariants(&self) {
-        assert!(self.start <= self.end, "start {} end {}", self.start, self.end);
+        assert!(
+            self.start <= self.end,
+            "start {} end {}",
+            self.start,
+            self.end
+        );
         if let Some((&first, _)) = self.records.first_key_value() {
-            assert!(first >= self.start, "entry {first} below start {}", self.start);
+            assert!(
+                first >= self.start,
+                "entry {first} below start {}",
+                self.start
+            );
         }
         if let Some((&last, _)) = self.records.last_key_value() {
             assert!(last < self.end, "entry {last} at/after end {}", self.end);
         }
         if let Some(r) = self.records.get(&self.start) {
-            assert!(!r.state.is_terminal(), "terminal record at start {}", self.start);
+            assert!(
+                !r.state.is_terminal(),
+                "terminal record at start {}",
+                self.start
+            );
         }
         for (o, r) in &self.records {
             if let RecordState::Acquired { deadline_ms, .. } = r.state {
-                let e = self.earliest_deadline.expect("acquired without a deadline bound");
-                assert!(e <= deadline_ms, "bound {e} after deadline {deadline_ms} of {o}");
+                let e = self
+                    .earliest_deadline
+                    .expect("acquired without a deadline bound");
+                assert!(
+                    e <= deadline_ms,
+                    "bound {e} after deadline {deadline_ms} of {o}"
+                );
             }
         }
     }

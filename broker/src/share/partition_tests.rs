@@ -40,7 +40,14 @@ fn acq(
 ) -> Vec<(i64, i64, u16)> {
     let fetch = p.next_fetch_offset();
     let r = p
-        .acquire(member, fetch, batches, max, AcquireMode::BatchOptimized, now)
+        .acquire(
+            member,
+            fetch,
+            batches,
+            max,
+            AcquireMode::BatchOptimized,
+            now,
+        )
         .unwrap();
     p.check_invariants();
     r.iter()
@@ -83,9 +90,11 @@ fn accept_advances_start_past_contiguous_prefix_only() {
     p.check_invariants();
     assert_eq!(p.start_offset(), 3, "3 and 4 are still acquired");
     assert_eq!(state(&p, 5), Some(RecordState::Acknowledged));
-    p.acknowledge("m", &[ack(3, 4, AckType::Reject)], 2).unwrap();
+    p.acknowledge("m", &[ack(3, 4, AckType::Reject)], 2)
+        .unwrap();
     assert_eq!(p.start_offset(), 7);
-    p.acknowledge("m", &[ack(7, 9, AckType::Accept)], 3).unwrap();
+    p.acknowledge("m", &[ack(7, 9, AckType::Accept)], 3)
+        .unwrap();
     assert_eq!(p.start_offset(), 10);
     assert_eq!(p.records().count(), 0, "finished entries are dropped");
     assert_eq!(p.next_lock_deadline(), None);
@@ -132,7 +141,8 @@ fn per_offset_acknowledge_types() {
 fn release_redelivers_with_delivery_count() {
     let mut p = SharePartition::new(0, Limits::default());
     acq(&mut p, "m1", &[b(0, 4)], 500, 0);
-    p.acknowledge("m1", &[ack(1, 2, AckType::Release)], 1).unwrap();
+    p.acknowledge("m1", &[ack(1, 2, AckType::Release)], 1)
+        .unwrap();
     assert_eq!(p.next_fetch_offset(), 1);
     assert_eq!(p.stats().redeliverable, 2);
     // The log read from 1 returns the whole batch 0..=4; only 1 and 2 are available.
@@ -149,7 +159,8 @@ fn lock_expiry_makes_records_available_with_count_kept() {
     acq(&mut p, "m1", &[b(0, 1)], 500, 0);
     // Just before the deadline the lock holds.
     assert_eq!(p.expire_locks(999), 0);
-    p.acknowledge("m1", &[ack(0, 0, AckType::Accept)], 999).unwrap();
+    p.acknowledge("m1", &[ack(0, 0, AckType::Accept)], 999)
+        .unwrap();
     // At the deadline it is gone: the holder can no longer acknowledge.
     let e = p
         .acknowledge("m1", &[ack(1, 1, AckType::Accept)], 1999)
@@ -175,10 +186,15 @@ fn delivery_count_limit_archives() {
     for attempt in 1..=3u16 {
         let got = acq(&mut p, "m", &[b(0, 0)], 500, 0);
         assert_eq!(got, vec![(0, 0, attempt)]);
-        p.acknowledge("m", &[ack(0, 0, AckType::Release)], 0).unwrap();
+        p.acknowledge("m", &[ack(0, 0, AckType::Release)], 0)
+            .unwrap();
     }
     p.check_invariants();
-    assert_eq!(p.start_offset(), 1, "archived at the limit, start moved past it");
+    assert_eq!(
+        p.start_offset(),
+        1,
+        "archived at the limit, start moved past it"
+    );
     assert!(acq(&mut p, "m", &[b(0, 0)], 500, 0).is_empty());
     let (archived, _) = p.take_archived();
     assert_eq!(
@@ -208,13 +224,15 @@ fn last_delivery_attempt_is_delivered_alone() {
     let mut p = SharePartition::new(0, lim(2000, 4, 1000));
     for _ in 0..3 {
         acq(&mut p, "m", &[b(0, 4)], 500, 0);
-        p.acknowledge("m", &[ack(0, 4, AckType::Release)], 0).unwrap();
+        p.acknowledge("m", &[ack(0, 4, AckType::Release)], 0)
+            .unwrap();
     }
     // Every record is on its last attempt: one at a time.
     assert_eq!(acq(&mut p, "m", &[b(0, 4)], 500, 0), vec![(0, 0, 4)]);
     assert_eq!(acq(&mut p, "m", &[b(0, 4)], 500, 0), vec![(1, 1, 4)]);
     // A fresh batch after it is not taken together with a last attempt either.
-    p.acknowledge("m", &[ack(0, 1, AckType::Accept)], 0).unwrap();
+    p.acknowledge("m", &[ack(0, 1, AckType::Accept)], 0)
+        .unwrap();
     assert_eq!(acq(&mut p, "m", &[b(0, 4)], 500, 0), vec![(2, 2, 4)]);
 }
 
@@ -238,7 +256,8 @@ fn two_members_never_hold_the_same_record() {
         let e = p.acknowledge("m2", &[ack(3, 3, t)], 1).unwrap_err();
         assert_eq!(e.code(), INVALID_RECORD_STATE, "{t:?}");
     }
-    p.acknowledge("m1", &[ack(3, 3, AckType::Release)], 1).unwrap();
+    p.acknowledge("m1", &[ack(3, 3, AckType::Release)], 1)
+        .unwrap();
     let got = p
         .acquire("m2", 0, &[b(0, 9)], 500, AcquireMode::BatchOptimized, 1)
         .unwrap();
@@ -280,7 +299,8 @@ fn acknowledge_is_all_or_nothing() {
         .unwrap_err();
     assert_eq!(e.code(), INVALID_RECORD_STATE);
     // An already acknowledged record cannot be acknowledged again.
-    p.acknowledge("m2", &[ack(6, 6, AckType::Accept)], 1).unwrap();
+    p.acknowledge("m2", &[ack(6, 6, AckType::Accept)], 1)
+        .unwrap();
     let e = p
         .acknowledge("m2", &[ack(6, 6, AckType::Reject)], 1)
         .unwrap_err();
@@ -306,7 +326,10 @@ fn malformed_acknowledgements_are_invalid_requests() {
             last_offset: 0,
             types: vec![],
         }],
-        vec![ack(0, i64::MAX, AckType::Accept), ack(3, 3, AckType::Accept)],
+        vec![
+            ack(0, i64::MAX, AckType::Accept),
+            ack(3, 3, AckType::Accept),
+        ],
     ];
     for c in cases {
         let e = p.acknowledge("m", &c, 1).unwrap_err();
@@ -354,10 +377,12 @@ fn malformed_fetched_batches_are_invalid_requests() {
 fn acknowledgements_below_start_are_ignored() {
     let mut p = SharePartition::new(0, Limits::default());
     acq(&mut p, "m", &[b(0, 4)], 500, 0);
-    p.acknowledge("m", &[ack(0, 2, AckType::Accept)], 1).unwrap();
+    p.acknowledge("m", &[ack(0, 2, AckType::Accept)], 1)
+        .unwrap();
     assert_eq!(p.start_offset(), 3);
     // Re-acknowledging finished offsets together with live ones is fine.
-    p.acknowledge("m", &[ack(0, 3, AckType::Accept)], 1).unwrap();
+    p.acknowledge("m", &[ack(0, 3, AckType::Accept)], 1)
+        .unwrap();
     assert_eq!(p.start_offset(), 4);
 }
 
@@ -369,11 +394,13 @@ fn in_flight_cap_bounds_the_window() {
     assert!(acq(&mut p, "m", &[b(10, 99)], 500, 0).is_empty());
     assert_eq!(p.end_offset(), 10);
     // Released records in the window can still be redelivered at the cap.
-    p.acknowledge("m", &[ack(9, 9, AckType::Release)], 0).unwrap();
+    p.acknowledge("m", &[ack(9, 9, AckType::Release)], 0)
+        .unwrap();
     assert!(p.can_acquire());
     assert_eq!(acq(&mut p, "m2", &[b(0, 99)], 500, 0), vec![(9, 9, 2)]);
     // Finishing the head makes room.
-    p.acknowledge("m", &[ack(0, 4, AckType::Accept)], 0).unwrap();
+    p.acknowledge("m", &[ack(0, 4, AckType::Accept)], 0)
+        .unwrap();
     assert_eq!(acq(&mut p, "m", &[b(10, 99)], 500, 0), vec![(10, 14, 1)]);
     assert_eq!(p.end_offset() - p.start_offset(), 10);
     // An unvalidated huge cap is clamped to Kafka's upper bound.
@@ -387,10 +414,20 @@ fn offsets_the_log_skipped_are_archived() {
     let mut p = SharePartition::new(0, Limits::default());
     // A read from 0 returned batches at 3..=4 and 8..=9: 0-2 and 5-7 were compacted away.
     let got = p
-        .acquire("m", 0, &[b(3, 4), b(8, 9)], 500, AcquireMode::BatchOptimized, 0)
+        .acquire(
+            "m",
+            0,
+            &[b(3, 4), b(8, 9)],
+            500,
+            AcquireMode::BatchOptimized,
+            0,
+        )
         .unwrap();
     p.check_invariants();
-    let got: Vec<_> = got.iter().map(|r| (r.first_offset, r.last_offset)).collect();
+    let got: Vec<_> = got
+        .iter()
+        .map(|r| (r.first_offset, r.last_offset))
+        .collect();
     assert_eq!(got, vec![(3, 4), (8, 9)]);
     assert_eq!(p.start_offset(), 3);
     assert_eq!(state(&p, 6), Some(RecordState::Archived));
@@ -408,11 +445,19 @@ fn offsets_the_log_skipped_are_archived() {
 fn released_record_compacted_away_is_archived_on_next_read() {
     let mut p = SharePartition::new(0, Limits::default());
     acq(&mut p, "m", &[b(0, 9)], 500, 0);
-    p.acknowledge("m", &[ack(0, 2, AckType::Release)], 0).unwrap();
+    p.acknowledge("m", &[ack(0, 2, AckType::Release)], 0)
+        .unwrap();
     assert_eq!(p.next_fetch_offset(), 0);
     // The read from 0 now starts at 3: 0..=2 are gone from the log.
     let got = p
-        .acquire("m", 0, &[b(3, 9), b(10, 12)], 500, AcquireMode::BatchOptimized, 0)
+        .acquire(
+            "m",
+            0,
+            &[b(3, 9), b(10, 12)],
+            500,
+            AcquireMode::BatchOptimized,
+            0,
+        )
         .unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!((got[0].first_offset, got[0].last_offset), (10, 12));
@@ -423,7 +468,14 @@ fn released_record_compacted_away_is_archived_on_next_read() {
 fn max_records_soft_in_batch_mode_exact_in_record_limit_mode() {
     let mut p = SharePartition::new(0, Limits::default());
     let got = p
-        .acquire("m", 0, &[b(0, 4), b(5, 9)], 3, AcquireMode::BatchOptimized, 0)
+        .acquire(
+            "m",
+            0,
+            &[b(0, 4), b(5, 9)],
+            3,
+            AcquireMode::BatchOptimized,
+            0,
+        )
         .unwrap();
     assert_eq!((got[0].first_offset, got[0].last_offset), (0, 4));
     assert_eq!(got.len(), 1);
@@ -445,11 +497,15 @@ fn max_records_soft_in_batch_mode_exact_in_record_limit_mode() {
 fn ranges_split_on_delivery_count() {
     let mut p = SharePartition::new(0, Limits::default());
     acq(&mut p, "m", &[b(0, 3)], 500, 0);
-    p.acknowledge("m", &[ack(1, 2, AckType::Release)], 0).unwrap();
-    p.acknowledge("m", &[ack(0, 0, AckType::Accept)], 0).unwrap();
-    p.acknowledge("m", &[ack(3, 3, AckType::Release)], 0).unwrap();
+    p.acknowledge("m", &[ack(1, 2, AckType::Release)], 0)
+        .unwrap();
+    p.acknowledge("m", &[ack(0, 0, AckType::Accept)], 0)
+        .unwrap();
+    p.acknowledge("m", &[ack(3, 3, AckType::Release)], 0)
+        .unwrap();
     acq(&mut p, "m", &[b(0, 3)], 500, 0);
-    p.acknowledge("m", &[ack(3, 3, AckType::Release)], 0).unwrap();
+    p.acknowledge("m", &[ack(3, 3, AckType::Release)], 0)
+        .unwrap();
     let got = acq(&mut p, "m", &[b(0, 3), b(4, 5)], 500, 0);
     assert_eq!(got, vec![(3, 3, 3), (4, 5, 1)]);
 }
@@ -464,20 +520,25 @@ fn member_leaving_releases_its_records_at_once() {
     p.check_invariants();
     assert_eq!(p.next_fetch_offset(), 0);
     assert!(is_acquired_by(&p, 5, "m2"));
-    assert_eq!(acq(&mut p, "m3", &[b(0, 4), b(5, 9)], 500, 1), vec![(0, 4, 2)]);
+    assert_eq!(
+        acq(&mut p, "m3", &[b(0, 4), b(5, 9)], 500, 1),
+        vec![(0, 4, 2)]
+    );
 }
 
 #[test]
 fn log_start_move_finishes_everything_below_it() {
     let mut p = SharePartition::new(0, Limits::default());
     acq(&mut p, "m", &[b(0, 9)], 500, 0);
-    p.acknowledge("m", &[ack(0, 1, AckType::Release)], 0).unwrap();
+    p.acknowledge("m", &[ack(0, 1, AckType::Release)], 0)
+        .unwrap();
     p.on_log_start_moved(5);
     p.check_invariants();
     assert_eq!(p.start_offset(), 5);
     assert_eq!(p.next_fetch_offset(), 10);
     // The holder's acknowledgements below the new start are ignored.
-    p.acknowledge("m", &[ack(2, 6, AckType::Accept)], 1).unwrap();
+    p.acknowledge("m", &[ack(2, 6, AckType::Accept)], 1)
+        .unwrap();
     assert_eq!(p.start_offset(), 7);
     // Moving back does nothing; moving past the end empties the window.
     p.on_log_start_moved(3);
@@ -493,12 +554,18 @@ fn log_start_move_finishes_everything_below_it() {
 fn renew_restarts_the_lock() {
     let mut p = SharePartition::new(0, lim(2000, 5, 1000));
     acq(&mut p, "m", &[b(0, 1)], 500, 0);
-    p.acknowledge("m", &[ack(0, 0, AckType::Renew)], 900).unwrap();
+    p.acknowledge("m", &[ack(0, 0, AckType::Renew)], 900)
+        .unwrap();
     assert_eq!(p.expire_locks(1000), 1, "only offset 1 expired");
     assert!(is_acquired_by(&p, 0, "m"));
-    p.acknowledge("m", &[ack(0, 0, AckType::Accept)], 1899).unwrap();
+    p.acknowledge("m", &[ack(0, 0, AckType::Accept)], 1899)
+        .unwrap();
     assert_eq!(p.start_offset(), 1);
-    assert_eq!(p.record(1).unwrap().delivery_count, 1, "renew is not a delivery");
+    assert_eq!(
+        p.record(1).unwrap().delivery_count,
+        1,
+        "renew is not a delivery"
+    );
 
     let mut q = SharePartition::new(
         0,
@@ -528,15 +595,24 @@ fn reset_starts_over_with_a_new_epoch() {
 
 #[test]
 fn initial_start_offset_follows_auto_offset_reset() {
-    assert_eq!(initial_start_offset(AutoOffsetReset::Earliest, 10, 50, None), 10);
-    assert_eq!(initial_start_offset(AutoOffsetReset::Latest, 10, 50, None), 50);
+    assert_eq!(
+        initial_start_offset(AutoOffsetReset::Earliest, 10, 50, None),
+        10
+    );
+    assert_eq!(
+        initial_start_offset(AutoOffsetReset::Latest, 10, 50, None),
+        50
+    );
     let d = AutoOffsetReset::ByDuration(60_000);
     assert_eq!(initial_start_offset(d, 10, 50, Some(30)), 30);
     assert_eq!(initial_start_offset(d, 10, 50, None), 50);
     assert_eq!(initial_start_offset(d, 10, 50, Some(5)), 10);
     assert_eq!(initial_start_offset(d, 10, 50, Some(99)), 50);
     // A log end below the log start (should not happen) stays within the log.
-    assert_eq!(initial_start_offset(AutoOffsetReset::Latest, 10, 5, None), 10);
+    assert_eq!(
+        initial_start_offset(AutoOffsetReset::Latest, 10, 5, None),
+        10
+    );
 }
 
 #[test]
@@ -671,20 +747,17 @@ pub(super) fn random_run(seed: u64, steps: usize, with_restore: bool) -> RunCoun
                     .filter(|(o, (h, d))| **o >= start && *h == m && *d > now)
                     .map(|(o, _)| *o)
                     .collect();
-                let mut offsets: Vec<i64> = mine
-                    .iter()
-                    .copied()
-                    .filter(|_| rng.below(3) != 0)
-                    .collect();
+                let mut offsets: Vec<i64> =
+                    mine.iter().copied().filter(|_| rng.below(3) != 0).collect();
                 if rng.below(5) == 0 {
                     // Sometimes an offset the member may not hold.
                     offsets.push(start + rng.below(30) as i64);
                     offsets.sort_unstable();
                     offsets.dedup();
                 }
-                let expect_ok = offsets.iter().all(|o| {
-                    *o < start || held.get(o).is_some_and(|(h, d)| *h == m && *d > now)
-                });
+                let expect_ok = offsets
+                    .iter()
+                    .all(|o| *o < start || held.get(o).is_some_and(|(h, d)| *h == m && *d > now));
                 let kinds = [
                     AckType::Accept,
                     AckType::Release,
@@ -712,7 +785,15 @@ pub(super) fn random_run(seed: u64, steps: usize, with_restore: bool) -> RunCoun
                 let before: Vec<_> = p.records().map(|(o, r)| (o, r.clone())).collect();
                 let res = p.acknowledge(members[m], &batches, now);
                 assert_eq!(res.is_ok(), expect_ok, "{ctx}: {res:?} for {batches:?}");
-                if res.is_ok() {
+                if let Err(e) = &res {
+                    counts.acks_refused += 1;
+                    assert_eq!(e.code(), INVALID_RECORD_STATE, "{ctx}");
+                    let after: Vec<_> = p.records().map(|(o, r)| (o, r.clone())).collect();
+                    assert_eq!(
+                        before, after,
+                        "{ctx}: refused acknowledgement changed state"
+                    );
+                } else {
                     counts.acks_ok += 1;
                     for (o, t) in applied {
                         if o < start {
@@ -731,11 +812,6 @@ pub(super) fn random_run(seed: u64, steps: usize, with_restore: bool) -> RunCoun
                             }
                         }
                     }
-                } else {
-                    counts.acks_refused += 1;
-                    assert_eq!(res.unwrap_err().code(), INVALID_RECORD_STATE, "{ctx}");
-                    let after: Vec<_> = p.records().map(|(o, r)| (o, r.clone())).collect();
-                    assert_eq!(before, after, "{ctx}: refused acknowledgement changed state");
                 }
             }
             8 | 9 => {
@@ -819,7 +895,10 @@ fn random_operations_keep_invariants() {
     // The runs exercise every path, not just the easy ones.
     assert!(total.acquires > 10_000, "{total:?}");
     assert!(total.redeliveries > 1000, "{total:?}");
-    assert!(total.acks_ok > 5000 && total.acks_refused > 500, "{total:?}");
+    assert!(
+        total.acks_ok > 5000 && total.acks_refused > 500,
+        "{total:?}"
+    );
     assert!(total.window_full > 100, "{total:?}");
     assert!(total.archived_at_limit > 10, "{total:?}");
     assert!(total.final_start > 60 * 100, "{total:?}");

@@ -309,7 +309,8 @@ mod tests {
         let mut p = SharePartition::new(0, Limits::default());
         let m = AcquireMode::BatchOptimized;
         p.acquire("m", 0, &[b(0, 9)], 500, m, 0).unwrap();
-        p.acknowledge("m", &[ack(5, 9, AckType::Accept)], 1).unwrap();
+        p.acknowledge("m", &[ack(5, 9, AckType::Accept)], 1)
+            .unwrap();
         let mut q = round_trip(&p);
         assert_eq!((q.start_offset(), q.end_offset()), (0, 10));
         assert_eq!(q.next_fetch_offset(), 0);
@@ -325,12 +326,18 @@ mod tests {
     fn empty_and_reset_states_round_trip() {
         let p = SharePartition::new(42, Limits::default());
         let q = round_trip(&p);
-        assert_eq!((q.start_offset(), q.end_offset(), q.state_epoch()), (42, 42, 0));
+        assert_eq!(
+            (q.start_offset(), q.end_offset(), q.state_epoch()),
+            (42, 42, 0)
+        );
         let mut p = busy();
         p.reset(7);
         let q = round_trip(&p);
         assert_eq!((q.start_offset(), q.state_epoch()), (7, 1));
-        assert_eq!(encode(&SharePartition::new(0, Limits::default()).to_persisted()).len(), 4);
+        assert_eq!(
+            encode(&SharePartition::new(0, Limits::default()).to_persisted()).len(),
+            4
+        );
     }
 
     #[test]
