@@ -31,7 +31,7 @@
 //!   offset at or above the SPSO must be Acquired by the acknowledging member with its lock
 //!   not expired at `now`, else INVALID_RECORD_STATE and nothing changes; malformed batches
 //!   (first > last, negative, unordered or overlapping, acknowledge types neither one nor
-//!   one per offset, unknown type byte) are INVALID_REQUEST. Offsets below the SPSO are
+//!   one per offset, unknown type byte, offset `i64::MAX`) are INVALID_REQUEST. Offsets below the SPSO are
 //!   ignored (already done, as in Kafka). ACCEPT -> Acknowledged; RELEASE -> Available;
 //!   REJECT and GAP (type 0, an offset the client found missing) -> Archived; RENEW
 //!   (KIP-1222, if `share.renew.acknowledge.enable`) restarts the lock from `now`.
@@ -536,7 +536,7 @@ impl SharePartition {
     ) -> Result<Vec<AcquiredRange>, ShareError> {
         let mut prev_last: Option<i64> = None;
         for b in batches {
-            if b.base_offset < 0 || b.last_offset < b.base_offset {
+            if b.base_offset < 0 || b.last_offset < b.base_offset || b.last_offset == i64::MAX {
                 return Err(ShareError::InvalidRequest(format!(
                     "invalid fetched batch {}..={}",
                     b.base_offset, b.last_offset
@@ -660,7 +660,7 @@ impl SharePartition {
     ) -> Result<(), ShareError> {
         let mut prev_last: Option<i64> = None;
         for b in batches {
-            if b.first_offset < 0 || b.last_offset < b.first_offset {
+            if b.first_offset < 0 || b.last_offset < b.first_offset || b.last_offset == i64::MAX {
                 return Err(ShareError::InvalidRequest(format!(
                     "invalid acknowledgement batch {}..={}",
                     b.first_offset, b.last_offset

@@ -340,9 +340,13 @@ fn malformed_acknowledgements_are_invalid_requests() {
     assert_eq!(AckType::from_wire(1), Ok(AckType::Accept));
     // A huge range is refused (it reaches past the end), without walking it.
     let e = p
-        .acknowledge("m", &[ack(0, i64::MAX, AckType::Accept)], 1)
+        .acknowledge("m", &[ack(0, i64::MAX - 1, AckType::Accept)], 1)
         .unwrap_err();
     assert_eq!(e.code(), INVALID_RECORD_STATE);
+    let e = p
+        .acknowledge("m", &[ack(0, i64::MAX, AckType::Accept)], 1)
+        .unwrap_err();
+    assert_eq!(e.code(), INVALID_REQUEST);
     assert_eq!(p.stats().acquired, 10);
 }
 
@@ -354,6 +358,7 @@ fn malformed_fetched_batches_are_invalid_requests() {
         vec![b(-2, 3)],
         vec![b(0, 3), b(3, 5)],
         vec![b(5, 6), b(0, 1)],
+        vec![b(0, i64::MAX)],
     ] {
         let e = p
             .acquire("m", 0, &batches, 10, AcquireMode::BatchOptimized, 0)
@@ -405,7 +410,7 @@ fn in_flight_cap_bounds_the_window() {
     assert_eq!(p.end_offset() - p.start_offset(), 10);
     // An unvalidated huge cap is clamped to Kafka's upper bound.
     let mut q = SharePartition::new(0, lim(u32::MAX, 5, 1000));
-    let got = acq(&mut q, "m", &[b(0, i64::MAX)], u32::MAX, 0);
+    let got = acq(&mut q, "m", &[b(0, i64::MAX - 1)], u32::MAX, 0);
     assert_eq!(got, vec![(0, i64::from(MAX_RECORD_LOCKS_UPPER) - 1, 1)]);
 }
 
@@ -902,4 +907,36 @@ fn random_operations_keep_invariants() {
     assert!(total.window_full > 100, "{total:?}");
     assert!(total.archived_at_limit > 10, "{total:?}");
     assert!(total.final_start > 60 * 100, "{total:?}");
+}
+
+#[test]
+fn offsets_near_the_top_never_panic() {
+    let top = i64::MAX - 1;
+    let mut p = SharePartition::new(top - 5, lim(100, 3, 1000));
+    let got = acq(&mut p, "m", &[b(top - 5, top - 3), b(top - 1, top)], 500, 0);
+    assert_eq!(got, vec![(top - 5, top - 3, 1), (top - 1, top, 1)]);
+    p.acknowledge("m", &[ack(top - 5, top, AckType::Accept)], 1)
+        .unwrap_err();
+    p.acknowledge(
+        "m",
+        &[
+            ack(top - 5, top - 3, AckType::Accept),
+            ack(top - 1, top, AckType::Release),
+        ],
+        1,
+    )
+    .unwrap();
+    assert_eq!(
+        acq(&mut p, "m", &[b(top - 1, top)], 500, 2),
+        vec![(top - 1, top, 2)]
+    );
+    p.check_invariants();
+    let q = SharePartition::from_persisted(&p.to_persisted(), p.limits()).unwrap();
+    q.check_invariants();
+    assert_eq!(q.end_offset(), i64::MAX);
+    let mut r = SharePartition::new(i64::MAX, Limits::default());
+    assert!(acq(&mut r, "m", &[b(0, top)], 500, 0).is_empty());
+    r.on_log_start_moved(i64::MAX);
+    r.reset(i64::MAX);
+    r.check_invariants();
 }

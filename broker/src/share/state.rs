@@ -77,7 +77,7 @@ impl PersistedState {
         }
         let mut next = self.start_offset;
         for b in &self.batches {
-            if b.last_offset < b.first_offset {
+            if b.last_offset < b.first_offset || b.last_offset == i64::MAX {
                 return Err(StateError(format!(
                     "range {}..={} is empty",
                     b.first_offset, b.last_offset
