@@ -62,6 +62,10 @@ def test_counters_follow_what_clients_did(broker_factory, topic):
     assert value(m, "phxq_raft_is_leader", store_group="1") == 1
     assert value(m, "phxq_leader_partitions") == 1
     assert value(m, "phxq_ready") == 1
+    # acks=all: every durable group commit is in the fsync histogram.
+    syncs = value(m, "phxq_storage_syncs_total")
+    assert syncs > 0 and value(m, "phxq_storage_sync_duration_seconds_count") == syncs
+    assert value(m, "phxq_storage_sync_duration_seconds_bucket", le="+Inf") == syncs
 
     # Consumed once from the start: exactly what was produced goes out.
     got = confluent_consume(b.bootstrap, topic)

@@ -61,6 +61,7 @@ pub use types::{
     AppendBatch, AppendError, Appended, BatchReplacement, Command, CommandResponse, GroupId,
     GroupStatus, IndexedBatch, NodeId, PartitionId, PartitionOffsets, ReadLimit, ReadResult,
     ReplicaProgress, ReplicationError, RetentionCut, RetentionPolicy, StoredBatch, WriterCounters,
+    SYNC_BOUNDS_US,
 };
 
 /// Fault injection for tests: a disk that fails on demand.

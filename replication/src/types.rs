@@ -254,7 +254,20 @@ pub struct WriterCounters {
     pub log_bytes: u64,
     /// Bytes of record batches indexed by applies (written once, with the log entry).
     pub batch_bytes: u64,
+    /// Durable commits by how long their syncs took (segment fdatasync and the database's
+    /// fsync): `sync_buckets[i]` counts those up to `SYNC_BOUNDS_US[i]` and above the
+    /// previous bound; the last one, those above every bound.
+    pub sync_buckets: [u64; SYNC_BUCKETS],
+    /// Total time of those syncs, in microseconds.
+    pub sync_micros: u64,
 }
+
+/// Upper bounds of the sync latency buckets, in microseconds.
+pub const SYNC_BOUNDS_US: [u64; SYNC_BUCKETS - 1] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
+];
+/// Buckets of the sync latency histogram (the bounds and +Inf).
+pub const SYNC_BUCKETS: usize = 13;
 
 /// One group's Raft state as one node sees it (`phxq cluster status`).
 #[derive(Clone, Debug, Serialize, Deserialize)]

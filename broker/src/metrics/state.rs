@@ -6,8 +6,9 @@
 use std::fmt;
 use std::sync::Weak;
 
+use phxq_replication::SYNC_BOUNDS_US;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
@@ -111,8 +112,34 @@ impl Collector for NodeState {
         for s in collect(&b) {
             s.encode(&mut enc)?;
         }
-        Ok(())
+        sync_histogram(&b, &mut enc)
     }
+}
+
+/// How long the durable commits' syncs took (segment fdatasync and the database's fsync):
+/// the group commit's cost, a histogram in seconds.
+fn sync_histogram(b: &Broker, enc: &mut DescriptorEncoder) -> fmt::Result {
+    let w = b.node.counters();
+    // Per bucket (the encoder accumulates them); prometheus-client writes f64::MAX as +Inf.
+    let buckets: Vec<(f64, u64)> = w
+        .sync_buckets
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let upper = SYNC_BOUNDS_US
+                .get(i)
+                .map_or(f64::MAX, |us| *us as f64 / 1e6);
+            (upper, *n)
+        })
+        .collect();
+    let count = w.sync_buckets.iter().sum();
+    let mut m = enc.encode_descriptor(
+        "storage_sync_duration",
+        "Time the syncs of a durable group commit took (segment fdatasync and database fsync)",
+        Some(&Unit::Seconds),
+        MetricType::Histogram,
+    )?;
+    m.encode_histogram::<NoLabelSet>(w.sync_micros as f64 / 1e6, count, &buckets, None)
 }
 
 fn group_label(g: u32) -> Labels {

@@ -356,6 +356,8 @@ impl NodeInner {
             appends_flushed: s.appends_flushed.load(Ordering::Relaxed),
             log_bytes: s.log_bytes.load(Ordering::Relaxed),
             batch_bytes: s.batch_bytes.load(Ordering::Relaxed),
+            sync_buckets: std::array::from_fn(|i| s.sync_buckets[i].load(Ordering::Relaxed)),
+            sync_micros: s.sync_micros.load(Ordering::Relaxed),
         }
     }
 

@@ -27,6 +27,7 @@ use redb::{Database, Durability, WriteTransaction};
 use tokio::sync::oneshot;
 
 use crate::store::segments::Segments;
+use crate::types::{SYNC_BOUNDS_US, SYNC_BUCKETS};
 
 /// Stop packing more requests into one transaction past this many payload bytes.
 const MAX_TXN_BYTES: usize = 64 << 20;
@@ -149,6 +150,10 @@ pub struct WriterStats {
     pub batch_bytes: AtomicU64,
     /// Requests completed.
     pub requests: AtomicU64,
+    /// Durable commits by the time their syncs took (`types::SYNC_BOUNDS_US`).
+    pub sync_buckets: [AtomicU64; SYNC_BUCKETS],
+    /// Total time of those syncs, in microseconds.
+    pub sync_micros: AtomicU64,
     /// Set once a transaction failed: every later write fails until the node is reopened.
     pub broken: AtomicBool,
     /// Set when the writer thread has exited.
@@ -156,6 +161,16 @@ pub struct WriterStats {
 }
 
 impl WriterStats {
+    /// Counts one durable commit whose syncs took `micros`.
+    fn sync_took(&self, micros: u64) {
+        let i = SYNC_BOUNDS_US
+            .iter()
+            .position(|b| micros <= *b)
+            .unwrap_or(SYNC_BOUNDS_US.len());
+        self.sync_buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sync_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
     /// True once the writer can no longer make anything durable (failed or stopped).
     pub fn unusable(&self) -> bool {
         self.broken.load(Ordering::SeqCst) || self.stopped.load(Ordering::SeqCst)
@@ -370,6 +385,9 @@ fn commit_batch<W: Work>(
         // first, whatever the transaction's own durability.
         segments.sync()?;
         txn.commit()?;
+        if durable {
+            stats.sync_took(t1.elapsed().as_micros() as u64);
+        }
         Ok(done)
     })();
     if trace {
