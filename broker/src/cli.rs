@@ -166,6 +166,12 @@ pub enum GroupCommand {
     /// Show a group's reconciliation per partition: produced, delivered, committed, lag,
     /// skipped records (who, when) and whether its chained checksum matches the log.
     Audit(crate::groups::audit_admin::AuditArgs),
+    /// Delete groups that have no members, with their committed offsets
+    /// (kafka-consumer-groups --delete).
+    Delete {
+        #[arg(required = true)]
+        groups: Vec<String>,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -388,6 +394,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 GroupCommand::Config(config) => {
                     crate::groups::configs_admin::run(&args.broker.bootstrap, config)?
+                }
+                GroupCommand::Delete { groups } => {
+                    crate::groups::admin::delete(&args.broker.bootstrap, groups)?
                 }
                 GroupCommand::Audit(audit) => {
                     crate::groups::audit_admin::run(&args.broker.bootstrap, audit)?

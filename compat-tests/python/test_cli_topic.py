@@ -2,7 +2,8 @@
 it: create (with configs, validate-only), list and describe (human and --json), produce
 lines with keys and headers (keyed records land where Kafka's Java partitioner puts them,
 checked against librdkafka's murmur2 partitioner), consume (formats, JSON, from an offset,
--N, a time, a group's offsets with commits), add partitions, delete, and the error exits.
+-N, a time, a group's offsets with commits), add partitions, delete, `phxq group delete`,
+and the error exits.
 In a three-node cluster the records go to and come from each partition's leader."""
 
 from __future__ import annotations
@@ -83,6 +84,13 @@ def test_topic_commands_on_a_single_node(broker, topic):
         assert tp.offset == len(part0)
     finally:
         c.close()
+    # ... and `phxq group delete` removes it with its offsets (once; then it is unknown).
+    r = subprocess.run([PHXQ_BIN, "group", "delete", "cli-group", "--bootstrap", b],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "deleted group cli-group" in r.stdout, r.stderr
+    r = subprocess.run([PHXQ_BIN, "group", "delete", "cli-group", "--bootstrap", b],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "GROUP_ID_NOT_FOUND" in r.stderr, (r.stdout, r.stderr)
 
     d = json.loads(phxq(b, "describe", topic, "--json").stdout)
     assert d["configs"] == {"cleanup.policy": "delete", "retention.ms": "3600000"}

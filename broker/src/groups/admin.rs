@@ -20,6 +20,33 @@ use crate::kafka_client::KafkaClient;
 pub(super) use crate::admin::offsets::{list_offsets, partition_leaders, EARLIEST, LATEST};
 pub(super) use crate::admin::{address, check, coordinator, s, table};
 
+/// Deletes each group through its coordinator (DeleteGroups), as
+/// kafka-consumer-groups --delete does; a group with members is refused by the broker
+/// (NON_EMPTY_GROUP).
+pub fn delete(bootstrap: &str, groups: &[String]) -> anyhow::Result<String> {
+    use kafka_protocol::messages::DeleteGroupsRequest;
+    let mut out = String::new();
+    let mut failed = Vec::new();
+    for g in groups {
+        let result = coordinator(bootstrap, g).and_then(|mut c| {
+            let r = c.send(
+                &DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s(g))]),
+                2,
+            )?;
+            for res in r.results {
+                check(res.error_code, &format!("deleting group {g}"))?;
+            }
+            Ok(())
+        });
+        match result {
+            Ok(()) => out.push_str(&format!("deleted group {g}\n")),
+            Err(e) => failed.push(e.to_string()),
+        }
+    }
+    anyhow::ensure!(failed.is_empty(), "{out}{}", failed.join("\n"));
+    Ok(out)
+}
+
 /// Lists the groups of every broker (each lists the groups it coordinates), as
 /// kafka-consumer-groups --list does.
 pub fn list(bootstrap: &str) -> anyhow::Result<String> {
