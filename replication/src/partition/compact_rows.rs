@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 
 use crate::partition::exec::io_err;
-use crate::partition::read::read_batches;
+use crate::partition::read::{first_batch_base, read_batches};
 use crate::partition::retention::BatchSummary;
 use crate::partition::view::GroupShared;
 use crate::store::schema::{BatchLoc, BATCHES};
@@ -50,14 +50,7 @@ impl GroupShared {
         let txn = self.db.begin_read().map_err(storage)?;
         let table = txn.open_table(BATCHES).map_err(storage)?;
         let (t, i) = (p.topic_id, p.index);
-        let first = match table
-            .range((t, i, i64::MIN)..=(t, i, o.log_start_offset))
-            .map_err(storage)?
-            .next_back()
-        {
-            Some(item) => item.map_err(storage)?.0.value().2,
-            None => o.log_start_offset,
-        };
+        let first = first_batch_base(&table, p, o.log_start_offset)?;
         let mut out = Vec::new();
         for item in table
             .range((t, i, first)..=(t, i, i64::MAX))

@@ -140,15 +140,7 @@ impl GroupShared {
         let txn = self.db.begin_read().map_err(storage)?;
         let table = txn.open_table(BATCHES).map_err(storage)?;
         let (t, i) = (p.topic_id, p.index);
-        // The batch holding the log start may begin before it.
-        let first = match table
-            .range((t, i, i64::MIN)..=(t, i, o.log_start_offset))
-            .map_err(storage)?
-            .next_back()
-        {
-            Some(item) => item.map_err(storage)?.0.value().2,
-            None => o.log_start_offset,
-        };
+        let first = first_batch_base(&table, p, o.log_start_offset)?;
         let mut segmenter = Segmenter::new(policy);
         let mut segments = Vec::new();
         let mut step_points = Vec::new();
@@ -354,4 +346,24 @@ pub fn read_batches(
         i = j;
     }
     Ok(())
+}
+
+/// Base offset of the batch holding `log_start` (it may begin before it), or `log_start`
+/// when no batch starts at or before it: where a scan of `p`'s kept batches begins.
+pub(crate) fn first_batch_base(
+    table: &impl ReadableTable<(u128, i32, i64), &'static [u8]>,
+    p: PartitionId,
+    log_start: i64,
+) -> Result<i64, ReplicationError> {
+    let (t, i) = (p.topic_id, p.index);
+    Ok(
+        match table
+            .range((t, i, i64::MIN)..=(t, i, log_start))
+            .map_err(storage)?
+            .next_back()
+        {
+            Some(item) => item.map_err(storage)?.0.value().2,
+            None => log_start,
+        },
+    )
 }
