@@ -41,6 +41,8 @@ pub struct Broker {
     pub disk: crate::disk::DiskGuard,
     /// What this broker, as partition leader, gave each client (`audit/`).
     pub deliveries: Deliveries,
+    /// Share groups' share-partitions this broker leads, and its share sessions (`share/`).
+    pub share: Arc<crate::share::manager::ShareManager>,
     pub cluster_id: String,
     /// Advertised host and port, as given to clients.
     pub host: String,
@@ -111,6 +113,7 @@ impl Broker {
         );
         let (host, port) = config.advertised();
         let disk = crate::disk::DiskGuard::new(&config.data_dir, &config.storage);
+        let config_share_sessions = config.groups.share.max_share_sessions as usize;
         let broker = Arc::new(Broker {
             metrics: Arc::new(crate::metrics::Metrics::new()),
             disk,
@@ -123,6 +126,9 @@ impl Broker {
             quotas,
             groups,
             deliveries: Deliveries::default(),
+            share: Arc::new(crate::share::manager::ShareManager::new(
+                config_share_sessions,
+            )),
             cluster_id,
             host,
             port,
@@ -151,6 +157,8 @@ impl Broker {
         tokio::spawn(crate::cluster::balance::follow_metadata(Arc::downgrade(
             &broker,
         )));
+        // Share-partitions: lock expiry and idle share sessions.
+        tokio::spawn(crate::share::manager::run(Arc::downgrade(&broker.share)));
         // Retention runs on the leaders of the store groups, in the background.
         tokio::spawn(crate::retention::run(Arc::downgrade(&broker)));
         broker.metrics.watch(Arc::downgrade(&broker));
@@ -218,6 +226,14 @@ impl TopicMetadata for Broker {
 impl Catalog for Broker {
     fn group_settings(&self, group: &str) -> GroupSettings {
         GroupSettings::resolve(&self.config.groups, &self.group_configs.get(group))
+    }
+
+    fn share_settings(&self, group: &str) -> crate::share::config::ShareSettings {
+        crate::groups::configs::share_settings(&self.config.groups, &self.group_configs.get(group))
+    }
+
+    fn share_max_size(&self) -> u32 {
+        self.config.groups.share.max_size
     }
 
     fn publish_holders(&self, group: &str, holders: Holders) {

@@ -68,6 +68,7 @@ impl Connection {
         debug!(%peer, "connection opened");
         let _open = broker.metrics.connection();
         let (rd, wr) = socket.into_split();
+        let share_connection = broker.share.connection_id();
         let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);
         let (answered_tx, answered_rx) = watch::channel(0u64);
         let writer = tokio::spawn(write_loop(wr, rx, answered_tx, broker.metrics.clone()));
@@ -80,6 +81,7 @@ impl Connection {
             queued: 0,
             session: handlers::Session {
                 peer: Some(peer),
+                share_connection,
                 ..Default::default()
             },
         };
@@ -88,7 +90,10 @@ impl Connection {
             _ = stop.wait() => Ok(()),
         };
         // Let the writer finish what is already due, then close.
+        let (broker, share_connection) = (reader.broker.clone(), reader.session.share_connection);
         drop(reader);
+        // Share sessions end with their connection: what their members held comes back.
+        broker.share.connection_closed(share_connection).await;
         let written = writer
             .await
             .unwrap_or_else(|e| Err(anyhow::anyhow!("writer task failed: {e}")));

@@ -24,8 +24,6 @@ mod quotas;
 mod retention;
 mod scheduler;
 mod server;
-// Share groups (KIP-932): the pure core only; wired into the handlers in a later step.
-#[allow(dead_code)]
 mod share;
 mod shutdown;
 mod topic_configs;

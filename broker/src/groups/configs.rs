@@ -27,6 +27,7 @@ use super::GroupConfig;
 use crate::audit::reconcile::Mode;
 use crate::config_ops;
 pub use crate::config_ops::Op;
+use crate::share::config as share;
 use crate::topic_configs::{BOOLEAN, INT, LIST, LONG, STRING};
 
 const PREFIX: &str = "group-config/";
@@ -116,7 +117,85 @@ pub const GROUP_CONFIGS: &[Def] = &[
         broker_key: Some("audit"),
         doc: "real-time reconciliation: record (check commits against deliveries, record skips), strict (also refuse a member's commit that skips), off",
     },
+    Def {
+        name: share::AUTO_OFFSET_RESET,
+        kind: STRING,
+        broker_key: None,
+        doc: "share groups: where a share-partition without state starts: latest, earliest or by_duration:<ISO-8601 duration>",
+    },
+    Def {
+        name: share::RECORD_LOCK_DURATION_MS,
+        kind: INT,
+        broker_key: Some("share.record_lock_duration_ms"),
+        doc: "share groups: how long a member holds the records it acquired",
+    },
+    Def {
+        name: share::DELIVERY_COUNT_LIMIT,
+        kind: INT,
+        broker_key: Some("share.delivery_count_limit"),
+        doc: "share groups: deliveries of a record before it is archived",
+    },
+    Def {
+        name: share::ISOLATION_LEVEL,
+        kind: STRING,
+        broker_key: None,
+        doc: "share groups: read_uncommitted or read_committed",
+    },
+    Def {
+        name: share::SESSION_TIMEOUT_MS,
+        kind: INT,
+        broker_key: Some("share.session_timeout_ms"),
+        doc: "share groups: members without a heartbeat for this long are removed",
+    },
+    Def {
+        name: share::HEARTBEAT_INTERVAL_MS,
+        kind: INT,
+        broker_key: Some("share.heartbeat_interval_ms"),
+        doc: "share groups: how often members heartbeat",
+    },
+    Def {
+        name: share::RENEW_ACKNOWLEDGE_ENABLE,
+        kind: BOOLEAN,
+        broker_key: None,
+        doc: "share groups: members may renew their acquisition locks (KIP-1222)",
+    },
 ];
+
+/// The `share.*` values among a group's configs.
+fn share_values(values: &Values) -> Values {
+    values
+        .iter()
+        .filter(|(k, _)| share::GROUP_CONFIG_NAMES.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// A share group's settings: its `share.*` configs over the broker's `[groups.share]`.
+/// Values were checked when set; one that no longer passes (the broker's bounds changed)
+/// is left out, so the broker's value applies.
+pub fn share_settings(defaults: &GroupConfig, values: &Values) -> share::ShareSettings {
+    let broker = &defaults.share;
+    let mut overrides = share::GroupShareOverrides::default();
+    for (k, v) in share_values(values) {
+        let one: Values = [(k, v)].into();
+        if let Ok(o) = share::GroupShareOverrides::parse(&one, broker) {
+            overrides = share::GroupShareOverrides {
+                auto_offset_reset: o.auto_offset_reset.or(overrides.auto_offset_reset),
+                record_lock_duration_ms: o
+                    .record_lock_duration_ms
+                    .or(overrides.record_lock_duration_ms),
+                delivery_count_limit: o.delivery_count_limit.or(overrides.delivery_count_limit),
+                isolation_level: o.isolation_level.or(overrides.isolation_level),
+                session_timeout_ms: o.session_timeout_ms.or(overrides.session_timeout_ms),
+                heartbeat_interval_ms: o.heartbeat_interval_ms.or(overrides.heartbeat_interval_ms),
+                renew_acknowledge_enable: o
+                    .renew_acknowledge_enable
+                    .or(overrides.renew_acknowledge_enable),
+            };
+        }
+    }
+    overrides.resolve(broker)
+}
 
 /// The configs set on one group (names as in [`GROUP_CONFIGS`]).
 pub type Values = BTreeMap<String, String>;
@@ -195,6 +274,21 @@ pub fn value_of(defaults: &GroupConfig, values: &Values, def: &Def) -> (Option<S
         HEARTBEAT_INTERVAL => Some(defaults.consumer_heartbeat_interval_ms.to_string()),
         LIVE_RESET | FETCH_LOCK => Some("false".to_string()),
         AUDIT => Some(defaults.audit.clone()),
+        name if share::GROUP_CONFIG_NAMES.contains(&name) => {
+            let s = share_settings(defaults, &Values::new());
+            Some(match name {
+                share::AUTO_OFFSET_RESET => s.auto_offset_reset.as_config_value(),
+                share::RECORD_LOCK_DURATION_MS => s.record_lock_duration_ms.to_string(),
+                share::DELIVERY_COUNT_LIMIT => s.delivery_count_limit.to_string(),
+                share::ISOLATION_LEVEL => match s.isolation_level {
+                    share::IsolationLevel::ReadCommitted => "read_committed".into(),
+                    share::IsolationLevel::ReadUncommitted => "read_uncommitted".into(),
+                },
+                share::SESSION_TIMEOUT_MS => s.session_timeout_ms.to_string(),
+                share::HEARTBEAT_INTERVAL_MS => s.heartbeat_interval_ms.to_string(),
+                _ => s.renew_acknowledge_enable.to_string(),
+            })
+        }
         _ => None,
     };
     (v, false)
@@ -203,7 +297,11 @@ pub fn value_of(defaults: &GroupConfig, values: &Values, def: &Def) -> (Option<S
 /// Checks the configs a group would have after a change: known names, values of the
 /// right type within the broker's bounds.
 pub fn validate(defaults: &GroupConfig, values: &Values) -> Result<(), String> {
+    share::GroupShareOverrides::parse(&share_values(values), &defaults.share).map_err(|e| e.0)?;
     for (name, value) in values {
+        if share::GROUP_CONFIG_NAMES.contains(&name.as_str()) {
+            continue;
+        }
         let def = GROUP_CONFIGS
             .iter()
             .find(|d| d.name == name)

@@ -27,6 +27,10 @@ pub trait Catalog: TopicMetadata + Send + Sync {
     fn log_end(&self, topic: &str, partition: i32) -> Option<i64>;
     /// The group's settings: its group configs over the broker's defaults.
     fn group_settings(&self, group: &str) -> GroupSettings;
+    /// A share group's settings: its `share.*` group configs over the broker's.
+    fn share_settings(&self, group: &str) -> crate::share::config::ShareSettings;
+    /// `group.share.max.size`: members per share group.
+    fn share_max_size(&self) -> u32;
     /// Makes known to every broker who holds which partition of a speed-limited group
     /// (empty: the group is not limited any more, or has no members).
     fn publish_holders(&self, group: &str, holders: Holders);

@@ -450,6 +450,10 @@ impl GroupCoordinator {
                 self.tick_consumer_group(slot, now);
                 continue;
             }
+            if slot.core().share.is_some() {
+                self.tick_share_group(slot, now);
+                continue;
+            }
             let mut fx = Effects::default();
             {
                 let mut g = slot.core();
@@ -608,9 +612,10 @@ impl GroupCoordinator {
                 let g = s.core();
                 (g.state != GroupState::Dead).then(|| ListedGroup {
                     id: s.id.clone(),
-                    protocol_type: match &g.consumer {
-                        Some(_) => super::consumer_protocol::CONSUMER.to_string(),
-                        None => g.protocol_type.clone().unwrap_or_default(),
+                    protocol_type: match (&g.consumer, &g.share) {
+                        (_, Some(_)) => super::group::GROUP_TYPE_SHARE.to_string(),
+                        (Some(_), None) => super::consumer_protocol::CONSUMER.to_string(),
+                        (None, None) => g.protocol_type.clone().unwrap_or_default(),
                     },
                     state: g.state_name(),
                     group_type: g.group_type(),
@@ -628,7 +633,7 @@ impl GroupCoordinator {
             return Ok(None);
         };
         let g = slot.core();
-        if g.consumer.is_some() {
+        if g.consumer.is_some() || g.share.is_some() {
             return Err(GROUP_ID_NOT_FOUND);
         }
         let mut d = g.describe(self.now());

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use tracing::{info, warn};
 
 use crate::audit::reconcile::PartitionAudit;
+use crate::share::group::ShareGroup;
 
 use super::consumer::ConsumerGroup;
 use super::consumer_protocol::{self, TopicPartition, CONSUMER};
@@ -27,6 +28,8 @@ use super::GroupConfig;
 
 /// The group type of KIP-848 groups (ListGroups, the stored group record).
 pub const GROUP_TYPE_CONSUMER: &str = "consumer";
+/// A KIP-932 share group's type (and protocol type), as ListGroups shows it.
+pub const GROUP_TYPE_SHARE: &str = "share";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GroupState {
@@ -171,6 +174,10 @@ pub struct Group {
     /// above are unused (an empty group converts back on a JoinGroup) and only the
     /// committed offsets are shared.
     pub consumer: Option<ConsumerGroup>,
+    /// Set while the group is a share group (KIP-932, `share/group.rs`): then it has no
+    /// classic members and no committed offsets; its share-partitions live with their
+    /// partitions (`share/manager.rs`). A share group never converts to another type.
+    pub share: Option<ShareGroup>,
     /// A live replay under way (`replay.rs`).
     pub replay: Replay,
     /// Classic members' consume rates, from their commits (KIP-848 groups keep theirs).
@@ -204,6 +211,7 @@ impl Group {
             audit: BTreeMap::new(),
             partition_baseline: None,
             consumer: None,
+            share: None,
             replay: Replay::default(),
             meter: ConsumeMeter::default(),
             empty_since_ms: None,
@@ -223,10 +231,22 @@ impl Group {
                 record.generation,
             ));
         }
+        if record.group_type.as_deref() == Some(GROUP_TYPE_SHARE) {
+            g.share = Some(ShareGroup::new(id, record.generation));
+        }
         g
     }
 
     pub fn record(&self) -> GroupRecord {
+        if let Some(s) = &self.share {
+            return GroupRecord {
+                generation: s.group_epoch,
+                protocol_type: Some(GROUP_TYPE_SHARE.to_string()),
+                protocol_name: None,
+                group_type: Some(GROUP_TYPE_SHARE.to_string()),
+                replay: self.replay.to_record(),
+            };
+        }
         match &self.consumer {
             Some(c) => GroupRecord {
                 generation: c.group_epoch,
@@ -249,6 +269,9 @@ impl Group {
     /// upgrade of an empty group); committed offsets stay. Err(GROUP_ID_NOT_FOUND) when
     /// the group is a classic group with members.
     pub fn use_consumer_protocol(&mut self) -> Result<&mut ConsumerGroup, i16> {
+        if self.share.is_some() {
+            return Err(GROUP_ID_NOT_FOUND);
+        }
         if self.consumer.is_none() {
             if self.state == GroupState::Dead {
                 return Err(COORDINATOR_NOT_AVAILABLE);
@@ -268,9 +291,26 @@ impl Group {
         Ok(self.consumer.as_mut().expect("set above"))
     }
 
+    /// Makes a vacant group a share group. Err(GROUP_ID_NOT_FOUND) when the group is of
+    /// another type (Kafka: "Group g is not a share group").
+    pub fn use_share_protocol(&mut self) -> Result<&mut ShareGroup, i16> {
+        if self.share.is_none() {
+            if self.state == GroupState::Dead {
+                return Err(COORDINATOR_NOT_AVAILABLE);
+            }
+            if !self.is_vacant() {
+                return Err(GROUP_ID_NOT_FOUND);
+            }
+            self.share = Some(ShareGroup::new(&self.id, self.generation));
+        }
+        Ok(self.share.as_mut().expect("set above"))
+    }
+
     /// The group type Kafka shows (ListGroups v5+, ConsumerGroupDescribe).
     pub fn group_type(&self) -> &'static str {
-        if self.consumer.is_some() {
+        if self.share.is_some() {
+            GROUP_TYPE_SHARE
+        } else if self.consumer.is_some() {
             GROUP_TYPE_CONSUMER
         } else {
             "classic"
@@ -279,6 +319,9 @@ impl Group {
 
     /// The state name Kafka shows for the group's type.
     pub fn state_name(&self) -> &'static str {
+        if let (Some(s), false) = (&self.share, self.state == GroupState::Dead) {
+            return s.state_name();
+        }
         match &self.consumer {
             Some(c) if self.state != GroupState::Dead => c.state_name(),
             _ => self.state.name(),
@@ -292,6 +335,7 @@ impl Group {
     /// Nothing worth keeping: never had a generation, no members, no offsets.
     pub fn is_vacant(&self) -> bool {
         self.consumer.is_none()
+            && self.share.is_none()
             && self.state == GroupState::Empty
             && self.generation == 0
             && self.members.is_empty()
@@ -537,6 +581,10 @@ impl Group {
         let all = |code: i16| vec![code; partitions.len()];
         if self.state == GroupState::Dead {
             return all(COORDINATOR_NOT_AVAILABLE);
+        }
+        if self.share.is_some() {
+            // Share groups keep no committed offsets (Kafka: "not a consumer group").
+            return all(GROUP_ID_NOT_FOUND);
         }
         let mut codes =
             self.check_member_commit(member_id, instance_id, generation, partitions, now);

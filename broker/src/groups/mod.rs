@@ -35,6 +35,7 @@ pub mod publish;
 pub mod rebalance;
 pub mod replay;
 pub mod reset;
+pub mod share_coordinator;
 pub mod views;
 
 pub use coordinator::GroupCoordinator;
@@ -121,6 +122,8 @@ pub struct GroupConfig {
     /// How often expired offsets and offsets of deleted topics are looked for (Kafka's
     /// `offsets.retention.check.interval.ms`: 600000).
     pub offsets_retention_check_interval_ms: u64,
+    /// Share groups (KIP-932): the broker's `group.share.*` settings, in `[groups.share]`.
+    pub share: crate::share::config::BrokerShareConfig,
 }
 
 impl Default for GroupConfig {
@@ -143,6 +146,7 @@ impl Default for GroupConfig {
             audit: "record".into(),
             offsets_retention_ms: 7 * 24 * 3600 * 1000,
             offsets_retention_check_interval_ms: 600_000,
+            share: Default::default(),
         }
     }
 }
@@ -181,6 +185,9 @@ impl GroupConfig {
             self.scheduler_interval_ms >= 100 && self.scheduler_min_gain_percent < 100,
             "groups.scheduler_interval_ms must be >= 100 and scheduler_min_gain_percent < 100"
         );
+        self.share
+            .validate()
+            .map_err(|e| anyhow::anyhow!("[groups.share]: {e}"))?;
         Ok(())
     }
 

@@ -62,6 +62,9 @@ impl Group {
         if self.state == GroupState::Dead {
             return reply(fx, COORDINATOR_NOT_AVAILABLE);
         }
+        if self.share.is_some() {
+            return reply(fx, INCONSISTENT_GROUP_PROTOCOL);
+        }
         if let Some(c) = &self.consumer {
             if !c.members.is_empty() {
                 return reply(fx, INCONSISTENT_GROUP_PROTOCOL);

@@ -41,6 +41,10 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     // KIP-848 consumer groups (groups/consumer, scheduler/).
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    (ApiKey::ShareGroupHeartbeat, 1, 1),
+    (ApiKey::ShareGroupDescribe, 1, 1),
+    (ApiKey::ShareFetch, 1, 1),
+    (ApiKey::ShareAcknowledge, 1, 1),
 ];
 
 /// The served version range of `key`.

@@ -30,6 +30,11 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod produce;
 pub mod quota;
+pub mod share_acknowledge;
+pub mod share_fetch;
+pub mod share_group_describe;
+pub mod share_group_heartbeat;
+pub mod share_partitions;
 pub mod sync_group;
 pub mod topic_config;
 
@@ -69,6 +74,8 @@ pub struct Session {
     pub fetch_rotation: fetch::budget::Rotation,
     /// A client quota throttled the connection: nothing more is read from it until then.
     pub mute_until: Option<tokio::time::Instant>,
+    /// The connection's id for share sessions, which end with it (`share/sessions.rs`).
+    pub share_connection: u64,
 }
 
 /// A client's host as Kafka shows it in group descriptions ("/127.0.0.1"); also what a
@@ -224,6 +231,18 @@ pub async fn handle(broker: &Broker, request: Request, session: &mut Session) ->
         }
         RequestKind::OffsetDelete(r) => {
             ResponseKind::OffsetDelete(offset_delete::handle(broker, r, v).await)
+        }
+        RequestKind::ShareGroupHeartbeat(r) => ResponseKind::ShareGroupHeartbeat(
+            share_group_heartbeat::handle(broker, r, v, &client_id, peer).await,
+        ),
+        RequestKind::ShareGroupDescribe(r) => {
+            ResponseKind::ShareGroupDescribe(share_group_describe::handle(broker, r, v))
+        }
+        RequestKind::ShareFetch(r) => ResponseKind::ShareFetch(
+            share_fetch::handle(broker, r, v, session.share_connection).await,
+        ),
+        RequestKind::ShareAcknowledge(r) => {
+            ResponseKind::ShareAcknowledge(share_acknowledge::handle(broker, r, v).await)
         }
         other => {
             // Unreachable: the decoder refuses keys not in SUPPORTED. Closing is the safe answer.

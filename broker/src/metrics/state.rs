@@ -303,6 +303,50 @@ fn collect(b: &Broker) -> Vec<Series> {
         per_group.add(vec![("group", g)], sum as f64);
     }
     out.extend([per_partition, per_group]);
+    // Share-partitions this broker leads (loaded since it became leader).
+    let mut share = [
+        Series::gauge(
+            "share_partition_start_offset",
+            "A share group's start offset (SPSO) on a partition: records below it are finished",
+        ),
+        Series::gauge(
+            "share_partition_in_flight",
+            "Offsets between a share-partition's start and end offsets (its in-flight window)",
+        ),
+        Series::gauge(
+            "share_partition_acquired",
+            "Records acquired by share consumers and not yet acknowledged",
+        ),
+        Series::gauge(
+            "share_partition_redeliverable",
+            "Records delivered before and available again (released or lock expired)",
+        ),
+        Series::gauge(
+            "share_partition_archived",
+            "Archived records in the window (rejected, or at the delivery-count limit)",
+        ),
+    ];
+    for (i, ((group, topic, partition), s)) in b.share.stats().into_iter().enumerate() {
+        if i >= MAX_LAG_SERIES {
+            break;
+        }
+        let labels = vec![
+            ("group", group),
+            ("topic", topic),
+            ("partition", partition.to_string()),
+        ];
+        let values = [
+            s.start_offset as f64,
+            (s.end_offset - s.start_offset) as f64,
+            s.acquired as f64,
+            s.redeliverable as f64,
+            s.archived as f64,
+        ];
+        for (series, v) in share.iter_mut().zip(values) {
+            series.add(labels.clone(), v);
+        }
+    }
+    out.extend(share);
     out.push(
         Series::counter(
             "group_rebalances",

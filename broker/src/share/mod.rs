@@ -20,7 +20,10 @@
 
 pub mod assignor;
 pub mod config;
+pub mod group;
+pub mod manager;
 pub mod partition;
+pub mod sessions;
 pub mod state;
 
 #[cfg(test)]

@@ -340,6 +340,7 @@ impl SharePartition {
     }
 
     /// One past the last offset ever acquired (at least the SPSO).
+    #[cfg(test)]
     pub fn end_offset(&self) -> i64 {
         self.end
     }
@@ -364,12 +365,14 @@ impl SharePartition {
         self.records.iter().map(|(o, r)| (*o, r))
     }
 
+    #[cfg(test)]
     pub fn record(&self, offset: i64) -> Option<&InFlight> {
         self.records.get(&offset)
     }
 
     /// Records archived after a delivery since the last call (rejected or at the delivery
     /// count limit), oldest first, and how many did not fit in the outbox.
+    #[allow(dead_code)] // wired next: the dead-letter topic and AlterShareGroupOffsets
     pub fn take_archived(&mut self) -> (Vec<ArchivedRecord>, u64) {
         let dropped = std::mem::take(&mut self.archived_dropped);
         (std::mem::take(&mut self.archived), dropped)
@@ -491,6 +494,7 @@ impl SharePartition {
     }
 
     /// The earliest time a lock may expire (for the wiring step's timer).
+    #[cfg(test)]
     pub fn next_lock_deadline(&self) -> Option<i64> {
         self.earliest_deadline
     }
@@ -790,6 +794,7 @@ impl SharePartition {
 
     /// AlterShareGroupOffsets: start over at `start_offset` with nothing in flight and a
     /// new state epoch. The caller checks that the group has no members.
+    #[allow(dead_code)] // wired next: the dead-letter topic and AlterShareGroupOffsets
     pub fn reset(&mut self, start_offset: i64) {
         self.start = start_offset.max(0);
         self.end = self.start;

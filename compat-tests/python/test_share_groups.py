@@ -1,0 +1,297 @@
+"""Share groups (KIP-932, "queues for Kafka") with confluent-kafka's ShareConsumer
+(librdkafka 2.16): records are acquired by one member at a time, acknowledged one by one
+(ACCEPT, RELEASE, REJECT), redelivered when released or when their holder dies, archived
+after the delivery-count limit, and what was accepted survives kill -9 of the broker."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+
+import pytest
+from confluent_kafka import AcknowledgeType, Consumer, KafkaError, Producer, ShareConsumer
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
+from conftest import PHXQ_BIN
+
+# Short locks so that expiry can be seen in a test (Kafka's bounds allow 1000 ms upwards).
+SHARE_TOML = """
+[groups.share]
+min_record_lock_duration_ms = 1000
+record_lock_duration_ms = 4000
+"""
+
+
+@pytest.fixture
+def share_broker(broker_factory, tmp_path):
+    cfg = tmp_path / "share.toml"
+    cfg.write_text(SHARE_TOML)
+    return broker_factory("--config", str(cfg))
+
+
+def create(bootstrap: str, topic: str, partitions: int = 1):
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    a.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
+
+
+def group_configs(bootstrap: str, group: str, **configs: str):
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    res = ConfigResource("GROUP", group, incremental_configs=[
+        ConfigEntry(k.replace("_", "."), v, incremental_operation=AlterConfigOpType.SET)
+        for k, v in configs.items()])
+    a.incremental_alter_configs([res])[res].result(30)
+
+
+def produce(bootstrap: str, topic: str, n: int, start: int = 0, partitions: int = 1, each_flushed: bool = False):
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0 if each_flushed else 5})
+    for i in range(start, start + n):
+        p.produce(topic, value=f"v{i}".encode(), partition=i % partitions)
+        if each_flushed:
+            p.flush(10)
+    assert p.flush(30) == 0
+
+
+def share_consumer(bootstrap: str, group: str, topic: str, **conf) -> ShareConsumer:
+    c = ShareConsumer({"bootstrap.servers": bootstrap, "group.id": group, **conf})
+    c.subscribe([topic])
+    return c
+
+
+def drain(c: ShareConsumer, until, timeout: float = 30.0, on_message=None) -> list:
+    """Polls until `until(messages)`; returns every message seen."""
+    seen = []
+    deadline = time.monotonic() + timeout
+    while not until(seen):
+        assert time.monotonic() < deadline, f"timed out with {len(seen)} messages: {[m.offset() for m in seen]}"
+        for m in c.poll(0.5):
+            assert m.error() is None, m.error()
+            seen.append(m)
+            if on_message:
+                on_message(m)
+    return seen
+
+
+def test_three_share_consumers_split_one_partition_each_record_once(share_broker, topic):
+    bs = share_broker.bootstrap
+    create(bs, topic)
+    group_configs(bs, "split", share_auto_offset_reset="earliest")
+    total = 300
+    got: dict[str, list[int]] = {}
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def run(name: str):
+        c = share_consumer(bs, "split", topic)
+        mine = got.setdefault(name, [])
+        try:
+            while not stop.is_set():
+                for m in c.poll(0.3):
+                    assert m.error() is None, m.error()
+                    with lock:
+                        mine.append(m.offset())
+                    time.sleep(0.002)  # some work per record
+        finally:
+            c.close()
+
+    threads = [threading.Thread(target=run, args=(f"c{i}",)) for i in range(3)]
+    for t in threads:
+        t.start()
+    time.sleep(2)  # all three have joined
+    produce(bs, topic, total, each_flushed=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with lock:
+            n = sum(len(v) for v in got.values())
+        if n >= total:
+            break
+        time.sleep(0.2)
+    time.sleep(1)  # anything delivered twice would show up now
+    stop.set()
+    for t in threads:
+        t.join(30)
+    counts = Counter(o for v in got.values() for o in v)
+    assert sorted(counts) == list(range(total)), f"missing: {set(range(total)) - set(counts)}"
+    assert all(n == 1 for n in counts.values()), f"delivered twice: {[o for o, n in counts.items() if n > 1]}"
+    busy = [name for name, v in got.items() if v]
+    assert len(busy) >= 2, f"one consumer took everything: { {k: len(v) for k, v in got.items()} }"
+
+
+def test_release_redelivers_and_reject_archives(share_broker, topic):
+    bs = share_broker.bootstrap
+    create(bs, topic)
+    group_configs(bs, "explicit", share_auto_offset_reset="earliest")
+    produce(bs, topic, 10)
+    c = share_consumer(bs, "explicit", topic, **{"share.acknowledgement.mode": "explicit"})
+    first = drain(c, lambda s: len(s) >= 10)
+    assert [m.offset() for m in first] == list(range(10))
+    assert all(m.delivery_count() == 1 for m in first)
+    for m in first:
+        kind = {3: AcknowledgeType.RELEASE, 4: AcknowledgeType.REJECT}.get(m.offset(), AcknowledgeType.ACCEPT)
+        c.acknowledge(m, kind)
+    c.commit_sync()
+    again = drain(c, lambda s: len(s) >= 1, timeout=20)
+    assert [(m.offset(), m.delivery_count()) for m in again] == [(3, 2)], "only the released record comes back, delivered twice"
+    for m in again:
+        c.acknowledge(m, AcknowledgeType.ACCEPT)
+    c.commit_sync()
+    # Nothing else comes: 4 was rejected (archived), the rest accepted.
+    later = [m for m in c.poll(2.0) if m.error() is None]
+    assert later == [], [m.offset() for m in later]
+    c.close()
+
+
+def test_delivery_count_limit_archives_a_poison_record(share_broker, topic):
+    bs = share_broker.bootstrap
+    create(bs, topic)
+    group_configs(bs, "poison", share_auto_offset_reset="earliest", share_delivery_count_limit="2")
+    produce(bs, topic, 5)
+    c = share_consumer(bs, "poison", topic, **{"share.acknowledgement.mode": "explicit"})
+    deliveries = Counter()
+    accepted = set()
+    deadline = time.monotonic() + 30
+    while len(accepted) < 4 and time.monotonic() < deadline:
+        for m in c.poll(0.5):
+            assert m.error() is None
+            deliveries[m.offset()] += 1
+            if m.offset() == 2:
+                c.acknowledge(m, AcknowledgeType.RELEASE)  # the consumer fails on it, every time
+            else:
+                c.acknowledge(m, AcknowledgeType.ACCEPT)
+                accepted.add(m.offset())
+        c.commit_sync()
+    # After the limit the record is archived: it never comes back.
+    for _ in range(4):
+        for m in c.poll(0.5):
+            deliveries[m.offset()] += 1
+            c.acknowledge(m, AcknowledgeType.ACCEPT)
+    c.close()
+    assert accepted == {0, 1, 3, 4}
+    assert deliveries[2] == 2, deliveries
+
+
+CHILD = r"""
+import json, sys, time
+from confluent_kafka import ShareConsumer
+c = ShareConsumer({"bootstrap.servers": sys.argv[1], "group.id": sys.argv[2],
+                   "share.acknowledgement.mode": "explicit"})
+c.subscribe([sys.argv[3]])
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline:
+    ms = [m for m in c.poll(0.5) if m.error() is None]
+    if ms:
+        print(json.dumps([m.offset() for m in ms]), flush=True)
+        time.sleep(600)  # holds them, never acknowledges
+"""
+
+
+def test_consumer_killed_holding_records_they_go_to_the_others(share_broker, topic):
+    bs = share_broker.bootstrap
+    create(bs, topic)
+    group_configs(bs, "crash", share_auto_offset_reset="earliest")
+    produce(bs, topic, 20)
+    child = subprocess.Popen([sys.executable, "-c", CHILD, bs, "crash", topic], stdout=subprocess.PIPE, text=True)
+    try:
+        held = json.loads(child.stdout.readline())
+        assert held, "the doomed consumer got records"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    c = share_consumer(bs, "crash", topic)
+    got = drain(c, lambda s: len({m.offset() for m in s}) >= 20)
+    c.close()
+    assert sorted({m.offset() for m in got}) == list(range(20))
+    redelivered = {m.offset(): m.delivery_count() for m in got if m.offset() in held}
+    assert redelivered == {o: 2 for o in held}, "what the dead consumer held comes back, second delivery"
+
+
+def test_stuck_consumer_loses_its_records_when_the_lock_expires(share_broker, topic):
+    """A consumer that hangs (SIGSTOP: its connection stays open, it never acknowledges)
+    keeps its records only for the lock duration (4 s here); then they go to the others."""
+    bs = share_broker.bootstrap
+    create(bs, topic)
+    group_configs(bs, "stuck", share_auto_offset_reset="earliest")
+    produce(bs, topic, 20)
+    child = subprocess.Popen([sys.executable, "-c", CHILD, bs, "stuck", topic], stdout=subprocess.PIPE, text=True)
+    try:
+        held = json.loads(child.stdout.readline())
+        child.send_signal(signal.SIGSTOP)
+        stopped = time.monotonic()
+        c = share_consumer(bs, "stuck", topic)
+        got = drain(c, lambda s: len({m.offset() for m in s}) >= 20)
+        waited = time.monotonic() - stopped
+        c.close()
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert sorted({m.offset() for m in got}) == list(range(20))
+    assert {m.offset(): m.delivery_count() for m in got if m.offset() in held} == {o: 2 for o in held}
+    assert waited >= 3.0, f"the held records came back after {waited:.1f}s, before their 4 s lock expired"
+
+
+def test_broker_kill9_keeps_acknowledgements_and_loses_nothing(share_broker, topic):
+    bs = share_broker.bootstrap
+    create(bs, topic)
+    group_configs(bs, "durable", share_auto_offset_reset="earliest")
+    produce(bs, topic, 100)
+    c = share_consumer(bs, "durable", topic, **{"share.acknowledgement.mode": "explicit"})
+    first = drain(c, lambda s: len(s) >= 1)
+    accepted = set()
+    for m in first:
+        c.acknowledge(m, AcknowledgeType.ACCEPT)
+        accepted.add(m.offset())
+    c.commit_sync()  # answered: durable
+    share_broker.kill9()
+    share_broker.start()
+    c2 = share_consumer(bs, "durable", topic)
+    rest = drain(c2, lambda s: len(accepted | {m.offset() for m in s}) >= 100, timeout=60)
+    c2.close()
+    try:
+        c.close()
+    except Exception:
+        pass
+    again = {m.offset() for m in rest} & accepted
+    assert not again, f"accepted before the crash, delivered again: {sorted(again)}"
+    assert accepted | {m.offset() for m in rest} == set(range(100))
+
+
+def test_share_group_and_classic_group_on_the_same_topic(share_broker, topic):
+    bs = share_broker.bootstrap
+    create(bs, topic, partitions=2)
+    group_configs(bs, "q", share_auto_offset_reset="earliest")
+    produce(bs, topic, 40, partitions=2)
+    sc = share_consumer(bs, "q", topic)
+    shared = drain(sc, lambda s: len(s) >= 40)
+    sc.close()
+    assert sorted((m.partition(), m.offset()) for m in shared) == sorted((i % 2, i // 2) for i in range(40))
+    cc = Consumer({"bootstrap.servers": bs, "group.id": "classic", "auto.offset.reset": "earliest"})
+    cc.subscribe([topic])
+    classic = []
+    deadline = time.monotonic() + 30
+    while len(classic) < 40 and time.monotonic() < deadline:
+        m = cc.poll(0.5)
+        if m is not None and m.error() is None:
+            classic.append((m.partition(), m.offset()))
+    cc.close()
+    assert sorted(classic) == sorted((i % 2, i // 2) for i in range(40))
+    # ListGroups shows each group with its type; Kafka's AdminClient lists only consumer
+    # and classic groups, so `phxq group list` is asked.
+    out = subprocess.run([PHXQ_BIN, "group", "list", "--bootstrap", bs], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in out.stdout.splitlines()[1:] if line.strip()}
+    assert rows["q"][:2] == ["share", "Empty"], rows
+    assert rows["classic"][0] == "classic", rows
+    # The types stay apart: a classic consumer cannot join the share group.
+    cq = Consumer({"bootstrap.servers": bs, "group.id": "q", "auto.offset.reset": "earliest"})
+    cq.subscribe([topic])
+    err = None
+    deadline = time.monotonic() + 20
+    while err is None and time.monotonic() < deadline:
+        m = cq.poll(0.5)
+        if m is not None and m.error() is not None:
+            err = m.error()
+    cq.close()
+    assert err is not None and err.code() == KafkaError.INCONSISTENT_GROUP_PROTOCOL, err
