@@ -148,6 +148,13 @@ impl Broker {
                         audit::service::SERVICE => {
                             audit::service::answer_peer(&b.deliveries, &b.topics, &b.node, &body)
                         }
+                        crate::share::admin::SERVICE => {
+                            let settings = |g: &str| b.share_settings(g);
+                            crate::share::admin::answer_peer(
+                                &b.topics, &b.node, &b.share, &settings, &body,
+                            )
+                            .await
+                        }
                         other => Err(format!("unknown peer service {other:?}")),
                     }
                 })

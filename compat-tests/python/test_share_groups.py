@@ -295,3 +295,109 @@ def test_share_group_and_classic_group_on_the_same_topic(share_broker, topic):
             err = m.error()
     cq.close()
     assert err is not None and err.code() == KafkaError.INCONSISTENT_GROUP_PROTOCOL, err
+
+
+@pytest.mark.parametrize("cluster", [SHARE_TOML], indirect=True, ids=["short-locks"])
+def test_partition_leader_kill9_in_a_cluster_loses_no_acknowledgement(cluster, topic):
+    """Share-partition state fails over with the partition: kill -9 of its leader in the
+    middle of consumption; what was acknowledged (commit_sync answered without error) is
+    never delivered again, and every record is accepted in the end."""
+    bs = cluster.bootstrap
+    cluster.create_topic(topic, 1)
+    wait_ok = time.monotonic() + 30
+    while True:
+        try:
+            group_configs(bs, "failover", share_auto_offset_reset="earliest")
+            break
+        except Exception:
+            assert time.monotonic() < wait_ok
+            time.sleep(0.5)
+    total = 300
+    produce(bs, topic, total, each_flushed=True)
+    c = share_consumer(bs, "failover", topic, **{"share.acknowledgement.mode": "explicit", "max.poll.records": 10})
+    confirmed: dict[int, int] = {}  # offset -> delivery number at which its ACCEPT was confirmed
+    after_confirm: list[int] = []  # offsets delivered again after a confirmed ACCEPT
+    seen: set[int] = set()
+    deliveries = 0
+    killed = None
+    deadline = time.monotonic() + 90
+    while len(confirmed) < total and time.monotonic() < deadline:
+        batch = [m for m in c.poll(0.5) if m.error() is None]
+        for m in batch:
+            deliveries += 1
+            seen.add(m.offset())
+            if m.offset() in confirmed:
+                after_confirm.append(m.offset())
+            c.acknowledge(m, AcknowledgeType.ACCEPT)
+        if not batch:
+            continue
+        try:
+            ok = all(err is None for err in c.commit_sync(15).values())
+        except Exception:
+            ok = False
+        if ok:
+            for m in batch:
+                confirmed.setdefault(m.offset(), deliveries)
+        if killed is None and len(confirmed) >= 60:
+            killed = cluster.wait_leader(topic, 0)
+            confirmed_before_kill = set(confirmed)
+            cluster.kill9(killed)
+            cluster.wait_leader(topic, 0, not_on=killed)
+    c.close()
+    assert killed is not None and len(confirmed_before_kill) < total, "the leader was killed mid-consumption"
+    assert seen == set(range(total)), f"never delivered: {sorted(set(range(total)) - seen)[:20]}"
+    assert len(confirmed) == total, f"never accepted: {sorted(set(range(total)) - set(confirmed))[:20]}"
+    assert not after_confirm, f"accepted (confirmed), then delivered again: {after_confirm[:20]}"
+
+
+def phxq(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([PHXQ_BIN, *args], capture_output=True, text=True, timeout=60)
+
+
+def test_describe_reset_and_delete_a_share_group_with_the_cli(share_broker, topic):
+    """`phxq group describe|reset|delete` on a share group, through ShareGroupDescribe and
+    Describe/AlterShareGroupOffsets and DeleteGroups."""
+    bs = share_broker.bootstrap
+    create(bs, topic)
+    group_configs(bs, "ops", share_auto_offset_reset="earliest")
+    produce(bs, topic, 30)
+    c = share_consumer(bs, "ops", topic, **{"share.acknowledgement.mode": "explicit", "max.poll.records": 10})
+    got = drain(c, lambda s: len(s) >= 10)
+    for m in got[:10]:
+        c.acknowledge(m, AcknowledgeType.ACCEPT)
+    c.commit_sync()
+    # While a member runs: it is shown, and a reset is refused.
+    out = phxq("group", "describe", "ops", "--bootstrap", bs)
+    assert out.returncode == 0, out.stderr
+    assert "share group (KIP-932), state Stable" in out.stdout, out.stdout
+    rows = [l.split() for l in out.stdout.splitlines() if l.startswith(topic)]
+    assert len(rows) == 1, out.stdout
+    start, end = int(rows[0][2]), int(rows[0][3])
+    assert (start, end) == (10, 30), out.stdout
+    refused = phxq("group", "reset", "ops", "--topic", topic, "--to-earliest", "--bootstrap", bs)
+    assert refused.returncode != 0 and "NON_EMPTY_GROUP" in refused.stderr, refused
+    c.close()
+    # Empty: reset to the start, and everything comes again (second delivery for none:
+    # the state starts over).
+    wait_until = time.monotonic() + 20
+    while True:
+        r = phxq("group", "reset", "ops", "--topic", topic, "--to-earliest", "--bootstrap", bs)
+        if r.returncode == 0 or time.monotonic() > wait_until:
+            break
+        time.sleep(0.5)  # the member's leave is seen by the coordinator
+    assert r.returncode == 0, r.stderr
+    c = share_consumer(bs, "ops", topic)
+    again = drain(c, lambda s: len({m.offset() for m in s}) >= 30)
+    c.close()
+    assert sorted({m.offset() for m in again}) == list(range(30))
+    assert all(m.delivery_count() == 1 for m in again)
+    # Delete: the group and its share-partition state go.
+    deadline = time.monotonic() + 20
+    while True:
+        d = phxq("group", "delete", "ops", "--bootstrap", bs)
+        if d.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert d.returncode == 0, d.stderr
+    listed = phxq("group", "list", "--bootstrap", bs)
+    assert "ops" not in listed.stdout.split(), listed.stdout

@@ -105,7 +105,10 @@ pub fn describe(bootstrap: &str, group: &str) -> anyhow::Result<String> {
         .next()
         .ok_or_else(|| anyhow::anyhow!("empty DescribeGroups response"))?;
     if g.error_code == GROUP_ID_NOT_FOUND && g.group_state.as_str() != "Dead" {
-        // Not a classic group: a KIP-848 consumer group.
+        // Not a classic group: a share group or a KIP-848 consumer group.
+        if super::share_admin::standings(&mut c, group)?.is_some() {
+            return super::share_admin::describe(bootstrap, &mut c, group);
+        }
         return describe_consumer_group(bootstrap, &mut c, group);
     }
     check(g.error_code, "DescribeGroups")?;

@@ -212,6 +212,9 @@ impl GroupCoordinator {
                 GroupState::Empty => {}
                 _ => return NON_EMPTY_GROUP,
             }
+            if g.share.as_ref().is_some_and(|s| !s.members.is_empty()) {
+                return NON_EMPTY_GROUP;
+            }
             g.state = GroupState::Dead;
             std::iter::once(offsets::group_key(&slot.id))
                 .chain(g.offsets.keys().map(|tp| offsets::offset_key(&slot.id, tp)))

@@ -35,6 +35,7 @@ pub mod publish;
 pub mod rebalance;
 pub mod replay;
 pub mod reset;
+pub mod share_admin;
 pub mod share_coordinator;
 pub mod views;
 

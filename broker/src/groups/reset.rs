@@ -245,7 +245,16 @@ fn partitions(bootstrap: &str, topics: &[String]) -> anyhow::Result<BTreeSet<Top
 pub fn run(bootstrap: &str, args: &ResetArgs) -> anyhow::Result<String> {
     let target = args.target()?;
     let mut coord = admin::coordinator(bootstrap, &args.group)?;
-    let committed = admin::committed_offsets(&mut coord, &args.group)?;
+    // A share group's "committed offsets" are its share-partitions' start offsets.
+    let share = super::share_admin::standings(&mut coord, &args.group)?;
+    let committed = match &share {
+        Some(s) => s
+            .iter()
+            .filter(|(_, st)| st.start_offset >= 0)
+            .map(|(tp, st)| (tp.clone(), st.start_offset))
+            .collect(),
+        None => admin::committed_offsets(&mut coord, &args.group)?,
+    };
     let parts = if args.all_topics {
         let topics: BTreeSet<String> = committed.keys().map(|(t, _)| t.clone()).collect();
         anyhow::ensure!(
@@ -309,6 +318,15 @@ pub fn run(bootstrap: &str, args: &ResetArgs) -> anyhow::Result<String> {
     let mut out = table(&rows);
     if args.dry_run {
         out.push_str("dry run: nothing written\n");
+        return Ok(out);
+    }
+    if share.is_some() {
+        super::share_admin::alter(&mut coord, &args.group, &plan)?;
+        out.push_str(&format!(
+            "share group {}: {} partition(s) start over at these offsets\n",
+            args.group,
+            plan.len()
+        ));
         return Ok(out);
     }
     let by_topic = consumer_protocol::grouped(&plan.keys().cloned().collect());

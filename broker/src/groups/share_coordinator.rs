@@ -165,6 +165,37 @@ impl GroupCoordinator {
     }
 }
 
+impl GroupCoordinator {
+    /// Whether administrators may work on the share-partitions of `group_id`: it must be
+    /// a share group coordinated here and, when `must_be_empty`, have no members
+    /// (NON_EMPTY_GROUP). Returns the topics its members subscribe to.
+    pub fn share_admin_check(
+        &self,
+        group_id: &str,
+        must_be_empty: bool,
+    ) -> Result<BTreeSet<String>, Refusal> {
+        let slot = match self.slot(group_id, false) {
+            Ok(Some(s)) => s,
+            Ok(None) => return Err((GROUP_ID_NOT_FOUND, format!("Group {group_id} not found."))),
+            Err(code) => return Err((code, String::new())),
+        };
+        let g = slot.core();
+        let Some(s) = &g.share else {
+            return Err((
+                GROUP_ID_NOT_FOUND,
+                format!("Group {group_id} is not a share group."),
+            ));
+        };
+        if must_be_empty && !s.members.is_empty() {
+            return Err((
+                NON_EMPTY_GROUP,
+                format!("Share group {group_id} has members; stop them first."),
+            ));
+        }
+        Ok(s.subscribed_topics())
+    }
+}
+
 fn view(s: &ShareGroup) -> ShareGroupView {
     ShareGroupView {
         state: s.state_name(),

@@ -34,6 +34,7 @@ pub mod share_acknowledge;
 pub mod share_fetch;
 pub mod share_group_describe;
 pub mod share_group_heartbeat;
+pub mod share_group_offsets;
 pub mod share_partitions;
 pub mod sync_group;
 pub mod topic_config;
@@ -241,6 +242,15 @@ pub async fn handle(broker: &Broker, request: Request, session: &mut Session) ->
         RequestKind::ShareFetch(r) => ResponseKind::ShareFetch(
             share_fetch::handle(broker, r, v, session.share_connection).await,
         ),
+        RequestKind::DescribeShareGroupOffsets(r) => ResponseKind::DescribeShareGroupOffsets(
+            share_group_offsets::describe(broker, r, v).await,
+        ),
+        RequestKind::AlterShareGroupOffsets(r) => {
+            ResponseKind::AlterShareGroupOffsets(share_group_offsets::alter(broker, r, v).await)
+        }
+        RequestKind::DeleteShareGroupOffsets(r) => {
+            ResponseKind::DeleteShareGroupOffsets(share_group_offsets::delete(broker, r, v).await)
+        }
         RequestKind::ShareAcknowledge(r) => {
             ResponseKind::ShareAcknowledge(share_acknowledge::handle(broker, r, v).await)
         }

@@ -56,6 +56,25 @@ pub fn state_key(key: &ShareKey) -> Vec<u8> {
     k
 }
 
+/// The share-partitions of `group` with persisted state in `store`, as (topic, partition).
+pub fn persisted_partitions(
+    store: &StoreGroup,
+    group: &str,
+) -> Result<Vec<(String, i32)>, ReplicationError> {
+    let mut prefix = b"share/".to_vec();
+    prefix.extend_from_slice(group.as_bytes());
+    prefix.push(0);
+    Ok(store
+        .kv_scan(&prefix)?
+        .into_iter()
+        .filter_map(|(k, _)| {
+            let rest = std::str::from_utf8(&k[prefix.len()..]).ok()?;
+            let (topic, partition) = rest.split_once('\0')?;
+            Some((topic.to_string(), partition.parse().ok()?))
+        })
+        .collect())
+}
+
 /// Where a share-partition's records live.
 #[derive(Clone)]
 pub struct Location {
@@ -420,6 +439,77 @@ impl ShareManager {
         for r in idle {
             self.release(r).await;
         }
+    }
+
+    /// The start offset of `key` (admin describe): in memory when loaded in the current
+    /// term, else as persisted; -1 when there is no state.
+    pub fn start_offset(&self, key: &ShareKey, at: &Location) -> Result<i64, Failure> {
+        let term = at.store.leader_term();
+        if let Some(entry) = self.loaded(key) {
+            let st = entry.state.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(l) = st.as_ref().filter(|l| Some(l.term) == term) {
+                return Ok(l.partition.start_offset());
+            }
+        }
+        match at.store.kv_get(&state_key(key)).map_err(|e| storage(&e))? {
+            Some(bytes) => state::decode(&bytes)
+                .map(|s| s.start_offset)
+                .map_err(|e| (phxq_protocol::errors::KAFKA_STORAGE_ERROR, e.to_string())),
+            None => Ok(-1),
+        }
+    }
+
+    /// The counts of `key` when it is loaded in the leader's current term.
+    pub fn stats_of(&self, key: &ShareKey, at: &Location) -> Option<Stats> {
+        let term = at.store.leader_term();
+        let entry = self.loaded(key)?;
+        let st = entry.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.as_ref()
+            .filter(|l| Some(l.term) == term)
+            .map(|l| l.partition.stats())
+    }
+
+    /// Starts `key` over at `start_offset` (clamped into the log), persisted before it
+    /// returns the offset it starts at.
+    pub async fn alter(
+        &self,
+        key: &ShareKey,
+        at: &Location,
+        settings: &ShareSettings,
+        start_offset: i64,
+    ) -> Result<i64, Failure> {
+        let entry = self.open(key, at, settings)?;
+        let offsets = at.store.offsets(at.pid).ok_or((
+            phxq_protocol::errors::UNKNOWN_TOPIC_OR_PARTITION,
+            "no such partition".to_string(),
+        ))?;
+        let start = start_offset.clamp(offsets.log_start_offset, offsets.high_watermark);
+        {
+            let mut st = entry.state.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(l) = st.as_mut() {
+                l.partition.reset(start);
+                l.version += 1;
+            }
+        }
+        self.persist(&entry).await?;
+        Ok(start)
+    }
+
+    /// Removes the state of `key` from memory and from its store group.
+    pub async fn delete(&self, key: &ShareKey, at: &Location) -> Result<(), Failure> {
+        let entry = self.entry(key);
+        let _io = entry.io.lock().await;
+        // A write waiting behind this one finds nothing to write.
+        *entry.state.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.partitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+        at.store
+            .propose(Command::Put(vec![(state_key(key).into(), None)]))
+            .await
+            .map_err(|e| storage(&e))?;
+        Ok(())
     }
 
     /// Counts of every share-partition loaded here (metrics, describe), in key order.

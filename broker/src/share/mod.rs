@@ -18,6 +18,7 @@
 //! `read_committed` (read up to the last stable offset, archive aborted records),
 //! `by_duration` offset lookups, and the dead-letter topic fed by `take_archived`.
 
+pub mod admin;
 pub mod assignor;
 pub mod config;
 pub mod group;

@@ -794,7 +794,6 @@ impl SharePartition {
 
     /// AlterShareGroupOffsets: start over at `start_offset` with nothing in flight and a
     /// new state epoch. The caller checks that the group has no members.
-    #[allow(dead_code)] // wired next: the dead-letter topic and AlterShareGroupOffsets
     pub fn reset(&mut self, start_offset: i64) {
         self.start = start_offset.max(0);
         self.end = self.start;
