@@ -1,0 +1,165 @@
+"""The web console (README: Web console), in a real headless Chromium: a broker with a
+metrics listener gets a topic, records (one whose value is an <img onerror> and one of raw
+bytes), a group that committed an offset while a member holds the partitions; each console
+page is loaded, its script runs (virtual time), and the DOM must show the live data: the
+topic and its partition count, traffic rates, the group's member and lag with the lag plot
+drawn, the records with the hostile value as text and the bytes escaped. A screenshot of
+every page goes to compat-tests/python/artifacts/. Bad requests get 400s with reasons."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import free_port
+
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+HOSTILE_KEY = "<script>alert(1)</script>"
+HOSTILE_VALUE = "<img src=x onerror=alert(1)>"
+BINARY_KEY = b"\x00\xff"
+BINARY_VALUE = bytes([0x00, 0x01, 0xFE, 0xFF]) + b"tail"
+
+
+def chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def headless(browser: str, url: str, *args: str) -> str:
+    r = subprocess.run(
+        [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+         "--virtual-time-budget=5000", *args, url],
+        capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr.decode(errors="replace")[-2000:]
+    return r.stdout.decode()
+
+
+def get(url: str):
+    """(status, headers (case-insensitive), body) without following redirects."""
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *a, **k):
+            return None
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(url, timeout=10) as r:
+            return r.status, r.headers, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read().decode()
+
+
+def test_console_pages_in_headless_chromium(broker_factory, topic):
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    port = free_port()
+    b = broker_factory("--metrics-listen", f"127.0.0.1:{port}")
+    base = f"http://127.0.0.1:{port}"
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    for f in admin.create_topics([NewTopic(topic, 3, 1)]).values():
+        f.result(timeout=30)
+
+    p = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 0})
+    for i in range(30):
+        p.produce(topic, key=f"k{i}", value=f"value-{i}", partition=i % 3, headers=[("n", str(i))])
+    p.produce(topic, key=HOSTILE_KEY, value=HOSTILE_VALUE, partition=0,
+              headers=[("h<b>", b"\xde\xad<\xbe\xef")])
+    p.produce(topic, key=BINARY_KEY, value=BINARY_VALUE, partition=0)
+    assert p.flush(30) == 0
+    end0 = 12  # 10 plain records, the hostile one and the binary one
+
+    # A member holding the partitions, and a committed offset: lag = 12 - 2 on partition 0.
+    group = "console-group"
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": group, "client.id": "console-test-client",
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    try:
+        c.subscribe([topic])
+        deadline = time.time() + 20
+        while not c.assignment() and time.time() < deadline:
+            c.poll(0.2)
+        assert c.assignment(), "the consumer got no assignment"
+        c.commit(offsets=[TopicPartition(topic, 0, 2)], asynchronous=False)
+
+        browser = chromium()
+        if browser is None:
+            pytest.skip("chromium not found (compat-tests/run.sh installs it with apt-get): "
+                        "the console pages were not loaded in a browser")
+        ARTIFACTS.mkdir(exist_ok=True)
+
+        def page(name: str, path: str) -> str:
+            headless(browser, base + path, f"--screenshot={ARTIFACTS / f'console-{name}.png'}",
+                     "--window-size=1280,900")
+            return headless(browser, base + path, "--dump-dom")
+
+        dom = page("cluster", "/")  # the redirect to /console/ included
+        assert "<h1>Cluster</h1>" in dom
+        assert f"127.0.0.1:{b.port}" in dom
+        assert '<span class="ok">ready</span>' in dom
+        assert "(metadata)" in dom and "Leader" in dom
+
+        dom = page("topics", "/console/topics")
+        assert f'<tr data-topic="{topic}">' in dom
+        assert '<td class="num partitions">3</td>' in dom
+        # The script measured rates from two polls (3 s apart in virtual time).
+        assert "rec/s" in dom, dom
+
+        dom = page("topic", f"/console/topic?name={topic}")
+        assert '<dd id="partition-count">3</dd>' in dom
+        assert f"<td class=\"num\">{end0}</td>" in dom  # partition 0's high watermark
+
+        dom = page("groups", "/console/groups")
+        assert f'<tr data-group="{group}">' in dom
+        assert f'<td class="num lag">{end0 - 2}</td>' in dom
+
+        dom = page("group", f"/console/group?id={group}")
+        assert f'<dd id="total-lag">{end0 - 2}</dd>' in dom
+        assert f'data-tp="{topic}:0">{end0 - 2}</td>' in dom
+        assert "console-test-client" in dom
+        assert '<polyline points="' in dom and 'data-series="total"' in dom, "the lag plot was not drawn"
+
+        dom = page("messages", f"/console/messages?topic={topic}&partition=0&offset=9&limit=10")
+        assert "<td class=\"num\">9</td>" in dom and "value-27" in dom
+        # The hostile record is text: no element came of it.
+        assert "<img" not in dom and "<script>alert" not in dom
+        assert "&lt;img src=x onerror=alert(1)&gt;" in dom
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom
+        # Bytes that are not UTF-8 are escaped.
+        assert "\\x00\\xff" in dom
+        assert "\\x00\\x01\\xfe\\xfftail" in dom
+        assert "\\xde\\xad&lt;\\xbe\\xef" in dom
+    finally:
+        c.close()
+
+    # Plain HTTP: the redirect, the headers, the JSON twin, refusals with reasons.
+    status, headers, _ = get(base + "/")
+    assert status == 302 and headers["Location"] == "/console/"
+    status, headers, body = get(base + "/console/topics")
+    assert status == 200 and "script-src 'self'" in headers["Content-Security-Policy"]
+    status, _, body = get(base + f"/console/api/messages?topic={topic}&partition=0&offset=10&limit=2")
+    assert status == 200
+    recs = json.loads(body)["result"]["records"]
+    assert recs[0]["value"] == {"kind": "text", "text": HOSTILE_VALUE, "cut": 0}
+    assert recs[1]["key"]["kind"] == "escaped"
+    for path, why in [
+        (f"/console/messages?topic={topic}&limit=1000", "between 1 and 100"),
+        (f"/console/messages?topic={topic}&partition=x", "not an integer"),
+        (f"/console/messages?topic={topic}&offset=1&timestamp=2", "not both"),
+        (f"/console/messages?topic={topic}&timestamp=yesterday", "cannot read"),
+        ("/console/topic", "missing"),
+    ]:
+        status, _, body = get(base + path)
+        assert status == 400 and why in body, (path, status, body)
+    status, _, body = get(base + f"/console/api/messages?topic={topic}&partition=7")
+    assert status == 404 and "has 3 partitions" in json.loads(body)["error"]
+    status, _, _ = get(base + "/console/no-such-page")
+    assert status == 404
+    b.assert_alive()
