@@ -308,6 +308,7 @@ fn read_records(
         let buf = buf.freeze();
         let batches =
             batch::split(&buf).map_err(|e| format!("a stored batch is malformed: {e}"))?;
+        let before = at;
         for (range, h) in batches {
             let next = h.last_offset() + 1;
             if next <= at {
@@ -329,6 +330,10 @@ fn read_records(
                 }
             }
             at = next;
+        }
+        if at == before {
+            // The read returned nothing at or after `at`: stop rather than ask again.
+            break;
         }
     }
     Ok(Read {
