@@ -163,3 +163,13 @@ def test_console_pages_in_headless_chromium(broker_factory, topic):
     status, _, _ = get(base + "/console/no-such-page")
     assert status == 404
     b.assert_alive()
+
+
+def test_console_off_leaves_metrics_on(broker_factory):
+    port = free_port()
+    broker_factory("--metrics-listen", f"127.0.0.1:{port}", "--console", "false")
+    base = f"http://127.0.0.1:{port}"
+    assert get(base + "/console/")[0] == 404
+    assert get(base + "/")[0] == 404
+    status, _, body = get(base + "/metrics")
+    assert status == 200 and "phxq_ready" in body

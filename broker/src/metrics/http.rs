@@ -5,7 +5,8 @@
 //! - `GET /health/ready`: 200 when the broker is ready (`health::ready`), else 503 with the
 //!   reasons, one per line.
 //!
-//! - `/` and `/console/...`: the web console (`console`), which answers them itself.
+//! - `/` and `/console/...`: the web console (`console`), which answers them itself
+//!   (unless `console = false`).
 //!
 //! Anything else is 404. It stops with the broker.
 
@@ -87,7 +88,7 @@ async fn answer(
         ));
     }
     let path = req.uri().path();
-    if crate::console::owns(path) {
+    if b.config.console && crate::console::owns(path) {
         let reply = crate::console::answer(b, path, req.uri().query()).await;
         return Ok(console_response(reply));
     }
