@@ -4,7 +4,9 @@ bytes), a group that committed an offset while a member holds the partitions; ea
 page is loaded, its script runs (virtual time), and the DOM must show the live data: the
 topic and its partition count, traffic rates, the group's member and lag with the lag plot
 drawn, the records with the hostile value as text and the bytes escaped. A screenshot of
-every page goes to compat-tests/python/artifacts/. Bad requests get 400s with reasons."""
+every page goes to compat-tests/python/artifacts/. Bad requests get 400s with reasons;
+`console = false` leaves the metrics on; on a three-node cluster each node's console shows
+offsets of the partitions it leads and the leader's id for the others."""
 
 from __future__ import annotations
 
@@ -173,3 +175,34 @@ def test_console_off_leaves_metrics_on(broker_factory):
     assert get(base + "/")[0] == 404
     status, _, body = get(base + "/metrics")
     assert status == 200 and "phxq_ready" in body
+
+
+def test_console_on_a_cluster_shows_what_each_broker_knows(cluster, topic):
+    """Each node's console lists the three brokers; of a topic's partitions, those the node
+    leads come with offsets, the others with their leader's id (README: Web console)."""
+    from phxq_wire import wait_for
+    cluster.create_topic(topic, 6)
+    ports = cluster.metrics_ports
+
+    def views():
+        out = {}
+        for node, port in ports.items():
+            status, _, body = get(f"http://127.0.0.1:{port}/console/api/topic?name={topic}")
+            if status != 200:
+                return None
+            out[node] = json.loads(body)["partitions"]
+        # Every node agrees on the leaders, and each partition is led by one node.
+        leaders = {tuple(p["leader"] for p in parts) for parts in out.values()}
+        return out if len(leaders) == 1 and None not in next(iter(leaders)) else None
+    seen = wait_for(views, 30, what="every node's console naming the same leaders")
+    for node, parts in seen.items():
+        for p in parts:
+            here = p["leader"] == node
+            assert (p["high_watermark"] is not None) == here, (node, p)
+        status, _, body = get(f"http://127.0.0.1:{ports[node]}/console/api/cluster")
+        assert status == 200 and sorted(b["id"] for b in json.loads(body)["brokers"]) == [1, 2, 3]
+    # The message browser of a partition led elsewhere says who leads it.
+    node, other = next((n, p) for n, parts in seen.items() for p in parts if p["leader"] != n)
+    status, _, body = get(f"http://127.0.0.1:{ports[node]}/console/api/messages?topic={topic}"
+                          f"&partition={other['partition']}")
+    assert status == 503 and f"its leader is node {other['leader']}" in json.loads(body)["error"], body
