@@ -78,6 +78,13 @@ def test_console_pages_in_headless_chromium(broker_factory, topic):
     p.produce(topic, key=BINARY_KEY, value=BINARY_VALUE, partition=0)
     assert p.flush(30) == 0
     end0 = 12  # 10 plain records, the hostile one and the binary one
+    # Raw wire, as no client library writes it: a header key that is not UTF-8, and one key
+    # twice (Kafka keeps both). Offset 10 of partition 1.
+    from phxq_wire import Conn, Record, build_batch
+    with Conn.to(b.bootstrap) as conn:
+        err, base_offset = conn.produce_v3(topic, 1, build_batch(
+            [Record(b"raw", b"v", [(b"\xff\xfe", b"x"), ("dup", b"1"), ("dup", b"2")])]))
+    assert (err, base_offset) == (0, 10)
 
     # A member holding the partitions, and a committed offset: lag = 12 - 2 on partition 0.
     group = "console-group"
@@ -138,6 +145,11 @@ def test_console_pages_in_headless_chromium(broker_factory, topic):
         assert "\\x00\\xff" in dom
         assert "\\x00\\x01\\xfe\\xfftail" in dom
         assert "\\xde\\xad&lt;\\xbe\\xef" in dom
+
+        dom = headless(browser, base + f"/console/messages?topic={topic}&partition=1&offset=10", "--dump-dom")
+        headers = dom.split('<td class="headers">')[1].split("</td>")[0]
+        assert '<span class="escaped" title="not UTF-8 text: bytes escaped">\\xff\\xfe</span>' in headers, headers
+        assert headers.count('<span class="text">dup</span>') == 2, headers
     finally:
         c.close()
 

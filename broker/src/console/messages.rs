@@ -9,11 +9,10 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{Compression, Record, RecordBatchDecoder};
+use bytes::BytesMut;
 use maud::{html, Markup};
-use phxq_protocol::batch;
-use phxq_protocol::decompress::decompress;
+use phxq_protocol::batch::{self, BatchHeader};
+use phxq_protocol::records::{parse_record_fields, plain_records};
 use phxq_replication::{PartitionId, ReadLimit, StoreGroup};
 use serde::Serialize;
 
@@ -125,25 +124,41 @@ pub struct RecordRow {
     pub headers: Vec<(Shown, Shown)>,
 }
 
-impl RecordRow {
-    fn from_record(r: &Record) -> RecordRow {
-        RecordRow {
-            offset: r.offset,
-            timestamp: r.timestamp,
-            key: show(r.key.as_deref(), MAX_SHOWN),
-            value: show(r.value.as_deref(), MAX_SHOWN),
-            headers: r
+/// The records of one stored batch as shown, in offset order. phxq's own record parser
+/// keeps header keys as bytes and duplicate header keys, as they were produced.
+fn batch_rows(h: &BatchHeader, batch: &[u8]) -> Result<Vec<RecordRow>, String> {
+    let bad = |e: phxq_protocol::records::RecordsError| {
+        format!(
+            "the stored batch at offset {} does not decode: {e}",
+            h.base_offset
+        )
+    };
+    let (_, plain) = plain_records(batch, MAX_DECOMPRESSED).map_err(bad)?;
+    let fields = parse_record_fields(&plain, h.records_count).map_err(bad)?;
+    let part = |r: &Option<std::ops::Range<usize>>| r.clone().map(|r| &plain[r]);
+    Ok(fields
+        .iter()
+        .map(|f| RecordRow {
+            offset: h.base_offset + i64::from(f.offset_delta),
+            timestamp: if h.is_log_append_time() {
+                h.max_timestamp
+            } else {
+                h.base_timestamp.saturating_add(f.timestamp_delta)
+            },
+            key: show(part(&f.key), MAX_SHOWN),
+            value: show(part(&f.value), MAX_SHOWN),
+            headers: f
                 .headers
                 .iter()
                 .map(|(k, v)| {
                     (
-                        show(Some(k.as_bytes()), MAX_SHOWN),
-                        show(v.as_deref(), MAX_SHOWN),
+                        show(Some(&plain[k.clone()]), MAX_SHOWN),
+                        show(part(v), MAX_SHOWN),
                     )
                 })
                 .collect(),
-        }
-    }
+        })
+        .collect())
 }
 
 fn parse(q: &Query) -> Result<Request, Failure> {
@@ -315,14 +330,15 @@ fn read_records(
                 continue;
             }
             if !h.is_control() {
-                for rec in decode(buf.slice(range))? {
+                for rec in batch_rows(&h, &buf[range])? {
                     if rec.offset >= at && records.len() < limit {
-                        records.push(RecordRow::from_record(&rec));
+                        let offset = rec.offset;
+                        records.push(rec);
                         // A page that stops inside a batch continues after its last record.
                         if records.len() == limit {
                             return Ok(Read {
                                 records,
-                                next: rec.offset + 1,
+                                next: offset + 1,
                                 budget_spent: false,
                             });
                         }
@@ -341,17 +357,6 @@ fn read_records(
         next: at,
         budget_spent: false,
     })
-}
-
-fn decode(mut batch: Bytes) -> Result<Vec<Record>, String> {
-    RecordBatchDecoder::decode_with_custom_compression(
-        &mut batch,
-        Some(|r: &mut Bytes, c: Compression| {
-            decompress(c as i16, r, MAX_DECOMPRESSED).map_err(|e| anyhow::anyhow!(e))
-        }),
-    )
-    .map(|set| set.records)
-    .map_err(|e| format!("a stored batch does not decode: {e:#}"))
 }
 
 fn shown(s: &Shown) -> Markup {
