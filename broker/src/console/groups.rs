@@ -21,7 +21,7 @@ use super::Failure;
 use crate::broker::Broker;
 use crate::groups::consumer_coordinator::Catalog;
 use crate::groups::consumer_protocol::TopicPartition;
-use crate::metrics::errors;
+use phxq_protocol::errors;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct GroupsView {

@@ -22,7 +22,7 @@ use super::Failure;
 use crate::broker::Broker;
 use crate::groups::reset::parse_datetime;
 use crate::handlers::list_offsets;
-use crate::metrics::errors;
+use phxq_protocol::errors;
 
 /// Most records one request shows.
 pub const MAX_RECORDS: i64 = 100;
