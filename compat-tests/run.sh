@@ -6,7 +6,7 @@
 #
 #   bash compat-tests/run.sh [extra pytest args, e.g. -k roundtrip]
 #
-# Needs: cargo, python3 (>= 3.11 with venv/pip), node + npm; apt-get for kcat.
+# Needs: cargo, python3 (>= 3.11 with venv/pip), node + npm; apt-get for kcat and chromium.
 # Exits non-zero on any failure.
 set -euo pipefail
 
@@ -21,6 +21,14 @@ if ! command -v kcat >/dev/null 2>&1; then
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq kcat
+fi
+
+# test_console.py loads the web console in headless Chromium.
+if ! command -v chromium >/dev/null 2>&1; then
+    step "installing chromium (apt)"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium
 fi
 
 REQ="compat-tests/python/requirements.txt"

@@ -226,10 +226,14 @@ pub struct ServeArgs {
     /// (log.retention.check.interval.ms).
     #[arg(long, env = "PHXQ_LOG_RETENTION_CHECK_INTERVAL_MS")]
     pub log_retention_check_interval_ms: Option<u64>,
-    /// Address of the HTTP endpoint with /metrics (Prometheus) and /health/live|ready
-    /// (default 127.0.0.1:9644 when free; "" turns it off).
+    /// Address of the HTTP endpoint with /metrics (Prometheus), /health/live|ready and the
+    /// web console, /console/ (default 127.0.0.1:9644 when free; "" turns it off).
     #[arg(long, env = "PHXQ_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
+    /// Serve the read-only web console under /console/ on the metrics endpoint (default
+    /// true; it shows record contents to whoever reaches that address).
+    #[arg(long, env = "PHXQ_CONSOLE")]
+    pub console: Option<bool>,
     /// Free bytes kept on the data directory's filesystem; below them produce is refused
     /// with KAFKA_STORAGE_ERROR (default: 1 GiB or 5% of the filesystem; 0: no floor).
     #[arg(long, env = "PHXQ_STORAGE_MIN_FREE_BYTES")]
@@ -324,6 +328,9 @@ impl ServeArgs {
         }
         if self.metrics_listen.is_some() {
             c.metrics_listen = self.metrics_listen.clone();
+        }
+        if let Some(on) = self.console {
+            c.console = on;
         }
         if self.storage_min_free_bytes.is_some() {
             c.storage.min_free_bytes = self.storage_min_free_bytes;

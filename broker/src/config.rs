@@ -37,9 +37,13 @@ pub struct Config {
     /// Memory for caching storage pages, in MiB. With the bounded in-flight log, this is what
     /// bounds the broker's memory, whatever the volume of data.
     pub cache_mb: usize,
-    /// Address of the metrics and health endpoint (`metrics/`). None: 127.0.0.1:9644 if it
-    /// is free (a warning otherwise); "": off; an address: it must bind.
+    /// Address of the metrics and health endpoint (`metrics/`), which also serves the web
+    /// console (`console/`). None: 127.0.0.1:9644 if it is free (a warning otherwise); "":
+    /// off; an address: it must bind.
     pub metrics_listen: Option<String>,
+    /// Serve the read-only web console on the metrics endpoint (it shows record contents
+    /// to whoever reaches that address).
+    pub console: bool,
     /// Retention and segment defaults of topics (`[log]`).
     pub log: crate::retention::config::LogConfig,
     /// The free-space floor of the data directory (`[storage]`, `disk/`).
@@ -66,6 +70,7 @@ impl Default for Config {
             raft_heartbeat_ms: 500,
             cache_mb: 256,
             metrics_listen: None,
+            console: true,
             log: Default::default(),
             storage: Default::default(),
             groups: Default::default(),

@@ -13,6 +13,7 @@ mod compaction;
 mod config;
 mod config_ops;
 mod connection;
+mod console;
 mod disk;
 mod errors;
 mod groups;

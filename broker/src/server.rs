@@ -78,7 +78,11 @@ async fn bind_metrics(config: &Config) -> anyhow::Result<Option<TcpListener>> {
     };
     if let Some(l) = &l {
         if let Ok(addr) = l.local_addr() {
-            info!(%addr, "serving /metrics and /health");
+            if config.console {
+                info!(%addr, "serving /metrics, /health and the console (/console/)");
+            } else {
+                info!(%addr, "serving /metrics and /health");
+            }
         }
     }
     Ok(l)

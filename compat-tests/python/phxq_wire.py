@@ -297,7 +297,7 @@ class Dec:
 class Record:
     key: bytes | None
     value: bytes | None
-    headers: list = field(default_factory=list)  # [(str, bytes|None)]
+    headers: list = field(default_factory=list)  # [(str|bytes, bytes|None)]
     timestamp: int = 0
     offset: int = -1
 
@@ -314,7 +314,7 @@ def _encode_record(offset_delta, ts_delta, rec: Record) -> bytes:
             body += zigzag_varint(len(b)) + b
     body += zigzag_varint(len(rec.headers))
     for k, v in rec.headers:
-        kb = k.encode()
+        kb = k if isinstance(k, bytes) else k.encode()
         body += zigzag_varint(len(kb)) + kb
         if v is None:
             body += zigzag_varint(-1)

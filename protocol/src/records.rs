@@ -81,6 +81,71 @@ pub fn plain_records(batch: &[u8], cap: usize) -> Result<(BatchHeader, Bytes), R
     Ok((h, plain))
 }
 
+/// One record's fields, as positions in the batch's decompressed records (what the web
+/// console's message browser shows). Header keys are bytes, as on the wire; duplicate
+/// header keys are kept, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordFields {
+    pub offset_delta: i32,
+    pub timestamp_delta: i64,
+    pub key: Option<Range<usize>>,
+    pub value: Option<Range<usize>>,
+    pub headers: Vec<(Range<usize>, Option<Range<usize>>)>,
+}
+
+/// A record's fields up to its value, read at `*pos` (which is left after the value length).
+struct Head {
+    start: usize,
+    end: usize,
+    timestamp_delta: i64,
+    offset_delta: i32,
+    key: Option<Range<usize>>,
+    value: Option<Range<usize>>,
+}
+
+fn head(plain: &[u8], pos: &mut usize, index: usize) -> Result<Head, RecordsError> {
+    let bad = |what| RecordsError::Malformed { index, what };
+    let start = *pos;
+    let len = varint(plain, pos, 5).ok_or(bad("length"))?;
+    if len < 0 || *pos + len as usize > plain.len() {
+        return Err(bad("length past the end of the records"));
+    }
+    let end = *pos + len as usize;
+    let body = &plain[..end];
+    *pos += 1; // attributes
+    let timestamp_delta = varint(body, pos, 10).ok_or(bad("timestamp delta"))?;
+    let offset_delta = varint(body, pos, 5).ok_or(bad("offset delta"))?;
+    let key_len = varint(body, pos, 5).ok_or(bad("key length"))?;
+    let key = if key_len < 0 {
+        None
+    } else {
+        let k = *pos..*pos + key_len as usize;
+        if k.end > end {
+            return Err(bad("key past the end of the record"));
+        }
+        *pos = k.end;
+        Some(k)
+    };
+    let value_len = varint(body, pos, 5).ok_or(bad("value length"))?;
+    let value = if value_len < 0 {
+        None
+    } else {
+        let v = *pos..*pos + value_len as usize;
+        if v.end > end {
+            return Err(bad("value past the end of the record"));
+        }
+        Some(v)
+    };
+    Ok(Head {
+        start,
+        end,
+        timestamp_delta,
+        offset_delta: i32::try_from(offset_delta).map_err(|_| bad("offset delta"))?,
+        key,
+        value,
+    })
+}
+
 /// Splits decompressed records into `count` records.
 pub fn parse_records(plain: &[u8], count: i32) -> Result<Vec<RecordRef>, RecordsError> {
     let count = count.max(0) as usize;
@@ -88,40 +153,64 @@ pub fn parse_records(plain: &[u8], count: i32) -> Result<Vec<RecordRef>, Records
     let mut out = Vec::with_capacity(count.min(plain.len() / 7 + 1));
     let mut pos = 0;
     for index in 0..count {
-        let bad = |what| RecordsError::Malformed { index, what };
-        let start = pos;
-        let len = varint(plain, &mut pos, 5).ok_or(bad("length"))?;
-        if len < 0 || pos + len as usize > plain.len() {
-            return Err(bad("length past the end of the records"));
-        }
-        let end = pos + len as usize;
-        let body = &plain[..end];
-        pos += 1; // attributes
-        let timestamp_delta = varint(body, &mut pos, 10).ok_or(bad("timestamp delta"))?;
-        let offset_delta = varint(body, &mut pos, 5).ok_or(bad("offset delta"))?;
-        let key_len = varint(body, &mut pos, 5).ok_or(bad("key length"))?;
-        let key = if key_len < 0 {
-            None
-        } else {
-            let k = pos..pos + key_len as usize;
-            if k.end > end {
-                return Err(bad("key past the end of the record"));
-            }
-            pos = k.end;
-            Some(k)
-        };
-        let value_len = varint(body, &mut pos, 5).ok_or(bad("value length"))?;
-        if value_len >= 0 && pos + value_len as usize > end {
-            return Err(bad("value past the end of the record"));
-        }
+        let h = head(plain, &mut pos, index)?;
         out.push(RecordRef {
-            offset_delta: i32::try_from(offset_delta).map_err(|_| bad("offset delta"))?,
-            timestamp_delta,
-            key,
-            null_value: value_len < 0,
-            raw: start..end,
+            offset_delta: h.offset_delta,
+            timestamp_delta: h.timestamp_delta,
+            key: h.key,
+            null_value: h.value.is_none(),
+            raw: h.start..h.end,
         });
-        pos = end;
+        pos = h.end;
+    }
+    Ok(out)
+}
+
+/// Splits decompressed records into `count` records with every field, headers included
+/// (checked to lie within their record).
+pub fn parse_record_fields(plain: &[u8], count: i32) -> Result<Vec<RecordFields>, RecordsError> {
+    let count = count.max(0) as usize;
+    let mut out = Vec::with_capacity(count.min(plain.len() / 7 + 1));
+    let mut pos = 0;
+    for index in 0..count {
+        let bad = |what| RecordsError::Malformed { index, what };
+        let h = head(plain, &mut pos, index)?;
+        let body = &plain[..h.end];
+        pos = h.value.as_ref().map_or(pos, |v| v.end);
+        let n = varint(body, &mut pos, 5).ok_or(bad("header count"))?;
+        if n < 0 {
+            return Err(bad("negative header count"));
+        }
+        // A header takes at least 2 bytes: never trust the count for an allocation.
+        let mut headers = Vec::with_capacity((n as usize).min((h.end - pos) / 2));
+        for _ in 0..n {
+            let key_len = varint(body, &mut pos, 5).ok_or(bad("header key length"))?;
+            if key_len < 0 || pos + key_len as usize > h.end {
+                return Err(bad("header key past the end of the record"));
+            }
+            let key = pos..pos + key_len as usize;
+            pos = key.end;
+            let value_len = varint(body, &mut pos, 5).ok_or(bad("header value length"))?;
+            let value = if value_len < 0 {
+                None
+            } else {
+                let v = pos..pos + value_len as usize;
+                if v.end > h.end {
+                    return Err(bad("header value past the end of the record"));
+                }
+                pos = v.end;
+                Some(v)
+            };
+            headers.push((key, value));
+        }
+        out.push(RecordFields {
+            offset_delta: h.offset_delta,
+            timestamp_delta: h.timestamp_delta,
+            key: h.key,
+            value: h.value,
+            headers,
+        });
+        pos = h.end;
     }
     Ok(out)
 }
@@ -236,6 +325,100 @@ mod tests {
         };
         RecordBatchEncoder::encode(&mut buf, records, &opts).unwrap();
         buf.to_vec()
+    }
+
+    /// A zigzag varint, as records carry their lengths and deltas.
+    fn zz(v: i64) -> Vec<u8> {
+        let mut u = ((v << 1) ^ (v >> 63)) as u64;
+        let mut out = vec![];
+        loop {
+            if u < 0x80 {
+                out.push(u as u8);
+                return out;
+            }
+            out.push((u as u8 & 0x7f) | 0x80);
+            u >>= 7;
+        }
+    }
+
+    /// One record's bytes, length prefix included.
+    fn raw_record(
+        offset_delta: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(&[u8], Option<&[u8]>)],
+    ) -> Vec<u8> {
+        let field = |b: Option<&[u8]>| match b {
+            None => zz(-1),
+            Some(b) => [zz(b.len() as i64), b.to_vec()].concat(),
+        };
+        let mut body = vec![0u8];
+        body.extend(zz(7));
+        body.extend(zz(offset_delta));
+        body.extend(field(key));
+        body.extend(field(value));
+        body.extend(zz(headers.len() as i64));
+        for (k, v) in headers {
+            body.extend(field(Some(k)));
+            body.extend(field(*v));
+        }
+        [zz(body.len() as i64), body].concat()
+    }
+
+    #[test]
+    fn record_fields_keep_every_header_as_bytes() {
+        // Encoded by kafka-protocol, compressed: the fields come back where they are.
+        let mut r = record(100, Some("k"), Some("value"));
+        r.headers.insert("h".into(), Some(Bytes::from_static(b"x")));
+        r.headers.insert("n".into(), None);
+        let batch = encode(&[r, record(101, None, None)], Compression::Gzip);
+        let (h, plain) = plain_records(&batch, 1 << 20).unwrap();
+        let f = parse_record_fields(&plain, h.records_count).unwrap();
+        assert_eq!(f.len(), 2);
+        assert_eq!(&plain[f[0].key.clone().unwrap()], b"k");
+        assert_eq!(&plain[f[0].value.clone().unwrap()], b"value");
+        let hs: Vec<_> = f[0]
+            .headers
+            .iter()
+            .map(|(k, v)| (&plain[k.clone()], v.clone().map(|v| &plain[v])))
+            .collect();
+        assert_eq!(hs, vec![(&b"h"[..], Some(&b"x"[..])), (&b"n"[..], None)]);
+        assert_eq!((f[1].key.clone(), f[1].value.clone()), (None, None));
+        assert_eq!(f[1].offset_delta, 1);
+
+        // Written by hand: a header key that is not UTF-8, and the same key twice.
+        let plain = [
+            raw_record(
+                0,
+                Some(b"\xff"),
+                Some(b"v"),
+                &[(b"\xfe\x00", Some(b"1")), (b"d", Some(b"2")), (b"d", None)],
+            ),
+            raw_record(1, None, Some(b""), &[]),
+        ]
+        .concat();
+        let f = parse_record_fields(&plain, 2).unwrap();
+        assert_eq!(f[0].headers.len(), 3);
+        assert_eq!(&plain[f[0].headers[0].0.clone()], b"\xfe\x00");
+        assert_eq!(&plain[f[0].headers[2].0.clone()], b"d");
+        assert_eq!(f[0].headers[2].1, None);
+        assert_eq!(f[1].value.clone().map(|v| v.len()), Some(0));
+        // parse_records reads the same records.
+        let refs = parse_records(&plain, 2).unwrap();
+        assert_eq!(refs[0].key, f[0].key);
+        assert!(!refs[1].null_value);
+
+        // A header running past its record, or a count past the bytes: refused, no panic.
+        let mut bad = raw_record(0, None, Some(b"v"), &[(b"key", Some(b"val"))]);
+        let last = bad.len() - 1;
+        bad[last - 3] = 40; // the header value length (zigzag 20)
+        assert!(parse_record_fields(&bad, 1).is_err());
+        let huge = raw_record(0, None, None, &[]);
+        let mut huge = huge[..huge.len() - 1].to_vec();
+        huge.extend(zz(i32::MAX as i64));
+        huge[0] = zz(huge.len() as i64 - 1)[0];
+        assert!(parse_record_fields(&huge, 1).is_err());
+        assert!(parse_record_fields(&plain, 3).is_err());
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //! - `GET /health/ready`: 200 when the broker is ready (`health::ready`), else 503 with the
 //!   reasons, one per line.
 //!
+//! - `/` and `/console/...`: the web console (`console`), which answers them itself
+//!   (unless `console = false`).
+//!
 //! Anything else is 404. It stops with the broker.
 
 use std::convert::Infallible;
@@ -84,7 +87,12 @@ async fn answer(
             "GET only\n".into(),
         ));
     }
-    Ok(match req.uri().path() {
+    let path = req.uri().path();
+    if b.config.console && crate::console::owns(path) {
+        let reply = crate::console::answer(b, path, req.uri().query()).await;
+        return Ok(console_response(reply));
+    }
+    Ok(match path {
         "/metrics" => match b.metrics.render() {
             Ok(body) => text(StatusCode::OK, OPENMETRICS, body),
             Err(_) => text(
@@ -105,9 +113,34 @@ async fn answer(
         _ => text(
             StatusCode::NOT_FOUND,
             PLAIN,
-            "not found: /metrics, /health/live, /health/ready\n".into(),
+            "not found: /metrics, /health/live, /health/ready, /console/\n".into(),
         ),
     })
+}
+
+fn console_response(reply: crate::console::Reply) -> Response<Full<Bytes>> {
+    use hyper::header::{self, HeaderValue};
+    let mut r = Response::new(Full::new(reply.body));
+    *r.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(reply.content_type),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(crate::console::CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(to) = reply.location {
+        h.insert(header::LOCATION, HeaderValue::from_static(to));
+    }
+    r
 }
 
 /// Binds the metrics address; `None` when metrics are off (empty address).

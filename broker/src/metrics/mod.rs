@@ -227,6 +227,19 @@ impl Metrics {
         self.records_out.get_or_create(&l).inc_by(records);
     }
 
+    /// What was counted for `topic` since the broker started (zeros while nothing was, or
+    /// while counting is off). Reads only: no series is created.
+    pub fn topic_totals(&self, topic: &str) -> TopicTotals {
+        let l = vec![("topic", topic.to_string())];
+        let get = |f: &Family<Labels, Counter>| f.get(&l).map_or(0, |c| c.get());
+        TopicTotals {
+            bytes_in: get(&self.bytes_in),
+            records_in: get(&self.records_in),
+            bytes_out: get(&self.bytes_out),
+            records_out: get(&self.records_out),
+        }
+    }
+
     /// A deleted topic's series go with it.
     pub fn forget_topic(&self, topic: &str) {
         let l = vec![("topic", topic.to_string())];
@@ -244,6 +257,15 @@ impl Metrics {
                 .inc_by(ms as f64 / 1000.0);
         }
     }
+}
+
+/// A topic's traffic counters (`Metrics::topic_totals`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TopicTotals {
+    pub bytes_in: u64,
+    pub records_in: u64,
+    pub bytes_out: u64,
+    pub records_out: u64,
 }
 
 /// Counts a connection closed when dropped.
