@@ -164,8 +164,12 @@ impl Broker {
         tokio::spawn(crate::cluster::balance::follow_metadata(Arc::downgrade(
             &broker,
         )));
-        // Share-partitions: lock expiry and idle share sessions.
+        // Share-partitions: lock expiry and idle share sessions; dead letters.
         tokio::spawn(crate::share::manager::run(Arc::downgrade(&broker.share)));
+        let (dead_letters, letters) = tokio::sync::mpsc::channel(crate::share::dlq::QUEUE);
+        broker.share.send_dead_letters_to(dead_letters);
+        let sink: std::sync::Weak<dyn crate::share::dlq::Sink> = Arc::downgrade(&broker) as _;
+        tokio::spawn(crate::share::dlq::run(letters, sink));
         // Retention runs on the leaders of the store groups, in the background.
         tokio::spawn(crate::retention::run(Arc::downgrade(&broker)));
         broker.metrics.watch(Arc::downgrade(&broker));
@@ -283,4 +287,69 @@ fn new_cluster_id() -> String {
     (0..22)
         .map(|i| ALPHABET[((bits >> (i * 6)) & 63) as usize] as char)
         .collect()
+}
+
+/// The dead-letter writer's view of the broker (`share/dlq.rs`): the group's target, the
+/// source log (this broker leads it), and a Produce to the dead-letter topic's leader over
+/// the Kafka protocol, as any producer (acks=all), so it works wherever that leader is.
+impl crate::share::dlq::Sink for Broker {
+    fn target(&self, group: &str) -> Option<crate::share::dlq::Target> {
+        crate::groups::configs::dead_letter_target(&self.group_configs.get(group))
+    }
+
+    fn read(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<Bytes, String> {
+        let (pid, g) = self
+            .topics
+            .get(topic)
+            .and_then(|t| t.partition(partition))
+            .ok_or_else(|| format!("no partition {topic}-{partition}"))?;
+        let store = self
+            .leading(g)
+            .map_err(|_| format!("this broker does not lead {topic}-{partition}"))?;
+        let mut buf = bytes::BytesMut::new();
+        store
+            .read(
+                pid,
+                offset,
+                phxq_replication::ReadLimit::at_least_one_batch(max_bytes),
+                &mut buf,
+            )
+            .map_err(|e| e.to_string())?;
+        Ok(buf.freeze())
+    }
+
+    fn produce(
+        &self,
+        topic: String,
+        hint: i32,
+        records: Vec<kafka_protocol::records::Record>,
+    ) -> futures::future::BoxFuture<'_, Result<(), String>> {
+        let bootstrap = format!("{}:{}", self.host, self.port);
+        let partitions = self.topics.get(&topic).map(|t| t.partition_count());
+        Box::pin(async move {
+            let n = partitions
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("no dead-letter topic {topic}"))?;
+            let partition = hint.rem_euclid(n);
+            tokio::task::spawn_blocking(move || {
+                crate::admin::produce::send_batch(&bootstrap, &topic, partition, &records)
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map(|_| ())
+            .map_err(|e| format!("{e:#}"))
+        })
+    }
+
+    fn failed(&self, n: u64) {
+        self.share
+            .dead_letters_failed
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
 }

@@ -401,3 +401,63 @@ def test_describe_reset_and_delete_a_share_group_with_the_cli(share_broker, topi
     assert d.returncode == 0, d.stderr
     listed = phxq("group", "list", "--bootstrap", bs)
     assert "ops" not in listed.stdout.split(), listed.stdout
+
+
+def test_dead_letter_topic_gets_rejected_and_poison_records(share_broker, topic):
+    bs = share_broker.bootstrap
+    create(bs, topic, partitions=2)
+    dlq = f"dlq.{topic}"
+    create(bs, dlq)
+    # The dead-letter topic must carry the broker's prefix ("dlq.").
+    with pytest.raises(Exception) as refused:
+        group_configs(bs, "dead", errors_deadletterqueue_topic_name=topic)
+    assert "dlq." in str(refused.value)
+    group_configs(bs, "dead", share_auto_offset_reset="earliest", share_delivery_count_limit="2",
+                  errors_deadletterqueue_topic_name=dlq)
+    p = Producer({"bootstrap.servers": bs})
+    for i in range(6):
+        p.produce(topic, key=f"k{i}".encode(), value=f"v{i}".encode(), partition=i % 2,
+                  headers=[("trace", f"t{i}".encode())])
+    assert p.flush(30) == 0
+    c = share_consumer(bs, "dead", topic, **{"share.acknowledgement.mode": "explicit"})
+    done = set()
+    deadline = time.monotonic() + 30
+    while len(done) < 6 and time.monotonic() < deadline:
+        for m in c.poll(0.5):
+            assert m.error() is None
+            v = m.value().decode()
+            if v == "v1":
+                c.acknowledge(m, AcknowledgeType.REJECT)  # partition 1, offset 0
+                done.add(v)
+            elif v == "v4":
+                c.acknowledge(m, AcknowledgeType.RELEASE)  # poison: partition 0, offset 2
+                if m.delivery_count() >= 2:
+                    done.add(v)
+            else:
+                c.acknowledge(m, AcknowledgeType.ACCEPT)
+                done.add(v)
+        c.commit_sync()
+    c.close()
+    assert len(done) == 6
+    dead = Consumer({"bootstrap.servers": bs, "group.id": "dlq-reader", "auto.offset.reset": "earliest"})
+    dead.subscribe([dlq])
+    letters = []
+    deadline = time.monotonic() + 30
+    while len(letters) < 2 and time.monotonic() < deadline:
+        m = dead.poll(0.5)
+        if m is not None and m.error() is None:
+            letters.append(m)
+    dead.close()
+    got = {}
+    for m in letters:
+        h = {k: v.decode() for k, v in m.headers()}
+        got[m.value().decode()] = (m.key(), h)
+    assert set(got) == {"v1", "v4"}, got
+    key, h = got["v1"]
+    assert key == b"k1" and h["trace"] == "t1"
+    assert (h["__dlq.errors.group.id"], h["__dlq.errors.topic"], h["__dlq.errors.partition"],
+            h["__dlq.errors.offset"], h["__dlq.errors.delivery.count"], h["__dlq.errors.reason"]) == (
+        "dead", topic, "1", "0", "1", "rejected")
+    _, h = got["v4"]
+    assert (h["__dlq.errors.partition"], h["__dlq.errors.offset"], h["__dlq.errors.delivery.count"],
+            h["__dlq.errors.reason"]) == ("0", "2", "2", "delivery_count_limit")

@@ -175,9 +175,44 @@ fn send(
     for (p, recs) in &chunk {
         todo.insert(*p, (batch(recs, headers)?, recs.len() as i64));
     }
+    send_batches(bootstrap, &a.topic, a.acks, todo)
+}
+
+/// Writes `records` as one uncompressed batch to `partition` of `topic` with acks=all
+/// (the share groups' dead-letter writer).
+pub fn send_batch(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    records: &[Record],
+) -> anyhow::Result<(i64, i64)> {
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )?;
+    let todo = BTreeMap::from([(partition, (buf.freeze(), records.len() as i64))]);
+    let done = send_batches(bootstrap, topic, -1, todo)?;
+    done.get(&partition)
+        .copied()
+        .ok_or_else(|| anyhow::anyhow!("no answer for {topic} partition {partition}"))
+}
+
+/// Writes one batch per partition (with its record count) to each partition's leader;
+/// returns the first and last offset of each. Retries what failed with a retriable error.
+fn send_batches(
+    bootstrap: &str,
+    topic: &str,
+    acks: i16,
+    mut todo: BTreeMap<i32, (Bytes, i64)>,
+) -> anyhow::Result<BTreeMap<i32, (i64, i64)>> {
     let mut done = BTreeMap::new();
     for attempt in 0.. {
-        let parts: BTreeSet<(String, i32)> = todo.keys().map(|p| (a.topic.clone(), *p)).collect();
+        let parts: BTreeSet<(String, i32)> = todo.keys().map(|p| (topic.to_string(), *p)).collect();
         let (brokers, by_leader) = partition_leaders(bootstrap, &parts)?;
         let mut failed = Vec::new();
         for (leader, tps) in by_leader {
@@ -196,10 +231,10 @@ fn send(
                 }
             };
             let req = ProduceRequest::default()
-                .with_acks(a.acks)
+                .with_acks(acks)
                 .with_timeout_ms(30_000)
                 .with_topic_data(vec![TopicProduceData::default()
-                    .with_name(TopicName(s(&a.topic)))
+                    .with_name(TopicName(s(topic)))
                     .with_partition_data(
                         tps.iter()
                             .map(|(_, p)| {
@@ -225,7 +260,7 @@ fn send(
         if todo.is_empty() {
             break;
         }
-        let what = |p: i32| format!("producing to {} partition {p}", a.topic);
+        let what = |p: i32| format!("producing to {topic} partition {p}");
         if let Some((p, code)) = failed.iter().find(|(_, code)| !RETRIABLE.contains(code)) {
             check(*code, &what(*p))?;
         }

@@ -28,6 +28,7 @@ use crate::audit::reconcile::Mode;
 use crate::config_ops;
 pub use crate::config_ops::Op;
 use crate::share::config as share;
+use crate::share::dlq;
 use crate::topic_configs::{BOOLEAN, INT, LIST, LONG, STRING};
 
 const PREFIX: &str = "group-config/";
@@ -159,7 +160,28 @@ pub const GROUP_CONFIGS: &[Def] = &[
         broker_key: None,
         doc: "share groups: members may renew their acquisition locks (KIP-1222)",
     },
+    Def {
+        name: dlq::TOPIC_NAME,
+        kind: STRING,
+        broker_key: None,
+        doc: "share groups: the dead-letter topic for rejected records and records at the delivery-count limit (must exist and start with [groups.share] dlq_topic_prefix; unset: none)",
+    },
+    Def {
+        name: dlq::COPY_RECORD,
+        kind: BOOLEAN,
+        broker_key: None,
+        doc: "share groups: dead letters carry the original key, value and headers (else only the context headers)",
+    },
 ];
+
+/// A share group's dead-letter topic, if it has one.
+pub fn dead_letter_target(values: &Values) -> Option<dlq::Target> {
+    let topic = values.get(dlq::TOPIC_NAME)?.clone();
+    Some(dlq::Target {
+        topic,
+        copy_record: values.get(dlq::COPY_RECORD).is_none_or(|v| v == "true"),
+    })
+}
 
 /// The `share.*` values among a group's configs.
 fn share_values(values: &Values) -> Values {
@@ -273,6 +295,7 @@ pub fn value_of(defaults: &GroupConfig, values: &Values, def: &Def) -> (Option<S
         SESSION_TIMEOUT => Some(defaults.consumer_session_timeout_ms.to_string()),
         HEARTBEAT_INTERVAL => Some(defaults.consumer_heartbeat_interval_ms.to_string()),
         LIVE_RESET | FETCH_LOCK => Some("false".to_string()),
+        dlq::COPY_RECORD => Some("true".to_string()),
         AUDIT => Some(defaults.audit.clone()),
         name if share::GROUP_CONFIG_NAMES.contains(&name) => {
             let s = share_settings(defaults, &Values::new());
@@ -318,6 +341,16 @@ pub fn validate(defaults: &GroupConfig, values: &Values) -> Result<(), String> {
             }
             LIST => {
                 parse_topic_limits(value).map_err(|e| format!("{name}: {e}"))?;
+            }
+            STRING
+                if name == dlq::TOPIC_NAME
+                    && (!value.starts_with(&defaults.share.dlq_topic_prefix)
+                        || value.len() <= defaults.share.dlq_topic_prefix.len()) =>
+            {
+                return Err(format!(
+                    "{name} must start with {:?} (the broker's [groups.share] dlq_topic_prefix), got {value:?}",
+                    defaults.share.dlq_topic_prefix
+                ));
             }
             STRING if name == AUDIT && Mode::parse(value).is_none() => {
                 return Err(format!(

@@ -349,6 +349,13 @@ fn collect(b: &Broker) -> Vec<Series> {
     out.extend(share);
     out.push(
         Series::counter(
+            "share_dead_letters_failed",
+            "Dead letters of share groups not written to their dead-letter topic (queue full or write failed)",
+        )
+        .one(b.share.dead_letters_failed.load(std::sync::atomic::Ordering::Relaxed) as f64),
+    );
+    out.push(
+        Series::counter(
             "group_rebalances",
             "Rebalances (new generations) of classic groups coordinated here since the broker started",
         )

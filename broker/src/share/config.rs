@@ -211,6 +211,9 @@ pub struct BrokerShareConfig {
     pub max_size: u32,
     /// `group.share.max.share.sessions`: share sessions one broker keeps, 2000, 1..=30000.
     pub max_share_sessions: u32,
+    /// `errors.deadletterqueue.topic.name.prefix` (KIP-1191): a group's dead-letter topic
+    /// must start with this ("dlq.").
+    pub dlq_topic_prefix: String,
 }
 
 impl Default for BrokerShareConfig {
@@ -231,6 +234,7 @@ impl Default for BrokerShareConfig {
             max_heartbeat_interval_ms: 15_000,
             max_size: 200,
             max_share_sessions: 2000,
+            dlq_topic_prefix: "dlq.".into(),
         }
     }
 }

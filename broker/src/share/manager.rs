@@ -30,6 +30,7 @@ use phxq_replication::{Command, PartitionId, ReadLimit, ReplicationError, StoreG
 use tracing::{debug, warn};
 
 use super::config::ShareSettings;
+use super::dlq::DeadLetters;
 use super::partition::{
     initial_start_offset, AckBatch, AcquireMode, AcquiredRange, FetchedBatch, Limits,
     SharePartition, Stats,
@@ -117,6 +118,10 @@ pub struct ShareManager {
     sessions: Mutex<SessionCache>,
     partitions: Mutex<HashMap<ShareKey, Arc<Entry>>>,
     next_connection: AtomicU64,
+    /// Where archived records go once durable (`dlq.rs`).
+    dead_letters: std::sync::OnceLock<tokio::sync::mpsc::Sender<DeadLetters>>,
+    /// Dead letters not written (queue full or the write failed).
+    pub dead_letters_failed: AtomicU64,
 }
 
 impl Entry {
@@ -132,7 +137,14 @@ impl ShareManager {
             sessions: Mutex::new(SessionCache::new(max_sessions)),
             partitions: Mutex::new(HashMap::new()),
             next_connection: AtomicU64::new(1),
+            dead_letters: std::sync::OnceLock::new(),
+            dead_letters_failed: AtomicU64::new(0),
         }
+    }
+
+    /// Archived records are handed to `tx` (the dead-letter writer) once durable.
+    pub fn send_dead_letters_to(&self, tx: tokio::sync::mpsc::Sender<DeadLetters>) {
+        let _ = self.dead_letters.set(tx);
     }
 
     /// A new connection's id (share sessions end with their connection).
@@ -369,6 +381,29 @@ impl ShareManager {
             .await
             .map_err(|e| storage(&e))?;
         *persisted = version;
+        // What was archived is durable now: on to the dead-letter writer.
+        let (archived, dropped) = {
+            let mut st = entry.state.lock().unwrap_or_else(|e| e.into_inner());
+            match st.as_mut() {
+                Some(l) => l.partition.take_archived(),
+                None => (Vec::new(), 0),
+            }
+        };
+        if dropped > 0 {
+            self.dead_letters_failed
+                .fetch_add(dropped, Ordering::Relaxed);
+        }
+        if let (false, Some(tx)) = (archived.is_empty(), self.dead_letters.get()) {
+            let n = archived.len() as u64;
+            let letters = DeadLetters {
+                key: entry.key.clone(),
+                records: archived,
+            };
+            if tx.try_send(letters).is_err() {
+                self.dead_letters_failed.fetch_add(n, Ordering::Relaxed);
+                warn!(group = %entry.key.0, topic = %entry.key.1, partition = entry.key.2, "dead-letter queue full: {n} dead letters dropped");
+            }
+        }
         Ok(())
     }
 

@@ -21,6 +21,7 @@
 pub mod admin;
 pub mod assignor;
 pub mod config;
+pub mod dlq;
 pub mod group;
 pub mod manager;
 pub mod partition;

@@ -372,7 +372,6 @@ impl SharePartition {
 
     /// Records archived after a delivery since the last call (rejected or at the delivery
     /// count limit), oldest first, and how many did not fit in the outbox.
-    #[allow(dead_code)] // wired next: the dead-letter topic and AlterShareGroupOffsets
     pub fn take_archived(&mut self) -> (Vec<ArchivedRecord>, u64) {
         let dropped = std::mem::take(&mut self.archived_dropped);
         (std::mem::take(&mut self.archived), dropped)
