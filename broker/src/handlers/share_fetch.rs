@@ -161,22 +161,41 @@ pub async fn handle(
         };
         let deadline =
             Instant::now() + Duration::from_millis(req.max_wait_ms.clamp(0, 60_000) as u64);
+        let mut watches = watches(broker, &admitted.partitions);
         loop {
-            let got = acquire_round(
-                broker,
-                &group,
-                &member,
-                &settings,
-                &admitted.partitions,
-                (max_records, max_bytes),
-                &mut outcomes,
-                &mut acquired_entries,
-            );
+            for w in watches.iter_mut() {
+                w.borrow_and_update();
+            }
+            // The log reads may go to the disk: not on this worker's other tasks' time.
+            let got = off_worker(|| {
+                acquire_round(
+                    broker,
+                    &group,
+                    &member,
+                    &settings,
+                    &admitted.partitions,
+                    (max_records, max_bytes),
+                    &mut outcomes,
+                    &mut acquired_entries,
+                )
+            });
             let now = Instant::now();
             if got || now >= deadline || admitted.partitions.is_empty() {
                 break;
             }
-            tokio::time::sleep((deadline - now).min(RECHECK)).await;
+            // New records wake the fetch at once; released or expired ones are looked
+            // for every RECHECK.
+            let pause = tokio::time::sleep((deadline - now).min(RECHECK));
+            if watches.is_empty() {
+                pause.await;
+            } else {
+                let appended =
+                    futures::future::select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
+                tokio::select! {
+                    _ = appended => {}
+                    _ = pause => {}
+                }
+            }
         }
     }
     touched.extend(acquired_entries.iter().map(|(_, e)| e.clone()));
@@ -202,6 +221,33 @@ pub async fn handle(
         }
     }
     response(broker, outcomes, settings.record_lock_duration_ms)
+}
+
+/// Apply watches of the store groups this broker leads among `partitions`'.
+fn watches(
+    broker: &Broker,
+    partitions: &BTreeSet<TopicPartition>,
+) -> Vec<tokio::sync::watch::Receiver<u64>> {
+    let mut groups: Vec<phxq_replication::GroupId> = partitions
+        .iter()
+        .filter_map(|(t, p)| broker.topics.get(t)?.partition(*p).map(|(_, g)| g))
+        .collect();
+    groups.sort();
+    groups.dedup();
+    groups
+        .into_iter()
+        .filter_map(|g| broker.leading(g).ok())
+        .map(|g| g.applied_watch())
+        .collect()
+}
+
+/// Runs `f`, telling a multi-threaded runtime that it may block (as Fetch's reads do).
+fn off_worker<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
 }
 
 /// One pass over the session's partitions, acquiring within the budget. Returns whether

@@ -43,6 +43,11 @@ pub const TICK_MS: u64 = 250;
 /// A share session unused for this long ends (its member's records are released).
 pub const SESSION_IDLE_MS: u64 = 120_000;
 
+/// Log bytes read per record an acquisition may take, and the bounds of one read.
+const READ_BYTES_PER_RECORD: usize = 1024;
+const MIN_READ_BYTES: usize = 64 << 10;
+const MAX_READ_BYTES: usize = 8 << 20;
+
 /// (share group, topic, partition).
 pub type ShareKey = (String, String, i32);
 
@@ -278,12 +283,18 @@ impl ShareManager {
         if from >= offsets.high_watermark {
             return Ok(Acquired::default());
         }
+        // Read about what can be acquired, not the client's whole byte budget (50 MiB by
+        // default): whole batches are acquired until `max_records`, so a read sized for
+        // that many records of a KiB each is enough for one fetch.
+        let want = (max_records as usize)
+            .saturating_mul(READ_BYTES_PER_RECORD)
+            .clamp(MIN_READ_BYTES, MAX_READ_BYTES);
         let mut buf = BytesMut::new();
         at.store
             .read(
                 at.pid,
                 from,
-                ReadLimit::at_least_one_batch(max_bytes),
+                ReadLimit::at_least_one_batch(want.min(max_bytes)),
                 &mut buf,
             )
             .map_err(|e| storage(&e))?;
