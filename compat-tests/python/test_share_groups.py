@@ -277,6 +277,18 @@ def test_share_group_and_classic_group_on_the_same_topic(share_broker, topic):
             classic.append((m.partition(), m.offset()))
     cc.close()
     assert sorted(classic) == sorted((i % 2, i // 2) for i in range(40))
+    # And a KIP-848 consumer group on the same topic.
+    kc = Consumer({"bootstrap.servers": bs, "group.id": "kip848", "group.protocol": "consumer",
+                   "auto.offset.reset": "earliest"})
+    kc.subscribe([topic])
+    modern = []
+    deadline = time.monotonic() + 30
+    while len(modern) < 40 and time.monotonic() < deadline:
+        m = kc.poll(0.5)
+        if m is not None and m.error() is None:
+            modern.append((m.partition(), m.offset()))
+    kc.close()
+    assert sorted(modern) == sorted((i % 2, i // 2) for i in range(40))
     # ListGroups shows each group with its type; Kafka's AdminClient lists only consumer
     # and classic groups, so `phxq group list` is asked.
     out = subprocess.run([PHXQ_BIN, "group", "list", "--bootstrap", bs], capture_output=True, text=True, timeout=30)
@@ -461,3 +473,19 @@ def test_dead_letter_topic_gets_rejected_and_poison_records(share_broker, topic)
     _, h = got["v4"]
     assert (h["__dlq.errors.partition"], h["__dlq.errors.offset"], h["__dlq.errors.delivery.count"],
             h["__dlq.errors.reason"]) == ("0", "2", "2", "delivery_count_limit")
+
+
+def test_dequeue_speed_limit_holds_for_a_share_group(share_broker, topic):
+    """PhxQueue's per-group dequeue speed limit applies to share groups: 200 records/s
+    for 800 records cannot take less than (800 - 200 burst) / 200 = 3 s."""
+    bs = share_broker.bootstrap
+    create(bs, topic)
+    group_configs(bs, "slow", share_auto_offset_reset="earliest", phxq_consumer_records_per_sec="200")
+    produce(bs, topic, 800, each_flushed=False)
+    c = share_consumer(bs, "slow", topic, **{"max.poll.records": 50})
+    t0 = time.monotonic()
+    got = drain(c, lambda s: len({m.offset() for m in s}) >= 800, timeout=60)
+    elapsed = time.monotonic() - t0
+    c.close()
+    assert sorted({m.offset() for m in got}) == list(range(800))
+    assert elapsed >= 2.5, f"800 records at 200/s took only {elapsed:.2f} s"

@@ -98,6 +98,8 @@ impl GroupCoordinator {
         if dirty {
             self.store_share_epoch(&slot).await?;
         }
+        // A speed-limited share group's limit applies on the brokers leading its partitions.
+        self.publish_holders(std::slice::from_ref(&slot));
         Ok(reply)
     }
 
@@ -137,6 +139,7 @@ impl GroupCoordinator {
             }
             s.epoch_dirty
         };
+        self.publish_holders(std::slice::from_ref(slot));
         if dirty {
             let (me, slot) = (self.clone(), slot.clone());
             tokio::spawn(async move {

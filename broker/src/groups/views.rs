@@ -57,6 +57,21 @@ impl Group {
     /// client id and host (what a Fetch is attributed by; see `quotas/groups.rs`).
     pub fn lock_holders(&self) -> Holders {
         let mut out = Holders::default();
+        if let Some(s) = &self.share {
+            // Share groups: each assigned partition, by one of the members sharing it
+            // (their fetches name the group, so this only spreads the group's speed limit
+            // over the brokers leading its partitions).
+            for m in s.members.values() {
+                let who = (m.client_id.clone(), m.client_host.clone());
+                for tp in &m.assigned {
+                    out.partitions
+                        .entry(tp.clone())
+                        .or_insert_with(|| who.clone());
+                }
+                out.members.insert(who);
+            }
+            return out;
+        }
         match &self.consumer {
             Some(c) => {
                 for m in c.members.values() {

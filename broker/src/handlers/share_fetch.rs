@@ -25,7 +25,7 @@ use crate::groups::consumer_coordinator::Catalog;
 use crate::handlers::str;
 use crate::share::assignor::TopicPartition;
 use crate::share::manager::{Entry, Failure};
-use crate::share::partition::AcquiredRange;
+use crate::share::partition::{AcquireMode, AcquiredRange};
 use crate::share::sessions::SessionRequest;
 
 /// Records per ShareFetch when the request sets no limit (Kafka's `max.poll.records`).
@@ -148,17 +148,37 @@ pub async fn handle(
         }
     }
     let mut acquired_entries: Vec<(TopicPartition, Arc<Entry>)> = Vec::new();
-    if !admitted.closing {
-        let max_records = if req.max_records > 0 {
+    // PhxQueue's dequeue speed limits (`phxq.consumer.records.per.sec`, `...bytes.per.sec`)
+    // hold for share groups as for the others: a fetch takes what the group's budget
+    // allows, and one over budget waits (throttle_time_ms) with nothing acquired.
+    let (owed, records_allowed, bytes_allowed) = broker
+        .quotas
+        .groups
+        .share_allowance(&group, broker.quotas.now_ms());
+    if !admitted.closing && owed > 0 {
+        // Over budget: wait (up to max_wait_ms) rather than let the client spin.
+        let wait = owed.min(req.max_wait_ms.clamp(0, 60_000) as u64);
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+    }
+    if !admitted.closing && owed == 0 {
+        let mut max_records = if req.max_records > 0 {
             req.max_records as u32
         } else {
             DEFAULT_MAX_RECORDS
         };
-        let max_bytes = if req.max_bytes > 0 {
+        let mut max_bytes = if req.max_bytes > 0 {
             req.max_bytes as usize
         } else {
             50 << 20
         };
+        let mut mode = AcquireMode::BatchOptimized;
+        if let Some(r) = records_allowed {
+            max_records = max_records.min(r.clamp(1, u32::MAX as u64) as u32);
+            mode = AcquireMode::RecordLimit;
+        }
+        if let Some(b) = bytes_allowed {
+            max_bytes = max_bytes.min(b.clamp(1, usize::MAX as u64) as usize);
+        }
         let deadline =
             Instant::now() + Duration::from_millis(req.max_wait_ms.clamp(0, 60_000) as u64);
         let mut watches = watches(broker, &admitted.partitions);
@@ -174,7 +194,8 @@ pub async fn handle(
                     &member,
                     &settings,
                     &admitted.partitions,
-                    (max_records, max_bytes),
+                    // A speed-limited group takes exactly what its budget allows.
+                    (max_records, max_bytes, mode),
                     &mut outcomes,
                     &mut acquired_entries,
                 )
@@ -198,6 +219,22 @@ pub async fn handle(
             }
         }
     }
+    let (records, bytes) = outcomes.values().fold((0u64, 0u64), |(n, b), o| {
+        let r: u64 = o
+            .ranges
+            .iter()
+            .map(|r| (r.last_offset - r.first_offset + 1) as u64)
+            .sum();
+        (n + r, b + o.records.as_ref().map_or(0, |r| r.len() as u64))
+    });
+    let throttle = if records > 0 {
+        broker
+            .quotas
+            .groups
+            .charge_share(&group, records, bytes, broker.quotas.now_ms())
+    } else {
+        owed
+    };
     touched.extend(acquired_entries.iter().map(|(_, e)| e.clone()));
     // Nothing goes out that is not durable: a share-partition that could not be
     // persisted answers with the error, its records withheld (they stay acquired until
@@ -221,6 +258,7 @@ pub async fn handle(
         }
     }
     response(broker, outcomes, settings.record_lock_duration_ms)
+        .with_throttle_time_ms(throttle.min(i32::MAX as u64) as i32)
 }
 
 /// Apply watches of the store groups this broker leads among `partitions`'.
@@ -259,7 +297,7 @@ fn acquire_round(
     member: &str,
     settings: &crate::share::config::ShareSettings,
     partitions: &BTreeSet<TopicPartition>,
-    (mut records_left, mut bytes_left): (u32, usize),
+    (mut records_left, mut bytes_left, mode): (u32, usize, AcquireMode),
     outcomes: &mut BTreeMap<Named, PartitionOutcome>,
     acquired: &mut Vec<(TopicPartition, Arc<Entry>)>,
 ) -> bool {
@@ -277,9 +315,10 @@ fn acquire_round(
             continue;
         }
         let result = sp::open(broker, group, tp, settings).and_then(|(entry, at)| {
-            let a = broker
-                .share
-                .acquire(&entry, &at, member, records_left, bytes_left, now)?;
+            let a =
+                broker
+                    .share
+                    .acquire(&entry, &at, member, (records_left, mode), bytes_left, now)?;
             Ok((entry, a))
         });
         match result {

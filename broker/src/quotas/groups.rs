@@ -469,6 +469,36 @@ impl GroupLimits {
         (total.map(|a| a as u64), per_topic)
     }
 
+    /// Share groups name themselves in ShareFetch, so their limits apply by group id, not
+    /// by attribution. How long a share fetch of `group` must still wait (0: serve it),
+    /// and what it may take now: (records, bytes), `None` where nothing limits.
+    pub fn share_allowance(&self, group: &str, now: u64) -> (u64, Option<u64>, Option<u64>) {
+        let scope = (group.to_string(), None);
+        let share = self.share(&scope, now, &|_| true);
+        let mut owed = 0;
+        let mut allowed = [None, None];
+        for (i, unit) in [Unit::Records, Unit::Bytes].into_iter().enumerate() {
+            let mut avail = None;
+            owed = owed.max(self.bucket_op(&scope, unit, share, now, |b| {
+                avail = Some(b.available(now) as u64);
+                b.throttle_ms(now)
+            }));
+            allowed[i] = avail;
+        }
+        (owed, allowed[0], allowed[1])
+    }
+
+    /// Charges what a share fetch of `group` acquired; returns the throttle that results.
+    pub fn charge_share(&self, group: &str, records: u64, bytes: u64, now: u64) -> u64 {
+        let scope = (group.to_string(), None);
+        let share = self.share(&scope, now, &|_| true);
+        [(Unit::Records, records), (Unit::Bytes, bytes)]
+            .map(|(u, n)| self.bucket_op(&scope, u, share, now, |b| b.take(n as f64, now)))
+            .into_iter()
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Charges what a fetch response carries (per partition: records, bytes) to the groups
     /// it belongs to and to their limited topics; returns the longest throttle that the
     /// groups' own limits result in (a topic's limit holds back that topic only).

@@ -255,14 +255,14 @@ impl ShareManager {
         Ok(entry)
     }
 
-    /// Acquires records of `entry` for `member`: at most `max_records` (whole batches) and
-    /// about `max_bytes` of batches.
+    /// Acquires records of `entry` for `member`: at most `max_records` (whole batches, or
+    /// exactly with [`AcquireMode::RecordLimit`]) and about `max_bytes` of batches.
     pub fn acquire(
         &self,
         entry: &Entry,
         at: &Location,
         member: &str,
-        max_records: u32,
+        (max_records, mode): (u32, AcquireMode),
         max_bytes: usize,
         now: i64,
     ) -> Result<Acquired, Failure> {
@@ -315,14 +315,7 @@ impl ShareManager {
             .collect();
         let ranges = l
             .partition
-            .acquire(
-                member,
-                from,
-                &fetched,
-                max_records,
-                AcquireMode::BatchOptimized,
-                now,
-            )
+            .acquire(member, from, &fetched, max_records, mode, now)
             .map_err(|e| (e.code(), e.to_string()))?;
         l.version += 1;
         let mut out = BytesMut::new();
