@@ -25,7 +25,7 @@ use crate::groups::consumer_coordinator::Catalog;
 use crate::handlers::str;
 use crate::share::assignor::TopicPartition;
 use crate::share::manager::{Entry, Failure};
-use crate::share::partition::{AcquireMode, AcquiredRange};
+use crate::share::partition::{AckBatch, AcquireMode, AcquiredRange};
 use crate::share::sessions::SessionRequest;
 
 /// Records per ShareFetch when the request sets no limit (Kafka's `max.poll.records`).
@@ -73,7 +73,7 @@ pub async fn handle(
     // The request's partitions, merged by topic (clients may name a topic twice).
     let mut outcomes: BTreeMap<Named, PartitionOutcome> = BTreeMap::new();
     let mut added: BTreeSet<TopicPartition> = BTreeSet::new();
-    let mut acks = BTreeMap::new();
+    let mut acks: BTreeMap<TopicPartition, Result<Vec<AckBatch>, Failure>> = BTreeMap::new();
     let mut has_acks = false;
     for t in &req.topics {
         for p in &t.partitions {
@@ -94,7 +94,22 @@ pub async fn handle(
                 Some(tp) => {
                     added.insert(tp.clone());
                     if !raw.is_empty() {
-                        acks.insert(tp, sp::ack_batches(&raw));
+                        // A partition named twice: its batches together (a clash of
+                        // overlapping batches is then refused as a whole).
+                        let batches = sp::ack_batches(&raw);
+                        match (acks.remove(&tp), batches) {
+                            (Some(Ok(mut had)), Ok(more)) => {
+                                had.extend(more);
+                                had.sort_by_key(|b| b.first_offset);
+                                acks.insert(tp, Ok(had));
+                            }
+                            (Some(Err(e)), _) | (_, Err(e)) => {
+                                acks.insert(tp, Err(e));
+                            }
+                            (None, Ok(more)) => {
+                                acks.insert(tp, Ok(more));
+                            }
+                        }
                     }
                 }
                 None => {
