@@ -3,12 +3,14 @@
 //!
 //! - `state.rs`: the states of a transactional id and Kafka's names for them.
 //! - `metadata.rs`: what the coordinator knows of one transactional id.
+//! - `log.rs`: what of a transactional id is persisted, its encoding and its checks.
 //!
 //! Nothing here reads a clock, a socket or a disk: time is passed in, producer ids are
 //! allocated by a callback, and what must be written (metadata, markers) goes out as
 //! effects. TxnOffsetCommit is not here: it belongs to the group coordinator (pending
 //! offsets per producer id, made visible by the group's commit marker).
 
+pub mod log;
 pub mod metadata;
 pub mod state;
 
