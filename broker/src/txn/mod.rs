@@ -3,6 +3,9 @@
 //!
 //! - `state.rs`: the states of a transactional id and Kafka's names for them.
 //! - `metadata.rs`: what the coordinator knows of one transactional id.
+//! - `coordinator.rs`: the coordinator's table of transactional ids and its operations
+//!   (InitProducerId, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, timeouts, marker
+//!   completion, recovery, DescribeTransactions, ListTransactions).
 //! - `log.rs`: what of a transactional id is persisted, its encoding and its checks.
 //!
 //! Nothing here reads a clock, a socket or a disk: time is passed in, producer ids are
@@ -10,6 +13,9 @@
 //! effects. TxnOffsetCommit is not here: it belongs to the group coordinator (pending
 //! offsets per producer id, made visible by the group's commit marker).
 
+pub mod coordinator;
+#[cfg(test)]
+mod coordinator_tests;
 pub mod log;
 pub mod metadata;
 pub mod state;
