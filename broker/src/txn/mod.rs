@@ -7,6 +7,8 @@
 //!   (InitProducerId, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, timeouts, marker
 //!   completion, recovery, DescribeTransactions, ListTransactions).
 //! - `log.rs`: what of a transactional id is persisted, its encoding and its checks.
+//! - `stable.rs`: one partition's open transactions, last stable offset and aborted
+//!   transactions (what Fetch needs for `read_committed`).
 //!
 //! Nothing here reads a clock, a socket or a disk: time is passed in, producer ids are
 //! allocated by a callback, and what must be written (metadata, markers) goes out as
@@ -18,6 +20,7 @@ pub mod coordinator;
 mod coordinator_tests;
 pub mod log;
 pub mod metadata;
+pub mod stable;
 pub mod state;
 
 /// Kafka error codes of the transaction APIs, by their protocol names. The numbers come
