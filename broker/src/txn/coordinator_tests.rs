@@ -31,6 +31,12 @@ impl Harness {
     /// Persists a step and carries out its markers (and their completion).
     fn run<R>(&mut self, step: Step<R>) -> R {
         let id = step.metadata.transactional_id.clone();
+        let before = self.c.get(&id).map_or(TxnState::Empty, |m| m.state);
+        assert!(
+            step.metadata.state.may_follow(before),
+            "{before} -> {}",
+            step.metadata.state
+        );
         let mut markers = None;
         for e in &step.effects {
             match e {
@@ -90,6 +96,8 @@ impl Harness {
         let step = self.c.end_txn(ID, pe, result, bump, 10, &mut alloc);
         self.next_pid = next;
         let step = step?;
+        let before = self.c.get(ID).unwrap().state;
+        assert!(step.effects.is_empty() || step.metadata.state.may_follow(before));
         if step.effects.contains(&Effect::Persist) {
             self.c.persisted(ID).unwrap();
         }
@@ -683,4 +691,42 @@ fn list_filters_by_state_producer_and_duration() {
         ..ListFilter::default()
     };
     assert_eq!(ids(c.list(&long, 1000).unwrap()), ["b"]);
+}
+
+#[test]
+fn zombie_add_offsets_is_fenced_and_does_not_join() {
+    let mut h = Harness::new();
+    let old = h.init(None).unwrap();
+    let new = h.init(None).unwrap();
+    assert_eq!(
+        h.c.add_offsets(ID, old.producer_id, old.epoch, "etl", 1)
+            .err(),
+        Some(PRODUCER_FENCED)
+    );
+    let step =
+        h.c.add_offsets(ID, new.producer_id, new.epoch, "etl", 1)
+            .unwrap();
+    h.run(step);
+    assert!(h.c.get(ID).unwrap().groups.contains("etl"));
+    // The group again: already in the transaction, nothing written.
+    let again =
+        h.c.add_offsets(ID, new.producer_id, new.epoch, "etl", 2)
+            .unwrap();
+    assert!(again.effects.is_empty());
+}
+
+#[test]
+fn every_marker_completion_is_persisted_and_clears_the_transaction() {
+    let mut h = Harness::new();
+    let p = h.init(None).unwrap();
+    h.add(p, &[("a", 0)], 1).unwrap();
+    h.end(p, TxnResult::Abort, false).unwrap();
+    let done = h.c.markers_written(ID, 30).unwrap();
+    assert_eq!(done.effects, vec![Effect::Persist]);
+    assert_eq!(done.metadata.state, TxnState::CompleteAbort);
+    assert!(done.metadata.partitions.is_empty() && done.metadata.groups.is_empty());
+    // Not installed until persisted: recovery would still write the markers again.
+    assert_eq!(h.c.pending_markers().len(), 1);
+    h.c.persisted(ID).unwrap();
+    assert!(h.c.pending_markers().is_empty());
 }
