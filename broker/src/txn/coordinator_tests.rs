@@ -730,3 +730,122 @@ fn every_marker_completion_is_persisted_and_clears_the_transaction() {
     h.c.persisted(ID).unwrap();
     assert!(h.c.pending_markers().is_empty());
 }
+
+/// Random operations from the current producer and zombies, with writes that fail and
+/// markers that come late: every installed step is an allowed move, survives the log's
+/// encoding and checks, and the epoch of a producer id never goes back.
+#[test]
+fn random_runs_keep_the_invariants() {
+    let mut reached = std::collections::BTreeSet::new();
+    for seed in 1..200u64 {
+        let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut c = TxnCoordinator::new(TxnConfig::default());
+        let mut pid = 0i64;
+        let mut known: Vec<ProducerIdAndEpoch> = vec![pe(1, 0)];
+        let mut now = 0i64;
+        for _ in 0..300 {
+            now += (next() % 5_000) as i64;
+            let who = known[(next() as usize) % known.len()];
+            let mut alloc = || {
+                pid += 1;
+                Ok(pid)
+            };
+            let before = c.get(ID).cloned();
+            let steps: Vec<Step<()>> = match next() % 8 {
+                0 => match c.init_producer_id(
+                    ID,
+                    60_000,
+                    Some(who).filter(|_| next() % 2 == 0),
+                    now,
+                    &mut alloc,
+                ) {
+                    Ok(s) => {
+                        if let Ok(p) = s.reply {
+                            known.push(p);
+                        }
+                        vec![Step {
+                            metadata: s.metadata,
+                            effects: s.effects,
+                            reply: (),
+                        }]
+                    }
+                    Err(_) => vec![],
+                },
+                1 | 2 => {
+                    let parts = [TxnPartition::new("t", (next() % 3) as i32)];
+                    c.add_partitions(ID, who.producer_id, who.epoch, &parts, now)
+                        .into_iter()
+                        .collect()
+                }
+                3 => c
+                    .add_offsets(ID, who.producer_id, who.epoch, "g", now)
+                    .into_iter()
+                    .collect(),
+                4 => {
+                    let result = if next() % 2 == 0 {
+                        TxnResult::Commit
+                    } else {
+                        TxnResult::Abort
+                    };
+                    match c.end_txn(ID, who, result, next() % 2 == 0, now, &mut alloc) {
+                        Ok(s) => {
+                            known.push(s.reply);
+                            vec![Step {
+                                metadata: s.metadata,
+                                effects: s.effects,
+                                reply: (),
+                            }]
+                        }
+                        Err(_) => vec![],
+                    }
+                }
+                5 => c.markers_written(ID, now).into_iter().collect(),
+                6 => c.expire(now),
+                _ => vec![],
+            };
+            for s in steps {
+                if !s.effects.contains(&Effect::Persist) {
+                    continue;
+                }
+                if next() % 10 == 0 {
+                    c.persist_failed(ID);
+                    continue;
+                }
+                let installed = c.persisted(ID).unwrap();
+                reached.insert(installed.state);
+                let prev_state = before.as_ref().map_or(TxnState::Empty, |m| m.state);
+                assert!(
+                    installed.state.may_follow(prev_state),
+                    "seed {seed}: {prev_state} -> {}",
+                    installed.state
+                );
+                assert_eq!(
+                    super::log::decode(&super::log::encode(&installed)),
+                    Ok(installed.clone())
+                );
+                if let Some(b) = &before {
+                    if b.producer_id == installed.producer_id {
+                        assert!(installed.producer_epoch >= b.producer_epoch, "seed {seed}");
+                    }
+                }
+                let has_markers = s
+                    .effects
+                    .iter()
+                    .any(|e| matches!(e, Effect::WriteMarkers(_)));
+                assert_eq!(has_markers, installed.state.is_prepare(), "seed {seed}");
+            }
+        }
+    }
+    // The runs reach every state the coordinator persists.
+    for state in TxnState::ALL {
+        if state != TxnState::PrepareEpochFence && state != TxnState::Dead {
+            assert!(reached.contains(&state), "{state} never reached");
+        }
+    }
+}
