@@ -1,7 +1,8 @@
 """Metrics and health (README: Metrics): /metrics is scraped while real clients produce
 and consume, and its counters move by exactly what they did: records and bytes in and out
 per topic, requests and error codes per API, the consumer lag of a group (log end minus
-committed), Raft and partition leadership, connections. The whole exposition must parse
+committed), request latency split per API (queue, local, remote, send), Raft and partition
+leadership, connections. The whole exposition must parse
 with the Prometheus project's own OpenMetrics parser. /health/live and /health/ready answer
 for load balancers; in a three-node cluster every store group has exactly one leader in the
 metrics, and killing a node shows up as under-replicated partitions on the leaders. With
@@ -73,6 +74,29 @@ def test_counters_follow_what_clients_did(broker_factory, topic):
     m = scrape(port)
     assert value(m, "phxq_topic_records_out_total", topic=topic) == n
     assert value(m, "phxq_topic_out_bytes_total", topic=topic) == bytes_in
+
+    # Where the time went, Kafka's split (RequestQueueTime, LocalTime, RemoteTime,
+    # ResponseSendTime): every produce and fetch is in the queue and local histograms; the
+    # produces' Raft commit is their remote part (fetches have none); the responses'
+    # writes are in send (the last one may be counted just after the client read it).
+    def count(phase: str, api: str) -> float:
+        return value(m, f"phxq_request_{phase}_seconds_count", api=api)
+
+    def total(phase: str, api: str) -> float:
+        return value(m, f"phxq_request_{phase}_seconds_sum", api=api)
+    for api in ("Produce", "Fetch"):
+        answered = count("duration", api)
+        assert answered > 0, api
+        assert count("queue_time", api) == count("local_time", api) == answered, api
+        assert 0 < count("send_time", api) <= answered, api
+        assert value(m, "phxq_request_send_time_seconds_bucket", api=api, le="+Inf") == count("send_time", api)
+    assert count("remote_time", "Produce") == count("duration", "Produce")
+    assert count("remote_time", "Fetch") == 0
+    # Queue, local and remote make up a request's whole time until its response is ready.
+    phases = total("queue_time", "Produce") + total("local_time", "Produce") + total("remote_time", "Produce")
+    assert abs(phases - total("duration", "Produce")) < 1e-6, (phases, total("duration", "Produce"))
+    # acks=all: the remote part is at least the fsync's.
+    assert total("remote_time", "Produce") > 0
 
     # A group that committed offset 120: its lag is the rest.
     from confluent_kafka import Consumer, TopicPartition
