@@ -5,7 +5,8 @@ committed), request latency split per API (queue, local, remote, send), Raft and
 leadership, connections. The whole exposition must parse
 with the Prometheus project's own OpenMetrics parser. /health/live and /health/ready answer
 for load balancers; in a three-node cluster every store group has exactly one leader in the
-metrics, and killing a node shows up as under-replicated partitions on the leaders. With
+metrics, and killing a store group's leader shows up in the survivors' election and
+leader-change counters and as under-replicated partitions on the leaders. With
 `--log-format json` every log line is one JSON object with the event's fields."""
 
 from __future__ import annotations
@@ -146,10 +147,32 @@ def test_cluster_leaders_and_under_replicated_partitions(cluster, topic):
     led = sum(value(scrape(p), "phxq_leader_partitions") for p in ports.values())
     assert led == 3, f"{led} partitions led in total, the topic has 3"
 
-    # A node goes: the partitions led elsewhere are under-replicated there.
-    victim = 3
-    cluster.kill9(victim)
+    # A node goes: the leader of store group 1. The others elect a new one, and their
+    # election counters say so; the partitions led elsewhere are under-replicated there.
+    def leader_of(g: str) -> int | None:
+        for n, p in ports.items():
+            if cluster.nodes[n].alive() and value(scrape(p), "phxq_raft_is_leader", store_group=g) == 1:
+                return n
+        return None
+    victim = leader_of("1")
+    assert victim is not None
     survivors = [n for n in ports if n != victim]
+    before = {n: scrape(ports[n]) for n in survivors}
+    cluster.kill9(victim)
+
+    def counted(name: str):
+        def moved():
+            return all(value(scrape(ports[n]), name, store_group="1") > value(before[n], name, store_group="1")
+                       for n in survivors)
+        return moved
+    t0 = time.monotonic()
+    wait_for(counted("phxq_raft_elections_total"), 20, interval=0.2, what="elections counted on the survivors")
+    wait_for(counted("phxq_raft_leader_changes_total"), 20, interval=0.2,
+             what="the new leader counted on the survivors")
+    new_leader = wait_for(lambda: leader_of("1"), 20, interval=0.2, what="a new leader of store group 1")
+    assert new_leader in survivors, new_leader
+    print(f"store group 1: leader {victim} killed, {new_leader} counted as new leader in "
+          f"{time.monotonic() - t0:.1f} s")
 
     def under():
         total = 0
