@@ -119,7 +119,10 @@ pub struct QuotaArgs {
 #[derive(Subcommand, Debug)]
 pub enum QuotaCommand {
     /// Every client quota set in the cluster.
-    List,
+    List {
+        #[arg(long)]
+        json: bool,
+    },
     /// Set or remove the quotas of a client id or user (or their defaults).
     Set(crate::quotas::admin::SetArgs),
 }
@@ -439,7 +442,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Quota(args) => {
             let out = match &args.command {
-                QuotaCommand::List => crate::quotas::admin::list(&args.broker.bootstrap)?,
+                QuotaCommand::List { json } => {
+                    crate::quotas::admin::list(&args.broker.bootstrap, *json)?
+                }
                 QuotaCommand::Set(set) => crate::quotas::admin::set(&args.broker.bootstrap, set)?,
             };
             print!("{out}");
