@@ -171,6 +171,12 @@ def test_cluster_leaders_and_under_replicated_partitions(cluster, topic):
              what="the new leader counted on the survivors")
     new_leader = wait_for(lambda: leader_of("1"), 20, interval=0.2, what="a new leader of store group 1")
     assert new_leader in survivors, new_leader
+    # ... and each survivor logged it, with the ids to follow it.
+    for n in survivors:
+        logged = wait_for(lambda: [ln for ln in cluster.nodes[n].log_path.read_text(errors="replace").splitlines()
+                                   if "store group has a new leader" in ln and "store_group=1 " in ln
+                                   and f"leader={new_leader} " in ln], 10, what=f"node {n} logging the new leader")
+        assert "term=" in logged[-1], logged
     print(f"store group 1: leader {victim} killed, {new_leader} counted as new leader in "
           f"{time.monotonic() - t0:.1f} s")
 

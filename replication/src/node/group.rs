@@ -46,7 +46,8 @@ pub struct ElectionsSeen {
 /// Counts the new leaderships the group's Raft reports until it stops. It follows openraft's
 /// server metrics, which change only with the vote, role, leader or membership (not with
 /// every append), so this wakes on elections, not on traffic.
-pub fn watch_leaders(raft: &Raft, seen: Arc<ElectionsSeen>) {
+/// Each change is logged (store group, leader, term).
+pub fn watch_leaders(group: GroupId, raft: &Raft, seen: Arc<ElectionsSeen>) {
     let mut rx = raft.server_metrics();
     tokio::spawn(async move {
         let mut last: Option<(u64, NodeId)> = None;
@@ -58,6 +59,12 @@ pub fn watch_leaders(raft: &Raft, seen: Arc<ElectionsSeen>) {
             if let Some(now) = now {
                 if last.is_some_and(|l| l != now) {
                     seen.leader_changes.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(
+                        store_group = group.0,
+                        leader = now.1,
+                        term = now.0,
+                        "store group has a new leader"
+                    );
                 }
                 last = Some(now);
             }

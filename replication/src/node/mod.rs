@@ -213,7 +213,7 @@ impl NodeInner {
             start_term,
             ..Default::default()
         });
-        watch_leaders(&raft, elections.clone());
+        watch_leaders(id, &raft, elections.clone());
         Ok(Arc::new(GroupInner {
             id,
             node_id: self.config.node_id,
