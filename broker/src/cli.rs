@@ -83,6 +83,18 @@ pub enum TopicCommand {
         #[arg(required = true)]
         topics: Vec<String>,
     },
+    /// Set and remove a topic's configs (IncrementalAlterConfigs, as `phxq config set|delete
+    /// --topic`).
+    #[command(arg_required_else_help = true)]
+    AlterConfig {
+        topic: String,
+        /// KEY=VALUE to set (repeatable), e.g. --set retention.ms=3600000.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// A config to remove (back to the broker's default; repeatable).
+        #[arg(long = "delete", value_name = "KEY")]
+        delete: Vec<String>,
+    },
     /// Grow a topic to this many partitions.
     AddPartitions {
         topic: String,
@@ -107,7 +119,10 @@ pub struct QuotaArgs {
 #[derive(Subcommand, Debug)]
 pub enum QuotaCommand {
     /// Every client quota set in the cluster.
-    List,
+    List {
+        #[arg(long)]
+        json: bool,
+    },
     /// Set or remove the quotas of a client id or user (or their defaults).
     Set(crate::quotas::admin::SetArgs),
 }
@@ -125,6 +140,14 @@ pub enum ClusterCommand {
     Up(crate::cluster::up::UpArgs),
     /// Show the brokers, every Raft group's leader and term, and the followers' lag.
     Status(crate::cluster::status::StatusArgs),
+    /// Cluster id, controller, brokers (host, port, rack), topic and partition counts, over
+    /// the Kafka protocol (DescribeCluster, Metadata): works against Kafka too.
+    Info {
+        #[command(flatten)]
+        broker: BootstrapArg,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The broker an admin command talks to.
@@ -152,7 +175,10 @@ pub struct GroupArgs {
 #[derive(Subcommand, Debug)]
 pub enum GroupCommand {
     /// List the groups with their state and protocol type.
-    List,
+    List {
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a group's members, assignment, and committed offset and lag per partition.
     Describe {
         /// The group id.
@@ -392,7 +418,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Group(args) => {
             let out = match &args.command {
-                GroupCommand::List => crate::groups::admin::list(&args.broker.bootstrap)?,
+                GroupCommand::List { json } => {
+                    crate::groups::admin::list(&args.broker.bootstrap, *json)?
+                }
                 GroupCommand::Describe { group } => {
                     crate::groups::admin::describe(&args.broker.bootstrap, group)?
                 }
@@ -414,7 +442,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Quota(args) => {
             let out = match &args.command {
-                QuotaCommand::List => crate::quotas::admin::list(&args.broker.bootstrap)?,
+                QuotaCommand::List { json } => {
+                    crate::quotas::admin::list(&args.broker.bootstrap, *json)?
+                }
                 QuotaCommand::Set(set) => crate::quotas::admin::set(&args.broker.bootstrap, set)?,
             };
             print!("{out}");
@@ -428,6 +458,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 TopicCommand::Describe { topic, json } => topics::describe(b, topic, *json)?,
                 TopicCommand::Create(a) => topics::create(b, a)?,
                 TopicCommand::Delete { topics: names } => topics::delete(b, names)?,
+                TopicCommand::AlterConfig { topic, set, delete } => {
+                    crate::broker_configs::admin::alter_topic(b, topic, set, delete)?
+                }
                 TopicCommand::AddPartitions { topic, to } => topics::add_partitions(b, topic, *to)?,
                 TopicCommand::Produce(a) => produce::run(b, a)?,
                 TopicCommand::Consume(a) => consume::run(b, a)?,
@@ -445,6 +478,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cluster(args) => match args.command {
             ClusterCommand::Up(a) => crate::cluster::up::run(a),
             ClusterCommand::Status(a) => crate::cluster::status::run(a),
+            ClusterCommand::Info { broker, json } => {
+                print!("{}", crate::admin::cluster::info(&broker.bootstrap, json)?);
+                Ok(())
+            }
         },
         Command::Serve(args) => {
             let config = args.config()?;

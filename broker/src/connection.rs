@@ -25,7 +25,7 @@ use tracing::{debug, warn};
 
 use crate::broker::Broker;
 use crate::handlers::{self, api_versions, Reply};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RequestTimes};
 use crate::shutdown::Shutdown;
 
 /// Requests read ahead of the oldest unanswered one.
@@ -39,6 +39,9 @@ struct Outgoing {
     reply: Reply,
     /// When the request's frame was read (its latency is counted from there).
     received: Instant,
+    /// When its handler started and when it returned (`metrics::RequestTimes`).
+    started: Instant,
+    handled: Instant,
 }
 
 pub struct Connection {
@@ -156,8 +159,15 @@ impl Reader {
                 debug!(peer = %self.peer, version, "ApiVersions version not supported, answering v0");
                 let reply =
                     Reply::Now(Some(Box::new(api_versions::unsupported_version_response())));
+                let now = Instant::now();
                 return self
-                    .send(ApiKey::ApiVersions, 0, correlation_id, reply, received)
+                    .send(
+                        ApiKey::ApiVersions,
+                        0,
+                        correlation_id,
+                        reply,
+                        [received, now, now],
+                    )
                     .await;
             }
             Err(e) => anyhow::bail!("{e}"),
@@ -172,9 +182,17 @@ impl Reader {
                 .await
                 .map_err(|_| anyhow::anyhow!("writer stopped"))?;
         }
+        let started = Instant::now();
         let reply = handlers::handle(&self.broker, request, &mut self.session).await;
-        self.send(api_key, version, correlation_id, reply, received)
-            .await
+        let handled = Instant::now();
+        self.send(
+            api_key,
+            version,
+            correlation_id,
+            reply,
+            [received, started, handled],
+        )
+        .await
     }
 
     async fn send(
@@ -183,7 +201,7 @@ impl Reader {
         version: i16,
         correlation_id: i32,
         reply: Reply,
-        received: Instant,
+        [received, started, handled]: [Instant; 3],
     ) -> anyhow::Result<()> {
         self.queued += 1;
         self.tx
@@ -193,11 +211,17 @@ impl Reader {
                 correlation_id,
                 reply,
                 received,
+                started,
+                handled,
             })
             .await
             .map_err(|_| anyhow::anyhow!("writer stopped"))
     }
 }
+
+/// Responses encoded and not yet written: their APIs and when each was ready, for the send
+/// time (reused: no allocation per response once it has grown).
+type Unsent = Vec<(ApiKey, Instant)>;
 
 /// Finishes responses in order and writes them. Responses already complete are coalesced
 /// into one write; before waiting on a pending one, what is ready goes out.
@@ -208,30 +232,42 @@ async fn write_loop(
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<()> {
     let mut out = BytesMut::with_capacity(64 * 1024);
+    let mut unsent: Unsent = Vec::with_capacity(MAX_IN_FLIGHT);
+    let mut w = Written {
+        answered: &answered,
+        metrics: &metrics,
+        count: 0,
+    };
     let mut done = 0u64;
-    let mut written = 0u64;
     loop {
         let next = match rx.try_recv() {
             Ok(o) => o,
             Err(_) => {
-                flush(&mut wr, &mut out, &answered, &mut written, done).await?;
+                w.flush(&mut wr, &mut out, &mut unsent, done).await?;
                 match rx.recv().await {
                     Some(o) => o,
                     None => break,
                 }
             }
         };
-        let body = match next.reply {
-            Reply::Now(body) => body,
+        let (body, ready, remote) = match next.reply {
+            Reply::Now(body) => (body, next.handled, None),
             Reply::Later(pending) => {
-                flush(&mut wr, &mut out, &answered, &mut written, done).await?;
-                pending.await
+                w.flush(&mut wr, &mut out, &mut unsent, done).await?;
+                let body = pending.await;
+                let ready = Instant::now();
+                (body, ready, Some(ready.duration_since(next.handled)))
             }
         };
         metrics.request(
             next.api_key,
             next.version,
-            next.received.elapsed(),
+            RequestTimes {
+                queue: next.started.duration_since(next.received),
+                local: next.handled.duration_since(next.started),
+                remote,
+                total: ready.duration_since(next.received),
+            },
             body.as_deref(),
         );
         if let Some(body) = body {
@@ -249,30 +285,45 @@ async fn write_loop(
                     next.version
                 )
             })?;
+            unsent.push((next.api_key, ready));
         }
         done += 1;
     }
-    flush(&mut wr, &mut out, &answered, &mut written, done).await?;
+    w.flush(&mut wr, &mut out, &mut unsent, done).await?;
     wr.shutdown().await.ok();
     Ok(())
 }
 
-/// Writes what is encoded and tells the reader how many requests are answered.
-async fn flush(
-    wr: &mut OwnedWriteHalf,
-    out: &mut BytesMut,
-    answered: &watch::Sender<u64>,
-    written: &mut u64,
-    done: u64,
-) -> anyhow::Result<()> {
-    if done == *written {
-        return Ok(());
+/// The writer's progress: how many responses are written, and where that is reported.
+struct Written<'a> {
+    answered: &'a watch::Sender<u64>,
+    metrics: &'a Metrics,
+    count: u64,
+}
+
+impl Written<'_> {
+    /// Writes what is encoded, counts each response's send time and tells the reader how
+    /// many requests are answered.
+    async fn flush(
+        &mut self,
+        wr: &mut OwnedWriteHalf,
+        out: &mut BytesMut,
+        unsent: &mut Unsent,
+        done: u64,
+    ) -> anyhow::Result<()> {
+        if done == self.count {
+            return Ok(());
+        }
+        if !out.is_empty() {
+            wr.write_all(out).await?;
+            out.clear();
+            let now = Instant::now();
+            for (api, ready) in unsent.drain(..) {
+                self.metrics.sent(api, now.duration_since(ready));
+            }
+        }
+        self.count = done;
+        self.answered.send_replace(done);
+        Ok(())
     }
-    if !out.is_empty() {
-        wr.write_all(out).await?;
-        out.clear();
-    }
-    *written = done;
-    answered.send_replace(done);
-    Ok(())
 }

@@ -2,8 +2,8 @@
 it: create (with configs, validate-only), list and describe (human and --json), produce
 lines with keys and headers (keyed records land where Kafka's Java partitioner puts them,
 checked against librdkafka's murmur2 partitioner), consume (formats, JSON, from an offset,
--N, a time, a group's offsets with commits), add partitions, delete, `phxq group delete`,
-and the error exits.
+-N, a time, a group's offsets with commits), add partitions, alter configs, delete,
+`phxq group list --json|delete`, `phxq cluster info` (table and --json), and the error exits.
 In a three-node cluster the records go to and come from each partition's leader."""
 
 from __future__ import annotations
@@ -23,6 +23,16 @@ def phxq(bootstrap: str, *args: str, stdin: str | None = None, ok: bool = True) 
     if ok:
         assert r.returncode == 0, f"phxq topic {' '.join(args)}: exit {r.returncode}\n{r.stdout}\n{r.stderr}"
     return r
+
+
+def cluster_info(bootstrap: str) -> dict:
+    r = subprocess.run([PHXQ_BIN, "cluster", "info", "--json", "--bootstrap", bootstrap],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert set(info) == {"cluster_id", "controller_id", "brokers", "topics", "partitions", "internal_topics"}
+    assert isinstance(info["cluster_id"], str) and info["cluster_id"]
+    return info
 
 
 def lines(bootstrap: str, topic: str, *args: str) -> list[dict]:
@@ -84,6 +94,11 @@ def test_topic_commands_on_a_single_node(broker, topic):
         assert tp.offset == len(part0)
     finally:
         c.close()
+    groups = json.loads(subprocess.run([PHXQ_BIN, "group", "list", "--json", "--bootstrap", b],
+                                       capture_output=True, text=True, timeout=60, check=True).stdout)
+    # It only committed offsets (no members ever): no protocol type, as in Kafka.
+    assert {"group": "cli-group", "type": "classic", "state": "Empty", "protocol_type": ""} in groups["groups"]
+    assert groups["not_listed"] == []
     # ... and `phxq group delete` removes it with its offsets (once; then it is unknown).
     r = subprocess.run([PHXQ_BIN, "group", "delete", "cli-group", "--bootstrap", b],
                        capture_output=True, text=True, timeout=60)
@@ -100,6 +115,30 @@ def test_topic_commands_on_a_single_node(broker, topic):
     human = phxq(b, "describe", topic).stdout
     assert "PARTITION  LEADER" in human and any(ln.split() == ["retention.ms", "3600000"] for ln in human.splitlines())
 
+    # alter-config: sets and deletes in one IncrementalAlterConfigs (`phxq config --topic`'s).
+    out = phxq(b, "alter-config", topic, "--set", "retention.ms=7200000", "--set", "segment.bytes=1048576",
+               "--delete", "cleanup.policy").stdout
+    assert out == f"Completed updating config for topic {topic}.\n"
+    assert json.loads(phxq(b, "describe", topic, "--json").stdout)["configs"] == \
+        {"retention.ms": "7200000", "segment.bytes": "1048576"}
+    r = phxq(b, "alter-config", topic, "--set", "retention.ms=soon", ok=False)
+    assert r.returncode == 2 and "INVALID_CONFIG" in r.stderr, r.stderr
+    r = phxq(b, "alter-config", topic, ok=False)
+    assert r.returncode == 2 and "nothing to change" in r.stderr, r.stderr
+    assert json.loads(phxq(b, "describe", topic, "--json").stdout)["configs"]["retention.ms"] == "7200000"
+
+    # cluster info: the cluster as DescribeCluster and Metadata give it.
+    info = cluster_info(b)
+    assert info["controller_id"] == info["brokers"][0]["id"]
+    assert info["brokers"] == [{"id": info["controller_id"], "host": "127.0.0.1",
+                                "port": int(b.rsplit(":", 1)[1]), "rack": None}]
+    listed = json.loads(phxq(b, "list", "--json").stdout)
+    assert info["internal_topics"] == 0 and info["topics"] == len(listed)
+    assert info["partitions"] == sum(t["partitions"] for t in listed)
+    human = subprocess.run([PHXQ_BIN, "cluster", "info", "--bootstrap", b], capture_output=True, text=True,
+                           timeout=60, check=True).stdout
+    assert human.startswith(f"CLUSTER     {info['cluster_id']}\n") and "BROKER  HOST" in human, human
+
     # Errors: a clear message naming Kafka's error, and exit code 2.
     r = phxq(b, "create", topic, ok=False)
     assert r.returncode == 2 and "TOPIC_ALREADY_EXISTS" in r.stderr, r.stderr
@@ -115,6 +154,10 @@ def test_topic_commands_on_a_single_node(broker, topic):
 def test_produce_and_consume_through_the_leaders_of_a_cluster(cluster, topic):
     b = cluster.bootstrap
     phxq(b, "create", topic, "-p", "6")
+    info = cluster_info(b)
+    assert [(x["id"], x["host"]) for x in info["brokers"]] == [(1, "127.0.0.1"), (2, "127.0.0.1"), (3, "127.0.0.1")]
+    assert {x["port"] for x in info["brokers"]} == {int(a.rsplit(":", 1)[1]) for a in b.split(",")}
+    assert info["controller_id"] in (1, 2, 3) and info["topics"] >= 1 and info["partitions"] >= 6
     for p in range(6):
         cluster.wait_leader(topic, p)
     stdin = "".join(f"k{i}:v{i}\n" for i in range(300))

@@ -1,10 +1,12 @@
 """Metrics and health (README: Metrics): /metrics is scraped while real clients produce
 and consume, and its counters move by exactly what they did: records and bytes in and out
 per topic, requests and error codes per API, the consumer lag of a group (log end minus
-committed), Raft and partition leadership, connections. The whole exposition must parse
+committed), request latency split per API (queue, local, remote, send), Raft and partition
+leadership, connections. The whole exposition must parse
 with the Prometheus project's own OpenMetrics parser. /health/live and /health/ready answer
 for load balancers; in a three-node cluster every store group has exactly one leader in the
-metrics, and killing a node shows up as under-replicated partitions on the leaders. With
+metrics, and killing a store group's leader shows up in the survivors' election and
+leader-change counters and as under-replicated partitions on the leaders. With
 `--log-format json` every log line is one JSON object with the event's fields."""
 
 from __future__ import annotations
@@ -74,6 +76,29 @@ def test_counters_follow_what_clients_did(broker_factory, topic):
     assert value(m, "phxq_topic_records_out_total", topic=topic) == n
     assert value(m, "phxq_topic_out_bytes_total", topic=topic) == bytes_in
 
+    # Where the time went, Kafka's split (RequestQueueTime, LocalTime, RemoteTime,
+    # ResponseSendTime): every produce and fetch is in the queue and local histograms; the
+    # produces' Raft commit is their remote part (fetches have none); the responses'
+    # writes are in send (the last one may be counted just after the client read it).
+    def count(phase: str, api: str) -> float:
+        return value(m, f"phxq_request_{phase}_seconds_count", api=api)
+
+    def total(phase: str, api: str) -> float:
+        return value(m, f"phxq_request_{phase}_seconds_sum", api=api)
+    for api in ("Produce", "Fetch"):
+        answered = count("duration", api)
+        assert answered > 0, api
+        assert count("queue_time", api) == count("local_time", api) == answered, api
+        assert 0 < count("send_time", api) <= answered, api
+        assert value(m, "phxq_request_send_time_seconds_bucket", api=api, le="+Inf") == count("send_time", api)
+    assert count("remote_time", "Produce") == count("duration", "Produce")
+    assert count("remote_time", "Fetch") == 0
+    # Queue, local and remote make up a request's whole time until its response is ready.
+    phases = total("queue_time", "Produce") + total("local_time", "Produce") + total("remote_time", "Produce")
+    assert abs(phases - total("duration", "Produce")) < 1e-6, (phases, total("duration", "Produce"))
+    # acks=all: the remote part is at least the fsync's.
+    assert total("remote_time", "Produce") > 0
+
     # A group that committed offset 120: its lag is the rest.
     from confluent_kafka import Consumer, TopicPartition
     c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "metrics-g", "enable.auto.commit": False})
@@ -122,10 +147,38 @@ def test_cluster_leaders_and_under_replicated_partitions(cluster, topic):
     led = sum(value(scrape(p), "phxq_leader_partitions") for p in ports.values())
     assert led == 3, f"{led} partitions led in total, the topic has 3"
 
-    # A node goes: the partitions led elsewhere are under-replicated there.
-    victim = 3
-    cluster.kill9(victim)
+    # A node goes: the leader of store group 1. The others elect a new one, and their
+    # election counters say so; the partitions led elsewhere are under-replicated there.
+    def leader_of(g: str) -> int | None:
+        for n, p in ports.items():
+            if cluster.nodes[n].alive() and value(scrape(p), "phxq_raft_is_leader", store_group=g) == 1:
+                return n
+        return None
+    victim = leader_of("1")
+    assert victim is not None
     survivors = [n for n in ports if n != victim]
+    before = {n: scrape(ports[n]) for n in survivors}
+    cluster.kill9(victim)
+
+    def counted(name: str):
+        def moved():
+            return all(value(scrape(ports[n]), name, store_group="1") > value(before[n], name, store_group="1")
+                       for n in survivors)
+        return moved
+    t0 = time.monotonic()
+    wait_for(counted("phxq_raft_elections_total"), 20, interval=0.2, what="elections counted on the survivors")
+    wait_for(counted("phxq_raft_leader_changes_total"), 20, interval=0.2,
+             what="the new leader counted on the survivors")
+    new_leader = wait_for(lambda: leader_of("1"), 20, interval=0.2, what="a new leader of store group 1")
+    assert new_leader in survivors, new_leader
+    # ... and each survivor logged it, with the ids to follow it.
+    for n in survivors:
+        logged = wait_for(lambda: [ln for ln in cluster.nodes[n].log_path.read_text(errors="replace").splitlines()
+                                   if "store group has a new leader" in ln and "store_group=1 " in ln
+                                   and f"leader={new_leader} " in ln], 10, what=f"node {n} logging the new leader")
+        assert "term=" in logged[-1], logged
+    print(f"store group 1: leader {victim} killed, {new_leader} counted as new leader in "
+          f"{time.monotonic() - t0:.1f} s")
 
     def under():
         total = 0

@@ -10,6 +10,7 @@ benchmark, not to a test.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 
@@ -100,6 +101,11 @@ def test_quota_apis_with_kafka_python(broker):
                          check=True).stdout
     assert "client-id=slow  consumer_byte_rate=200000" in out, out
     assert "client-id=<default>  producer_byte_rate=5000000" in out, out
+    out = subprocess.run([PHXQ_BIN, "quota", "list", "--json", "--bootstrap", b], capture_output=True,
+                         text=True, check=True).stdout
+    listed = json.loads(out)
+    assert {"entity": {"client-id": "slow"}, "values": {"consumer_byte_rate": RATE}} in listed, listed
+    assert {"entity": {"client-id": None}, "values": {"producer_byte_rate": 5e6}} in listed, listed
     # Quotas live in the metadata Raft group: they survive a restart.
     broker.restart()
     assert describe(b)[(("client-id", "slow"),)] == {"consumer_byte_rate": RATE}

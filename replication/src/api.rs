@@ -17,8 +17,8 @@ use crate::node::NodeInner;
 use crate::raft::rpc::{PeerService, RaftRpc, RaftRpcReply, RpcService, Transport};
 use crate::store::fault::DiskFault;
 use crate::types::{
-    BatchReplacement, Command, CommandResponse, GroupId, GroupStatus, IndexedBatch, NodeId,
-    PartitionId, PartitionOffsets, ReadLimit, ReadResult, ReplicationError, RetentionCut,
+    BatchReplacement, Command, CommandResponse, Elections, GroupId, GroupStatus, IndexedBatch,
+    NodeId, PartitionId, PartitionOffsets, ReadLimit, ReadResult, ReplicationError, RetentionCut,
     RetentionPolicy, StoredBatch, WriterCounters,
 };
 
@@ -256,6 +256,11 @@ impl StoreGroup {
     /// The group's Raft state as this node sees it.
     pub fn status(&self) -> GroupStatus {
         self.inner.status()
+    }
+
+    /// The group's elections as this replica saw them since it started (`Elections`).
+    pub fn elections(&self) -> Elections {
+        self.inner.elections()
     }
 
     /// A one-line summary of the group's Raft state (term, leader, log, commit, applied).

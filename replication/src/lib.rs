@@ -58,10 +58,10 @@ pub mod compaction {
     pub use crate::partition::retention::BatchSummary;
 }
 pub use types::{
-    AppendBatch, AppendError, Appended, BatchReplacement, Command, CommandResponse, GroupId,
-    GroupStatus, IndexedBatch, NodeId, PartitionId, PartitionOffsets, ReadLimit, ReadResult,
-    ReplicaProgress, ReplicationError, RetentionCut, RetentionPolicy, StoredBatch, WriterCounters,
-    SYNC_BOUNDS_US,
+    AppendBatch, AppendError, Appended, BatchReplacement, Command, CommandResponse, Elections,
+    GroupId, GroupStatus, IndexedBatch, NodeId, PartitionId, PartitionOffsets, ReadLimit,
+    ReadResult, ReplicaProgress, ReplicationError, RetentionCut, RetentionPolicy, StoredBatch,
+    WriterCounters, SYNC_BOUNDS_US,
 };
 
 /// Fault injection for tests: a disk that fails on demand.

@@ -287,6 +287,19 @@ pub struct GroupStatus {
     pub replication: Vec<ReplicaProgress>,
 }
 
+/// Elections of a group as one replica saw them since it started hosting the group.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Elections {
+    /// Terms begun: the current term minus the one stored when the replica started. Every
+    /// Raft term opens with an election (won or not), so this counts the elections held in
+    /// the group, by any candidate, as far as this replica's term has followed.
+    pub terms_begun: u64,
+    /// New leaderships this replica learned of: a leader (node, term) different from the
+    /// last one it knew. The first leader it learns of after starting is not counted, and
+    /// leaderships that come and go between two looks at the Raft state may count as one.
+    pub leader_changes: u64,
+}
+
 /// How far a follower is, as its leader sees it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ReplicaProgress {

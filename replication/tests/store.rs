@@ -779,3 +779,32 @@ async fn compaction_swaps_batches_without_moving_offsets() {
     assert_eq!(batches_in(&out), vec![(6, 3), (9, 3)]);
     node.shutdown().await;
 }
+
+#[tokio::test]
+async fn elections_are_counted_from_the_term_stored_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path()).await;
+    let g = node.open_group(GroupId(1)).await.unwrap();
+    assert!(g.is_leader());
+    let first = g.elections();
+    let term = g.status().term;
+    // A new group: every term it has was begun here; its first leader is no change.
+    assert!(
+        first.terms_begun >= 1 && first.terms_begun == term,
+        "{first:?}, term {term}"
+    );
+    assert_eq!(first.leader_changes, 0);
+    node.shutdown().await;
+    drop((g, node));
+
+    // Reopened: the single voter elects itself again; only the terms since the restart count.
+    let node = open(dir.path()).await;
+    let g = node.group(GroupId(1)).unwrap();
+    assert!(g.is_leader());
+    let again = g.elections();
+    let now = g.status().term;
+    assert!(now > term, "term {term} -> {now}");
+    assert_eq!(again.terms_begun, now - term, "{again:?}");
+    assert_eq!(again.leader_changes, 0);
+    node.shutdown().await;
+}

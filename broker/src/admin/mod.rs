@@ -3,6 +3,7 @@
 //! conversion, error checks, tables, broker addresses; ListOffsets by partition leader in
 //! [`offsets`].
 
+pub mod cluster;
 pub mod consume;
 pub mod offsets;
 pub mod partitioner;

@@ -1,7 +1,8 @@
 //! `phxq topic list|describe|create|delete|add-partitions`: topics over the Kafka protocol
 //! (Metadata, ListOffsets, DescribeConfigs, CreateTopics, DeleteTopics, CreatePartitions),
 //! as `kafka-topics` and `rpk topic` do, so they work against any Kafka broker too. Topic
-//! configs are changed with `phxq config --topic`. Human tables, or `--json`.
+//! configs are changed with `phxq topic alter-config` (the same code as `phxq config set|delete
+//! --topic`). Human tables, or `--json`.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -132,22 +132,49 @@ fn what(kind: i8, name: &str) -> String {
 pub fn run(bootstrap: &str, cmd: &ConfigCommand) -> anyhow::Result<String> {
     match cmd {
         ConfigCommand::Describe { target } => describe(bootstrap, target),
-        ConfigCommand::Set { target, pairs } => {
-            let mut ops = Vec::new();
-            for kv in pairs {
-                let (k, v) = kv
-                    .split_once('=')
-                    .ok_or_else(|| anyhow::anyhow!("set takes KEY=VALUE, got {kv:?}"))?;
-                ops.push((k.to_string(), Some(v.to_string())));
-            }
-            alter(bootstrap, target, ops)
-        }
-        ConfigCommand::Delete { target, keys } => alter(
-            bootstrap,
-            target,
-            keys.iter().map(|k| (k.clone(), None)).collect(),
-        ),
+        ConfigCommand::Set { target, pairs } => alter(bootstrap, target, set_ops(pairs)?),
+        ConfigCommand::Delete { target, keys } => alter(bootstrap, target, delete_ops(keys)),
     }
+}
+
+/// `phxq topic alter-config TOPIC --set K=V --delete K`: the same IncrementalAlterConfigs
+/// as `phxq config set|delete --topic`, sets and deletes in one request.
+pub fn alter_topic(
+    bootstrap: &str,
+    topic: &str,
+    sets: &[String],
+    deletes: &[String],
+) -> anyhow::Result<String> {
+    let target = Target {
+        broker: None,
+        broker_defaults: false,
+        topic: Some(topic.to_string()),
+    };
+    let mut ops = set_ops(sets)?;
+    ops.extend(delete_ops(deletes));
+    anyhow::ensure!(
+        !ops.is_empty(),
+        "nothing to change: give --set KEY=VALUE or --delete KEY"
+    );
+    alter(bootstrap, &target, ops)
+}
+
+/// Configs to set, from KEY=VALUE pairs.
+fn set_ops(pairs: &[String]) -> anyhow::Result<Vec<(String, Option<String>)>> {
+    pairs
+        .iter()
+        .map(|kv| {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("set takes KEY=VALUE, got {kv:?}"))?;
+            Ok((k.to_string(), Some(v.to_string())))
+        })
+        .collect()
+}
+
+/// Configs to delete.
+fn delete_ops(keys: &[String]) -> Vec<(String, Option<String>)> {
+    keys.iter().map(|k| (k.clone(), None)).collect()
 }
 
 fn alter(
@@ -177,7 +204,9 @@ fn alter(
     for e in &r.responses {
         anyhow::ensure!(
             e.error_code == 0,
-            "not changed (Kafka error code {}): {}",
+            "{} not changed: {} ({}): {}",
+            what(kind, &name),
+            phxq_protocol::errors::name(e.error_code),
             e.error_code,
             e.error_message.as_deref().unwrap_or("")
         );

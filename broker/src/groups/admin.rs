@@ -48,8 +48,8 @@ pub fn delete(bootstrap: &str, groups: &[String]) -> anyhow::Result<String> {
 }
 
 /// Lists the groups of every broker (each lists the groups it coordinates), as
-/// kafka-consumer-groups --list does.
-pub fn list(bootstrap: &str) -> anyhow::Result<String> {
+/// kafka-consumer-groups --list does; `as_json`: `{"groups": [...], "not_listed": [...]}`.
+pub fn list(bootstrap: &str, as_json: bool) -> anyhow::Result<String> {
     let mut c = KafkaClient::connect(bootstrap)?;
     let meta = c.send(&MetadataRequest::default().with_topics(Some(vec![])), 1)?;
     let mut groups = Vec::new();
@@ -70,14 +70,26 @@ pub fn list(bootstrap: &str) -> anyhow::Result<String> {
             Err(e) => unreachable.push(format!("broker {} ({addr}): {e}", b.node_id.0)),
         }
     }
+    groups.sort_by(|a, b| a.group_id.0.cmp(&b.group_id.0));
+    groups.dedup_by(|a, b| a.group_id == b.group_id);
+    if as_json {
+        let v = serde_json::json!({
+            "groups": groups.iter().map(|g| serde_json::json!({
+                "group": g.group_id.0.as_str(),
+                "type": g.group_type.as_str(),
+                "state": g.group_state.as_str(),
+                "protocol_type": g.protocol_type.as_str(),
+            })).collect::<Vec<_>>(),
+            "not_listed": unreachable,
+        });
+        return Ok(serde_json::to_string_pretty(&v)? + "\n");
+    }
     let mut rows = vec![vec![
         "GROUP".to_string(),
         "TYPE".into(),
         "STATE".into(),
         "PROTOCOL TYPE".into(),
     ]];
-    groups.sort_by(|a, b| a.group_id.0.cmp(&b.group_id.0));
-    groups.dedup_by(|a, b| a.group_id == b.group_id);
     for g in groups {
         rows.push(vec![
             g.group_id.0.to_string(),

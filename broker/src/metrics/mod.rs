@@ -9,7 +9,9 @@
 //!
 //! Every name starts with `phxq_`. Where Kafka has the same measure, the name says which:
 //! `topic_bytes_in_total` is Kafka's BytesInPerSec, `topic_records_in_total` its
-//! MessagesInPerSec, `request_duration_seconds` its RequestMetrics TotalTimeMs,
+//! MessagesInPerSec, `request_duration_seconds` its RequestMetrics TotalTimeMs and
+//! `request_{queue,local,remote,send}_time_seconds` the parts of it (RequestQueueTimeMs,
+//! LocalTimeMs, RemoteTimeMs, ResponseQueueTimeMs + ResponseSendTimeMs),
 //! `under_replicated_partitions` its UnderReplicatedPartitions. README: Metrics lists all.
 //!
 //! # Cardinality
@@ -41,6 +43,10 @@ use crate::broker::Broker;
 /// Most partitions whose consumer lag gets its own series, per scrape.
 pub const MAX_LAG_SERIES: usize = 10_000;
 
+/// API keys below this get their latency histograms resolved once (Kafka's keys end near
+/// 90); others go through the label families on each request.
+const API_SLOTS: usize = 128;
+
 type Labels = Vec<(&'static str, String)>;
 
 /// The broker's instruments and the registry that exposes them.
@@ -52,6 +58,14 @@ pub struct Metrics {
     requests: Family<Labels, Counter>,
     request_errors: Family<Labels, Counter>,
     request_duration: Family<Labels, Histogram>,
+    /// Kafka's split of a request's time (RequestQueueTimeMs, LocalTimeMs, RemoteTimeMs,
+    /// ResponseSendTimeMs), by API.
+    request_queue: Family<Labels, Histogram>,
+    request_local: Family<Labels, Histogram>,
+    request_remote: Family<Labels, Histogram>,
+    request_send: Family<Labels, Histogram>,
+    /// Each API's histograms, looked up once: a request then costs no label allocation.
+    api_latency: Box<[OnceLock<ApiLatency>]>,
     connections: Gauge,
     connections_opened: Counter,
     bytes_in: Family<Labels, Counter>,
@@ -64,6 +78,29 @@ pub struct Metrics {
 fn duration_histogram() -> Histogram {
     // 100 µs to ~105 s.
     Histogram::new(exponential_buckets(0.0001, 2.0, 21))
+}
+
+/// The latency histograms of one API (shared with their families' series).
+struct ApiLatency {
+    total: Histogram,
+    queue: Histogram,
+    local: Histogram,
+    /// Only for APIs answered later (Produce): the others would export empty series.
+    remote: Option<Histogram>,
+    send: Histogram,
+}
+
+/// Where a request's time went, as the connection measured it (see `connection.rs`).
+#[derive(Clone, Copy, Debug)]
+pub struct RequestTimes {
+    /// Frame read to handler start: waiting behind the connection's earlier requests.
+    pub queue: Duration,
+    /// The handler, until its response exists or its work is handed to Raft.
+    pub local: Duration,
+    /// A deferred response's wait (a Produce's Raft commit), `None` for the others.
+    pub remote: Option<Duration>,
+    /// Frame read to response ready (Kafka's TotalTimeMs without the send).
+    pub total: Duration,
 }
 
 impl Default for Metrics {
@@ -81,6 +118,11 @@ impl Metrics {
             requests: Family::default(),
             request_errors: Family::default(),
             request_duration: Family::new_with_constructor(duration_histogram),
+            request_queue: Family::new_with_constructor(duration_histogram),
+            request_local: Family::new_with_constructor(duration_histogram),
+            request_remote: Family::new_with_constructor(duration_histogram),
+            request_send: Family::new_with_constructor(duration_histogram),
+            api_latency: (0..API_SLOTS).map(|_| OnceLock::new()).collect(),
             connections: Gauge::default(),
             connections_opened: Counter::default(),
             bytes_in: Family::default(),
@@ -106,6 +148,30 @@ impl Metrics {
                 "Time from a request's arrival to its response being ready, by API (Kafka's TotalTimeMs)",
                 Unit::Seconds,
                 m.request_duration.clone(),
+            );
+            r.register_with_unit(
+                "request_queue_time",
+                "Time from a request's arrival to its handler starting, waiting behind the connection's earlier requests, by API (Kafka's RequestQueueTimeMs)",
+                Unit::Seconds,
+                m.request_queue.clone(),
+            );
+            r.register_with_unit(
+                "request_local_time",
+                "Time in the request's handler until its response exists or its work is handed to Raft, by API (Kafka's LocalTimeMs)",
+                Unit::Seconds,
+                m.request_local.clone(),
+            );
+            r.register_with_unit(
+                "request_remote_time",
+                "Time a deferred response waited after its handler (a Produce's Raft commit and fsync on a majority), by API (Kafka's RemoteTimeMs)",
+                Unit::Seconds,
+                m.request_remote.clone(),
+            );
+            r.register_with_unit(
+                "request_send_time",
+                "Time from a response being ready to its bytes being written to the socket, by API (Kafka's ResponseQueueTimeMs + ResponseSendTimeMs)",
+                Unit::Seconds,
+                m.request_send.clone(),
             );
             r.register(
                 "connections",
@@ -176,8 +242,33 @@ impl Metrics {
         Ok(out)
     }
 
+    /// The latency histograms of `api`, created on its first request.
+    fn latency<R>(&self, api: ApiKey, f: impl FnOnce(&ApiLatency) -> R) -> R {
+        let make = || {
+            let l = vec![("api", format!("{api:?}"))];
+            ApiLatency {
+                total: self.request_duration.get_or_create(&l).clone(),
+                queue: self.request_queue.get_or_create(&l).clone(),
+                local: self.request_local.get_or_create(&l).clone(),
+                remote: (api == ApiKey::Produce)
+                    .then(|| self.request_remote.get_or_create(&l).clone()),
+                send: self.request_send.get_or_create(&l).clone(),
+            }
+        };
+        match self.api_latency.get(api as i16 as usize) {
+            Some(slot) => f(slot.get_or_init(make)),
+            None => f(&make()),
+        }
+    }
+
     /// One request answered (`body` None: no response, acks=0).
-    pub fn request(&self, api: ApiKey, version: i16, took: Duration, body: Option<&ResponseKind>) {
+    pub fn request(
+        &self,
+        api: ApiKey,
+        version: i16,
+        times: RequestTimes,
+        body: Option<&ResponseKind>,
+    ) {
         if !self.on() {
             return;
         }
@@ -188,15 +279,33 @@ impl Metrics {
                 ("version", version.to_string()),
             ])
             .inc();
-        self.request_duration
-            .get_or_create(&vec![("api", name.clone())])
-            .observe(took.as_secs_f64());
+        self.latency(api, |h| {
+            h.total.observe(times.total.as_secs_f64());
+            h.queue.observe(times.queue.as_secs_f64());
+            h.local.observe(times.local.as_secs_f64());
+            if let Some(remote) = times.remote {
+                match &h.remote {
+                    Some(r) => r.observe(remote.as_secs_f64()),
+                    None => self
+                        .request_remote
+                        .get_or_create(&vec![("api", format!("{api:?}"))])
+                        .observe(remote.as_secs_f64()),
+                }
+            }
+        });
         if let Some(body) = body {
             errors::each_error(body, |code| {
                 self.request_errors
                     .get_or_create(&vec![("api", name.clone()), ("error", errors::name(code))])
                     .inc();
             });
+        }
+    }
+
+    /// A response of `api` was written to its socket, `took` after it was ready.
+    pub fn sent(&self, api: ApiKey, took: Duration) {
+        if self.on() {
+            self.latency(api, |h| h.send.observe(took.as_secs_f64()));
         }
     }
 

@@ -169,8 +169,21 @@ fn collect(b: &Broker) -> Vec<Series> {
         "Time since a follower last acknowledged its leader (reported by the leader)",
     )
     .seconds();
+    let mut elections = Series::counter(
+        "raft_elections",
+        "Elections held in the store group since this node started hosting it: Raft terms begun, by any candidate, won or not",
+    );
+    let mut leader_changes = Series::counter(
+        "raft_leader_changes",
+        "New leaders (node and term) this node learned of for the store group since it started, the first one not counted",
+    );
     for st in b.node.status() {
         let g = st.group.0;
+        if let Some(group) = b.node.group(st.group) {
+            let e = group.elections();
+            elections.add(group_label(g), e.terms_begun as f64);
+            leader_changes.add(group_label(g), e.leader_changes as f64);
+        }
         term.add(group_label(g), st.term as f64);
         leader.add(group_label(g), st.leader.map_or(-1.0, |l| l as f64));
         is_leader.add(group_label(g), f64::from(u8::from(st.leader == Some(me))));
@@ -191,7 +204,16 @@ fn collect(b: &Broker) -> Vec<Series> {
         }
     }
     out.extend([
-        term, leader, is_leader, last_log, committed, applied, lag, ack,
+        term,
+        leader,
+        is_leader,
+        last_log,
+        committed,
+        applied,
+        lag,
+        ack,
+        elections,
+        leader_changes,
     ]);
 
     // Partitions this broker leads, and those of them short of in-sync replicas.

@@ -67,8 +67,9 @@ fn entity(a: &EntityArgs) -> anyhow::Result<Vec<EntityData>> {
     Ok(v)
 }
 
-/// Every quota set in the cluster.
-pub fn list(bootstrap: &str) -> anyhow::Result<String> {
+/// Every quota set in the cluster; `as_json`: `[{"entity": {TYPE: NAME or null}, "values":
+/// {KEY: VALUE}}]` (null names the default entity).
+pub fn list(bootstrap: &str, as_json: bool) -> anyhow::Result<String> {
     let mut c = KafkaClient::connect(bootstrap)?;
     let r = c.send(&DescribeClientQuotasRequest::default(), 1)?;
     anyhow::ensure!(
@@ -79,6 +80,25 @@ pub fn list(bootstrap: &str) -> anyhow::Result<String> {
     );
     let mut out = String::new();
     let entries = r.entries.unwrap_or_default();
+    if as_json {
+        let v: Vec<_> = entries
+            .iter()
+            .map(|e| {
+                let entity: serde_json::Map<String, serde_json::Value> = e
+                    .entity
+                    .iter()
+                    .map(|x| (x.entity_type.to_string(), x.entity_name.as_deref().into()))
+                    .collect();
+                let values: serde_json::Map<String, serde_json::Value> = e
+                    .values
+                    .iter()
+                    .map(|v| (v.key.to_string(), v.value.into()))
+                    .collect();
+                serde_json::json!({ "entity": entity, "values": values })
+            })
+            .collect();
+        return Ok(serde_json::to_string_pretty(&v)? + "\n");
+    }
     if entries.is_empty() {
         out.push_str("no client quotas set\n");
     }

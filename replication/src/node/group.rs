@@ -2,6 +2,7 @@
 //! partitions and its log's memory, with proposing (locally or forwarded to the leader),
 //! linearizable reads, leadership queries and status.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,8 +15,8 @@ use crate::raft::rpc::{RaftRpc, RaftRpcReply, Router};
 use crate::raft::work::RaftWriter;
 use crate::raft::{fatal_error, write_error, Raft};
 use crate::types::{
-    BatchReplacement, Command, CommandResponse, GroupId, GroupStatus, NodeId, PartitionId,
-    ReplicaProgress, ReplicationError,
+    BatchReplacement, Command, CommandResponse, Elections, GroupId, GroupStatus, NodeId,
+    PartitionId, ReplicaProgress, ReplicationError,
 };
 
 /// One group as hosted here.
@@ -31,6 +32,47 @@ pub struct GroupInner {
     pub forward_timeout: Duration,
     /// The node's writer, for log compaction's swaps.
     pub writer: RaftWriter,
+    /// What this replica has seen of the group's elections (`Elections`).
+    pub elections: Arc<ElectionsSeen>,
+}
+
+/// Term stored when the replica started, and new leaderships seen since (`watch_leaders`).
+#[derive(Debug, Default)]
+pub struct ElectionsSeen {
+    pub start_term: u64,
+    pub leader_changes: AtomicU64,
+}
+
+/// Counts the new leaderships the group's Raft reports until it stops. It follows openraft's
+/// server metrics, which change only with the vote, role, leader or membership (not with
+/// every append), so this wakes on elections, not on traffic.
+/// Each change is logged (store group, leader, term).
+pub fn watch_leaders(group: GroupId, raft: &Raft, seen: Arc<ElectionsSeen>) {
+    let mut rx = raft.server_metrics();
+    tokio::spawn(async move {
+        let mut last: Option<(u64, NodeId)> = None;
+        loop {
+            let now = {
+                let m = rx.borrow_watched();
+                m.current_leader.map(|l| (m.vote.leader_id().term, l))
+            };
+            if let Some(now) = now {
+                if last.is_some_and(|l| l != now) {
+                    seen.leader_changes.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(
+                        store_group = group.0,
+                        leader = now.1,
+                        term = now.0,
+                        "store group has a new leader"
+                    );
+                }
+                last = Some(now);
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    });
 }
 
 impl GroupInner {
@@ -213,6 +255,15 @@ impl GroupInner {
 
     pub fn leader(&self) -> Option<NodeId> {
         self.raft.metrics().borrow_watched().current_leader
+    }
+
+    /// The group's elections as this replica saw them since it started.
+    pub fn elections(&self) -> Elections {
+        let term = self.raft.metrics().borrow_watched().current_term;
+        Elections {
+            terms_begun: term.saturating_sub(self.elections.start_term),
+            leader_changes: self.elections.leader_changes.load(Ordering::Relaxed),
+        }
     }
 
     /// The group's Raft state as this node sees it.

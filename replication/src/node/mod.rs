@@ -12,7 +12,7 @@ use openraft::{BasicNode, SnapshotPolicy};
 use redb::{Database, ReadableDatabase, ReadableTable};
 
 use crate::node::config::NodeConfig;
-use crate::node::group::GroupInner;
+use crate::node::group::{watch_leaders, ElectionsSeen, GroupInner};
 use crate::partition::view::GroupShared;
 use crate::raft::log_mem::LogShared;
 use crate::raft::log_store::LogStore;
@@ -184,6 +184,8 @@ impl NodeInner {
             self.config.max_append_bytes,
         )
         .map_err(storage)?;
+        // The term stored before this start: elections are counted from it.
+        let start_term = log.mem().vote.map_or(0, |v| v.leader_id().term);
         let shared = GroupShared::load(id, self.db.clone(), self.writer.segments.clone())
             .map_err(storage)?;
         let sm = StateMachine {
@@ -207,6 +209,11 @@ impl NodeInner {
         )
         .await
         .map_err(fatal_error)?;
+        let elections = Arc::new(ElectionsSeen {
+            start_term,
+            ..Default::default()
+        });
+        watch_leaders(id, &raft, elections.clone());
         Ok(Arc::new(GroupInner {
             id,
             node_id: self.config.node_id,
@@ -221,6 +228,7 @@ impl NodeInner {
                     .max(5000),
             ),
             writer: self.writer.clone(),
+            elections,
         }))
     }
 
