@@ -185,7 +185,8 @@ pub enum GroupCommand {
         group: String,
     },
     /// Move a group's committed offsets, also while its consumers run: they resume from
-    /// the new offsets within seconds (a live replay).
+    /// the new offsets within seconds (a live replay). `seek` is the same (rpk's name).
+    #[command(alias = "seek")]
     Reset(crate::groups::reset::ResetArgs),
     /// Show a group's configs (session timeout, speed limits, ...) and change them.
     Config(crate::groups::configs_admin::ConfigArgs),

@@ -393,7 +393,8 @@ def test_describe_reset_and_delete_a_share_group_with_the_cli(share_broker, topi
     # the state starts over).
     wait_until = time.monotonic() + 20
     while True:
-        r = phxq("group", "reset", "ops", "--topic", topic, "--to-earliest", "--bootstrap", bs)
+        # `seek` is `reset` under rpk's name.
+        r = phxq("group", "seek", "ops", "--topic", topic, "--to-earliest", "--bootstrap", bs)
         if r.returncode == 0 or time.monotonic() > wait_until:
             break
         time.sleep(0.5)  # the member's leave is seen by the coordinator
