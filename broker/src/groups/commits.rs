@@ -138,11 +138,7 @@ impl GroupCoordinator {
         let codes = match result {
             Ok(_) => {
                 let mut g = slot.core();
-                if let Some(c) = g.consumer.as_mut() {
-                    if c.group_epoch == record.generation {
-                        c.epoch_dirty = false;
-                    }
-                }
+                g.epoch_stored(record.generation);
                 g.offsets.extend(items);
                 g.audit.extend(audits);
                 info!(group = %slot.id, partitions = %consumer_protocol::describe(&tps), "offsets reset on a live group");

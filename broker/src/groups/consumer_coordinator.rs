@@ -127,19 +127,17 @@ impl GroupCoordinator {
         Ok(reply)
     }
 
-    /// Makes the group's epoch durable; clears the dirty mark if nothing newer came since.
-    async fn store_epoch(&self, slot: &Slot) -> Result<(), Refusal> {
+    /// Makes the group's epoch durable (KIP-848 and share groups); clears the dirty mark if
+    /// nothing newer came since.
+    pub(super) async fn store_epoch(&self, slot: &Slot) -> Result<(), Refusal> {
         let stored = self.persist(slot).await.map_err(|e| {
             (
                 commit_error(&e),
                 format!("cannot store the group epoch: {e}"),
             )
         })?;
-        let mut g = slot.core();
-        if let (Some(c), Some(epoch)) = (g.consumer.as_mut(), stored) {
-            if c.group_epoch == epoch {
-                c.epoch_dirty = false;
-            }
+        if let Some(epoch) = stored {
+            slot.core().epoch_stored(epoch);
         }
         Ok(())
     }

@@ -291,6 +291,17 @@ impl Group {
         Ok(self.consumer.as_mut().expect("set above"))
     }
 
+    /// The group's record at `epoch` was made durable: a KIP-848 or share group whose epoch
+    /// has not moved since is no longer dirty.
+    pub fn epoch_stored(&mut self, epoch: i32) {
+        if let Some(c) = self.consumer.as_mut().filter(|c| c.group_epoch == epoch) {
+            c.epoch_dirty = false;
+        }
+        if let Some(s) = self.share.as_mut().filter(|s| s.group_epoch == epoch) {
+            s.epoch_dirty = false;
+        }
+    }
+
     /// Makes a vacant group a share group. Err(GROUP_ID_NOT_FOUND) when the group is of
     /// another type (Kafka: "Group g is not a share group").
     pub fn use_share_protocol(&mut self) -> Result<&mut ShareGroup, i16> {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tracing::{info, warn};
 
 use super::consumer_coordinator::Catalog;
-use super::coordinator::{commit_error, GroupCoordinator, Slot};
+use super::coordinator::{GroupCoordinator, Slot};
 use super::errors::*;
 use crate::share::assignor::TopicPartition;
 use crate::share::group::{
@@ -96,28 +96,11 @@ impl GroupCoordinator {
             (reply, s.epoch_dirty)
         };
         if dirty {
-            self.store_share_epoch(&slot).await?;
+            self.store_epoch(&slot).await?;
         }
         // A speed-limited share group's limit applies on the brokers leading its partitions.
         self.publish_holders(std::slice::from_ref(&slot));
         Ok(reply)
-    }
-
-    /// Makes the share group's epoch durable; clears the dirty mark if nothing newer came.
-    async fn store_share_epoch(&self, slot: &Slot) -> Result<(), Refusal> {
-        let stored = self.persist(slot).await.map_err(|e| {
-            (
-                commit_error(&e),
-                format!("cannot store the group epoch: {e}"),
-            )
-        })?;
-        let mut g = slot.core();
-        if let (Some(s), Some(epoch)) = (g.share.as_mut(), stored) {
-            if s.group_epoch == epoch {
-                s.epoch_dirty = false;
-            }
-        }
-        Ok(())
     }
 
     /// Session timeouts of a share group (called from the coordinator's tick).
@@ -143,7 +126,7 @@ impl GroupCoordinator {
         if dirty {
             let (me, slot) = (self.clone(), slot.clone());
             tokio::spawn(async move {
-                if let Err((code, msg)) = me.store_share_epoch(&slot).await {
+                if let Err((code, msg)) = me.store_epoch(&slot).await {
                     warn!(group = %slot.id, code, "{msg}");
                 }
             });
