@@ -8,10 +8,12 @@
 //! - [`decompress`]: a batch's records decompressed with a cap on the output.
 //! - [`records`]: the records inside a batch: keys, tombstones, and rebuilding a batch
 //!   with a subset of its records (log compaction).
+//! - [`control`]: transaction markers (control batches): building and reading them.
 //! - [`errors`]: Kafka error codes by name.
 
 pub mod batch;
 pub mod codec;
+pub mod control;
 pub mod decompress;
 pub mod errors;
 pub mod frame;

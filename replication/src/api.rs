@@ -293,6 +293,18 @@ impl StoreGroup {
         self.inner.shared.read(p, offset, limit, out)
     }
 
+    /// The aborted transactions a `read_committed` fetch of `[from, upto)` of `p` must
+    /// list: `(producer id, first offset)`, in first-offset order. Reads redb: call it only
+    /// when [`PartitionOffsets::last_abort`] is at or above `from`.
+    pub fn aborted_transactions(
+        &self,
+        p: PartitionId,
+        from: i64,
+        upto: i64,
+    ) -> Result<Vec<(i64, i64)>, ReplicationError> {
+        self.inner.shared.aborted_transactions(p, from, upto)
+    }
+
     /// The first batch of `p` whose max timestamp is >= `timestamp`; None when there is none.
     pub fn batch_by_timestamp(
         &self,

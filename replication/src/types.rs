@@ -97,6 +97,10 @@ pub enum AppendError {
     OffsetOutOfRange,
     #[error("record batch unreadable")]
     CorruptBatch,
+    /// A transactional batch with a newer epoch while its producer's transaction is
+    /// still open here (its marker is not written yet), or a marker that is no marker.
+    #[error("invalid transaction state")]
+    InvalidTxnState,
 }
 
 /// Offsets of a partition as seen by readers of this replica.
@@ -105,6 +109,12 @@ pub struct PartitionOffsets {
     pub log_start_offset: i64,
     /// Next offset to be assigned (Kafka's high watermark / log end offset on a single node).
     pub high_watermark: i64,
+    /// Kafka's last stable offset: the first offset of the oldest open transaction, or the
+    /// high watermark when none is open. `read_committed` consumers read below it.
+    pub last_stable_offset: i64,
+    /// Offset of the newest abort marker, -1 when the partition has none: a
+    /// `read_committed` fetch from above it has no aborted transaction to list.
+    pub last_abort: i64,
 }
 
 /// How much one `StoreGroup::read` may return.
@@ -115,6 +125,9 @@ pub struct ReadLimit {
     /// Append the first batch whole even when it alone is larger than `max_bytes` (KIP-74:
     /// a Fetch's first non-empty partition always makes progress).
     pub first_batch_whole: bool,
+    /// Only batches starting below this offset (a `read_committed` fetch stops at the
+    /// last stable offset); `i64::MAX` for no bound.
+    pub below: i64,
 }
 
 impl ReadLimit {
@@ -123,6 +136,7 @@ impl ReadLimit {
         ReadLimit {
             max_bytes,
             first_batch_whole: true,
+            below: i64::MAX,
         }
     }
 
@@ -131,6 +145,15 @@ impl ReadLimit {
         ReadLimit {
             max_bytes,
             first_batch_whole: false,
+            below: i64::MAX,
+        }
+    }
+
+    /// The same limit, reading only batches that start below `offset`.
+    pub fn below(self, offset: i64) -> Self {
+        ReadLimit {
+            below: offset,
+            ..self
         }
     }
 }

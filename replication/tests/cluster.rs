@@ -178,6 +178,11 @@ fn assert_same(a: &StoreGroup, b: &StoreGroup, parts: &[PartitionId]) {
         let (oa, ob) = (a.offsets(*p), b.offsets(*p));
         assert_eq!(oa, ob, "offsets of {p:?}");
         let o = oa.expect("partition exists");
+        assert_eq!(
+            a.aborted_transactions(*p, 0, i64::MAX).unwrap(),
+            b.aborted_transactions(*p, 0, i64::MAX).unwrap(),
+            "aborted transactions of {p:?}"
+        );
         let (mut ra, mut rb) = (BytesMut::new(), BytesMut::new());
         a.read(
             *p,
@@ -279,6 +284,18 @@ async fn lagging_follower_catches_up_through_a_snapshot() {
             Command::Put(items)
         } else if i == 1000 {
             Command::DeleteRecords(vec![(parts[2], 40)])
+        } else if i == 500 || i == 700 {
+            // Producer pid + 1 writes a transaction to partition 0, aborted at 600, and
+            // one to partition 1 that stays open: the snapshot carries both.
+            Command::Append(vec![AppendBatch {
+                partition: parts[(i - 500) / 200],
+                batch: txn_batch(3, pid + 1, 0, ((i - 500) / 200 * 3) as i32),
+            }])
+        } else if i == 600 {
+            Command::Append(vec![AppendBatch {
+                partition: parts[0],
+                batch: marker(pid + 1, 0, false),
+            }])
         } else if i % 2 == 0 {
             let n = 1 + i % 3;
             let b = batch_with(n, i as i64, Some((pid, 0, seqs[p])), 20);

@@ -65,7 +65,9 @@ async fn append_and_read_back_across_partitions_and_groups() {
         g1.offsets(a),
         Some(PartitionOffsets {
             log_start_offset: 0,
-            high_watermark: 8
+            high_watermark: 8,
+            last_stable_offset: 8,
+            last_abort: -1,
         })
     );
     assert_eq!(g1.offsets(b).unwrap().high_watermark, 2);
@@ -318,7 +320,9 @@ async fn delete_records_and_timestamps() {
         g.offsets(p),
         Some(PartitionOffsets {
             log_start_offset: 10,
-            high_watermark: 10
+            high_watermark: 10,
+            last_stable_offset: 10,
+            last_abort: -1,
         })
     );
     assert!(g.batch_by_timestamp(p, 0).expect("read").is_none());

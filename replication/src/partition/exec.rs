@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 
 use phxq_protocol::batch::BatchHeader;
+use phxq_protocol::control::ControlType;
 use redb::{ReadableTable, Table, WriteTransaction};
 
 use crate::store::schema::*;
@@ -41,6 +42,7 @@ struct Tables<'t> {
     batches: Table<'t, (u128, i32, i64), &'static [u8]>,
     time: Table<'t, (u128, i32, i64), i64>,
     producers: Table<'t, (u128, i32, i64), &'static [u8]>,
+    txns: Table<'t, (u128, i32, i64), &'static [u8]>,
     kv: Table<'t, (u32, &'static [u8]), &'static [u8]>,
     meta: Table<'t, (u32, u8), &'static [u8]>,
 }
@@ -69,6 +71,7 @@ impl<'t> Applier<'t> {
             batches: txn.open_table(BATCHES)?,
             time: txn.open_table(TIME_INDEX)?,
             producers: txn.open_table(PRODUCERS)?,
+            txns: txn.open_table(TXNS)?,
             kv: txn.open_table(KV)?,
             meta: txn.open_table(GROUP_META)?,
         };
@@ -113,6 +116,8 @@ pub fn offsets_of(m: &PartMeta) -> PartitionOffsets {
     PartitionOffsets {
         log_start_offset: m.log_start,
         high_watermark: m.next_offset,
+        last_stable_offset: m.last_stable_offset(),
+        last_abort: m.last_abort,
     }
 }
 
@@ -246,10 +251,25 @@ impl Applier<'_> {
             Ok(h) if h.total_len() == b.batch.len() && h.last_offset_delta >= 0 => h,
             _ => return Ok(Err(AppendError::CorruptBatch)),
         };
+        if h.is_control() {
+            return self.append_marker(b, &h, at, meta);
+        }
         let idempotent = h.producer_id >= 0 && h.base_sequence >= 0;
         let last_seq = h.last_sequence();
         let pkey = (p.topic_id, p.index, h.producer_id);
         let mut state = None;
+        if h.is_transactional() {
+            if !idempotent {
+                return Ok(Err(AppendError::InvalidTxnState));
+            }
+            if let Some(open) = self.open_txn(&p, h.producer_id)? {
+                // The coordinator bumps the epoch only once the transaction's marker is
+                // here: a newer epoch with the transaction still open is out of turn.
+                if h.producer_epoch > open.1 {
+                    return Ok(Err(AppendError::InvalidTxnState));
+                }
+            }
+        }
         if idempotent {
             let known = match self.t.producers.get(pkey)? {
                 Some(v) => {
@@ -306,6 +326,21 @@ impl Applier<'_> {
                 .insert((p.topic_id, p.index, h.max_timestamp), base)?;
             meta.max_ts = h.max_timestamp;
         }
+        if h.is_transactional() && self.open_txn(&p, h.producer_id)?.is_none() {
+            self.t.txns.insert(
+                (p.topic_id, p.index, base),
+                TxnRow {
+                    aborted: false,
+                    producer_id: h.producer_id,
+                    first_offset: base,
+                }
+                .encode()
+                .as_slice(),
+            )?;
+            if meta.first_unstable == NO_OFFSET {
+                meta.first_unstable = base;
+            }
+        }
         if idempotent {
             let mut s = state.unwrap_or(ProducerState {
                 epoch: h.producer_epoch,
@@ -348,6 +383,7 @@ impl Applier<'_> {
             return Ok(Ok(meta.log_start));
         }
         meta.log_start = target;
+        self.drop_aborted_below(p, target, &mut meta)?;
         // Drop whole batches that end below the new log start: every batch before the one
         // containing `target` (when `target` is the high watermark, every batch).
         let (t, i) = (p.topic_id, p.index);
@@ -457,7 +493,171 @@ impl Applier<'_> {
         self.segments.note_garbage();
         self.t.time.retain_in(lo..=hi, |_, _| false)?;
         self.t.producers.retain_in(lo..=hi, |_, _| false)?;
+        self.t.txns.retain_in(lo..=hi, |_, _| false)?;
         self.set_part(*p, None);
+        Ok(())
+    }
+}
+
+/// Transactions (KIP-98) as the log sees them: a transactional batch of a producer with
+/// no open transaction here opens one at its first offset; a marker (control batch) from
+/// the coordinator ends it, and an abort is remembered as `(producer id, first offset)`
+/// keyed by the marker's offset. The oldest open transaction's first offset is kept in the
+/// partition's meta so the last stable offset needs no read.
+///
+/// Rules:
+/// - A marker's epoch below the producer's known epoch is a zombie's: refused with
+///   INVALID_PRODUCER_EPOCH. A higher one (KIP-890 bumps it with the marker) becomes the
+///   producer's epoch, so batches of the ended transaction's epoch are fenced from then on,
+///   and sequences start again at 0.
+/// - A marker for a producer with no open transaction here (a marker written again after a
+///   coordinator failover, or a transaction that wrote nothing here) is appended and
+///   changes nothing else: markers are idempotent.
+/// - Aborted transactions whose marker falls below the log start are forgotten.
+impl Applier<'_> {
+    /// The open transaction of `producer_id` on `p`: its first offset and the epoch of its
+    /// producer's state.
+    fn open_txn(
+        &mut self,
+        p: &PartitionId,
+        producer_id: i64,
+    ) -> Result<Option<(i64, i16)>, redb::Error> {
+        let (t, i) = (p.topic_id, p.index);
+        let mut first = None;
+        for item in self.t.txns.range((t, i, i64::MIN)..=(t, i, i64::MAX))? {
+            let (k, v) = item?;
+            let row = TxnRow::decode(v.value()).ok_or_else(|| io_err("transaction row"))?;
+            if !row.aborted && row.producer_id == producer_id {
+                first = Some(k.value().2);
+                break;
+            }
+        }
+        let Some(first) = first else {
+            return Ok(None);
+        };
+        let epoch = match self.t.producers.get((t, i, producer_id))? {
+            Some(v) => {
+                ProducerState::decode(v.value())
+                    .ok_or_else(|| io_err("producer"))?
+                    .epoch
+            }
+            None => i16::MIN,
+        };
+        Ok(Some((first, epoch)))
+    }
+
+    fn append_marker(
+        &mut self,
+        b: &AppendBatch,
+        h: &BatchHeader,
+        at: SegmentPos,
+        mut meta: PartMeta,
+    ) -> Result<Result<Appended, AppendError>, redb::Error> {
+        let p = b.partition;
+        let Some(kind) = phxq_protocol::control::control_type(&b.batch) else {
+            return Ok(Err(AppendError::InvalidTxnState));
+        };
+        if !h.is_transactional() || h.producer_id < 0 || h.last_offset_delta != 0 {
+            return Ok(Err(AppendError::InvalidTxnState));
+        }
+        let pkey = (p.topic_id, p.index, h.producer_id);
+        let known = match self.t.producers.get(pkey)? {
+            Some(v) => Some(ProducerState::decode(v.value()).ok_or_else(|| io_err("producer"))?),
+            None => None,
+        };
+        match &known {
+            Some(s) if h.producer_epoch < s.epoch => {
+                return Ok(Err(AppendError::InvalidProducerEpoch));
+            }
+            Some(s) if h.producer_epoch > s.epoch => {
+                let bumped = ProducerState {
+                    epoch: h.producer_epoch,
+                    batches: Vec::new(),
+                };
+                self.t.producers.insert(pkey, bumped.encode().as_slice())?;
+            }
+            _ => {}
+        }
+        let open = self.open_txn(&p, h.producer_id)?;
+        let offset = meta.next_offset;
+        meta.next_offset = offset + 1;
+        let loc = BatchLoc {
+            at,
+            len: b.batch.len() as u32,
+            last_offset_delta: 0,
+            max_timestamp: h.max_timestamp,
+        };
+        self.t
+            .batches
+            .insert((p.topic_id, p.index, offset), loc.encode().as_slice())?;
+        self.batch_bytes += b.batch.len() as u64;
+        if h.max_timestamp > meta.max_ts {
+            self.t
+                .time
+                .insert((p.topic_id, p.index, h.max_timestamp), offset)?;
+            meta.max_ts = h.max_timestamp;
+        }
+        if let Some((first, _)) = open {
+            let (t, i) = (p.topic_id, p.index);
+            self.t.txns.remove((t, i, first))?;
+            if kind == ControlType::Abort {
+                let row = TxnRow {
+                    aborted: true,
+                    producer_id: h.producer_id,
+                    first_offset: first,
+                };
+                self.t
+                    .txns
+                    .insert((t, i, offset), row.encode().as_slice())?;
+                meta.last_abort = offset;
+            }
+            if meta.first_unstable == first {
+                meta.first_unstable = self.first_open_from(&p, first)?;
+            }
+        }
+        self.set_part(p, Some(meta));
+        Ok(Ok(Appended {
+            base_offset: offset,
+            log_start_offset: meta.log_start,
+            duplicate: false,
+        }))
+    }
+
+    /// The first offset of the oldest open transaction of `p` at or after `from`.
+    fn first_open_from(&mut self, p: &PartitionId, from: i64) -> Result<i64, redb::Error> {
+        let (t, i) = (p.topic_id, p.index);
+        for item in self.t.txns.range((t, i, from)..=(t, i, i64::MAX))? {
+            let (k, v) = item?;
+            let row = TxnRow::decode(v.value()).ok_or_else(|| io_err("transaction row"))?;
+            if !row.aborted {
+                return Ok(k.value().2);
+            }
+        }
+        Ok(NO_OFFSET)
+    }
+
+    /// Forgets the aborted transactions of `p` whose marker is below `log_start`.
+    fn drop_aborted_below(
+        &mut self,
+        p: &PartitionId,
+        log_start: i64,
+        meta: &mut PartMeta,
+    ) -> Result<(), redb::Error> {
+        let (t, i) = (p.topic_id, p.index);
+        let mut gone = Vec::new();
+        for item in self.t.txns.range((t, i, i64::MIN)..(t, i, log_start))? {
+            let (k, v) = item?;
+            let row = TxnRow::decode(v.value()).ok_or_else(|| io_err("transaction row"))?;
+            if row.aborted {
+                gone.push(k.value().2);
+            }
+        }
+        for offset in gone {
+            self.t.txns.remove((t, i, offset))?;
+        }
+        if meta.last_abort != NO_OFFSET && meta.last_abort < log_start {
+            meta.last_abort = NO_OFFSET;
+        }
         Ok(())
     }
 }

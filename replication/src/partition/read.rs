@@ -98,6 +98,9 @@ impl GroupShared {
             if loc.last_offset(base) < offset {
                 continue;
             }
+            if base >= limit.below {
+                break;
+            }
             let whole_first = res.batches == 0 && limit.first_batch_whole;
             if !whole_first && res.bytes + loc.len as usize > limit.max_bytes {
                 break;
@@ -263,6 +266,33 @@ impl GroupShared {
             }
         };
         Ok(Some((ts, self.stored_batch(&txn, p, base)?)))
+    }
+
+    /// The aborted transactions of `p` that a `read_committed` fetch of `[from, upto)`
+    /// must be told about: `(producer id, first offset)` of each one whose records
+    /// `[first offset, abort marker]` meet that range, in first-offset order (Kafka's
+    /// `collectAbortedTransactions`).
+    pub fn aborted_transactions(
+        &self,
+        p: PartitionId,
+        from: i64,
+        upto: i64,
+    ) -> Result<Vec<(i64, i64)>, ReplicationError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let txns = txn.open_table(TXNS).map_err(storage)?;
+        let mut out = Vec::new();
+        for item in txns
+            .range((p.topic_id, p.index, from)..=(p.topic_id, p.index, i64::MAX))
+            .map_err(storage)?
+        {
+            let (_, v) = item.map_err(storage)?;
+            let row = TxnRow::decode(v.value()).ok_or_else(|| storage("transaction row"))?;
+            if row.aborted && row.first_offset < upto {
+                out.push((row.producer_id, row.first_offset));
+            }
+        }
+        out.sort_by_key(|&(_, first)| first);
+        Ok(out)
     }
 
     /// The value of `key` in the group's key-value space; None when the key is absent.

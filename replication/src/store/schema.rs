@@ -25,6 +25,10 @@ pub const BATCHES: TableDefinition<(u128, i32, i64), &[u8]> = TableDefinition::n
 pub const TIME_INDEX: TableDefinition<(u128, i32, i64), i64> = TableDefinition::new("time_index");
 /// Idempotent producer state: (topic id, partition, producer id) -> [`ProducerState`].
 pub const PRODUCERS: TableDefinition<(u128, i32, i64), &[u8]> = TableDefinition::new("producers");
+/// Transactions of each partition: (topic id, partition, offset) -> [`TxnRow`]: an open
+/// transaction keyed by its first offset, or an aborted one keyed by its abort marker's
+/// offset (what Fetch lists for `read_committed` consumers).
+pub const TXNS: TableDefinition<(u128, i32, i64), &[u8]> = TableDefinition::new("txns");
 /// Key-value space of each group: (group, key) -> value.
 pub const KV: TableDefinition<(u32, &[u8]), &[u8]> = TableDefinition::new("kv");
 /// Node-wide settings: name -> value. `format` holds [`FORMAT`].
@@ -52,38 +56,98 @@ pub const META_NEXT_PID: u8 = 7;
 /// First producer id a group hands out.
 pub const FIRST_PRODUCER_ID: i64 = 1000;
 
-/// Per-partition state: log start offset, next offset, largest max timestamp seen.
+/// Per-partition state: log start offset, next offset, largest max timestamp seen, and
+/// the transaction fields Fetch needs without a read (40 bytes; rows written before
+/// transactions are 24 bytes and read as "no transaction").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PartMeta {
     pub log_start: i64,
     pub next_offset: i64,
     pub max_ts: i64,
+    /// First offset of the oldest open transaction ([`NO_OFFSET`]: none open): the last
+    /// stable offset is the smaller of it and `next_offset`.
+    pub first_unstable: i64,
+    /// Offset of the newest abort marker ([`NO_OFFSET`]: none): a fetch from above it
+    /// needs no aborted-transaction lookup.
+    pub last_abort: i64,
 }
+
+/// "None" in the offset fields of [`PartMeta`].
+pub const NO_OFFSET: i64 = -1;
 
 impl PartMeta {
     pub const EMPTY: PartMeta = PartMeta {
         log_start: 0,
         next_offset: 0,
         max_ts: i64::MIN,
+        first_unstable: NO_OFFSET,
+        last_abort: NO_OFFSET,
     };
 
-    pub fn encode(&self) -> [u8; 24] {
-        let mut out = [0u8; 24];
+    pub fn encode(&self) -> [u8; 40] {
+        let mut out = [0u8; 40];
         out[0..8].copy_from_slice(&self.log_start.to_be_bytes());
         out[8..16].copy_from_slice(&self.next_offset.to_be_bytes());
         out[16..24].copy_from_slice(&self.max_ts.to_be_bytes());
+        out[24..32].copy_from_slice(&self.first_unstable.to_be_bytes());
+        out[32..40].copy_from_slice(&self.last_abort.to_be_bytes());
         out
     }
 
     pub fn decode(b: &[u8]) -> Option<PartMeta> {
-        if b.len() != 24 {
+        if b.len() != 24 && b.len() != 40 {
             return None;
         }
         let i = |o: usize| i64::from_be_bytes(b[o..o + 8].try_into().unwrap_or_default());
+        let txn = b.len() == 40;
         Some(PartMeta {
             log_start: i(0),
             next_offset: i(8),
             max_ts: i(16),
+            first_unstable: if txn { i(24) } else { NO_OFFSET },
+            last_abort: if txn { i(32) } else { NO_OFFSET },
+        })
+    }
+
+    /// Kafka's last stable offset: below it, every transaction is decided.
+    pub fn last_stable_offset(&self) -> i64 {
+        if self.first_unstable == NO_OFFSET {
+            self.next_offset
+        } else {
+            self.first_unstable.min(self.next_offset)
+        }
+    }
+}
+
+/// A [`TXNS`] row (17 bytes): a transaction of `producer_id` whose data starts at
+/// `first_offset`, open (keyed by that offset) or aborted (keyed by its marker's offset).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxnRow {
+    pub aborted: bool,
+    pub producer_id: i64,
+    pub first_offset: i64,
+}
+
+impl TxnRow {
+    pub fn encode(&self) -> [u8; 17] {
+        let mut out = [0u8; 17];
+        out[0] = self.aborted as u8;
+        out[1..9].copy_from_slice(&self.producer_id.to_be_bytes());
+        out[9..17].copy_from_slice(&self.first_offset.to_be_bytes());
+        out
+    }
+
+    pub fn decode(b: &[u8]) -> Option<TxnRow> {
+        let b: &[u8; 17] = b.try_into().ok()?;
+        let aborted = match b[0] {
+            0 => false,
+            1 => true,
+            _ => return None,
+        };
+        Some(TxnRow {
+            aborted,
+            producer_id: i64::from_be_bytes(b[1..9].try_into().ok()?),
+            first_offset: i64::from_be_bytes(b[9..17].try_into().ok()?),
         })
     }
 }

@@ -59,6 +59,45 @@ pub fn batch_with(n: usize, ts: i64, producer: Option<(i64, i16, i32)>, value_le
     buf.freeze()
 }
 
+/// A transactional batch of `n` records of producer `pid` at `epoch`, from sequence `seq`.
+pub fn txn_batch(n: usize, pid: i64, epoch: i16, seq: i32) -> Bytes {
+    let records: Vec<Record> = (0..n)
+        .map(|i| Record {
+            transactional: true,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: pid,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: seq.wrapping_add(i as i32),
+            timestamp: 1000 + i as i64,
+            key: None,
+            value: Some(Bytes::from(format!("t{i}"))),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    let opts = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, &records, &opts).expect("encode");
+    buf.freeze()
+}
+
+/// The commit (or abort) marker of producer `pid` at `epoch`.
+pub fn marker(pid: i64, epoch: i16, commit: bool) -> Bytes {
+    use phxq_protocol::control::{marker_batch, ControlType};
+    let kind = if commit {
+        ControlType::Commit
+    } else {
+        ControlType::Abort
+    };
+    marker_batch(pid, epoch, kind, 0, 2000)
+}
+
 pub fn batch(n: usize, ts: i64) -> Bytes {
     batch_with(n, ts, None, 10)
 }

@@ -5,7 +5,7 @@
 //! Layout (integers big-endian): a header (`MAGIC`, group `u32`, applied log id flag `u8` and
 //! the 24-byte log id when set), then rows, each a tag byte and its fields, then an end row
 //! carrying the number of rows before it. Rows come in this order: every partition of the
-//! group (`PARTITIONS`), then per partition its `BATCHES`, `TIME_INDEX` and `PRODUCERS` rows,
+//! group (`PARTITIONS`), then per partition its `BATCHES`, `TIME_INDEX`, `PRODUCERS` and `TXNS` rows,
 //! then the group's `KV` rows, then its `GROUP_META` rows `META_NEXT_PID`, `META_APPLIED`,
 //! `META_MEMBERSHIP`. The applied log id in the header is the state the dump reflects; it is
 //! at or after the snapshot meta openraft sends along (see `snapshot::transfer`).
@@ -39,6 +39,7 @@ const T_TIME: u8 = 3;
 const T_PRODUCER: u8 = 4;
 const T_KV: u8 = 5;
 const T_META: u8 = 6;
+const T_TXN: u8 = 7;
 const T_END: u8 = 0xff;
 
 /// The `GROUP_META` keys a dump carries.
@@ -68,6 +69,12 @@ pub(crate) enum Row<V> {
         topic: u128,
         index: i32,
         pid: i64,
+        value: V,
+    },
+    Txn {
+        topic: u128,
+        index: i32,
+        offset: i64,
         value: V,
     },
     Kv {
@@ -134,6 +141,18 @@ fn encode_row<V: AsRef<[u8]>>(row: &Row<V>, buf: &mut BytesMut) {
             buf.put_u128(*topic);
             buf.put_i32(*index);
             buf.put_i64(*pid);
+            put_value(buf, value.as_ref());
+        }
+        Row::Txn {
+            topic,
+            index,
+            offset,
+            value,
+        } => {
+            buf.put_u8(T_TXN);
+            buf.put_u128(*topic);
+            buf.put_i32(*index);
+            buf.put_i64(*offset);
             put_value(buf, value.as_ref());
         }
         Row::Kv { key, value } => {
@@ -234,6 +253,7 @@ pub fn dump_group(
     let batches = txn.open_table(BATCHES).map_err(other)?;
     let time = txn.open_table(TIME_INDEX).map_err(other)?;
     let producers = txn.open_table(PRODUCERS).map_err(other)?;
+    let txns = txn.open_table(TXNS).map_err(other)?;
     for (topic, index) in list {
         let range = (topic, index, i64::MIN)..=(topic, index, i64::MAX);
         let mut bytes = BytesMut::new();
@@ -259,12 +279,21 @@ pub fn dump_group(
                 base: v.value(),
             })?;
         }
-        for item in producers.range(range).map_err(other)? {
+        for item in producers.range(range.clone()).map_err(other)? {
             let (k, v) = item.map_err(other)?;
             sink.push(Row::Producer {
                 topic,
                 index,
                 pid: k.value().2,
+                value: v.value(),
+            })?;
+        }
+        for item in txns.range(range).map_err(other)? {
+            let (k, v) = item.map_err(other)?;
+            sink.push(Row::Txn {
+                topic,
+                index,
+                offset: k.value().2,
                 value: v.value(),
             })?;
         }
@@ -384,6 +413,12 @@ impl<R: Read> DumpReader<R> {
                 pid: self.i64()?,
                 value: self.value()?,
             },
+            T_TXN => Row::Txn {
+                topic: self.u128()?,
+                index: self.i32()?,
+                offset: self.i64()?,
+                value: self.value()?,
+            },
             T_KV => Row::Kv {
                 key: self.value()?,
                 value: self.value()?,
@@ -463,6 +498,16 @@ pub fn validate(path: &Path) -> io::Result<DumpInfo> {
             } => {
                 if !known(topic, index) || ProducerState::decode(value).is_none() {
                     return Err(bad("bad producer row"));
+                }
+            }
+            Row::Txn {
+                topic,
+                index,
+                value,
+                ..
+            } => {
+                if !known(topic, index) || TxnRow::decode(value).is_none() {
+                    return Err(bad("bad transaction row"));
                 }
             }
             Row::Kv { .. } => {}

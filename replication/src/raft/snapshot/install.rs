@@ -19,19 +19,24 @@ fn io_err(e: io::Error) -> redb::Error {
     redb::Error::Io(e)
 }
 
-/// Deletes a partition's batches, time index and producer state.
-fn clear_partition(
-    batches: &mut Table<(u128, i32, i64), &'static [u8]>,
-    time: &mut Table<(u128, i32, i64), i64>,
-    producers: &mut Table<(u128, i32, i64), &'static [u8]>,
-    topic: u128,
-    index: i32,
-) -> Result<(), redb::Error> {
-    let range = (topic, index, i64::MIN)..=(topic, index, i64::MAX);
-    batches.retain_in(range.clone(), |_, _| false)?;
-    time.retain_in(range.clone(), |_, _| false)?;
-    producers.retain_in(range, |_, _| false)?;
-    Ok(())
+/// A partition's row tables: batches, time index, producer state, transactions.
+struct PartTables<'t> {
+    batches: Table<'t, (u128, i32, i64), &'static [u8]>,
+    time: Table<'t, (u128, i32, i64), i64>,
+    producers: Table<'t, (u128, i32, i64), &'static [u8]>,
+    txns: Table<'t, (u128, i32, i64), &'static [u8]>,
+}
+
+impl PartTables<'_> {
+    /// Deletes a partition's rows.
+    fn clear(&mut self, topic: u128, index: i32) -> Result<(), redb::Error> {
+        let range = (topic, index, i64::MIN)..=(topic, index, i64::MAX);
+        self.batches.retain_in(range.clone(), |_, _| false)?;
+        self.time.retain_in(range.clone(), |_, _| false)?;
+        self.producers.retain_in(range.clone(), |_, _| false)?;
+        self.txns.retain_in(range, |_, _| false)?;
+        Ok(())
+    }
 }
 
 /// Replaces `group`'s state by the (validated) dump at `path`, in `txn`. Does nothing and
@@ -54,9 +59,12 @@ pub fn install(
         return Ok(false);
     }
     let mut parts = txn.open_table(PARTITIONS)?;
-    let mut batches = txn.open_table(BATCHES)?;
-    let mut time = txn.open_table(TIME_INDEX)?;
-    let mut producers = txn.open_table(PRODUCERS)?;
+    let mut t = PartTables {
+        batches: txn.open_table(BATCHES)?,
+        time: txn.open_table(TIME_INDEX)?,
+        producers: txn.open_table(PRODUCERS)?,
+        txns: txn.open_table(TXNS)?,
+    };
     let mut kv = txn.open_table(KV)?;
     let all = (group, 0u128, i32::MIN)..=(group, u128::MAX, i32::MAX);
     let mut old = HashSet::new();
@@ -66,8 +74,8 @@ pub fn install(
     }
     parts.retain_in(all, |_, _| false)?;
     segments.note_garbage();
-    for (t, i) in &old {
-        clear_partition(&mut batches, &mut time, &mut producers, *t, *i)?;
+    for (topic, i) in &old {
+        t.clear(*topic, *i)?;
     }
     if group < u32::MAX {
         kv.retain_in((group, &[][..])..(group + 1, &[][..]), |_, _| false)?;
@@ -88,7 +96,7 @@ pub fn install(
             } => {
                 if !old.contains(&(topic, index)) {
                     // Stray rows of a partition this replica did not list: start clean.
-                    clear_partition(&mut batches, &mut time, &mut producers, topic, index)?;
+                    t.clear(topic, index)?;
                 }
                 parts.insert((group, topic, index), value.as_slice())?;
             }
@@ -106,7 +114,8 @@ pub fn install(
                     last_offset_delta: h.last_offset_delta,
                     max_timestamp: h.max_timestamp,
                 };
-                batches.insert((topic, index, base), loc.encode().as_slice())?;
+                t.batches
+                    .insert((topic, index, base), loc.encode().as_slice())?;
             }
             Row::Time {
                 topic,
@@ -114,7 +123,7 @@ pub fn install(
                 ts,
                 base,
             } => {
-                time.insert((topic, index, ts), base)?;
+                t.time.insert((topic, index, ts), base)?;
             }
             Row::Producer {
                 topic,
@@ -122,7 +131,15 @@ pub fn install(
                 pid,
                 value,
             } => {
-                producers.insert((topic, index, pid), value.as_slice())?;
+                t.producers.insert((topic, index, pid), value.as_slice())?;
+            }
+            Row::Txn {
+                topic,
+                index,
+                offset,
+                value,
+            } => {
+                t.txns.insert((topic, index, offset), value.as_slice())?;
             }
             Row::Kv { key, value } => {
                 kv.insert((group, key.as_slice()), value.as_slice())?;
