@@ -41,6 +41,8 @@ pub struct Broker {
     pub disk: crate::disk::DiskGuard,
     /// What this broker, as partition leader, gave each client (`audit/`).
     pub deliveries: Deliveries,
+    /// Transactions coordinated by this node (`txn/`).
+    pub txns: Arc<crate::txn::manager::TxnManager>,
     /// Share groups' share-partitions this broker leads, and its share sessions (`share/`).
     pub share: Arc<crate::share::manager::ShareManager>,
     pub cluster_id: String,
@@ -111,6 +113,12 @@ impl Broker {
             node.clone(),
             (1..=config.store_groups).map(GroupId).collect(),
         );
+        let txns = crate::txn::manager::TxnManager::start(
+            config.transactions.clone(),
+            node.clone(),
+            metadata.clone(),
+            (1..=config.store_groups).map(GroupId).collect(),
+        );
         let (host, port) = config.advertised();
         let disk = crate::disk::DiskGuard::new(&config.data_dir, &config.storage);
         let config_share_sessions = config.groups.share.max_share_sessions as usize;
@@ -125,6 +133,7 @@ impl Broker {
             broker_configs,
             quotas,
             groups,
+            txns,
             deliveries: Deliveries::default(),
             share: Arc::new(crate::share::manager::ShareManager::new(
                 config_share_sessions,
@@ -136,6 +145,9 @@ impl Broker {
         });
         let catalog: std::sync::Weak<dyn Catalog> = Arc::downgrade(&broker) as _;
         broker.groups.set_catalog(catalog);
+        let writer: std::sync::Weak<dyn crate::txn::manager::MarkerWriter> =
+            Arc::downgrade(&broker) as _;
+        broker.txns.set_writer(writer);
         // Other brokers' coordinators check commits with this broker's deliveries.
         let weak = Arc::downgrade(&broker);
         broker
@@ -154,6 +166,9 @@ impl Broker {
                                 &b.topics, &b.node, &b.share, &settings, &body,
                             )
                             .await
+                        }
+                        crate::txn::markers::SERVICE => {
+                            crate::txn::markers::answer_peer(&b, &body).await
                         }
                         other => Err(format!("unknown peer service {other:?}")),
                     }

@@ -42,9 +42,41 @@ pub enum Command {
     Quota(QuotaArgs),
     /// Create, list, describe, delete and grow topics; produce lines and consume records.
     Topic(TopicArgs),
+    /// List transactions and describe a transactional id (as kafka-transactions does).
+    Txn(TxnArgs),
     /// Show and change broker configs (dynamic, without a restart: cluster-wide or per
     /// broker) and topic configs, as kafka-configs does.
     Config(ConfigArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TxnArgs {
+    #[command(flatten)]
+    pub broker: BootstrapArg,
+    #[command(subcommand)]
+    pub command: TxnCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TxnCommand {
+    /// The transactional ids every broker coordinates, with producer id and state.
+    List {
+        /// Only these states (Empty, Ongoing, PrepareCommit, PrepareAbort,
+        /// CompleteCommit, CompleteAbort); repeat for several.
+        #[arg(long = "state")]
+        states: Vec<String>,
+        /// Only transactions running for longer than this many ms.
+        #[arg(long)]
+        min_duration_ms: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One transactional id: state, producer id and epoch, timeout, start time, partitions.
+    Describe {
+        transactional_id: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -465,6 +497,22 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 TopicCommand::AddPartitions { topic, to } => topics::add_partitions(b, topic, *to)?,
                 TopicCommand::Produce(a) => produce::run(b, a)?,
                 TopicCommand::Consume(a) => consume::run(b, a)?,
+            };
+            print!("{out}");
+            Ok(())
+        }
+        Command::Txn(args) => {
+            let b = &args.broker.bootstrap;
+            let out = match &args.command {
+                TxnCommand::List {
+                    states,
+                    min_duration_ms,
+                    json,
+                } => crate::txn::admin::list(b, states, *min_duration_ms, *json)?,
+                TxnCommand::Describe {
+                    transactional_id,
+                    json,
+                } => crate::txn::admin::describe(b, transactional_id, *json)?,
             };
             print!("{out}");
             Ok(())

@@ -50,6 +50,8 @@ pub struct Config {
     pub storage: crate::disk::config::StorageConfig,
     /// Consumer group coordinator settings (`[groups]`).
     pub groups: crate::groups::GroupConfig,
+    /// Transaction coordinator settings (`[transactions]`, `txn/`).
+    pub transactions: crate::txn::config::TransactionsConfig,
     /// The brokers of a cluster (`[cluster]`); absent: this node runs alone.
     pub cluster: Option<crate::cluster::config::ClusterConfig>,
 }
@@ -74,6 +76,7 @@ impl Default for Config {
             log: Default::default(),
             storage: Default::default(),
             groups: Default::default(),
+            transactions: Default::default(),
             cluster: None,
         }
     }
@@ -131,6 +134,7 @@ impl Config {
         self.log.validate()?;
         self.storage.validate()?;
         self.groups.validate()?;
+        self.transactions.validate()?;
         if let Some(c) = &self.cluster {
             c.validate(self.node_id)?;
             if let (Some(mine), Some(entry)) = (&self.rack, c.broker(self.node_id)) {

@@ -29,8 +29,6 @@ mod share;
 mod shutdown;
 mod topic_configs;
 mod topics;
-// Transactions (KIP-98): the pure core; wired in a later step.
-#[allow(dead_code)]
 mod txn;
 
 #[cfg(test)]

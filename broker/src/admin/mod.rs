@@ -73,8 +73,18 @@ pub fn address(host: &str, port: i32) -> String {
 
 /// Connects to the coordinator of `group` (found through `bootstrap`).
 pub fn coordinator(bootstrap: &str, group: &str) -> anyhow::Result<KafkaClient> {
+    coordinator_of(bootstrap, group, 0)
+}
+
+/// Connects to the coordinator of `key`: a group (`key_type` 0) or a transactional id (1).
+pub fn coordinator_of(bootstrap: &str, key: &str, key_type: i8) -> anyhow::Result<KafkaClient> {
     let mut c = KafkaClient::connect(bootstrap)?;
-    let r = c.send(&FindCoordinatorRequest::default().with_key(s(group)), 1)?;
+    let r = c.send(
+        &FindCoordinatorRequest::default()
+            .with_key(s(key))
+            .with_key_type(key_type),
+        1,
+    )?;
     check(r.error_code, "FindCoordinator")?;
     let addr = address(&r.host, r.port);
     if addr == c.addr() {

@@ -30,6 +30,7 @@ use tokio::sync::oneshot;
 use tracing::{info, warn};
 
 use super::consumer_coordinator::Catalog;
+use super::consumer_protocol::TopicPartition;
 use super::errors::*;
 use super::group::{Effects, Group, GroupState, JoinResult, Reply, SyncResult};
 use super::member::Token;
@@ -331,6 +332,23 @@ impl GroupCoordinator {
                 }
                 _ => {
                     warn!(key = %String::from_utf8_lossy(&key), "skipping unreadable audit record")
+                }
+            }
+        }
+        for (key, value) in store.kv_scan(offsets::TXN_OFFSETS_PREFIX.as_bytes())? {
+            match (
+                offsets::parse_txn_offsets_key(&key),
+                offsets::decode::<Vec<(TopicPartition, CommittedOffset)>>(&value),
+            ) {
+                (Some((id, producer_id)), Some(list)) => {
+                    found
+                        .entry(id.clone())
+                        .or_insert_with(|| Group::new(&id, self.config.clone()))
+                        .txn_offsets
+                        .insert(producer_id, list.into_iter().collect());
+                }
+                _ => {
+                    warn!(key = %String::from_utf8_lossy(&key), "skipping unreadable transactional offsets")
                 }
             }
         }

@@ -185,6 +185,9 @@ pub struct Group {
     /// Wall-clock time since which the group has had no members, as far as this
     /// coordinator knows (`expiry.rs`).
     pub empty_since_ms: Option<i64>,
+    /// Offsets committed in transactions not decided yet, per producer id
+    /// (`txn_offsets.rs`).
+    pub txn_offsets: BTreeMap<i64, BTreeMap<TopicPartition, CommittedOffset>>,
 }
 
 impl Group {
@@ -215,6 +218,7 @@ impl Group {
             replay: Replay::default(),
             meter: ConsumeMeter::default(),
             empty_since_ms: None,
+            txn_offsets: BTreeMap::new(),
         }
     }
 

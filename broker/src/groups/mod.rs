@@ -37,6 +37,7 @@ pub mod replay;
 pub mod reset;
 pub mod share_admin;
 pub mod share_coordinator;
+pub mod txn_offsets;
 pub mod views;
 
 pub use coordinator::GroupCoordinator;
@@ -66,6 +67,7 @@ pub mod errors {
     pub const UNSUPPORTED_ASSIGNOR: i16 = ResponseError::UnsupportedAssignor.code();
     pub const STALE_MEMBER_EPOCH: i16 = ResponseError::StaleMemberEpoch.code();
     pub const INVALID_REGULAR_EXPRESSION: i16 = ResponseError::InvalidRegularExpression.code();
+    pub const UNSTABLE_OFFSET_COMMIT: i16 = ResponseError::UnstableOffsetCommit.code();
 }
 
 /// Group coordinator settings. Defaults differ from Kafka's where noted, to make groups

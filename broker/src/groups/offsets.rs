@@ -7,6 +7,10 @@
 //! - `audit/<group>/<topic>/<partition>` -> JSON `audit::reconcile::PartitionAudit` (the
 //!   group's reconciliation of that partition, written with the commit it checked)
 //!
+//! - `txnoffsets/<group>/<producer id>` -> JSON list of (topic-partition,
+//!   [`CommittedOffset`]): offsets committed in a transaction not yet decided
+//!   (`txn_offsets.rs`)
+//!
 //! Group ids may contain `/`; topic names cannot, so offset keys are parsed from the right.
 
 use bytes::Bytes;
@@ -17,6 +21,7 @@ use super::consumer_protocol::TopicPartition;
 pub const OFFSETS_PREFIX: &str = "offsets/";
 pub const GROUPS_PREFIX: &str = "groups/";
 pub const AUDIT_PREFIX: &str = "audit/";
+pub const TXN_OFFSETS_PREFIX: &str = "txnoffsets/";
 
 /// One committed offset with what the client sent along with it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +83,19 @@ pub fn partition_deletes<'a>(
         .flat_map(|tp| [offset_key(group, tp), audit_key(group, tp)])
         .map(|k| (k, None))
         .collect()
+}
+
+pub fn txn_offsets_key(group: &str, producer_id: i64) -> Bytes {
+    Bytes::from(format!("{TXN_OFFSETS_PREFIX}{group}/{producer_id}"))
+}
+
+/// `(group, producer id)` of a pending transactional offsets key.
+pub fn parse_txn_offsets_key(key: &[u8]) -> Option<(String, i64)> {
+    let key = std::str::from_utf8(key)
+        .ok()?
+        .strip_prefix(TXN_OFFSETS_PREFIX)?;
+    let (group, pid) = key.rsplit_once('/')?;
+    Some((group.to_string(), pid.parse().ok()?))
 }
 
 pub fn group_key(group: &str) -> Bytes {
@@ -142,6 +160,9 @@ mod tests {
             assert_eq!(parse_audit_key(&a), Some((g.to_string(), tp.clone())));
             assert_eq!(parse_offset_key(&a), None);
             assert_eq!(parse_group_key(&group_key(g)).as_deref(), Some(g));
+            let t = txn_offsets_key(g, 4242);
+            assert_eq!(parse_txn_offsets_key(&t), Some((g.to_string(), 4242)));
+            assert_eq!(parse_offset_key(&t), None);
         }
         assert_eq!(parse_offset_key(b"offsets/g/t/x"), None);
         assert_eq!(parse_offset_key(b"groups/g"), None);

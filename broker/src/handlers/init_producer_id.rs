@@ -1,7 +1,11 @@
-//! InitProducerId (22): producer ids for idempotent producers, allocated through the
-//! metadata group so they are unique across restarts. A known producer asking again
-//! (v3+, after a sequence error) gets its epoch bumped. Transactions are not supported:
-//! a transactional id is refused.
+//! InitProducerId (22): producer ids for idempotent and transactional producers.
+//!
+//! - Without a transactional id (idempotence): a new id allocated through the metadata
+//!   group, so ids are unique across restarts; a known producer asking again (v3+, after
+//!   a sequence error) gets its epoch bumped.
+//! - With a transactional id: the transaction coordinator of that id (`txn/`) fences the
+//!   previous producer of the id (epoch bump), aborts its open transaction, and answers
+//!   once that is durable. PRODUCER_FENCED is INVALID_PRODUCER_EPOCH before v4 (KIP-588).
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use phxq_protocol::errors;
@@ -10,17 +14,37 @@ use tracing::warn;
 
 use crate::broker::Broker;
 use crate::handlers::replication_error_code;
+use crate::txn::coordinator::ProducerIdAndEpoch;
+
+/// ApiKey of InitProducerId, for the version-dependent error codes.
+const API_KEY: i16 = 22;
 
 pub async fn handle(
     broker: &Broker,
     req: InitProducerIdRequest,
-    _version: i16,
+    version: i16,
 ) -> InitProducerIdResponse {
     let resp = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
-    if req.transactional_id.is_some() {
-        return resp.with_error_code(errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+    if let Some(id) = &req.transactional_id {
+        let expected =
+            (req.producer_id.0 >= 0 && req.producer_epoch >= 0).then_some(ProducerIdAndEpoch {
+                producer_id: req.producer_id.0,
+                epoch: req.producer_epoch,
+            });
+        return match broker
+            .txns
+            .init_producer_id(&id.0, req.transaction_timeout_ms, expected)
+            .await
+        {
+            Ok(p) => resp
+                .with_producer_id(ProducerId(p.producer_id))
+                .with_producer_epoch(p.epoch),
+            Err(code) => {
+                resp.with_error_code(crate::txn::errors::for_version(code, API_KEY, version))
+            }
+        };
     }
     if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {
         return resp

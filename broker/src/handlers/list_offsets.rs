@@ -1,7 +1,8 @@
 //! ListOffsets (2): the earliest (-2) and latest (-1) offsets of partitions, the offset of
 //! the largest timestamp (-3), and the first offset whose record timestamp is at or after a
 //! given time: the time index finds the first batch whose max timestamp is that recent,
-//! and its header or (with bounded decompression) its records give the offset.
+//! and its header or (with bounded decompression) its records give the offset. Under
+//! `read_committed` (isolation level 1) "latest" is the last stable offset.
 
 use std::cell::Cell;
 
@@ -22,8 +23,11 @@ use crate::handlers::replication_error_code;
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
+/// phxq's own query (never on the wire, see `handle`): the last stable offset.
+const LAST_STABLE: i64 = i64::MIN;
 
 pub fn handle(broker: &Broker, req: ListOffsetsRequest, _version: i16) -> ListOffsetsResponse {
+    let read_committed = req.isolation_level == 1;
     let topics = req
         .topics
         .into_iter()
@@ -47,7 +51,11 @@ pub fn handle(broker: &Broker, req: ListOffsetsRequest, _version: i16) -> ListOf
                         Ok(group) => group,
                         Err(code) => return resp.with_error_code(code),
                     };
-                    match lookup(&group, pid, p.timestamp) {
+                    let query = match p.timestamp {
+                        LATEST if read_committed => LAST_STABLE,
+                        ts => ts,
+                    };
+                    match lookup(&group, pid, query) {
                         Ok(Some((offset, timestamp))) => {
                             resp.with_offset(offset).with_timestamp(timestamp)
                         }
@@ -80,6 +88,7 @@ pub(crate) fn lookup(
     };
     match query {
         LATEST => Ok(Some((offsets.high_watermark, -1))),
+        LAST_STABLE => Ok(Some((offsets.last_stable_offset, -1))),
         EARLIEST => Ok(Some((offsets.log_start_offset, -1))),
         MAX_TIMESTAMP => match group.max_timestamp(pid).map_err(failed)? {
             Some((ts, b)) => Ok(

@@ -2,6 +2,8 @@
 //! `handle(broker, request, version) -> response`; [`handle`] dispatches to them.
 //! Only APIs listed in [`api_versions::SUPPORTED`] ever reach a handler.
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod api_versions;
 pub mod broker_config;
@@ -16,6 +18,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -38,6 +41,8 @@ pub mod share_group_offsets;
 pub mod share_partitions;
 pub mod sync_group;
 pub mod topic_config;
+pub mod transactions;
+pub mod txn_offset_commit;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -199,6 +204,22 @@ pub async fn handle(broker: &Broker, request: Request, session: &mut Session) ->
         }
         RequestKind::InitProducerId(r) => {
             ResponseKind::InitProducerId(init_producer_id::handle(broker, r, v).await)
+        }
+        RequestKind::AddPartitionsToTxn(r) => {
+            ResponseKind::AddPartitionsToTxn(add_partitions_to_txn::handle(broker, r, v).await)
+        }
+        RequestKind::AddOffsetsToTxn(r) => {
+            ResponseKind::AddOffsetsToTxn(add_offsets_to_txn::handle(broker, r, v).await)
+        }
+        RequestKind::EndTxn(r) => ResponseKind::EndTxn(end_txn::handle(broker, r, v).await),
+        RequestKind::TxnOffsetCommit(r) => ResponseKind::TxnOffsetCommit(
+            txn_offset_commit::handle(broker, r, v, &client_id, &client_host(peer)).await,
+        ),
+        RequestKind::DescribeTransactions(r) => {
+            ResponseKind::DescribeTransactions(transactions::describe(broker, r, v))
+        }
+        RequestKind::ListTransactions(r) => {
+            ResponseKind::ListTransactions(transactions::list(broker, r, v))
         }
         RequestKind::FindCoordinator(r) => {
             ResponseKind::FindCoordinator(find_coordinator::handle(broker, r, v))

@@ -4,6 +4,8 @@
 //! KIP-848 member, checked as Kafka does (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH). Reads wait for a commit of the group
 //! that is being written, so a partition's next owner sees its previous owner's last commit.
 //! v6-v7 requests carrying [`AUDIT_TAG`] also get the group's audit (`phxq group audit`).
+//! With `require_stable` (v7+, KIP-447), a partition with offsets committed in a
+//! transaction not decided yet answers UNSTABLE_OFFSET_COMMIT (the client retries).
 
 use std::collections::BTreeMap;
 
@@ -24,15 +26,15 @@ use crate::handlers::str;
 pub const AUDIT_TAG: i32 = 0x706A;
 
 type Fetched = BTreeMap<TopicPartition, Option<CommittedOffset>>;
-/// (partition, offset, leader epoch, metadata) of one partition.
-type PartitionAnswer = (i32, i64, i32, String);
+/// (partition, offset, leader epoch, metadata, error code) of one partition.
+type PartitionAnswer = (i32, i64, i32, String, i16);
 type TopicAnswer = (String, Vec<PartitionAnswer>);
 
-/// One partition's answer: (index, offset, leader epoch, metadata).
+/// One partition's answer: (index, offset, leader epoch, metadata, error code).
 fn partition(tp: &TopicPartition, c: &Option<CommittedOffset>) -> PartitionAnswer {
     match c {
-        Some(c) => (tp.1, c.offset, c.leader_epoch, c.metadata.clone()),
-        None => (tp.1, -1, -1, String::new()),
+        Some(c) => (tp.1, c.offset, c.leader_epoch, c.metadata.clone(), NONE),
+        None => (tp.1, -1, -1, String::new(), NONE),
     }
 }
 
@@ -72,9 +74,23 @@ async fn fetch(
     broker: &Broker,
     group: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
+    require_stable: bool,
 ) -> (i16, Vec<TopicAnswer>) {
     match broker.groups.committed(group, topics.as_deref()).await {
-        Ok(f) => (NONE, by_topic(&f, topics.as_deref())),
+        Ok(f) => {
+            let mut answer = by_topic(&f, topics.as_deref());
+            if require_stable {
+                for (name, parts) in &mut answer {
+                    for p in parts.iter_mut() {
+                        let tp = (name.clone(), p.0);
+                        if broker.groups.has_pending_txn_offsets(group, &tp) {
+                            *p = (p.0, -1, -1, String::new(), UNSTABLE_OFFSET_COMMIT);
+                        }
+                    }
+                }
+            }
+            (NONE, answer)
+        }
         Err(code) => (code, by_topic(&Fetched::new(), topics.as_deref())),
     }
 }
@@ -96,7 +112,7 @@ pub async fn handle(broker: &Broker, req: OffsetFetchRequest, version: i16) -> O
                 _ => NONE,
             };
             let (code, topics) = if member_check == NONE {
-                fetch(broker, &g.group_id.0, topics).await
+                fetch(broker, &g.group_id.0, topics, req.require_stable).await
             } else {
                 (member_check, Vec::new())
             };
@@ -113,12 +129,13 @@ pub async fn handle(broker: &Broker, req: OffsetFetchRequest, version: i16) -> O
                                     .with_partitions(
                                         parts
                                             .into_iter()
-                                            .map(|(p, o, e, m)| {
+                                            .map(|(p, o, e, m, c)| {
                                                 OffsetFetchResponsePartitions::default()
                                                     .with_partition_index(p)
                                                     .with_committed_offset(o)
                                                     .with_committed_leader_epoch(e)
                                                     .with_metadata(Some(str(m)))
+                                                    .with_error_code(c)
                                             })
                                             .collect(),
                                     )
@@ -134,7 +151,8 @@ pub async fn handle(broker: &Broker, req: OffsetFetchRequest, version: i16) -> O
             .map(|t| (t.name.0.to_string(), t.partition_indexes))
             .collect()
     });
-    let (code, topics) = fetch(broker, &req.group_id.0, topics).await;
+    let require_stable = version >= 7 && req.require_stable;
+    let (code, topics) = fetch(broker, &req.group_id.0, topics, require_stable).await;
     // v1 has no top-level error code: a group-level error goes on every partition.
     let partition_code = if version < 2 { code } else { NONE };
     let mut tagged = BTreeMap::new();
@@ -155,13 +173,13 @@ pub async fn handle(broker: &Broker, req: OffsetFetchRequest, version: i16) -> O
                         .with_partitions(
                             parts
                                 .into_iter()
-                                .map(|(p, o, e, m)| {
+                                .map(|(p, o, e, m, c)| {
                                     OffsetFetchResponsePartition::default()
                                         .with_partition_index(p)
                                         .with_committed_offset(o)
                                         .with_committed_leader_epoch(e)
                                         .with_metadata(Some(str(m)))
-                                        .with_error_code(partition_code)
+                                        .with_error_code(if c != NONE { c } else { partition_code })
                                 })
                                 .collect(),
                         )

@@ -46,14 +46,13 @@ pub async fn handle(
     _version: i16,
 ) -> impl Future<Output = Option<ProduceResponse>> + Send + 'static {
     let acks = req.acks;
+    let transactional = req.transactional_id.is_some();
     let mut responses: Vec<TopicProduceResponse> = Vec::with_capacity(req.topic_data.len());
     let mut appends: BTreeMap<GroupId, Vec<AppendBatch>> = BTreeMap::new();
     let mut pending = Vec::new();
 
     let refuse_all = if !matches!(acks, -1..=1) {
         Some(errors::INVALID_REQUIRED_ACKS)
-    } else if req.transactional_id.is_some() {
-        Some(errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
     } else if broker.disk.low() || broker.node.storage_failed() {
         // Below the free-space floor, or the writer failed (`disk/`): clients retry,
         // nothing is appended.
@@ -82,16 +81,15 @@ pub async fn handle(
             let checked = match (refuse_all, target) {
                 (Some(code), _) => Err((code, None, Vec::new())),
                 (None, None) => Err((errors::UNKNOWN_TOPIC_OR_PARTITION, None, Vec::new())),
-                (None, Some(_)) => {
-                    check_records(data.records.as_ref(), max_bytes).and_then(|ranges| {
+                (None, Some(_)) => check_records(data.records.as_ref(), max_bytes, transactional)
+                    .and_then(|ranges| {
                         if compacted {
                             let records = data.records.as_deref().unwrap_or_default();
                             let label = format!("{}-{}", topic_data.name.0.as_str(), data.index);
                             check_keys(records, &ranges, &label)?;
                         }
                         Ok(ranges)
-                    })
-                }
+                    }),
             };
             match (checked, target) {
                 (Ok(ranges), Some((partition, group))) => {
@@ -279,6 +277,7 @@ fn check_keys(
 fn check_records(
     records: Option<&Bytes>,
     max_bytes: i32,
+    transactional: bool,
 ) -> Result<Vec<std::ops::Range<usize>>, Refusal> {
     let records = match records {
         Some(r) if !r.is_empty() => r,
@@ -304,10 +303,22 @@ fn check_records(
                 Vec::new(),
             ));
         }
-        if h.is_control() || h.is_transactional() {
+        // Markers are the transaction coordinator's to write, never a client's.
+        if h.is_control() {
             return Err((
                 errors::INVALID_RECORD,
-                Some("transactional and control batches are not supported".into()),
+                Some("control batches are written by the transaction coordinator only".into()),
+                Vec::new(),
+            ));
+        }
+        if h.is_transactional() != transactional {
+            return Err((
+                errors::INVALID_RECORD,
+                Some(if transactional {
+                    "a transactional produce carries only transactional batches".into()
+                } else {
+                    "a transactional batch needs the request's transactional id".into()
+                }),
                 Vec::new(),
             ));
         }
@@ -324,5 +335,6 @@ fn append_error_code(e: &AppendError) -> i16 {
         AppendError::UnknownProducerId => errors::UNKNOWN_PRODUCER_ID,
         AppendError::OffsetOutOfRange => errors::OFFSET_OUT_OF_RANGE,
         AppendError::CorruptBatch => errors::CORRUPT_MESSAGE,
+        AppendError::InvalidTxnState => crate::txn::errors::INVALID_TXN_STATE,
     }
 }

@@ -384,6 +384,28 @@ fn collect(b: &Broker) -> Vec<Series> {
         .one(b.groups.rebalances() as f64),
     );
 
+    let t = b.txns.counts();
+    out.push(
+        Series::gauge(
+            "transactions_open",
+            "Transactions coordinated here that are ongoing or decided but not completed",
+        )
+        .one(b.txns.open_transactions() as f64),
+    );
+    let mut ended = Series::counter(
+        "transactions_completed",
+        "Transactions coordinated here whose markers were all written since the broker started, by result",
+    );
+    ended.add(vec![("result", "commit".to_string())], t.commits as f64);
+    ended.add(vec![("result", "abort".to_string())], t.aborts as f64);
+    out.push(ended);
+    out.push(
+        Series::counter(
+            "transactions_timed_out",
+            "Transactions aborted by the coordinator because they ran past their timeout",
+        )
+        .one(t.timed_out as f64),
+    );
     out.push(
         Series::gauge(
             "ready",

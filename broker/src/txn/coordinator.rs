@@ -228,6 +228,7 @@ impl TxnCoordinator {
             .collect()
     }
 
+    #[cfg(test)]
     pub fn get(&self, transactional_id: &str) -> Option<&TxnMetadata> {
         self.txns.get(transactional_id)
     }

@@ -7,20 +7,29 @@
 //!   (InitProducerId, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, timeouts, marker
 //!   completion, recovery, DescribeTransactions, ListTransactions).
 //! - `log.rs`: what of a transactional id is persisted, its encoding and its checks.
-//! - `stable.rs`: one partition's open transactions, last stable offset and aborted
-//!   transactions (what Fetch needs for `read_committed`).
+//! - `config.rs`: `[transactions]`.
+//! - `admin.rs`: `phxq txn list|describe`.
+//! - `manager.rs`: the wiring: tables per store group led here, persistence through Raft,
+//!   loading after an election, timers, producer id leases.
+//! - `markers.rs`: writing a decided transaction's markers into its partitions and groups.
 //!
-//! Nothing here reads a clock, a socket or a disk: time is passed in, producer ids are
+//! The pure files read no clock, socket or disk: time is passed in, producer ids are
 //! allocated by a callback, and what must be written (metadata, markers) goes out as
-//! effects. TxnOffsetCommit is not here: it belongs to the group coordinator (pending
-//! offsets per producer id, made visible by the group's commit marker).
+//! effects. The partition side (open transactions, last stable offset, aborted
+//! transactions) is applied with the log in `phxq_replication` (`partition/exec.rs`), so
+//! every replica has it. TxnOffsetCommit belongs to the group coordinator
+//! (`groups/txn_offsets.rs`: pending offsets per producer id, made visible by the group's
+//! commit marker).
 
+pub mod admin;
+pub mod config;
 pub mod coordinator;
 #[cfg(test)]
 mod coordinator_tests;
 pub mod log;
+pub mod manager;
+pub mod markers;
 pub mod metadata;
-pub mod stable;
 pub mod state;
 
 /// Kafka error codes of the transaction APIs, by their protocol names. The numbers come

@@ -98,6 +98,7 @@ impl TxnState {
     }
 
     /// Whether `self` may follow `previous` (see the module doc).
+    #[cfg(test)]
     pub fn may_follow(self, previous: TxnState) -> bool {
         use TxnState::*;
         match self {

@@ -43,6 +43,7 @@ impl ResponseBudget {
         ReadLimit {
             max_bytes: (partition_max_bytes.max(0) as usize).min(self.remaining),
             first_batch_whole: self.first_batch_whole,
+            below: i64::MAX,
         }
     }
 

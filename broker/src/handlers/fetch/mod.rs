@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use kafka_protocol::messages::fetch_request::FetchPartition;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use phxq_protocol::errors;
 use phxq_replication::{GroupId, ReadLimit};
@@ -207,21 +209,50 @@ fn read_partition(
     };
     let data = data
         .with_high_watermark(offsets.high_watermark)
-        .with_last_stable_offset(offsets.high_watermark)
+        .with_last_stable_offset(offsets.last_stable_offset)
         .with_log_start_offset(offsets.log_start_offset);
     if p.fetch_offset < offsets.log_start_offset || p.fetch_offset > offsets.high_watermark {
         return failed(data, errors::OFFSET_OUT_OF_RANGE);
     }
-    if p.fetch_offset == offsets.high_watermark || held_back {
+    // read_committed reads up to the last stable offset: past it, transactions are open.
+    let end = if read_committed {
+        offsets.last_stable_offset
+    } else {
+        offsets.high_watermark
+    };
+    if p.fetch_offset >= end || held_back {
         return (data.with_records(Some(Default::default())), 0, false);
     }
     let mut buf = BytesMut::new();
-    match group.read(pid, p.fetch_offset, limit, &mut buf) {
-        Ok(r) => (
-            data.with_records(Some(buf.freeze())),
-            r.bytes,
-            r.batches == 0,
-        ),
-        Err(e) => failed(data, replication_error_code(&e)),
+    let limit = if read_committed {
+        limit.below(end)
+    } else {
+        limit
+    };
+    let read = match group.read(pid, p.fetch_offset, limit, &mut buf) {
+        Ok(r) => r,
+        Err(e) => return failed(data, replication_error_code(&e)),
+    };
+    let mut data = data;
+    if read_committed && offsets.last_abort >= p.fetch_offset && read.batches > 0 {
+        match group.aborted_transactions(pid, p.fetch_offset, end) {
+            Ok(list) => {
+                data.aborted_transactions = Some(
+                    list.into_iter()
+                        .map(|(producer_id, first_offset)| {
+                            AbortedTransaction::default()
+                                .with_producer_id(producer_id.into())
+                                .with_first_offset(first_offset)
+                        })
+                        .collect(),
+                )
+            }
+            Err(e) => return failed(data, replication_error_code(&e)),
+        }
     }
+    (
+        data.with_records(Some(buf.freeze())),
+        read.bytes,
+        read.batches == 0,
+    )
 }
