@@ -220,46 +220,44 @@ def committed_total(admin: AdminClient, group: str, topic: str, partitions: int)
     return sum(max(tp.offset, 0) for tp in res.topic_partitions)
 
 
-def test_exactly_once_processor_killed_and_broker_killed(txn_broker, topic):
-    """100 k input records; the processor is killed with kill -9 three times and the
-    broker once while it runs; the output under read_committed holds each input exactly
-    once and the group's offsets cover the whole input."""
-    b = txn_broker.bootstrap
-    source, sink, group, parts, n = f"{topic}-in", f"{topic}-out", "eos-group", 6, 100_000
-    create(b, source, parts)
-    create(b, sink, parts)
-    p = Producer({"bootstrap.servers": b, "linger.ms": 20})
+def produce_input(bootstrap: str, topic: str, n: int, partitions: int):
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
     for i in range(n):
-        p.produce(source, value=f"rec{i:06d}".encode(), partition=i % parts)
+        p.produce(topic, value=f"rec{i:06d}".encode(), partition=i % partitions)
         if i % 10000 == 0:
             p.poll(0)
     assert p.flush(60) == 0
 
-    def start():
-        return subprocess.Popen([sys.executable, str(HERE / "eos_processor.py"), b, source, sink, group, "eos-proc"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
-    admin = AdminClient({"bootstrap.servers": b})
+def run_processor(bootstrap: str, source: str, sink: str, group: str, n: int, partitions: int,
+                  events: list[tuple[float, object]], timeout: float = 240) -> int:
+    """Runs eos_processor.py until `group` has committed all `n` input records, starting it
+    again whenever it dies; each event `(fraction, action)` runs once that fraction of
+    the input is committed (action "kill" kills the processor with kill -9, a callable is
+    called). Returns how many times the processor was started again."""
+    def start():
+        return subprocess.Popen([sys.executable, str(HERE / "eos_processor.py"), bootstrap, source, sink, group,
+                                 f"{group}-txn"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
     proc = start()
-    kills = [0.15, 0.35, 0.55]
-    broker_kill = 0.75
+    events = sorted(events, key=lambda e: e[0])
     restarts = 0
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + timeout
     try:
         while True:
-            assert time.monotonic() < deadline, f"processing did not finish: {committed_total(admin, group, source, parts)}/{n}"
-            done = committed_total(admin, group, source, parts)
+            done = committed_total(admin, group, source, partitions)
+            assert time.monotonic() < deadline, f"processing did not finish: {done}/{n}"
             if done >= n:
                 break
-            if kills and done >= kills[0] * n:
-                kills.pop(0)
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-            elif broker_kill is not None and done >= broker_kill * n:
-                broker_kill = None
-                txn_broker.kill9()
-                txn_broker.start()
-                admin = AdminClient({"bootstrap.servers": b})
+            if events and done >= events[0][0] * n:
+                _, action = events.pop(0)
+                if action == "kill":
+                    proc.send_signal(signal.SIGKILL)
+                    proc.wait()
+                else:
+                    action()
+                    admin = AdminClient({"bootstrap.servers": bootstrap})
             if proc.poll() is not None:
                 restarts += 1
                 proc = start()
@@ -267,16 +265,68 @@ def test_exactly_once_processor_killed_and_broker_killed(txn_broker, topic):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    assert not kills and broker_kill is None, "the kills did not all happen while processing"
-    out = read_all(b, sink, parts, "read_committed", timeout=60)
-    keys_seen: dict[bytes, int] = {}
+    assert not events, f"events left when processing finished: {events}"
+    return restarts
+
+
+def assert_exactly_once(bootstrap: str, sink: str, partitions: int, n: int):
+    out = read_all(bootstrap, sink, partitions, "read_committed", timeout=60)
+    seen: dict[bytes, int] = {}
     for recs in out.values():
         for _, v in recs:
-            keys_seen[v] = keys_seen.get(v, 0) + 1
-    dupes = {k: c for k, c in keys_seen.items() if c > 1}
+            seen[v] = seen.get(v, 0) + 1
+    dupes = {k: c for k, c in seen.items() if c > 1}
     assert not dupes, f"{len(dupes)} inputs written more than once, e.g. {list(dupes.items())[:5]}"
-    want = {f"REC{i:06d}".encode() for i in range(n)}
-    missing = want - set(keys_seen)
+    missing = {f"REC{i:06d}".encode() for i in range(n)} - set(seen)
     assert not missing, f"{len(missing)} inputs missing, e.g. {sorted(missing)[:5]}"
-    assert len(keys_seen) == n
-    print(f"restarts={restarts}")
+    assert len(seen) == n
+
+
+def test_exactly_once_processor_killed_and_broker_killed(txn_broker, topic):
+    """100 k input records; the processor is killed with kill -9 three times and the
+    broker once while it runs; the output under read_committed holds each input exactly
+    once and the group's offsets cover the whole input."""
+    b = txn_broker.bootstrap
+    source, sink, parts, n = f"{topic}-in", f"{topic}-out", 6, 100_000
+    create(b, source, parts)
+    create(b, sink, parts)
+    produce_input(b, source, n, parts)
+
+    def restart_broker():
+        txn_broker.kill9()
+        txn_broker.start()
+
+    restarts = run_processor(b, source, sink, "eos-group", n, parts,
+                             [(0.1, "kill"), (0.25, "kill"), (0.4, "kill"), (0.6, restart_broker)])
+    assert restarts >= 3
+    assert_exactly_once(b, sink, parts, n)
+
+
+@pytest.mark.parametrize("cluster", [TXN_TOML.replace("store_groups = 3\n", "")], indirect=True)
+def test_exactly_once_with_the_coordinator_killed_in_a_cluster(cluster, topic):
+    """Three nodes; 30 k input records; the node coordinating the processor's
+    transactional id (and its group) is killed with kill -9 mid-way: the output under
+    read_committed holds each input exactly once, also read through that node once it is
+    back."""
+    source, sink, parts, n = f"{topic}-in", f"{topic}-out", 6, 30_000
+    cluster.create_topic(source, parts)
+    cluster.create_topic(sink, parts)
+    b = cluster.bootstrap
+    produce_input(b, source, n, parts)
+    group = "eos-cluster"
+    killed = []
+
+    def kill_coordinator():
+        # The transactional id and the group live in store groups chosen by the same hash.
+        victim = cluster.coordinator(f"{group}-txn")
+        assert victim is not None
+        cluster.kill9(victim)
+        killed.append(victim)
+
+    run_processor(b, source, sink, group, n, parts, [(0.3, kill_coordinator)])
+    assert killed
+    assert_exactly_once(b, sink, parts, n)
+    # The killed node comes back and catches up; the output reads the same through it.
+    cluster.start(*killed)
+    cluster.wait_for(lambda: cluster.caught_up(), 60, what="the restarted node to catch up")
+    assert_exactly_once(cluster.nodes[killed[0]].bootstrap, sink, parts, n)
