@@ -3,7 +3,7 @@ it: create (with configs, validate-only), list and describe (human and --json), 
 lines with keys and headers (keyed records land where Kafka's Java partitioner puts them,
 checked against librdkafka's murmur2 partitioner), consume (formats, JSON, from an offset,
 -N, a time, a group's offsets with commits), add partitions, alter configs, delete,
-`phxq group list --json|delete`, `phxq cluster info` (table and --json), and the error exits.
+`phxq group list --json|describe --json|delete`, `phxq config describe --json`, `phxq cluster info` (table and --json), and the error exits.
 In a three-node cluster the records go to and come from each partition's leader."""
 
 from __future__ import annotations
@@ -99,6 +99,13 @@ def test_topic_commands_on_a_single_node(broker, topic):
     # It only committed offsets (no members ever): no protocol type, as in Kafka.
     assert {"group": "cli-group", "type": "classic", "state": "Empty", "protocol_type": ""} in groups["groups"]
     assert groups["not_listed"] == []
+    # group describe --json: the tables as objects ("-" is null, numbers are numbers).
+    desc = json.loads(subprocess.run([PHXQ_BIN, "group", "describe", "cli-group", "--json", "--bootstrap", b],
+                                     capture_output=True, text=True, timeout=60, check=True).stdout)
+    assert (desc["group"], desc["type"], desc["state"], desc["members"]) == ("cli-group", "classic", "Empty", [])
+    [p0] = [p for p in desc["partitions"] if p["partition"] == 0]
+    assert p0 == {"topic": topic, "partition": 0, "committed": len(part0), "log_end": len(part0),
+                  "lag": 0, "owner": None}
     # ... and `phxq group delete` removes it with its offsets (once; then it is unknown).
     r = subprocess.run([PHXQ_BIN, "group", "delete", "cli-group", "--bootstrap", b],
                        capture_output=True, text=True, timeout=60)
@@ -126,6 +133,13 @@ def test_topic_commands_on_a_single_node(broker, topic):
     r = phxq(b, "alter-config", topic, ok=False)
     assert r.returncode == 2 and "nothing to change" in r.stderr, r.stderr
     assert json.loads(phxq(b, "describe", topic, "--json").stdout)["configs"]["retention.ms"] == "7200000"
+    # config describe --json: value, source and synonyms of each config.
+    cfg = json.loads(subprocess.run([PHXQ_BIN, "config", "describe", "--topic", topic, "--json", "--bootstrap", b],
+                                    capture_output=True, text=True, timeout=60, check=True).stdout)
+    assert cfg["resource"] == f"topic {topic}"
+    [ret] = [c for c in cfg["configs"] if c["name"] == "retention.ms"]
+    assert (ret["value"], ret["source"], ret["read_only"]) == ("7200000", "DYNAMIC_TOPIC_CONFIG", False)
+    assert {"name": "retention.ms", "value": "7200000", "source": "DYNAMIC_TOPIC_CONFIG"} in ret["synonyms"]
 
     # cluster info: the cluster as DescribeCluster and Metadata give it.
     info = cluster_info(b)

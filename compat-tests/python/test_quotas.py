@@ -199,6 +199,10 @@ def test_group_dequeue_limit_holds_the_whole_group_and_lifts_without_restart(bro
     rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[1:]}
     assert rows["phxq.consumer.records.per.sec"] == [str(limit), "group"], out
     assert rows["phxq.consumer.bytes.per.sec"] == ["100000000", "group"], out
+    as_json = json.loads(subprocess.run([PHXQ_BIN, "group", "config", "limited", "--json", "--bootstrap", b],
+                                        capture_output=True, text=True, check=True).stdout)
+    assert as_json["group"] == "limited"
+    assert {"name": "phxq.consumer.records.per.sec", "value": str(limit), "source": "group"} in as_json["configs"]
     bad = subprocess.run([PHXQ_BIN, "group", "config", "limited", "--bootstrap", b,
                           "--set", "phxq.consumer.records.per.sec=fast"], capture_output=True, text=True)
     assert bad.returncode != 0 and "40" in bad.stderr, bad.stderr

@@ -37,6 +37,10 @@ pub enum ConfigCommand {
     Describe {
         #[command(flatten)]
         target: Target,
+        /// `{"resource": ..., "configs": [{"name", "value", "source", "read_only",
+        /// "sensitive", "synonyms": [{"name", "value", "source"}]}]}`.
+        #[arg(long)]
+        json: bool,
     },
     /// Set configs (dynamic broker configs take effect on every broker within seconds).
     Set {
@@ -131,7 +135,7 @@ fn what(kind: i8, name: &str) -> String {
 
 pub fn run(bootstrap: &str, cmd: &ConfigCommand) -> anyhow::Result<String> {
     match cmd {
-        ConfigCommand::Describe { target } => describe(bootstrap, target),
+        ConfigCommand::Describe { target, json } => describe(bootstrap, target, *json),
         ConfigCommand::Set { target, pairs } => alter(bootstrap, target, set_ops(pairs)?),
         ConfigCommand::Delete { target, keys } => alter(bootstrap, target, delete_ops(keys)),
     }
@@ -217,7 +221,7 @@ fn alter(
     ))
 }
 
-fn describe(bootstrap: &str, target: &Target) -> anyhow::Result<String> {
+fn describe(bootstrap: &str, target: &Target, as_json: bool) -> anyhow::Result<String> {
     let (kind, name, mut c) = resolve(bootstrap, target)?;
     let r = c.send(
         &DescribeConfigsRequest::default()
@@ -229,6 +233,7 @@ fn describe(bootstrap: &str, target: &Target) -> anyhow::Result<String> {
         4,
     )?;
     let mut out = format!("Configs for {}:\n", what(kind, &name));
+    let mut listed = Vec::new();
     for res in r.results {
         anyhow::ensure!(
             res.error_code == 0,
@@ -236,6 +241,23 @@ fn describe(bootstrap: &str, target: &Target) -> anyhow::Result<String> {
             res.error_code,
             res.error_message.as_deref().unwrap_or("")
         );
+        if as_json {
+            listed.extend(res.configs.iter().map(|e| {
+                serde_json::json!({
+                    "name": e.name.as_str(),
+                    "value": e.value.as_deref(),
+                    "source": source_name(e.config_source),
+                    "read_only": e.read_only,
+                    "sensitive": e.is_sensitive,
+                    "synonyms": e.synonyms.iter().map(|y| serde_json::json!({
+                        "name": y.name.as_str(),
+                        "value": y.value.as_deref(),
+                        "source": source_name(y.source),
+                    })).collect::<Vec<_>>(),
+                })
+            }));
+            continue;
+        }
         if res.configs.is_empty() {
             out.push_str("  (none set)\n");
         }
@@ -261,6 +283,10 @@ fn describe(bootstrap: &str, target: &Target) -> anyhow::Result<String> {
                 synonyms.join(", ")
             ));
         }
+    }
+    if as_json {
+        let v = serde_json::json!({ "resource": what(kind, &name), "configs": listed });
+        return Ok(serde_json::to_string_pretty(&v)? + "\n");
     }
     Ok(out)
 }

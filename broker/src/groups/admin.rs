@@ -18,7 +18,7 @@ use crate::handlers::consumer_group_describe::SCHEDULER_TAG;
 use crate::kafka_client::KafkaClient;
 
 pub(super) use crate::admin::offsets::{list_offsets, partition_leaders, EARLIEST, LATEST};
-pub(super) use crate::admin::{address, check, coordinator, s, table};
+pub(super) use crate::admin::{address, check, coordinator, s, table, table_json};
 
 /// Deletes each group through its coordinator (DeleteGroups), as
 /// kafka-consumer-groups --delete does; a group with members is refused by the broker
@@ -105,7 +105,9 @@ pub fn list(bootstrap: &str, as_json: bool) -> anyhow::Result<String> {
     Ok(out)
 }
 
-pub fn describe(bootstrap: &str, group: &str) -> anyhow::Result<String> {
+/// `as_json`: `{"group", "type", "state", ..., "members": [...], "partitions": [...]}`,
+/// the tables below as objects (see `admin::table_json`).
+pub fn describe(bootstrap: &str, group: &str, as_json: bool) -> anyhow::Result<String> {
     let mut c = coordinator(bootstrap, group)?;
     let d = c.send(
         &DescribeGroupsRequest::default().with_groups(vec![GroupId(s(group))]),
@@ -119,9 +121,9 @@ pub fn describe(bootstrap: &str, group: &str) -> anyhow::Result<String> {
     if g.error_code == GROUP_ID_NOT_FOUND && g.group_state.as_str() != "Dead" {
         // Not a classic group: a share group or a KIP-848 consumer group.
         if super::share_admin::standings(&mut c, group)?.is_some() {
-            return super::share_admin::describe(bootstrap, &mut c, group);
+            return super::share_admin::describe(bootstrap, &mut c, group, as_json);
         }
-        return describe_consumer_group(bootstrap, &mut c, group);
+        return describe_consumer_group(bootstrap, &mut c, group, as_json);
     }
     check(g.error_code, "DescribeGroups")?;
     let committed = committed_offsets(&mut c, group)?;
@@ -180,13 +182,28 @@ pub fn describe(bootstrap: &str, group: &str) -> anyhow::Result<String> {
         row.extend(load_columns(&figures["members"][m.member_id.as_str()]));
         rows.push(row);
     }
+    let partitions = offsets_table(bootstrap, &committed, &owner)?;
+    if as_json {
+        return json_out(serde_json::json!({
+            "group": group,
+            "type": "classic",
+            "state": g.group_state.as_str(),
+            "protocol_type": g.protocol_type.as_str(),
+            "protocol": g.protocol_data.as_str(),
+            "members": table_json(&rows),
+            "partitions": table_json(&partitions),
+        }));
+    }
     if !g.members.is_empty() {
         out.push_str(&table(&rows));
         out.push('\n');
     }
-
-    out.push_str(&offsets_table(bootstrap, &committed, &owner)?);
+    out.push_str(&table(&partitions));
     Ok(out)
+}
+
+pub(super) fn json_out(v: serde_json::Value) -> anyhow::Result<String> {
+    Ok(serde_json::to_string_pretty(&v)? + "\n")
 }
 
 /// The group's committed offsets.
@@ -237,12 +254,13 @@ fn load_columns(f: &serde_json::Value) -> [String; 3] {
     ]
 }
 
-/// Committed offsets, log end offsets and lag, for committed and assigned partitions.
+/// Committed offsets, log end offsets and lag, for committed and assigned partitions:
+/// the rows of a table, headers first.
 fn offsets_table(
     bootstrap: &str,
     committed: &BTreeMap<TopicPartition, i64>,
     owner: &BTreeMap<TopicPartition, String>,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<Vec<Vec<String>>> {
     let parts: BTreeSet<TopicPartition> = committed.keys().chain(owner.keys()).cloned().collect();
     let ends = log_end_offsets(bootstrap, &parts)?;
     let mut rows = vec![vec![
@@ -269,7 +287,7 @@ fn offsets_table(
             owner.get(tp).cloned().unwrap_or_else(|| "-".into()),
         ]);
     }
-    Ok(table(&rows))
+    Ok(rows)
 }
 
 /// `phxq group describe` of a KIP-848 group: members with their epochs, reconciliation
@@ -279,6 +297,7 @@ fn describe_consumer_group(
     bootstrap: &str,
     c: &mut KafkaClient,
     group: &str,
+    as_json: bool,
 ) -> anyhow::Result<String> {
     let d = c.send(
         &ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(s(group))]),
@@ -345,6 +364,21 @@ fn describe_consumer_group(
         ]);
         rows.last_mut().expect("pushed").extend(load_columns(f));
     }
+    let committed = committed_offsets(c, group)?;
+    let partitions = offsets_table(bootstrap, &committed, &owner)?;
+    if as_json {
+        return json_out(serde_json::json!({
+            "group": group,
+            "type": "consumer",
+            "state": g.group_state.as_str(),
+            "group_epoch": g.group_epoch,
+            "assignment_epoch": g.assignment_epoch,
+            "assignor": g.assignor_name.as_str(),
+            "members": table_json(&rows),
+            "scheduler_last_decision": figures["last_decision"].clone(),
+            "partitions": table_json(&partitions),
+        }));
+    }
     if !g.members.is_empty() {
         out.push_str(&table(&rows));
         out.push('\n');
@@ -356,8 +390,7 @@ fn describe_consumer_group(
             d["reason"].as_str().unwrap_or("-")
         ));
     }
-    let committed = committed_offsets(c, group)?;
-    out.push_str(&offsets_table(bootstrap, &committed, &owner)?);
+    out.push_str(&table(&partitions));
     Ok(out)
 }
 

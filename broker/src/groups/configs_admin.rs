@@ -23,6 +23,9 @@ pub struct ConfigArgs {
     /// Remove a group config (back to its default; repeatable).
     #[arg(long = "delete", value_name = "NAME")]
     pub delete: Vec<String>,
+    /// `{"group": ..., "configs": [{"name", "value", "source"}]}`.
+    #[arg(long)]
+    pub json: bool,
 }
 
 const SET: i8 = 0;
@@ -95,6 +98,18 @@ pub fn run(bootstrap: &str, a: &ConfigArgs) -> anyhow::Result<String> {
                 .to_string(),
             ]);
         }
+    }
+    if a.json {
+        // Config values stay strings (as Kafka's are); an unset one is null.
+        let configs: Vec<serde_json::Value> = rows[1..]
+            .iter()
+            .map(|r| {
+                let value = (r[1] != "-").then(|| r[1].clone());
+                serde_json::json!({ "name": r[0], "value": value, "source": r[2] })
+            })
+            .collect();
+        let v = serde_json::json!({ "group": a.group, "configs": configs });
+        return Ok(serde_json::to_string_pretty(&v)? + "\n");
     }
     Ok(table(&rows))
 }

@@ -74,7 +74,12 @@ fn count(v: Option<u64>) -> String {
 }
 
 /// `phxq group describe` of a share group.
-pub fn describe(bootstrap: &str, c: &mut KafkaClient, group: &str) -> anyhow::Result<String> {
+pub fn describe(
+    bootstrap: &str,
+    c: &mut KafkaClient,
+    group: &str,
+    as_json: bool,
+) -> anyhow::Result<String> {
     let d = c.send(
         &ShareGroupDescribeRequest::default().with_group_ids(vec![GroupId(s(group))]),
         1,
@@ -117,8 +122,9 @@ pub fn describe(bootstrap: &str, c: &mut KafkaClient, group: &str) -> anyhow::Re
             consumer_protocol::describe(&assigned),
         ]);
     }
-    if !g.members.is_empty() {
-        out.push_str(&table(&rows));
+    let member_rows = rows;
+    if !g.members.is_empty() && !as_json {
+        out.push_str(&table(&member_rows));
         out.push('\n');
     }
     let standings = standings(c, group)?.unwrap_or_default();
@@ -163,6 +169,16 @@ pub fn describe(bootstrap: &str, c: &mut KafkaClient, group: &str) -> anyhow::Re
             count(st.archived),
             members.get(tp).copied().unwrap_or(0).to_string(),
         ]);
+    }
+    if as_json {
+        return super::admin::json_out(serde_json::json!({
+            "group": group,
+            "type": "share",
+            "state": g.group_state.as_str(),
+            "group_epoch": g.group_epoch,
+            "members": super::admin::table_json(&member_rows),
+            "partitions": super::admin::table_json(&rows),
+        }));
     }
     out.push_str(&table(&rows));
     Ok(out)

@@ -46,16 +46,31 @@ pub struct ElectionsSeen {
 /// Counts the new leaderships the group's Raft reports until it stops. It follows openraft's
 /// server metrics, which change only with the vote, role, leader or membership (not with
 /// every append), so this wakes on elections, not on traffic.
-/// Each change is logged (store group, leader, term).
+/// Each change is logged (store group, leader, term), and so is each election this node
+/// starts (it became a candidate: its term and why it got there is the leader it lost).
 pub fn watch_leaders(group: GroupId, raft: &Raft, seen: Arc<ElectionsSeen>) {
     let mut rx = raft.server_metrics();
     tokio::spawn(async move {
         let mut last: Option<(u64, NodeId)> = None;
+        let mut candidate_term: Option<u64> = None;
         loop {
-            let now = {
+            let (now, campaign) = {
                 let m = rx.borrow_watched();
-                m.current_leader.map(|l| (m.vote.leader_id().term, l))
+                let term = m.vote.leader_id().term;
+                (
+                    m.current_leader.map(|l| (term, l)),
+                    (m.state == openraft::ServerState::Candidate).then_some(term),
+                )
             };
+            if let Some(term) = campaign.filter(|t| candidate_term != Some(*t)) {
+                tracing::info!(
+                    store_group = group.0,
+                    term,
+                    last_leader = ?last.map(|l| l.1),
+                    "starting an election"
+                );
+                candidate_term = Some(term);
+            }
             if let Some(now) = now {
                 if last.is_some_and(|l| l != now) {
                     seen.leader_changes.fetch_add(1, Ordering::Relaxed);
