@@ -33,6 +33,8 @@ pub struct Broker {
     pub broker_configs: BrokerConfigs,
     /// Client quotas, from the metadata group (`quotas/`).
     pub quotas: QuotaManager,
+    /// Users' SCRAM credentials, from the metadata group (`security/credentials.rs`).
+    pub credentials: crate::security::credentials::Credentials,
     /// Consumer groups coordinated by this node (see `groups/`).
     pub groups: Arc<GroupCoordinator>,
     /// Counters and histograms exposed on the metrics endpoint (`metrics/`).
@@ -104,6 +106,7 @@ impl Broker {
         let group_configs = GroupConfigRegistry::load(&metadata)?;
         let broker_configs = BrokerConfigs::load(&metadata, &config)?;
         let quotas = QuotaManager::load(&metadata)?;
+        let credentials = crate::security::credentials::Credentials::load(&metadata)?;
         quotas
             .groups
             .reload(&metadata, &group_configs, &config.groups)?;
@@ -132,6 +135,7 @@ impl Broker {
             group_configs,
             broker_configs,
             quotas,
+            credentials,
             groups,
             txns,
             deliveries: Deliveries::default(),

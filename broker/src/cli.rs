@@ -44,9 +44,19 @@ pub enum Command {
     Topic(TopicArgs),
     /// List transactions and describe a transactional id (as kafka-transactions does).
     Txn(TxnArgs),
+    /// Create, list and delete SCRAM users (SASL/SCRAM and SASL/PLAIN logins).
+    User(UserArgs),
     /// Show and change broker configs (dynamic, without a restart: cluster-wide or per
     /// broker) and topic configs, as kafka-configs does.
     Config(ConfigArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct UserArgs {
+    #[command(flatten)]
+    pub broker: BootstrapArg,
+    #[command(subcommand)]
+    pub command: crate::security::admin::UserCommand,
 }
 
 #[derive(clap::Args, Debug)]
@@ -215,6 +225,9 @@ pub enum GroupCommand {
     Describe {
         /// The group id.
         group: String,
+        /// Members and partitions as JSON objects (see README "The CLI").
+        #[arg(long)]
+        json: bool,
     },
     /// Move a group's committed offsets, also while its consumers run: they resume from
     /// the new offsets within seconds (a live replay). `seek` is the same (rpk's name).
@@ -454,8 +467,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 GroupCommand::List { json } => {
                     crate::groups::admin::list(&args.broker.bootstrap, *json)?
                 }
-                GroupCommand::Describe { group } => {
-                    crate::groups::admin::describe(&args.broker.bootstrap, group)?
+                GroupCommand::Describe { group, json } => {
+                    crate::groups::admin::describe(&args.broker.bootstrap, group, *json)?
                 }
                 GroupCommand::Reset(reset) => {
                     crate::groups::reset::run(&args.broker.bootstrap, reset)?
@@ -515,6 +528,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 } => crate::txn::admin::describe(b, transactional_id, *json)?,
             };
             print!("{out}");
+            Ok(())
+        }
+        Command::User(args) => {
+            print!(
+                "{}",
+                crate::security::admin::run(&args.broker.bootstrap, &args.command)?
+            );
             Ok(())
         }
         Command::Config(args) => {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::addr::{parse_addr, split_host_port};
+use crate::addr::split_host_port;
 
 /// Everything `phxq serve` needs to run a node.
 #[derive(Clone, Debug, Deserialize)]
@@ -15,11 +15,18 @@ pub struct Config {
     pub node_id: u64,
     /// Where the node keeps its redb database.
     pub data_dir: PathBuf,
-    /// Addresses the Kafka listener binds. The first one that binds is required; the others
-    /// (e.g. `[::1]:9092`) are tried and skipped with a warning if unavailable.
+    /// Kafka listeners: `NAME://HOST:PORT`, or `HOST:PORT` for the listener PLAINTEXT
+    /// (`security/listeners.rs`). The first address of each name must bind; further ones
+    /// (e.g. `[::1]:9092`) are skipped with a warning if unavailable.
     pub listeners: Vec<String>,
-    /// `host:port` given to clients in Metadata. Defaults to the first listener.
+    /// `host:port` given to clients of the first listener in Metadata. Defaults to that
+    /// listener's address (or this broker's `kafka` address in `[cluster]`).
     pub advertised_listener: Option<String>,
+    /// `NAME://HOST:PORT` given to clients of listener NAME (Kafka's
+    /// `advertised.listeners`).
+    pub advertised_listeners: Vec<String>,
+    /// Listener protocols, TLS and SASL (`[security]`, `security/`).
+    pub security: crate::security::config::SecurityConfig,
     /// Rack of this broker, reported in Metadata.
     pub rack: Option<String>,
     /// Partitions of an auto-created topic, and of CreateTopics with -1 (Kafka's num.partitions).
@@ -63,6 +70,8 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             listeners: vec!["127.0.0.1:9092".into(), "[::1]:9092".into()],
             advertised_listener: None,
+            advertised_listeners: Vec::new(),
+            security: Default::default(),
             rack: None,
             num_partitions: 1,
             auto_create_topics: true,
@@ -97,11 +106,23 @@ impl Config {
             !self.listeners.is_empty(),
             "at least one listener is required"
         );
-        for l in &self.listeners {
-            parse_addr(l)?;
-        }
+        let specs = self.listener_specs()?;
+        crate::security::listeners::advertised(&self.advertised_listeners, &specs)?;
         if let Some(a) = &self.advertised_listener {
             split_host_port(a)?;
+        }
+        self.security.validate()?;
+        if specs.iter().any(|l| l.protocol.uses_tls()) {
+            anyhow::ensure!(
+                self.security.tls.is_some(),
+                "an SSL or SASL_SSL listener needs [security.tls] (cert_file, key_file)"
+            );
+        }
+        if specs.iter().any(|l| l.protocol.uses_sasl()) {
+            anyhow::ensure!(
+                !self.security.sasl_enabled_mechanisms.is_empty(),
+                "a SASL listener needs [security] sasl_enabled_mechanisms"
+            );
         }
         anyhow::ensure!(
             self.node_id > 0 && self.node_id <= i32::MAX as u64,
@@ -149,6 +170,35 @@ impl Config {
 
     /// The advertised `(host, port)`: `advertised_listener`, else this node's `kafka`
     /// address in `[cluster]`, else the first listener.
+    /// The listeners, with their names and protocols.
+    pub fn listener_specs(&self) -> anyhow::Result<Vec<crate::security::listeners::ListenerSpec>> {
+        crate::security::listeners::parse(
+            &self.listeners,
+            &self.security.listener_security_protocol_map,
+        )
+    }
+
+    /// Where clients of listener `name` reach this broker (see `security/listeners.rs`).
+    pub fn advertised_on(&self, name: &str) -> (String, i32) {
+        let specs = self.listener_specs().unwrap_or_default();
+        let first = specs.first().map(|l| l.name.as_str()) == Some(name);
+        let configured = crate::security::listeners::advertised(&self.advertised_listeners, &specs)
+            .unwrap_or_default()
+            .remove(name);
+        match configured {
+            Some(a) => split_host_port(&a).unwrap_or_else(|_| ("127.0.0.1".into(), 9092)),
+            None if first || specs.is_empty() => self.advertised(),
+            None => {
+                let own = specs
+                    .iter()
+                    .find(|l| l.name == name)
+                    .map(|l| l.addr.clone());
+                own.and_then(|a| split_host_port(&a).ok())
+                    .unwrap_or_else(|| self.advertised())
+            }
+        }
+    }
+
     pub fn advertised(&self) -> (String, i32) {
         let own = self
             .cluster
@@ -160,7 +210,8 @@ impl Config {
             .as_deref()
             .or(own)
             .unwrap_or(&self.listeners[0]);
-        split_host_port(a).unwrap_or_else(|_| ("127.0.0.1".into(), 9092))
+        let a = crate::security::listeners::split(a).1;
+        split_host_port(&a).unwrap_or_else(|_| ("127.0.0.1".into(), 9092))
     }
 }
 

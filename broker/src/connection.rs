@@ -17,8 +17,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
 use phxq_protocol::codec::{self, DecodeError};
 use phxq_protocol::frame;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
@@ -26,6 +25,8 @@ use tracing::{debug, warn};
 use crate::broker::Broker;
 use crate::handlers::{self, api_versions, Reply};
 use crate::metrics::{Metrics, RequestTimes};
+use crate::security::sasl::Gate;
+use crate::security::Listener;
 use crate::shutdown::Shutdown;
 
 /// Requests read ahead of the oldest unanswered one.
@@ -44,33 +45,71 @@ struct Outgoing {
     handled: Instant,
 }
 
+/// The byte stream of a connection: plain TCP, or TLS over it.
+pub enum Io {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+type Rd = Box<dyn AsyncRead + Send + Unpin>;
+type Wr = Box<dyn AsyncWrite + Send + Unpin>;
+
+impl Io {
+    fn split(self) -> (Rd, Wr) {
+        match self {
+            Io::Plain(s) => {
+                let (r, w) = s.into_split();
+                (Box::new(r), Box::new(w))
+            }
+            Io::Tls(s) => {
+                let (r, w) = tokio::io::split(*s);
+                (Box::new(r), Box::new(w))
+            }
+        }
+    }
+}
+
 pub struct Connection {
-    socket: TcpStream,
+    io: Io,
     peer: SocketAddr,
     broker: Arc<Broker>,
     stop: Shutdown,
+    listener: Arc<Listener>,
+    /// `User:<subject>` of the client's TLS certificate, if it sent one.
+    tls_principal: Option<String>,
 }
 
 impl Connection {
-    pub fn new(socket: TcpStream, peer: SocketAddr, broker: Arc<Broker>, stop: Shutdown) -> Self {
+    pub fn new(
+        io: Io,
+        peer: SocketAddr,
+        broker: Arc<Broker>,
+        stop: Shutdown,
+        listener: Arc<Listener>,
+        tls_principal: Option<String>,
+    ) -> Self {
         Connection {
-            socket,
+            io,
             peer,
             broker,
             stop,
+            listener,
+            tls_principal,
         }
     }
 
     pub async fn run(self) {
         let Connection {
-            socket,
+            io,
             peer,
             broker,
             mut stop,
+            listener,
+            tls_principal,
         } = self;
-        debug!(%peer, "connection opened");
+        debug!(%peer, listener = %listener.name, "connection opened");
         let _open = broker.metrics.connection();
-        let (rd, wr) = socket.into_split();
+        let (rd, wr) = io.split();
         let share_connection = broker.share.connection_id();
         let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);
         let (answered_tx, answered_rx) = watch::channel(0u64);
@@ -85,6 +124,7 @@ impl Connection {
             session: handlers::Session {
                 peer: Some(peer),
                 share_connection,
+                auth: crate::security::sasl::Auth::new(listener, tls_principal),
                 ..Default::default()
             },
         };
@@ -108,7 +148,7 @@ impl Connection {
 }
 
 struct Reader {
-    rd: OwnedReadHalf,
+    rd: Rd,
     peer: SocketAddr,
     broker: Arc<Broker>,
     tx: mpsc::Sender<Outgoing>,
@@ -142,6 +182,10 @@ impl Reader {
                 tokio::time::sleep_until(until).await;
             }
             self.handle_frame(frame.freeze()).await?;
+            if self.session.auth.close_after_reply {
+                // A failed authentication: its answer goes out, then the connection closes.
+                return Ok(());
+            }
         }
     }
 
@@ -174,6 +218,10 @@ impl Reader {
         };
         let (api_key, version, correlation_id) =
             (request.api_key, request.version(), request.correlation_id());
+        match self.session.auth.gate(api_key) {
+            Gate::Pass => {}
+            Gate::Close(why) => anyhow::bail!("{why} ({api_key:?})"),
+        }
         if !handlers::is_pipelined(&request) {
             // Everything before this request is answered first, as Kafka would.
             let queued = self.queued;
@@ -226,7 +274,7 @@ type Unsent = Vec<(ApiKey, Instant)>;
 /// Finishes responses in order and writes them. Responses already complete are coalesced
 /// into one write; before waiting on a pending one, what is ready goes out.
 async fn write_loop(
-    mut wr: OwnedWriteHalf,
+    mut wr: Wr,
     mut rx: mpsc::Receiver<Outgoing>,
     answered: watch::Sender<u64>,
     metrics: Arc<Metrics>,
@@ -306,7 +354,7 @@ impl Written<'_> {
     /// many requests are answered.
     async fn flush(
         &mut self,
-        wr: &mut OwnedWriteHalf,
+        wr: &mut Wr,
         out: &mut BytesMut,
         unsent: &mut Unsent,
         done: u64,

@@ -24,6 +24,7 @@ mod placement;
 mod quotas;
 mod retention;
 mod scheduler;
+mod security;
 mod server;
 mod share;
 mod shutdown;

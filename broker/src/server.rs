@@ -9,17 +9,40 @@ use tracing::{info, warn};
 use crate::addr::parse_addr;
 use crate::broker::Broker;
 use crate::config::Config;
+use crate::connection::{Connection, Io};
+use crate::security::tls::Tls;
+use crate::security::Listener;
 use crate::shutdown;
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     check_data_dir(&config.data_dir)?;
+    let tls_listeners: Vec<String> = config
+        .listener_specs()?
+        .into_iter()
+        .filter(|l| l.protocol.uses_tls())
+        .map(|l| l.name)
+        .collect();
+    let tls = match &config.security.tls {
+        Some(t) if !tls_listeners.is_empty() => Some(Tls::load(t, tls_listeners)?),
+        _ => None,
+    };
     let listeners = bind(&config).await?;
     let metrics = bind_metrics(&config).await?;
     let broker = Broker::open(config).await?;
     let (trigger, stop) = shutdown::channel();
     broker.metrics.set_enabled(metrics.is_some());
-    for listener in listeners {
-        tokio::spawn(accept_loop(listener, broker.clone(), stop.clone()));
+    if let Some(t) = &tls {
+        tokio::spawn(crate::security::tls::watch(Arc::downgrade(t)));
+    }
+    for (listener, spec) in listeners {
+        let tls = spec.protocol.uses_tls().then(|| tls.clone()).flatten();
+        tokio::spawn(accept_loop(
+            listener,
+            spec,
+            tls,
+            broker.clone(),
+            stop.clone(),
+        ));
     }
     if let Some(l) = metrics {
         tokio::spawn(crate::metrics::http::serve(
@@ -47,16 +70,25 @@ fn check_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn bind(config: &Config) -> anyhow::Result<Vec<TcpListener>> {
+/// Binds every listener address. The first address of each listener name must bind;
+/// further addresses of a name (`[::1]` next to 127.0.0.1) are skipped with a warning.
+async fn bind(config: &Config) -> anyhow::Result<Vec<(TcpListener, Arc<Listener>)>> {
     let mut out = Vec::new();
-    for (i, l) in config.listeners.iter().enumerate() {
-        let addr = parse_addr(l)?;
+    let mut bound_names = std::collections::BTreeSet::new();
+    for spec in config.listener_specs()? {
+        let addr = parse_addr(&spec.addr)?;
+        let first = !bound_names.contains(&spec.name);
         match TcpListener::bind(addr).await {
             Ok(listener) => {
-                info!(%addr, "listening for Kafka clients");
-                out.push(listener);
+                info!(%addr, listener = %spec.name, protocol = spec.protocol.name(), "listening for Kafka clients");
+                bound_names.insert(spec.name.clone());
+                let l = Listener {
+                    name: spec.name,
+                    protocol: spec.protocol,
+                };
+                out.push((listener, Arc::new(l)));
             }
-            Err(e) if i == 0 => anyhow::bail!("cannot listen on {addr}: {e}"),
+            Err(e) if first => anyhow::bail!("cannot listen on {addr} ({}): {e}", spec.name),
             Err(e) => warn!(%addr, error = %e, "skipping listener"),
         }
     }
@@ -91,15 +123,46 @@ async fn bind_metrics(config: &Config) -> anyhow::Result<Option<TcpListener>> {
 /// Where metrics are served unless configured otherwise (Redpanda's admin port).
 const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9644";
 
-async fn accept_loop(listener: TcpListener, broker: Arc<Broker>, mut stop: shutdown::Shutdown) {
+/// How long a client has to complete the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn accept_loop(
+    listener: TcpListener,
+    spec: Arc<Listener>,
+    tls: Option<Arc<Tls>>,
+    broker: Arc<Broker>,
+    mut stop: shutdown::Shutdown,
+) {
     loop {
         tokio::select! {
             _ = stop.wait() => return,
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
                     let _ = socket.set_nodelay(true);
-                    let conn = crate::connection::Connection::new(socket, peer, broker.clone(), stop.clone());
-                    tokio::spawn(conn.run());
+                    let (broker, stop, spec) = (broker.clone(), stop.clone(), spec.clone());
+                    let acceptor = tls.as_ref().and_then(|t| t.acceptor(&spec.name));
+                    tokio::spawn(async move {
+                        let (io, principal) = match acceptor {
+                            None => (Io::Plain(socket), None),
+                            Some(acceptor) => {
+                                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
+                                    Ok(Ok(stream)) => {
+                                        let principal = crate::security::tls::principal(stream.get_ref().1);
+                                        (Io::Tls(Box::new(stream)), principal)
+                                    }
+                                    Ok(Err(e)) => {
+                                        warn!(%peer, listener = %spec.name, error = %e, "TLS handshake failed");
+                                        return;
+                                    }
+                                    Err(_) => {
+                                        warn!(%peer, listener = %spec.name, "TLS handshake timed out");
+                                        return;
+                                    }
+                                }
+                            }
+                        };
+                        Connection::new(io, peer, broker, stop, spec, principal).run().await
+                    });
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.

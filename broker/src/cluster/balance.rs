@@ -34,6 +34,7 @@ pub async fn follow_metadata(broker: Weak<Broker>) {
                 .and_then(|()| b.group_configs.reload(&b.metadata))
                 .and_then(|()| b.broker_configs.reload(&b.metadata))
                 .and_then(|()| b.quotas.reload(&b.metadata))
+                .and_then(|()| b.credentials.reload(&b.metadata))
                 .and_then(|()| {
                     b.quotas
                         .groups
@@ -47,7 +48,7 @@ pub async fn follow_metadata(broker: Weak<Broker>) {
                     break;
                 }
                 Err(e) => {
-                    warn!(error = %e, "cannot reload topics, group configs, broker configs and quotas; retrying")
+                    warn!(error = %e, "cannot reload topics, group configs, broker configs, quotas and credentials; retrying")
                 }
             }
             drop(b);

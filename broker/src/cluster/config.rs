@@ -38,6 +38,10 @@ pub struct BrokerEntry {
     pub internal: String,
     /// Rack (availability zone): replicas of a store group go to distinct racks first.
     pub rack: Option<String>,
+    /// HOST:PORT of its other Kafka listeners by name (`SASL_SSL = "host:9093"`); a
+    /// listener not named here is reached at `kafka`.
+    #[serde(default)]
+    pub listeners: std::collections::BTreeMap<String, String>,
 }
 
 impl ClusterConfig {
@@ -60,6 +64,9 @@ impl ClusterConfig {
                 b.id
             );
             split_host_port(&b.kafka)?;
+            for a in b.listeners.values() {
+                split_host_port(a)?;
+            }
             parse_addr(&b.internal)?;
         }
         anyhow::ensure!(
@@ -153,6 +160,7 @@ mod tests {
                     kafka: format!("127.0.0.1:909{}", i + 1),
                     internal: format!("127.0.0.1:1909{}", i + 1),
                     rack: Some(racks[i as usize - 1].to_string()).filter(|r| !r.is_empty()),
+                    listeners: Default::default(),
                 })
                 .collect(),
         }

@@ -30,21 +30,45 @@ const ISR_MAX_SILENCE_MS: u64 = 5_000;
 const ISR_MAX_LAG: u64 = 1_000;
 
 impl Broker {
-    /// Every broker of the cluster (just this one when it runs alone).
+    /// Every broker of the cluster (just this one when it runs alone), at their addresses
+    /// on the first listener.
     pub fn brokers(&self) -> Vec<BrokerAddr> {
+        let first = self
+            .config
+            .listener_specs()
+            .ok()
+            .and_then(|l| l.first().map(|l| l.name.clone()))
+            .unwrap_or_default();
+        self.brokers_on(&first)
+    }
+
+    /// Every broker at its address on listener `listener` (the one a client connected to:
+    /// Metadata answers with addresses it can reach the same way).
+    pub fn brokers_on(&self, listener: &str) -> Vec<BrokerAddr> {
         match &self.config.cluster {
-            None => vec![BrokerAddr {
-                id: self.node_id(),
-                host: self.host.clone(),
-                port: self.port,
-                rack: self.config.rack.clone(),
-            }],
+            None => {
+                let (host, port) = self.config.advertised_on(listener);
+                vec![BrokerAddr {
+                    id: self.node_id(),
+                    host,
+                    port,
+                    rack: self.config.rack.clone(),
+                }]
+            }
             Some(c) => c
                 .brokers
                 .iter()
                 .map(|b| {
-                    let (host, port) =
-                        split_host_port(&b.kafka).unwrap_or_else(|_| (String::new(), -1));
+                    let addr = if b.id == self.config.node_id {
+                        None
+                    } else {
+                        b.listeners.get(listener).cloned()
+                    };
+                    let (host, port) = match addr {
+                        Some(a) => split_host_port(&a).unwrap_or_else(|_| (String::new(), -1)),
+                        None if b.id == self.config.node_id => self.config.advertised_on(listener),
+                        None => split_host_port(&b.kafka).unwrap_or_else(|_| (String::new(), -1)),
+                    };
                     BrokerAddr {
                         id: b.id as i32,
                         host,
@@ -56,8 +80,10 @@ impl Broker {
         }
     }
 
-    pub fn broker_addr(&self, id: u64) -> Option<BrokerAddr> {
-        self.brokers().into_iter().find(|b| b.id as u64 == id)
+    pub fn broker_addr(&self, id: u64, listener: &str) -> Option<BrokerAddr> {
+        self.brokers_on(listener)
+            .into_iter()
+            .find(|b| b.id as u64 == id)
     }
 
     /// Replicas of every partition: the voters of a store group.

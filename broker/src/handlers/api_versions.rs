@@ -38,6 +38,13 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeGroups, 0, 6),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    // Security (security/): SASL on SASL listeners, and SCRAM users. SaslHandshake v0 is
+    // listed because librdkafka looks for it to enable SASL, but a v0 handshake (raw SASL
+    // tokens after it, pre-Kafka-1.0 clients) is refused: every client since uses v1.
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
     // Transactions (txn/): the producer's APIs, TxnOffsetCommit on the group coordinator,
     // and KIP-664's admin APIs. Markers go through Raft, so WriteTxnMarkers is not served.
     (ApiKey::AddPartitionsToTxn, 0, 5),

@@ -10,9 +10,10 @@ pub fn handle(
     broker: &Broker,
     _req: DescribeClusterRequest,
     _version: i16,
+    listener: &str,
 ) -> DescribeClusterResponse {
     let brokers = broker
-        .brokers()
+        .brokers_on(listener)
         .into_iter()
         .map(|b| {
             DescribeClusterBroker::default()

@@ -17,16 +17,17 @@ pub fn handle(
     broker: &Broker,
     req: FindCoordinatorRequest,
     version: i16,
+    listener: &str,
 ) -> FindCoordinatorResponse {
     if version >= 4 {
         let coordinators = req
             .coordinator_keys
             .into_iter()
-            .map(|key| lookup(broker, req.key_type, key))
+            .map(|key| lookup(broker, req.key_type, key, listener))
             .collect();
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
-    let c = lookup(broker, req.key_type, req.key);
+    let c = lookup(broker, req.key_type, req.key, listener);
     FindCoordinatorResponse::default()
         .with_error_code(c.error_code)
         .with_error_message(if version >= 1 { c.error_message } else { None })
@@ -35,7 +36,7 @@ pub fn handle(
         .with_port(c.port)
 }
 
-fn lookup(broker: &Broker, key_type: i8, key: StrBytes) -> Coordinator {
+fn lookup(broker: &Broker, key_type: i8, key: StrBytes, listener: &str) -> Coordinator {
     let c = Coordinator::default().with_key(key.clone());
     let fail = |code: i16, why: &str| {
         c.clone()
@@ -49,7 +50,7 @@ fn lookup(broker: &Broker, key_type: i8, key: StrBytes) -> Coordinator {
         return fail(INVALID_REQUEST, "unsupported coordinator key type");
     }
     match broker.groups.coordinator_node(&key) {
-        Ok(node) => match broker.broker_addr(node) {
+        Ok(node) => match broker.broker_addr(node, listener) {
             Some(b) => c
                 .clone()
                 .with_node_id(BrokerId(b.id))

@@ -15,7 +15,14 @@ use crate::broker::Broker;
 use crate::handlers::str;
 use crate::topics::{validate_name, Topic};
 
-pub async fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> MetadataResponse {
+/// `listener`: the listener the client connected to; brokers are given at their
+/// addresses on it.
+pub async fn handle(
+    broker: &Broker,
+    req: MetadataRequest,
+    version: i16,
+    listener: &str,
+) -> MetadataResponse {
     let mut topics = Vec::new();
     match req.topics {
         // All topics: null, or an empty list before v1.
@@ -39,7 +46,7 @@ pub async fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> Meta
         }
     }
     let brokers = broker
-        .brokers()
+        .brokers_on(listener)
         .into_iter()
         .map(|b| {
             MetadataResponseBroker::default()

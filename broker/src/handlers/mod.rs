@@ -33,6 +33,7 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod produce;
 pub mod quota;
+pub mod sasl;
 pub mod share_acknowledge;
 pub mod share_fetch;
 pub mod share_group_describe;
@@ -43,6 +44,7 @@ pub mod sync_group;
 pub mod topic_config;
 pub mod transactions;
 pub mod txn_offset_commit;
+pub mod user_scram_credentials;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -82,6 +84,8 @@ pub struct Session {
     pub mute_until: Option<tokio::time::Instant>,
     /// The connection's id for share sessions, which end with it (`share/sessions.rs`).
     pub share_connection: u64,
+    /// The listener it came in on and who the client is (SASL, TLS; `security/sasl.rs`).
+    pub auth: crate::security::sasl::Auth,
 }
 
 /// A client's host as Kafka shows it in group descriptions ("/127.0.0.1"); also what a
@@ -142,7 +146,9 @@ pub async fn handle(broker: &Broker, request: Request, session: &mut Session) ->
     }
     Reply::Now(Some(Box::new(match request.body {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(r, v)),
-        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, r, v).await),
+        RequestKind::Metadata(r) => ResponseKind::Metadata(
+            metadata::handle(broker, r, v, &session.auth.listener.name).await,
+        ),
         RequestKind::Fetch(r) => {
             let owed = quota::fetch_owed(broker, &client_id, &r, peer);
             let positions = fetch::positions(broker, &r);
@@ -196,9 +202,12 @@ pub async fn handle(broker: &Broker, request: Request, session: &mut Session) ->
         RequestKind::AlterClientQuotas(r) => {
             ResponseKind::AlterClientQuotas(client_quotas::alter(broker, r, v).await)
         }
-        RequestKind::DescribeCluster(r) => {
-            ResponseKind::DescribeCluster(describe_cluster::handle(broker, r, v))
-        }
+        RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(describe_cluster::handle(
+            broker,
+            r,
+            v,
+            &session.auth.listener.name,
+        )),
         RequestKind::DeleteRecords(r) => {
             ResponseKind::DeleteRecords(delete_records::handle(broker, r, v).await)
         }
@@ -221,9 +230,24 @@ pub async fn handle(broker: &Broker, request: Request, session: &mut Session) ->
         RequestKind::ListTransactions(r) => {
             ResponseKind::ListTransactions(transactions::list(broker, r, v))
         }
-        RequestKind::FindCoordinator(r) => {
-            ResponseKind::FindCoordinator(find_coordinator::handle(broker, r, v))
+        RequestKind::SaslHandshake(r) => {
+            ResponseKind::SaslHandshake(sasl::handshake(broker, r, v, &mut session.auth))
         }
+        RequestKind::SaslAuthenticate(r) => ResponseKind::SaslAuthenticate(
+            sasl::authenticate(broker, r, v, &mut session.auth, peer).await,
+        ),
+        RequestKind::DescribeUserScramCredentials(r) => ResponseKind::DescribeUserScramCredentials(
+            user_scram_credentials::describe(broker, r, v),
+        ),
+        RequestKind::AlterUserScramCredentials(r) => ResponseKind::AlterUserScramCredentials(
+            user_scram_credentials::alter(broker, r, v).await,
+        ),
+        RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(find_coordinator::handle(
+            broker,
+            r,
+            v,
+            &session.auth.listener.name,
+        )),
         RequestKind::JoinGroup(r) => {
             ResponseKind::JoinGroup(join_group::handle(broker, r, v, &client_id, peer).await)
         }

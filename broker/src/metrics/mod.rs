@@ -68,6 +68,8 @@ pub struct Metrics {
     api_latency: Box<[OnceLock<ApiLatency>]>,
     connections: Gauge,
     connections_opened: Counter,
+    /// SASL authentications refused.
+    authentication_failures: Counter,
     bytes_in: Family<Labels, Counter>,
     records_in: Family<Labels, Counter>,
     bytes_out: Family<Labels, Counter>,
@@ -125,6 +127,7 @@ impl Metrics {
             api_latency: (0..API_SLOTS).map(|_| OnceLock::new()).collect(),
             connections: Gauge::default(),
             connections_opened: Counter::default(),
+            authentication_failures: Counter::default(),
             bytes_in: Family::default(),
             records_in: Family::default(),
             bytes_out: Family::default(),
@@ -182,6 +185,11 @@ impl Metrics {
                 "connections_opened",
                 "Client connections accepted",
                 m.connections_opened.clone(),
+            );
+            r.register(
+                "authentication_failures",
+                "SASL authentications refused (wrong password, unknown user, bad exchange)",
+                m.authentication_failures.clone(),
             );
             r.register_with_unit(
                 "topic_in",
@@ -314,6 +322,11 @@ impl Metrics {
         self.connections.inc();
         self.connections_opened.inc();
         ConnectionGuard(self.clone())
+    }
+
+    /// A SASL authentication was refused (counted even while metrics are off: rare).
+    pub fn authentication_failed(&self) {
+        self.authentication_failures.inc();
     }
 
     /// Batches appended to `topic`.

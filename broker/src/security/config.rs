@@ -1,0 +1,137 @@
+//! `[security]`: listener protocols, TLS, SASL, with Kafka's names in the comments.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// `listener.security.protocol.map`: the protocol of each listener whose name is not a
+    /// protocol (`CLIENT = "SASL_SSL"`).
+    pub listener_security_protocol_map: BTreeMap<String, String>,
+    /// `sasl.enabled.mechanisms`: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512. PLAIN checks the
+    /// password against the user's SCRAM credentials (either mechanism).
+    pub sasl_enabled_mechanisms: Vec<String>,
+    /// `connections.max.reauth.ms` (KIP-368): a SASL session lasts this long; the client
+    /// re-authenticates on the same connection before it ends, or the connection is
+    /// closed. 0: sessions do not expire.
+    pub connections_max_reauth_ms: i64,
+    /// `connection.failed.authentication.delay.ms`: a failed authentication is answered
+    /// after this delay (then the connection closes), which slows password guessing.
+    pub failed_authentication_delay_ms: u64,
+    /// `[security.tls]`: for SSL and SASL_SSL listeners.
+    pub tls: Option<TlsConfig>,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            listener_security_protocol_map: BTreeMap::new(),
+            sasl_enabled_mechanisms: vec![
+                "PLAIN".into(),
+                "SCRAM-SHA-256".into(),
+                "SCRAM-SHA-512".into(),
+            ],
+            connections_max_reauth_ms: 0,
+            failed_authentication_delay_ms: 100,
+            tls: None,
+        }
+    }
+}
+
+/// `[security.tls]`: PEM files, as Kafka's `ssl.keystore.type=PEM` takes them.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The broker's certificate chain (leaf first), PEM.
+    pub cert_file: PathBuf,
+    /// Its private key (PKCS#8, PKCS#1 or SEC1), PEM.
+    pub key_file: PathBuf,
+    /// CA certificates that sign client certificates (PEM); needed unless
+    /// `client_auth = "none"`.
+    pub ca_file: Option<PathBuf>,
+    /// `ssl.client.auth`: `none` (default), `requested` (a certificate is checked when
+    /// given) or `required`. With a client certificate the principal is its subject
+    /// (`User:CN=...`), unless SASL names one.
+    #[serde(default = "default_client_auth")]
+    pub client_auth: String,
+    /// `listener.name.<name>.ssl.client.auth`: `client_auth` for one listener
+    /// (`{ MTLS = "required" }`).
+    #[serde(default)]
+    pub client_auth_by_listener: std::collections::BTreeMap<String, String>,
+    /// How often the files are checked for changes, in ms: a renewed certificate is used
+    /// for new connections without a restart.
+    #[serde(default = "default_reload_ms")]
+    pub reload_check_ms: u64,
+}
+
+fn default_client_auth() -> String {
+    "none".into()
+}
+
+fn default_reload_ms() -> u64 {
+    10_000
+}
+
+/// What `ssl.client.auth` asks of clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientAuth {
+    None,
+    Requested,
+    Required,
+}
+
+impl TlsConfig {
+    /// `client_auth` of listener `listener`.
+    pub fn client_auth(&self, listener: &str) -> anyhow::Result<ClientAuth> {
+        let v = self
+            .client_auth_by_listener
+            .get(listener)
+            .unwrap_or(&self.client_auth);
+        Ok(match v.to_ascii_lowercase().as_str() {
+            "none" => ClientAuth::None,
+            "requested" => ClientAuth::Requested,
+            "required" => ClientAuth::Required,
+            other => anyhow::bail!(
+                "[security.tls] client_auth = {other:?}: expected none, requested or required"
+            ),
+        })
+    }
+}
+
+impl SecurityConfig {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for m in &self.sasl_enabled_mechanisms {
+            anyhow::ensure!(
+                matches!(m.as_str(), "PLAIN" | "SCRAM-SHA-256" | "SCRAM-SHA-512"),
+                "[security] sasl_enabled_mechanisms: {m:?} is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+            );
+        }
+        anyhow::ensure!(
+            self.connections_max_reauth_ms >= 0,
+            "[security] connections_max_reauth_ms must be 0 (off) or positive"
+        );
+        anyhow::ensure!(
+            self.failed_authentication_delay_ms <= 60_000,
+            "[security] failed_authentication_delay_ms must be at most 60000"
+        );
+        if let Some(t) = &self.tls {
+            let names =
+                std::iter::once("").chain(t.client_auth_by_listener.keys().map(|k| k.as_str()));
+            for name in names {
+                let auth = t.client_auth(name)?;
+                anyhow::ensure!(
+                    auth == ClientAuth::None || t.ca_file.is_some(),
+                    "[security.tls] client_auth {auth:?} needs ca_file"
+                );
+            }
+            anyhow::ensure!(
+                t.reload_check_ms >= 100,
+                "[security.tls] reload_check_ms must be at least 100"
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,16 @@
+//! Kafka's security model: listeners by name and protocol (`listeners.rs`), TLS
+//! (`tls.rs`), who a connection is and its SASL exchange (`sasl.rs`), users' SCRAM
+//! credentials in the metadata group (`credentials.rs`), `phxq user` (`admin.rs`) and
+//! `[security]` (`config.rs`). `scram.rs` and `plain.rs` are the pure SASL mechanisms (no
+//! I/O: the handlers feed them the client's bytes).
+
+pub mod admin;
+pub mod config;
+pub mod credentials;
+pub mod listeners;
+pub mod plain;
+pub mod sasl;
+pub mod scram;
+pub mod tls;
+
+pub use listeners::Listener;
