@@ -45,11 +45,19 @@ struct Outgoing {
     handled: Instant,
 }
 
-/// The byte stream of a connection: plain TCP, or TLS over it.
+/// The byte stream of a connection: plain TCP, or TLS over it. Under TLS the socket is
+/// read through a large buffer: rustls asks for a few KiB at a time, which would otherwise
+/// be one system call each.
 pub enum Io {
     Plain(TcpStream),
-    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    Tls(Box<tokio_rustls::server::TlsStream<TlsSocket>>),
 }
+
+/// What TLS runs over: the socket, read through [`TLS_READ_BUFFER`] bytes.
+pub type TlsSocket = tokio::io::BufReader<TcpStream>;
+
+/// Read buffer under TLS.
+pub const TLS_READ_BUFFER: usize = 256 * 1024;
 
 type Rd = Box<dyn AsyncRead + Send + Unpin>;
 type Wr = Box<dyn AsyncWrite + Send + Unpin>;
@@ -364,6 +372,9 @@ impl Written<'_> {
         }
         if !out.is_empty() {
             wr.write_all(out).await?;
+            // TLS keeps what the socket did not take in its buffer until flushed (plain TCP
+            // has nothing to flush): without it a response could wait for the next one.
+            wr.flush().await?;
             out.clear();
             let now = Instant::now();
             for (api, ready) in unsent.drain(..) {

@@ -9,7 +9,7 @@ use tracing::{info, warn};
 use crate::addr::parse_addr;
 use crate::broker::Broker;
 use crate::config::Config;
-use crate::connection::{Connection, Io};
+use crate::connection::{Connection, Io, TLS_READ_BUFFER};
 use crate::security::tls::Tls;
 use crate::security::Listener;
 use crate::shutdown;
@@ -145,6 +145,7 @@ async fn accept_loop(
                         let (io, principal) = match acceptor {
                             None => (Io::Plain(socket), None),
                             Some(acceptor) => {
+                                let socket = tokio::io::BufReader::with_capacity(TLS_READ_BUFFER, socket);
                                 match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
                                     Ok(Ok(stream)) => {
                                         let principal = crate::security::tls::principal(stream.get_ref().1);

@@ -16,6 +16,7 @@ Writes docs/tls-overhead.md. Hold the machine for it (no builds alongside):
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import subprocess
@@ -42,12 +43,24 @@ def conf(addr: str, listener: str, ca: str) -> dict:
     return c
 
 
-def run(c: dict, topic: str, n: int) -> tuple[float, float]:
+def cpu_seconds(pid: int) -> float:
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def run(c: dict, topic: str, n: int, pid: int) -> tuple[float, float, float, float]:
+    """(produce MB/s, consume MB/s, broker CPU s per GB, client CPU s per GB) of produce."""
     from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
     from confluent_kafka.admin import AdminClient, NewTopic
     admin = AdminClient(c)
     admin.create_topics([NewTopic(topic, 6, 1)])[topic].result(30)
     p = Producer({**c, "linger.ms": 5, "acks": "all", "batch.num.messages": 10000})
+    broker0, client0 = cpu_seconds(pid), own_cpu()
     start = time.monotonic()
     for i in range(n):
         while True:
@@ -58,6 +71,9 @@ def run(c: dict, topic: str, n: int) -> tuple[float, float]:
                 p.poll(0.05)
     assert p.flush(120) == 0
     produce_s = time.monotonic() - start
+    gb = n * len(VALUE) / 1e9
+    broker_cpu = (cpu_seconds(pid) - broker0) / gb
+    client_cpu = (own_cpu() - client0) / gb
     cons = Consumer({**c, "group.id": f"g-{topic}", "enable.partition.eof": True,
                      "fetch.max.bytes": 52428800, "enable.auto.commit": False})
     cons.assign([TopicPartition(topic, p, 0) for p in range(6)])
@@ -74,7 +90,7 @@ def run(c: dict, topic: str, n: int) -> tuple[float, float]:
     cons.close()
     assert got == n, (got, n)
     mb = n * len(VALUE) / 1e6
-    return mb / produce_s, mb / consume_s
+    return mb / produce_s, mb / consume_s, broker_cpu, client_cpu
 
 
 def main():
@@ -101,16 +117,18 @@ key_file = "{base / 'server.pem'}"
                     "--mechanism", "SCRAM-SHA-256", "--bootstrap", b.bootstrap], check=True, capture_output=True)
     addrs = {"PLAINTEXT": b.bootstrap, **{k: f"127.0.0.1:{v}" for k, v in ports.items()}}
     kinds = ["PLAINTEXT", "SSL", "SASL_SSL"]
-    res: dict[str, list[tuple[float, float]]] = {k: [] for k in kinds}
+    res: dict[str, list[tuple[float, float, float, float]]] = {k: [] for k in kinds}
     try:
         for rep in range(a.reps):
             for k in (kinds if rep % 2 == 0 else list(reversed(kinds))):
-                r = run(conf(addrs[k], k, str(base / "ca.pem")), f"bench-{k.lower()}-{rep}", a.records)
+                r = run(conf(addrs[k], k, str(base / "ca.pem")), f"bench-{k.lower()}-{rep}", a.records,
+                        b.proc.pid)
                 res[k].append(r)
-                print(f"rep {rep} {k}: produce {r[0]:.0f} MB/s, consume {r[1]:.0f} MB/s", flush=True)
+                print(f"rep {rep} {k}: produce {r[0]:.0f} MB/s, consume {r[1]:.0f} MB/s, "
+                      f"broker {r[2]:.2f} CPU s/GB, client {r[3]:.2f} CPU s/GB", flush=True)
     finally:
         b.kill9()
-    med = {k: (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v)) for k, v in res.items()}
+    med = {k: tuple(statistics.median(x[i] for x in v) for i in range(4)) for k, v in res.items()}
     lines = [
         "# TLS overhead: produce and consume over SSL and SASL_SSL against plaintext",
         "",
@@ -121,15 +139,24 @@ key_file = "{base / 'server.pem'}"
         "linger.ms=5) then one consumer per run. Client and broker share the 2 cores, so the client's "
         "own TLS work counts against the broker too.",
         "",
-        "| listener | produce MB/s (median) | ratio | consume MB/s (median) | ratio |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| listener | produce MB/s | ratio | consume MB/s | ratio | broker CPU s/GB produced | ratio | client CPU s/GB produced |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for k in kinds:
         lines.append(f"| {k} | {med[k][0]:.0f} | {med[k][0] / med['PLAINTEXT'][0]:.2f} | "
-                     f"{med[k][1]:.0f} | {med[k][1] / med['PLAINTEXT'][1]:.2f} |")
-    lines += ["", "Runs (produce, consume MB/s):", ""]
+                     f"{med[k][1]:.0f} | {med[k][1] / med['PLAINTEXT'][1]:.2f} | "
+                     f"{med[k][2]:.2f} | {med[k][2] / med['PLAINTEXT'][2]:.2f} | {med[k][3]:.2f} |")
+    lines += [
+        "",
+        "Medians of the runs below. While producing, the client process (librdkafka encrypts in "
+        "its broker thread) is the busiest of the two on these 2 cores; the broker's own cost of "
+        "TLS is the CPU column.",
+        "",
+        "Runs (produce MB/s, consume MB/s, broker CPU s/GB, client CPU s/GB):",
+        "",
+    ]
     for k in kinds:
-        lines.append(f"- {k}: " + ", ".join(f"({p:.0f}, {c:.0f})" for p, c in res[k]))
+        lines.append(f"- {k}: " + ", ".join(f"({p:.0f}, {c:.0f}, {bc:.2f}, {cc:.2f})" for p, c, bc, cc in res[k]))
     lines.append("")
     Path(a.out).write_text("\n".join(lines))
     print(f"wrote {a.out}")

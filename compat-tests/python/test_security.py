@@ -299,3 +299,28 @@ def test_kcat_over_sasl_ssl_and_ssl(secure):
              "-C", "-t", "sec-kcat", "-o", "beginning", "-e", "-f", "%s\n")
     assert r.returncode == 0, r.stderr
     assert r.stdout.decode().split() == ["one", "two", "three"]
+
+
+def test_reauthentication_keeps_a_long_connection(broker_factory, tmp_path):
+    """KIP-368: with connections_max_reauth_ms a SASL session expires; librdkafka logs in
+    again on the same connection and keeps producing; a request after expiry without it
+    would close the connection (the broker logs that, and must not here)."""
+    port = free_port()
+    cfg = tmp_path / "reauth.toml"
+    cfg.write_text("[security]\nconnections_max_reauth_ms = 1500\n")
+    b = broker_factory("--config", str(cfg), "--listen", f"SASL_PLAINTEXT://127.0.0.1:{port}")
+    r = subprocess.run([PHXQ_BIN, "user", "create", "carol", "--password", "carol-secret",
+                        "--bootstrap", b.bootstrap], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    conf = {"bootstrap.servers": f"127.0.0.1:{port}", "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "carol", "sasl.password": "carol-secret"}
+    admin = AdminClient(conf)
+    admin.create_topics([NewTopic("sec-reauth", 1, 1)])["sec-reauth"].result(30)
+    p = Producer({**conf, "linger.ms": 0})
+    delivered = []
+    for i in range(40):
+        p.produce("sec-reauth", value=f"r{i}".encode(), on_delivery=lambda e, m: delivered.append(e))
+        p.flush(10)
+        time.sleep(0.1)
+    assert len(delivered) == 40 and all(e is None for e in delivered), delivered
+    assert "SASL session expired" not in b.log_tail(400)
