@@ -69,12 +69,15 @@ def test_assignments_in_a_cluster_follow_the_preferred_leader(cluster, topic):
     """Three brokers, every store group on all three: each partition goes to the store
     group its first broker leads (Kafka's preferred leader)."""
     admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
-    leaders = {}
+    seen: dict[str, dict[int, int]] = {}
 
     def settled() -> bool:
-        leaders.update(cluster.group_leaders())
-        return len(set(leaders.values())) == 3
-    cluster.wait_for(settled, 60, what="store groups led by three different brokers")
+        # The store groups only (group 0 is the metadata group), led by three different
+        # brokers, and the same leaders as a second ago (the leader balancer has stopped).
+        now = {g: n for g, n in cluster.group_leaders().items() if g != 0}
+        before, seen["last"] = seen.get("last"), now
+        return len(set(now.values())) == 3 and now == before
+    cluster.wait_for(settled, 60, what="store groups led by three different brokers", interval=1.0)
     wanted = [[2, 1, 3], [3, 1, 2], [1, 2, 3]]
     admin.create_topics([NewTopic(topic, num_partitions=3, replica_assignment=wanted)])[topic].result(30)
     got = partitions(admin, topic)
