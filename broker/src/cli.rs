@@ -78,6 +78,9 @@ pub enum TxnCommand {
         /// Only transactions running for longer than this many ms.
         #[arg(long)]
         min_duration_ms: Option<i64>,
+        /// Only transactional ids the whole of which match this regular expression.
+        #[arg(long)]
+        pattern: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -520,8 +523,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 TxnCommand::List {
                     states,
                     min_duration_ms,
+                    pattern,
                     json,
-                } => crate::txn::admin::list(b, states, *min_duration_ms, *json)?,
+                } => {
+                    crate::txn::admin::list(b, states, *min_duration_ms, pattern.as_deref(), *json)?
+                }
                 TxnCommand::Describe {
                     transactional_id,
                     json,

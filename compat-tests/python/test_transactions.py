@@ -150,6 +150,13 @@ def test_read_committed_waits_for_the_decision(txn_broker, topic):
     assert sorted(d["partitions"]) == [f"{topic}-{i}" for i in range(3)]
     listed = json.loads(phxq("txn", "--bootstrap-server", b, "list", "--state", "Ongoing", "--json"))
     assert [t["transactional_id"] for t in listed["transactions"]] == ["tx-open"]
+    # ListTransactions v2 (KIP-1152): the whole id must match the pattern.
+    by_pattern = json.loads(phxq("txn", "--bootstrap-server", b, "list", "--pattern", "tx-o.*", "--json"))
+    assert [t["transactional_id"] for t in by_pattern["transactions"]] == ["tx-open"]
+    assert json.loads(phxq("txn", "--bootstrap-server", b, "list", "--pattern", "tx", "--json"))["transactions"] == []
+    bad = subprocess.run([PHXQ_BIN, "txn", "--bootstrap-server", b, "list", "--pattern", "("],
+                         capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "INVALID_REGULAR_EXPRESSION" in bad.stderr, bad.stderr
     # Open: read_uncommitted sees the records, read_committed stops before them.
     assert len(values(read_all(b, topic, 3, "read_uncommitted"))) == 30
     assert values(read_all(b, topic, 3, "read_committed")) == []

@@ -1,7 +1,9 @@
 //! DescribeTransactions (65) and ListTransactions (66) (KIP-664): what
 //! `kafka-transactions.sh` and the Admin API show of the transaction coordinators. Each
 //! broker answers for the transactional ids it coordinates; the Admin client asks every
-//! broker for a list and each id's coordinator for a description.
+//! broker for a list and each id's coordinator for a description. ListTransactions v1 adds
+//! the minimum duration (KIP-994), v2 a regular expression the whole transactional id
+//! must match (KIP-1152; an invalid one is INVALID_REGULAR_EXPRESSION).
 
 use std::collections::BTreeMap;
 
@@ -74,20 +76,41 @@ pub fn list(
             -1
         },
     };
+    let pattern = match req.transactional_id_pattern.as_deref() {
+        Some(p) if version >= 2 && !p.is_empty() => {
+            match regex::RegexBuilder::new(&format!("^(?:{p})$"))
+                .size_limit(1 << 20)
+                .build()
+            {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::debug!(pattern = p, error = %e, "ListTransactions: invalid pattern");
+                    return ListTransactionsResponse::default()
+                        .with_error_code(crate::groups::errors::INVALID_REGULAR_EXPRESSION);
+                }
+            }
+        }
+        _ => None,
+    };
     match broker.txns.list(&filter) {
-        Ok(l) => ListTransactionsResponse::default()
-            .with_unknown_state_filters(l.unknown_state_filters.into_iter().map(str).collect())
-            .with_transaction_states(
-                l.transactions
-                    .into_iter()
-                    .map(|t| {
-                        ListedState::default()
-                            .with_transactional_id(str(t.transactional_id).into())
-                            .with_producer_id(ProducerId(t.producer_id))
-                            .with_transaction_state(str(t.state.name()))
-                    })
-                    .collect(),
-            ),
+        Ok(mut l) => {
+            if let Some(r) = &pattern {
+                l.transactions.retain(|t| r.is_match(&t.transactional_id));
+            }
+            ListTransactionsResponse::default()
+                .with_unknown_state_filters(l.unknown_state_filters.into_iter().map(str).collect())
+                .with_transaction_states(
+                    l.transactions
+                        .into_iter()
+                        .map(|t| {
+                            ListedState::default()
+                                .with_transactional_id(str(t.transactional_id).into())
+                                .with_producer_id(ProducerId(t.producer_id))
+                                .with_transaction_state(str(t.state.name()))
+                        })
+                        .collect(),
+                )
+        }
         Err(code) => ListTransactionsResponse::default().with_error_code(code),
     }
 }

@@ -11,19 +11,28 @@ use crate::admin::{address, check, coordinator_of, s, table};
 use crate::kafka_client::KafkaClient;
 
 /// Every broker's transactions; `states` filters by state names (Ongoing, PrepareCommit,
-/// ...), `min_duration_ms` keeps only those running longer (KIP-994).
+/// ...), `min_duration_ms` keeps only those running longer (KIP-994), `pattern` those
+/// whose whole id matches (KIP-1152).
 pub fn list(
     bootstrap: &str,
     states: &[String],
     min_duration_ms: Option<i64>,
+    pattern: Option<&str>,
     as_json: bool,
 ) -> anyhow::Result<String> {
     let mut c = KafkaClient::connect(bootstrap)?;
     let meta = c.send(&MetadataRequest::default().with_topics(Some(vec![])), 1)?;
     let req = ListTransactionsRequest::default()
         .with_state_filters(states.iter().map(|st| s(st)).collect())
-        .with_duration_filter(min_duration_ms.unwrap_or(-1));
-    let version = if min_duration_ms.is_some() { 1 } else { 0 };
+        .with_duration_filter(min_duration_ms.unwrap_or(-1))
+        .with_transactional_id_pattern(pattern.map(s));
+    let version = if pattern.is_some() {
+        2
+    } else if min_duration_ms.is_some() {
+        1
+    } else {
+        0
+    };
     let mut rows = Vec::new();
     let mut unknown = Vec::new();
     let mut not_listed = Vec::new();
@@ -35,6 +44,13 @@ pub fn list(
             KafkaClient::connect(&addr).and_then(|mut o| o.send(&req, version))
         };
         match listed {
+            Ok(r) if r.error_code == crate::groups::errors::INVALID_REGULAR_EXPRESSION => {
+                anyhow::bail!(
+                    "listing transactions failed: INVALID_REGULAR_EXPRESSION ({}): {:?} is not a regular expression",
+                    r.error_code,
+                    pattern.unwrap_or_default()
+                )
+            }
             Ok(r) if r.error_code == 0 => {
                 unknown = r
                     .unknown_state_filters
