@@ -16,11 +16,75 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use crate::broker::Broker;
 use crate::groups::commits::Committer;
 use crate::groups::configs::GroupSettings;
+use crate::groups::consumer_protocol::TopicPartition;
 use crate::groups::errors::*;
 use crate::groups::offsets::{now_ms, CommittedOffset};
 
 /// The tagged field (OffsetCommit v8+) by which `phxq group reset` asks for a live reset.
 pub const LIVE_RESET_TAG: i32 = 0x7069;
+
+/// One partition of a commit as requested (OffsetCommit or TxnOffsetCommit).
+pub(crate) struct Wanted<'a> {
+    pub partition: i32,
+    pub offset: i64,
+    /// -1 when the request's version has none.
+    pub leader_epoch: i32,
+    pub metadata: Option<&'a str>,
+}
+
+/// What [`check`] found: the items for the coordinator, where each sits in the request
+/// (topic, partition index), and a code per requested partition (NONE for the items,
+/// whose final code the coordinator gives).
+pub(crate) struct Checked {
+    pub items: Vec<(TopicPartition, CommittedOffset)>,
+    pub slots: Vec<(usize, usize)>,
+    pub codes: Vec<Vec<i16>>,
+}
+
+/// The checks done before the coordinator's: the partition exists
+/// (UNKNOWN_TOPIC_OR_PARTITION) and its metadata fits (OFFSET_METADATA_TOO_LARGE).
+pub(crate) fn check<'a>(
+    broker: &Broker,
+    topics: impl Iterator<Item = (&'a str, Vec<Wanted<'a>>)>,
+) -> Checked {
+    let max_metadata = broker.groups.config().max_metadata_bytes;
+    let timestamp = now_ms();
+    let mut out = Checked {
+        items: Vec::new(),
+        slots: Vec::new(),
+        codes: Vec::new(),
+    };
+    for (ti, (name, partitions)) in topics.enumerate() {
+        let topic = broker.topics.get(name);
+        let mut tc = Vec::with_capacity(partitions.len());
+        for (pi, p) in partitions.into_iter().enumerate() {
+            let metadata = p.metadata.unwrap_or("");
+            let code = if topic
+                .as_ref()
+                .is_none_or(|t| t.partition(p.partition).is_none())
+            {
+                UNKNOWN_TOPIC_OR_PARTITION
+            } else if metadata.len() > max_metadata {
+                OFFSET_METADATA_TOO_LARGE
+            } else {
+                out.items.push((
+                    (name.to_string(), p.partition),
+                    CommittedOffset {
+                        offset: p.offset,
+                        leader_epoch: p.leader_epoch,
+                        metadata: metadata.to_string(),
+                        commit_timestamp: timestamp,
+                    },
+                ));
+                out.slots.push((ti, pi));
+                NONE
+            };
+            tc.push(code);
+        }
+        out.codes.push(tc);
+    }
+    out
+}
 
 pub async fn handle(
     broker: &Broker,
@@ -29,45 +93,26 @@ pub async fn handle(
     client_id: &str,
     host: &str,
 ) -> OffsetCommitResponse {
-    let max_metadata = broker.groups.config().max_metadata_bytes;
-    let timestamp = now_ms();
-    // (topic index, partition index) of each item sent to the coordinator.
-    let mut items = Vec::new();
-    let mut slots = Vec::new();
-    let mut codes: Vec<Vec<i16>> = Vec::with_capacity(req.topics.len());
-    for (ti, t) in req.topics.iter().enumerate() {
-        let topic = broker.topics.get(&t.name.0);
-        let mut tc = Vec::with_capacity(t.partitions.len());
-        for (pi, p) in t.partitions.iter().enumerate() {
-            let metadata = p.committed_metadata.as_deref().unwrap_or("");
-            let code = if !topic
-                .as_ref()
-                .is_some_and(|t| p.partition_index >= 0 && p.partition_index < t.partition_count())
-            {
-                UNKNOWN_TOPIC_OR_PARTITION
-            } else if metadata.len() > max_metadata {
-                OFFSET_METADATA_TOO_LARGE
-            } else {
-                items.push((
-                    (t.name.0.to_string(), p.partition_index),
-                    CommittedOffset {
-                        offset: p.committed_offset,
-                        leader_epoch: if version >= 6 {
-                            p.committed_leader_epoch
-                        } else {
-                            -1
-                        },
-                        metadata: metadata.to_string(),
-                        commit_timestamp: timestamp,
-                    },
-                ));
-                slots.push((ti, pi));
-                NONE
-            };
-            tc.push(code);
-        }
-        codes.push(tc);
-    }
+    let Checked {
+        items,
+        slots,
+        mut codes,
+    } = check(
+        broker,
+        req.topics.iter().map(|t| {
+            let ps = t.partitions.iter().map(|p| Wanted {
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: if version >= 6 {
+                    p.committed_leader_epoch
+                } else {
+                    -1
+                },
+                metadata: p.committed_metadata.as_deref(),
+            });
+            (t.name.0.as_str(), ps.collect())
+        }),
+    );
     if !items.is_empty() {
         let operator = req.unknown_tagged_fields.contains_key(&LIVE_RESET_TAG);
         let live_reset = operator

@@ -10,8 +10,7 @@ use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
 use crate::broker::Broker;
 use crate::groups::commits::Committer;
-use crate::groups::errors::*;
-use crate::groups::offsets::{now_ms, CommittedOffset};
+use crate::handlers::offset_commit::{check, Checked, Wanted};
 
 const API_KEY: i16 = 28;
 
@@ -22,44 +21,26 @@ pub async fn handle(
     client_id: &str,
     host: &str,
 ) -> TxnOffsetCommitResponse {
-    let max_metadata = broker.groups.config().max_metadata_bytes;
-    let timestamp = now_ms();
-    let mut items = Vec::new();
-    let mut slots = Vec::new();
-    let mut codes: Vec<Vec<i16>> = Vec::with_capacity(req.topics.len());
-    for (ti, t) in req.topics.iter().enumerate() {
-        let topic = broker.topics.get(&t.name.0);
-        let mut tc = Vec::with_capacity(t.partitions.len());
-        for (pi, p) in t.partitions.iter().enumerate() {
-            let metadata = p.committed_metadata.as_deref().unwrap_or("");
-            let code = if topic
-                .as_ref()
-                .is_none_or(|t| t.partition(p.partition_index).is_none())
-            {
-                UNKNOWN_TOPIC_OR_PARTITION
-            } else if metadata.len() > max_metadata {
-                OFFSET_METADATA_TOO_LARGE
-            } else {
-                items.push((
-                    (t.name.0.to_string(), p.partition_index),
-                    CommittedOffset {
-                        offset: p.committed_offset,
-                        leader_epoch: if version >= 2 {
-                            p.committed_leader_epoch
-                        } else {
-                            -1
-                        },
-                        metadata: metadata.to_string(),
-                        commit_timestamp: timestamp,
-                    },
-                ));
-                slots.push((ti, pi));
-                NONE
-            };
-            tc.push(code);
-        }
-        codes.push(tc);
-    }
+    let Checked {
+        items,
+        slots,
+        mut codes,
+    } = check(
+        broker,
+        req.topics.iter().map(|t| {
+            let ps = t.partitions.iter().map(|p| Wanted {
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: if version >= 2 {
+                    p.committed_leader_epoch
+                } else {
+                    -1
+                },
+                metadata: p.committed_metadata.as_deref(),
+            });
+            (t.name.0.as_str(), ps.collect())
+        }),
+    );
     if !items.is_empty() {
         let results = broker
             .groups
