@@ -222,7 +222,8 @@ def committed_total(admin: AdminClient, group: str, topic: str, partitions: int)
     req = [ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in range(partitions)])]
     try:
         res = admin.list_consumer_group_offsets(req)[group].result(10)
-    except KafkaException:
+    except (KafkaException, TimeoutError):
+        # The group's coordinator is being killed or replaced: ask again next time.
         return -1
     return sum(max(tp.offset, 0) for tp in res.topic_partitions)
 
