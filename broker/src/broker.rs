@@ -35,6 +35,8 @@ pub struct Broker {
     pub quotas: QuotaManager,
     /// Users' SCRAM credentials, from the metadata group (`security/credentials.rs`).
     pub credentials: crate::security::credentials::Credentials,
+    /// The cluster's ACLs and the authorizer built from them (`security/acl/store.rs`).
+    pub acls: crate::security::acl::store::Acls,
     /// Consumer groups coordinated by this node (see `groups/`).
     pub groups: Arc<GroupCoordinator>,
     /// Counters and histograms exposed on the metrics endpoint (`metrics/`).
@@ -107,6 +109,7 @@ impl Broker {
         let broker_configs = BrokerConfigs::load(&metadata, &config)?;
         let quotas = QuotaManager::load(&metadata)?;
         let credentials = crate::security::credentials::Credentials::load(&metadata)?;
+        let acls = crate::security::acl::store::Acls::load(&metadata, &config.security)?;
         quotas
             .groups
             .reload(&metadata, &group_configs, &config.groups)?;
@@ -136,6 +139,7 @@ impl Broker {
             broker_configs,
             quotas,
             credentials,
+            acls,
             groups,
             txns,
             deliveries: Deliveries::default(),

@@ -46,6 +46,9 @@ pub enum Command {
     Txn(TxnArgs),
     /// Create, list and delete SCRAM users (SASL/SCRAM and SASL/PLAIN logins).
     User(UserArgs),
+    /// Add, list and remove ACLs (who may do what to topics, groups, transactional ids
+    /// and the cluster), as kafka-acls does.
+    Acl(AclArgs),
     /// Show and change broker configs (dynamic, without a restart: cluster-wide or per
     /// broker) and topic configs, as kafka-configs does.
     Config(ConfigArgs),
@@ -57,6 +60,14 @@ pub struct UserArgs {
     pub broker: BootstrapArg,
     #[command(subcommand)]
     pub command: crate::security::admin::UserCommand,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct AclArgs {
+    #[command(flatten)]
+    pub broker: BootstrapArg,
+    #[command(subcommand)]
+    pub command: crate::security::acl::admin::AclCommand,
 }
 
 #[derive(clap::Args, Debug)]
@@ -540,6 +551,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             print!(
                 "{}",
                 crate::security::admin::run(&args.broker.bootstrap, &args.command)?
+            );
+            Ok(())
+        }
+        Command::Acl(args) => {
+            print!(
+                "{}",
+                crate::security::acl::admin::run(&args.broker.bootstrap, &args.command)?
             );
             Ok(())
         }

@@ -35,6 +35,7 @@ pub async fn follow_metadata(broker: Weak<Broker>) {
                 .and_then(|()| b.broker_configs.reload(&b.metadata))
                 .and_then(|()| b.quotas.reload(&b.metadata))
                 .and_then(|()| b.credentials.reload(&b.metadata))
+                .and_then(|()| b.acls.reload(&b.metadata))
                 .and_then(|()| {
                     b.quotas
                         .groups
@@ -48,7 +49,7 @@ pub async fn follow_metadata(broker: Weak<Broker>) {
                     break;
                 }
                 Err(e) => {
-                    warn!(error = %e, "cannot reload topics, group configs, broker configs, quotas and credentials; retrying")
+                    warn!(error = %e, "cannot reload topics, group configs, broker configs, quotas, credentials and ACLs; retrying")
                 }
             }
             drop(b);

@@ -5,6 +5,11 @@
 //! brokers), each either added or, with `verify_only` (KIP-890), only checked. A
 //! partition of an unknown topic fails with UNKNOWN_TOPIC_OR_PARTITION and the others of
 //! its transaction with OPERATION_NOT_ATTEMPTED, nothing added, as Kafka does.
+//!
+//! Authorization: v4+ (a broker's request) needs CLUSTER_ACTION on the cluster. Each
+//! transaction needs WRITE on its transactional id (else every partition is
+//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED) and WRITE on each topic (else that topic's
+//! partitions are TOPIC_AUTHORIZATION_FAILED and the others OPERATION_NOT_ATTEMPTED).
 
 use std::sync::Arc;
 
@@ -18,6 +23,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::ResponseError;
 
 use crate::broker::Broker;
+use crate::security::acl::{AclOperation, Authz};
 use crate::txn::coordinator::ProducerIdAndEpoch;
 use crate::txn::errors::*;
 use crate::txn::manager::TxnManager;
@@ -30,7 +36,12 @@ pub async fn handle(
     broker: &Broker,
     req: AddPartitionsToTxnRequest,
     version: i16,
+    az: &Authz,
 ) -> AddPartitionsToTxnResponse {
+    if version >= 4 && !az.cluster(AclOperation::ClusterAction) {
+        return AddPartitionsToTxnResponse::default()
+            .with_error_code(phxq_protocol::errors::CLUSTER_AUTHORIZATION_FAILED);
+    }
     if version <= 3 {
         let producer = ProducerIdAndEpoch {
             producer_id: req.v3_and_below_producer_id.0,
@@ -43,6 +54,7 @@ pub async fn handle(
             &req.v3_and_below_topics,
             false,
             version,
+            az,
         )
         .await;
         return AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results);
@@ -60,6 +72,7 @@ pub async fn handle(
             &t.topics,
             t.verify_only,
             version,
+            az,
         )
         .await;
         out.push(
@@ -79,27 +92,34 @@ async fn one(
     topics: &[AddPartitionsToTxnTopic],
     verify_only: bool,
     version: i16,
+    az: &Authz,
 ) -> Vec<AddPartitionsToTxnTopicResult> {
     let wanted: Vec<(TopicName, i32)> = topics
         .iter()
         .flat_map(|t| t.partitions.iter().map(move |p| (t.name.clone(), *p)))
         .collect();
-    let known = |name: &TopicName, p: i32| {
-        broker
+    let id_allowed = az.transactional_id(AclOperation::Write, &id.0);
+    // Why a partition cannot be added, if it cannot.
+    let refused = |name: &TopicName, p: i32| {
+        if !id_allowed {
+            Some(phxq_protocol::errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+        } else if !az.topic(AclOperation::Write, &name.0) {
+            Some(phxq_protocol::errors::TOPIC_AUTHORIZATION_FAILED)
+        } else if broker
             .topics
             .get(&name.0)
-            .is_some_and(|t| t.partition(p).is_some())
+            .is_none_or(|t| t.partition(p).is_none())
+        {
+            Some(UNKNOWN_TOPIC_OR_PARTITION)
+        } else {
+            None
+        }
     };
-    let codes: Vec<i16> = if wanted.iter().any(|(n, p)| !known(n, *p)) {
-        wanted
-            .iter()
-            .map(|(n, p)| {
-                if known(n, *p) {
-                    OPERATION_NOT_ATTEMPTED
-                } else {
-                    UNKNOWN_TOPIC_OR_PARTITION
-                }
-            })
+    let refusals: Vec<Option<i16>> = wanted.iter().map(|(n, p)| refused(n, *p)).collect();
+    let codes: Vec<i16> = if refusals.iter().any(Option::is_some) {
+        refusals
+            .into_iter()
+            .map(|r| r.unwrap_or(OPERATION_NOT_ATTEMPTED))
             .collect()
     } else {
         let partitions: Vec<TxnPartition> = wanted

@@ -7,6 +7,10 @@
 //! configs take SET and DELETE only. The BROKER resource changes the dynamic broker
 //! configs (`broker_configs`) of the cluster ("") or of one broker ("<id>"); read-only
 //! names, unknown names and invalid values are INVALID_REQUEST, as Kafka answers.
+//!
+//! Authorization: ALTER_CONFIGS on the topic, the group or (BROKER) the cluster, else
+//! TOPIC_, GROUP_ or CLUSTER_AUTHORIZATION_FAILED; DescribeConfigs the same with
+//! DESCRIBE_CONFIGS ([`config_denied`]).
 
 use std::collections::BTreeMap;
 
@@ -22,6 +26,7 @@ use crate::broker_configs::ConfigError as BrokerConfigError;
 use crate::config_ops::{self, Op};
 use crate::groups::configs::ConfigError;
 use crate::handlers::{broker_config, str};
+use crate::security::acl::{AclOperation, Authz};
 use crate::topic_configs;
 
 pub const TOPIC: i8 = 2;
@@ -68,14 +73,47 @@ impl Change {
     }
 }
 
+/// The refusal of `op` (DESCRIBE_CONFIGS or ALTER_CONFIGS) on a config resource, if the
+/// principal may not.
+pub fn config_denied(
+    az: &Authz,
+    op: AclOperation,
+    resource_type: i8,
+    name: &str,
+) -> Option<(i16, String)> {
+    let (allowed, code, what) = match resource_type {
+        TOPIC => (
+            az.topic(op, name),
+            errors::TOPIC_AUTHORIZATION_FAILED,
+            "the topic",
+        ),
+        GROUP | GROUP_LIBRDKAFKA => (
+            az.group(op, name),
+            errors::GROUP_AUTHORIZATION_FAILED,
+            "the group",
+        ),
+        BROKER => (
+            az.cluster(op),
+            errors::CLUSTER_AUTHORIZATION_FAILED,
+            "the cluster",
+        ),
+        _ => return None,
+    };
+    (!allowed).then(|| (code, format!("{} needs {op} on {what}", az.principal)))
+}
+
 /// Applies `change` to one resource: (error code, message).
 async fn alter(
     broker: &Broker,
+    az: &Authz,
     resource_type: i8,
     name: &str,
     change: Change,
     validate_only: bool,
 ) -> (i16, Option<String>) {
+    if let Some((code, msg)) = config_denied(az, AclOperation::AlterConfigs, resource_type, name) {
+        return (code, Some(msg));
+    }
     let outcome = match resource_type {
         TOPIC => broker
             .topics
@@ -173,6 +211,7 @@ pub async fn handle(
     broker: &Broker,
     req: AlterConfigsRequest,
     _version: i16,
+    az: &Authz,
 ) -> AlterConfigsResponse {
     let mut responses = Vec::with_capacity(req.resources.len());
     for r in req.resources {
@@ -183,6 +222,7 @@ pub async fn handle(
             .collect();
         let (code, msg) = alter(
             broker,
+            az,
             r.resource_type,
             &r.resource_name,
             Change::Replace(all),
@@ -204,6 +244,7 @@ pub async fn handle_incremental(
     broker: &Broker,
     req: IncrementalAlterConfigsRequest,
     _version: i16,
+    az: &Authz,
 ) -> IncrementalAlterConfigsResponse {
     let mut responses = Vec::with_capacity(req.resources.len());
     for r in req.resources {
@@ -233,6 +274,7 @@ pub async fn handle_incremental(
             Ok(ops) => {
                 alter(
                     broker,
+                    az,
                     r.resource_type,
                     &r.resource_name,
                     Change::Ops(ops),

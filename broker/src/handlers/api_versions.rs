@@ -45,6 +45,10 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::SaslAuthenticate, 0, 2),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
+    // ACLs (security/acl/): v1+ (prefixed patterns, KIP-290); v0 is pre-2.0.
+    (ApiKey::DescribeAcls, 1, 3),
+    (ApiKey::CreateAcls, 1, 3),
+    (ApiKey::DeleteAcls, 1, 3),
     // Transactions (txn/): the producer's APIs, TxnOffsetCommit on the group coordinator,
     // and KIP-664's admin APIs. Markers go through Raft, so WriteTxnMarkers is not served.
     (ApiKey::AddPartitionsToTxn, 0, 5),

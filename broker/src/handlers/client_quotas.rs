@@ -1,6 +1,8 @@
 //! DescribeClientQuotas (48) and AlterClientQuotas (49): Kafka's client quota APIs
 //! (`kafka-configs --entity-type clients/users`, the Admin clients' describeClientQuotas
 //! and alterClientQuotas) over phxq's quotas (`quotas/`).
+//! Describing needs DESCRIBE_CONFIGS on the cluster, altering ALTER_CONFIGS (else
+//! CLUSTER_AUTHORIZATION_FAILED).
 
 use kafka_protocol::messages::{
     alter_client_quotas_response, describe_client_quotas_response, AlterClientQuotasRequest,
@@ -13,6 +15,7 @@ use crate::broker::Broker;
 use crate::handlers::str;
 use crate::quotas::entity::Entity;
 use crate::quotas::{Match, QuotaError};
+use crate::security::acl::{AclOperation, Authz};
 
 const MATCH_EXACT: i8 = 0;
 const MATCH_DEFAULT: i8 = 1;
@@ -22,7 +25,15 @@ pub fn describe(
     broker: &Broker,
     req: DescribeClientQuotasRequest,
     _version: i16,
+    az: &Authz,
 ) -> DescribeClientQuotasResponse {
+    if !az.cluster(AclOperation::DescribeConfigs) {
+        return DescribeClientQuotasResponse::default()
+            .with_error_code(errors::CLUSTER_AUTHORIZATION_FAILED)
+            .with_error_message(Some(str(
+                "describing client quotas needs DESCRIBE_CONFIGS on the cluster",
+            )));
+    }
     let components: Result<Vec<(String, Match)>, String> = req
         .components
         .iter()
@@ -80,8 +91,10 @@ pub async fn alter(
     broker: &Broker,
     req: AlterClientQuotasRequest,
     _version: i16,
+    az: &Authz,
 ) -> AlterClientQuotasResponse {
     let mut out = Vec::with_capacity(req.entries.len());
+    let allowed = az.cluster(AclOperation::AlterConfigs);
     for entry in req.entries {
         let echo: Vec<_> = entry
             .entity
@@ -99,6 +112,10 @@ pub async fn alter(
                 .map(|e| (e.entity_type.as_str(), e.entity_name.as_deref())),
         ) {
             Err(msg) => Err((errors::INVALID_REQUEST, msg)),
+            Ok(_) if !allowed => Err((
+                errors::CLUSTER_AUTHORIZATION_FAILED,
+                "altering client quotas needs ALTER_CONFIGS on the cluster".to_string(),
+            )),
             Ok(entity) => {
                 let ops: Vec<(String, Option<f64>)> = entry
                     .ops

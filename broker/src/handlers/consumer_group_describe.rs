@@ -6,6 +6,7 @@
 //! ([`SCHEDULER_TAG`], JSON: per member its consume rate, time since its last progress and
 //! backlog; the last decision and why). Kafka clients skip tagged fields they do not know;
 //! `phxq group describe` shows them.
+//! Needs DESCRIBE on each group (else GROUP_AUTHORIZATION_FAILED).
 
 use std::collections::BTreeSet;
 
@@ -22,6 +23,7 @@ use crate::groups::consumer_coordinator::ConsumerGroupView;
 use crate::groups::consumer_protocol::{self, TopicPartition};
 use crate::groups::errors::*;
 use crate::handlers::str;
+use crate::security::acl::{AclOperation, Authz, ResourceType};
 
 /// The tag of phxq's scheduler figures in a described group.
 pub const SCHEDULER_TAG: i32 = 0x7068;
@@ -30,6 +32,7 @@ pub fn handle(
     broker: &Broker,
     req: ConsumerGroupDescribeRequest,
     _version: i16,
+    az: &Authz,
 ) -> ConsumerGroupDescribeResponse {
     let groups = req
         .group_ids
@@ -37,7 +40,16 @@ pub fn handle(
         .map(|id| {
             let g = DescribedGroup::default()
                 .with_group_id(id.clone())
-                .with_authorized_operations(i32::MIN);
+                .with_authorized_operations(az.operations(
+                    req.include_authorized_operations,
+                    ResourceType::Group,
+                    &id.0,
+                ));
+            if !az.group(AclOperation::Describe, &id.0) {
+                return g
+                    .with_error_code(phxq_protocol::errors::GROUP_AUTHORIZATION_FAILED)
+                    .with_authorized_operations(crate::security::acl::authz::OPERATIONS_NOT_ASKED);
+            }
             match broker.groups.consumer_describe(&id.0) {
                 Ok(Some(view)) => described(broker, g, view),
                 Ok(None) => g

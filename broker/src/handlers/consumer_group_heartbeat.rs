@@ -1,7 +1,8 @@
 //! ConsumerGroupHeartbeat (68, KIP-848): join, stay in, reconcile with, and leave a
 //! consumer group whose assignment the broker computes (`groups/consumer`, `scheduler/`).
 //! Topics travel by id; owned partitions of topics that no longer exist are dropped. v0
-//! lets the broker pick the member id; from v1 the client does (KIP-1082).
+//! lets the broker pick the member id; from v1 the client does (KIP-1082). Needs READ on
+//! the group (else GROUP_AUTHORIZATION_FAILED).
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use crate::broker::Broker;
 use crate::groups::consumer::Heartbeat;
 use crate::groups::consumer_protocol::{self, TopicPartition};
 use crate::handlers::str;
+use crate::security::acl::{AclOperation, Authz};
 
 pub async fn handle(
     broker: &Broker,
@@ -20,7 +22,12 @@ pub async fn handle(
     version: i16,
     client_id: &str,
     peer: Option<SocketAddr>,
+    az: &Authz,
 ) -> ConsumerGroupHeartbeatResponse {
+    if !az.group(AclOperation::Read, &req.group_id.0) {
+        return ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(phxq_protocol::errors::GROUP_AUTHORIZATION_FAILED);
+    }
     let mut member_id = req.member_id.to_string();
     if member_id.is_empty() && version == 0 && req.member_epoch == 0 {
         member_id = uuid::Uuid::new_v4().simple().to_string();

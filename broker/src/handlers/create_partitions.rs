@@ -6,17 +6,29 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use tracing::info;
 
+use phxq_protocol::errors;
+
 use crate::broker::Broker;
 use crate::handlers::str;
+use crate::security::acl::{AclOperation, Authz};
 
 pub async fn handle(
     broker: &Broker,
     req: CreatePartitionsRequest,
     _version: i16,
+    az: &Authz,
 ) -> CreatePartitionsResponse {
     let mut results = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+        if !az.topic(AclOperation::Alter, &t.name.0) {
+            results.push(
+                result
+                    .with_error_code(errors::TOPIC_AUTHORIZATION_FAILED)
+                    .with_error_message(Some(str("adding partitions needs ALTER on the topic"))),
+            );
+            continue;
+        }
         let first = broker
             .topics
             .get(&t.name.0)

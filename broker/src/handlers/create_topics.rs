@@ -1,7 +1,8 @@
 //! CreateTopics (19): create topics with a partition count (or the broker default for -1)
 //! and a replication factor up to the store groups' (-1: theirs), or with manual replica
 //! assignments mapped onto store groups (`placement.rs`), and topic configs phxq honours.
-//! `validate_only` checks everything and creates nothing.
+//! `validate_only` checks everything and creates nothing. Needs CREATE on the cluster or
+//! on the topic, else TOPIC_AUTHORIZATION_FAILED.
 
 use std::collections::BTreeMap;
 
@@ -13,20 +14,33 @@ use tracing::info;
 
 use crate::broker::Broker;
 use crate::handlers::{str, topic_config};
+use crate::security::acl::{AclOperation, Authz};
 use crate::topics::TopicError;
 
 pub async fn handle(
     broker: &Broker,
     req: CreateTopicsRequest,
     _version: i16,
+    az: &Authz,
 ) -> CreateTopicsResponse {
     let mut results = Vec::with_capacity(req.topics.len());
+    let cluster_create = az.cluster(AclOperation::Create);
     for t in req.topics {
         let name = t.name.0.to_string();
         let result = CreatableTopicResult::default()
             .with_name(t.name.clone())
             .with_num_partitions(-1)
             .with_replication_factor(-1);
+        if !cluster_create && !az.topic(AclOperation::Create, &name) {
+            results.push(
+                result
+                    .with_error_code(phxq_protocol::errors::TOPIC_AUTHORIZATION_FAILED)
+                    .with_error_message(Some(str(
+                        "creating a topic needs CREATE on the cluster or the topic",
+                    ))),
+            );
+            continue;
+        }
         let partitions = if t.num_partitions == -1 {
             broker.config.num_partitions
         } else {

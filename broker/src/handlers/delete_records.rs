@@ -12,17 +12,20 @@ use phxq_replication::{AppendError, Command, CommandResponse, GroupId, Partition
 
 use crate::broker::Broker;
 use crate::handlers::replication_error_code;
+use crate::security::acl::{AclOperation, Authz};
 
 pub async fn handle(
     broker: &Broker,
     req: DeleteRecordsRequest,
     _version: i16,
+    az: &Authz,
 ) -> DeleteRecordsResponse {
     let mut topics = Vec::with_capacity(req.topics.len());
     // (group) -> [(topic slot, partition slot, partition, offset)]
     let mut work: BTreeMap<GroupId, Vec<(usize, usize, PartitionId, i64)>> = BTreeMap::new();
     for (ti, t) in req.topics.into_iter().enumerate() {
-        let topic = broker.topics.get(&t.name.0);
+        let denied = !az.topic(AclOperation::Delete, &t.name.0);
+        let topic = broker.topics.get(&t.name.0).filter(|_| !denied);
         let mut partitions = Vec::new();
         for (pi, p) in t.partitions.into_iter().enumerate() {
             let result = DeleteRecordsPartitionResult::default()
@@ -32,6 +35,9 @@ pub async fn handle(
                 Some((pid, group)) => {
                     work.entry(group).or_default().push((ti, pi, pid, p.offset));
                     partitions.push(result);
+                }
+                None if denied => {
+                    partitions.push(result.with_error_code(errors::TOPIC_AUTHORIZATION_FAILED))
                 }
                 None => partitions.push(result.with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION)),
             }

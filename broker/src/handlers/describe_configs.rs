@@ -1,19 +1,22 @@
 //! DescribeConfigs (32): topic and group configs (set and default) and broker configs
 //! (`broker_config`: the dynamic cluster defaults, or every config of this broker with the
-//! value in effect); synonyms and documentation when the request asks for them.
+//! value in effect); synonyms and documentation when the request asks for them. Needs
+//! DESCRIBE_CONFIGS on each resource (`alter_configs::config_denied`).
 
 use kafka_protocol::messages::describe_configs_response::DescribeConfigsResult;
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use phxq_protocol::errors;
 
 use crate::broker::Broker;
-use crate::handlers::alter_configs::{BROKER, GROUP, GROUP_LIBRDKAFKA, TOPIC};
+use crate::handlers::alter_configs::{config_denied, BROKER, GROUP, GROUP_LIBRDKAFKA, TOPIC};
 use crate::handlers::{broker_config, str, topic_config};
+use crate::security::acl::{AclOperation, Authz};
 
 pub fn handle(
     broker: &Broker,
     req: DescribeConfigsRequest,
     _version: i16,
+    az: &Authz,
 ) -> DescribeConfigsResponse {
     let results = req
         .resources
@@ -24,6 +27,17 @@ pub fn handle(
             let result = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
+            let denied = config_denied(
+                az,
+                AclOperation::DescribeConfigs,
+                r.resource_type,
+                &r.resource_name,
+            );
+            if let Some((code, msg)) = denied {
+                return result
+                    .with_error_code(code)
+                    .with_error_message(Some(str(msg)));
+            }
             match r.resource_type {
                 TOPIC => match broker.topics.get(&r.resource_name) {
                     Some(t) => result.with_configs(topic_config::describe_topic(

@@ -1,6 +1,7 @@
 //! DescribeGroups (15): state, protocol and members of groups; a Stable group also shows
 //! each member's subscription and assignment. An unknown group is "Dead" (v6+: with
-//! GROUP_ID_NOT_FOUND), as in Kafka.
+//! GROUP_ID_NOT_FOUND), as in Kafka. Needs DESCRIBE on each group (else
+//! GROUP_AUTHORIZATION_FAILED); v3+ can ask for the operations the principal may do.
 //!
 //! v5+ (flexible) responses also carry, in a tagged field Kafka clients skip
 //! ([`SCHEDULER_TAG`], JSON), what phxq measured of each member: its consume rate, the
@@ -16,15 +17,27 @@ use crate::broker::Broker;
 use crate::groups::errors::*;
 use crate::handlers::consumer_group_describe::SCHEDULER_TAG;
 use crate::handlers::str;
+use crate::security::acl::{AclOperation, Authz, ResourceType};
 
-pub fn handle(broker: &Broker, req: DescribeGroupsRequest, version: i16) -> DescribeGroupsResponse {
+pub fn handle(
+    broker: &Broker,
+    req: DescribeGroupsRequest,
+    version: i16,
+    az: &Authz,
+) -> DescribeGroupsResponse {
+    let ops = req.include_authorized_operations;
     let groups = req
         .groups
         .into_iter()
         .map(|id| {
             let g = DescribedGroup::default()
                 .with_group_id(id.clone())
-                .with_authorized_operations(i32::MIN);
+                .with_authorized_operations(az.operations(ops, ResourceType::Group, &id.0));
+            if !az.group(AclOperation::Describe, &id.0) {
+                return g
+                    .with_error_code(phxq_protocol::errors::GROUP_AUTHORIZATION_FAILED)
+                    .with_authorized_operations(crate::security::acl::authz::OPERATIONS_NOT_ASKED);
+            }
             match broker.groups.describe(&id.0) {
                 Err(code) => g.with_error_code(code),
                 Ok(None) if version >= 6 => g

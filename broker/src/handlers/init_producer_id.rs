@@ -6,6 +6,9 @@
 //! - With a transactional id: the transaction coordinator of that id (`txn/`) fences the
 //!   previous producer of the id (epoch bump), aborts its open transaction, and answers
 //!   once that is durable. PRODUCER_FENCED is INVALID_PRODUCER_EPOCH before v4 (KIP-588).
+//! - Authorization: WRITE on the transactional id (else
+//!   TRANSACTIONAL_ID_AUTHORIZATION_FAILED); an idempotent producer needs IDEMPOTENT_WRITE
+//!   on the cluster or WRITE on some topic (KIP-679), else CLUSTER_AUTHORIZATION_FAILED.
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use phxq_protocol::errors;
@@ -14,6 +17,7 @@ use tracing::warn;
 
 use crate::broker::Broker;
 use crate::handlers::replication_error_code;
+use crate::security::acl::{AclOperation, Authz, ResourceType};
 use crate::txn::coordinator::ProducerIdAndEpoch;
 
 /// ApiKey of InitProducerId, for the version-dependent error codes.
@@ -23,10 +27,22 @@ pub async fn handle(
     broker: &Broker,
     req: InitProducerIdRequest,
     version: i16,
+    az: &Authz,
 ) -> InitProducerIdResponse {
     let resp = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
+    match &req.transactional_id {
+        Some(id) if !az.transactional_id(AclOperation::Write, id) => {
+            return resp.with_error_code(errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+        }
+        None if !az.cluster(AclOperation::IdempotentWrite)
+            && !az.allows_any(AclOperation::Write, ResourceType::Topic) =>
+        {
+            return resp.with_error_code(errors::CLUSTER_AUTHORIZATION_FAILED)
+        }
+        _ => {}
+    }
     if let Some(id) = &req.transactional_id {
         let expected =
             (req.producer_id.0 >= 0 && req.producer_epoch >= 0).then_some(ProducerIdAndEpoch {

@@ -1,7 +1,7 @@
 //! JoinGroup (11): a member joins (or rejoins) a group and waits for the rebalance; the
 //! leader gets every member's protocol metadata. v4+ first join answers MEMBER_ID_REQUIRED
 //! with the member's id. The request is parked until the coordinator completes the
-//! rebalance (see `groups/rebalance.rs`).
+//! rebalance (see `groups/rebalance.rs`). Needs READ on the group.
 
 use std::net::SocketAddr;
 
@@ -11,6 +11,7 @@ use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use crate::broker::Broker;
 use crate::groups::rebalance::JoinRequest;
 use crate::handlers::str;
+use crate::security::acl::{AclOperation, Authz};
 
 pub async fn handle(
     broker: &Broker,
@@ -18,7 +19,15 @@ pub async fn handle(
     version: i16,
     client_id: &str,
     peer: Option<SocketAddr>,
+    az: &Authz,
 ) -> JoinGroupResponse {
+    if !az.group(AclOperation::Read, &req.group_id.0) {
+        return JoinGroupResponse::default()
+            .with_error_code(phxq_protocol::errors::GROUP_AUTHORIZATION_FAILED)
+            .with_generation_id(-1)
+            .with_protocol_name((version < 7).then(|| str("")))
+            .with_member_id(req.member_id);
+    }
     let join = JoinRequest {
         member_id: req.member_id.to_string(),
         instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),

@@ -1,13 +1,23 @@
 //! LeaveGroup (13): members leave (v3+: several at once, static members by instance id);
-//! their partitions are released and the group rebalances.
+//! their partitions are released and the group rebalances. Needs READ on the group.
 
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
 use crate::broker::Broker;
 use crate::groups::errors::NONE;
+use crate::security::acl::{AclOperation, Authz};
 
-pub fn handle(broker: &Broker, req: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+pub fn handle(
+    broker: &Broker,
+    req: LeaveGroupRequest,
+    version: i16,
+    az: &Authz,
+) -> LeaveGroupResponse {
+    if !az.group(AclOperation::Read, &req.group_id.0) {
+        return LeaveGroupResponse::default()
+            .with_error_code(phxq_protocol::errors::GROUP_AUTHORIZATION_FAILED);
+    }
     let members: Vec<(String, Option<String>)> = if version >= 3 {
         req.members
             .iter()

@@ -19,6 +19,7 @@ use phxq_replication::{PartitionId, ReplicationError, StoreGroup};
 
 use crate::broker::Broker;
 use crate::handlers::replication_error_code;
+use crate::security::acl::{AclOperation, Authz};
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -26,12 +27,19 @@ const MAX_TIMESTAMP: i64 = -3;
 /// phxq's own query (never on the wire, see `handle`): the last stable offset.
 const LAST_STABLE: i64 = i64::MIN;
 
-pub fn handle(broker: &Broker, req: ListOffsetsRequest, _version: i16) -> ListOffsetsResponse {
+/// A topic without DESCRIBE for the principal is TOPIC_AUTHORIZATION_FAILED.
+pub fn handle(
+    broker: &Broker,
+    req: ListOffsetsRequest,
+    _version: i16,
+    az: &Authz,
+) -> ListOffsetsResponse {
     let read_committed = req.isolation_level == 1;
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
+            let denied = !az.topic(AclOperation::Describe, &t.name.0);
             let topic = broker.topics.get(&t.name.0);
             let partitions = t
                 .partitions
@@ -42,6 +50,9 @@ pub fn handle(broker: &Broker, req: ListOffsetsRequest, _version: i16) -> ListOf
                         .with_timestamp(-1)
                         .with_offset(-1)
                         .with_leader_epoch(-1);
+                    if denied {
+                        return resp.with_error_code(errors::TOPIC_AUTHORIZATION_FAILED);
+                    }
                     let Some((pid, g)) =
                         topic.as_ref().and_then(|t| t.partition(p.partition_index))
                     else {

@@ -1,6 +1,9 @@
 //! One module per Kafka API (or API family). Each exposes
-//! `handle(broker, request, version) -> response`; [`handle`] dispatches to them.
-//! Only APIs listed in [`api_versions::SUPPORTED`] ever reach a handler.
+//! `handle(broker, request, version[, ...], az) -> response`; [`handle`] dispatches to them.
+//! Only APIs listed in [`api_versions::SUPPORTED`] ever reach a handler. `az` is the
+//! request's authorization context (`security/acl/authz.rs`): each handler asks it for
+//! the ACL operations Kafka requires of its API and answers with Kafka's
+//! *_AUTHORIZATION_FAILED codes where they are refused.
 
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
@@ -10,11 +13,14 @@ pub mod broker_config;
 pub mod client_quotas;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
+pub mod create_acls;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_acls;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_acls;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
@@ -55,6 +61,7 @@ use kafka_protocol::protocol::StrBytes;
 use phxq_protocol::codec::Request;
 
 use crate::broker::Broker;
+use crate::security::acl::Authz;
 
 /// A response still being produced: it resolves once the request's Raft entries commit.
 pub type Deferred = Pin<Box<dyn Future<Output = Option<Box<ResponseKind>>> + Send>>;
@@ -132,10 +139,15 @@ pub async fn handle(broker: &Broker, request: Request, session: &mut Session) ->
     let peer = session.peer;
     let v = request.version();
     let client_id = request.header.client_id.clone().unwrap_or_default();
+    let az = &Authz::new(
+        broker.acls.authorizer(),
+        session.auth.principal.as_deref(),
+        peer.map(|p| p.ip().to_string()).unwrap_or_default(),
+    );
     if let RequestKind::Produce(r) = request.body {
         let throttle = quota::produce(broker, &client_id, &r, session);
         broker.metrics.throttled("produce", throttle);
-        let pending = produce::handle(broker, r, v).await;
+        let pending = produce::handle(broker, r, v, az).await;
         return Reply::Later(Box::pin(async move {
             pending.await.map(|r| {
                 Box::new(ResponseKind::Produce(
@@ -147,7 +159,7 @@ pub async fn handle(broker: &Broker, request: Request, session: &mut Session) ->
     Reply::Now(Some(Box::new(match request.body {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(r, v)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(
-            metadata::handle(broker, r, v, &session.auth.listener.name).await,
+            metadata::handle(broker, r, v, &session.auth.listener.name, az).await,
         ),
         RequestKind::Fetch(r) => {
             let owed = quota::fetch_owed(broker, &client_id, &r, peer);
@@ -158,7 +170,14 @@ pub async fn handle(broker: &Broker, request: Request, session: &mut Session) ->
                 let mut r = r;
                 quota::shape_fetch(broker, &client_id, &mut r, peer);
                 let held_back = quota::held_back_topics(broker, &client_id, &r, peer);
-                fetch::handle(broker, r, v, &mut session.fetch_rotation, &held_back).await
+                let denied = r
+                    .topics
+                    .iter()
+                    .map(|t| t.topic.0.to_string())
+                    .filter(|t| !az.topic(crate::security::acl::AclOperation::Read, t))
+                    .collect();
+                let rotation = &mut session.fetch_rotation;
+                fetch::handle(broker, r, v, rotation, &held_back, &denied).await
             };
             quota::enforce_fetch_lock(broker, &client_id, &mut resp, peer);
             quota::after_fetch(broker, &client_id, &mut resp, owed, session);
@@ -176,59 +195,60 @@ pub async fn handle(broker: &Broker, request: Request, session: &mut Session) ->
             ResponseKind::Fetch(resp)
         }
         RequestKind::ListOffsets(r) => {
-            ResponseKind::ListOffsets(list_offsets::handle(broker, r, v))
+            ResponseKind::ListOffsets(list_offsets::handle(broker, r, v, az))
         }
         RequestKind::CreateTopics(r) => {
-            ResponseKind::CreateTopics(create_topics::handle(broker, r, v).await)
+            ResponseKind::CreateTopics(create_topics::handle(broker, r, v, az).await)
         }
         RequestKind::DeleteTopics(r) => {
-            ResponseKind::DeleteTopics(delete_topics::handle(broker, r, v).await)
+            ResponseKind::DeleteTopics(delete_topics::handle(broker, r, v, az).await)
         }
         RequestKind::CreatePartitions(r) => {
-            ResponseKind::CreatePartitions(create_partitions::handle(broker, r, v).await)
+            ResponseKind::CreatePartitions(create_partitions::handle(broker, r, v, az).await)
         }
         RequestKind::DescribeConfigs(r) => {
-            ResponseKind::DescribeConfigs(describe_configs::handle(broker, r, v))
+            ResponseKind::DescribeConfigs(describe_configs::handle(broker, r, v, az))
         }
         RequestKind::AlterConfigs(r) => {
-            ResponseKind::AlterConfigs(alter_configs::handle(broker, r, v).await)
+            ResponseKind::AlterConfigs(alter_configs::handle(broker, r, v, az).await)
         }
         RequestKind::IncrementalAlterConfigs(r) => ResponseKind::IncrementalAlterConfigs(
-            alter_configs::handle_incremental(broker, r, v).await,
+            alter_configs::handle_incremental(broker, r, v, az).await,
         ),
         RequestKind::DescribeClientQuotas(r) => {
-            ResponseKind::DescribeClientQuotas(client_quotas::describe(broker, r, v))
+            ResponseKind::DescribeClientQuotas(client_quotas::describe(broker, r, v, az))
         }
         RequestKind::AlterClientQuotas(r) => {
-            ResponseKind::AlterClientQuotas(client_quotas::alter(broker, r, v).await)
+            ResponseKind::AlterClientQuotas(client_quotas::alter(broker, r, v, az).await)
         }
         RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(describe_cluster::handle(
             broker,
             r,
             v,
             &session.auth.listener.name,
+            az,
         )),
         RequestKind::DeleteRecords(r) => {
-            ResponseKind::DeleteRecords(delete_records::handle(broker, r, v).await)
+            ResponseKind::DeleteRecords(delete_records::handle(broker, r, v, az).await)
         }
         RequestKind::InitProducerId(r) => {
-            ResponseKind::InitProducerId(init_producer_id::handle(broker, r, v).await)
+            ResponseKind::InitProducerId(init_producer_id::handle(broker, r, v, az).await)
         }
         RequestKind::AddPartitionsToTxn(r) => {
-            ResponseKind::AddPartitionsToTxn(add_partitions_to_txn::handle(broker, r, v).await)
+            ResponseKind::AddPartitionsToTxn(add_partitions_to_txn::handle(broker, r, v, az).await)
         }
         RequestKind::AddOffsetsToTxn(r) => {
-            ResponseKind::AddOffsetsToTxn(add_offsets_to_txn::handle(broker, r, v).await)
+            ResponseKind::AddOffsetsToTxn(add_offsets_to_txn::handle(broker, r, v, az).await)
         }
-        RequestKind::EndTxn(r) => ResponseKind::EndTxn(end_txn::handle(broker, r, v).await),
+        RequestKind::EndTxn(r) => ResponseKind::EndTxn(end_txn::handle(broker, r, v, az).await),
         RequestKind::TxnOffsetCommit(r) => ResponseKind::TxnOffsetCommit(
-            txn_offset_commit::handle(broker, r, v, &client_id, &client_host(peer)).await,
+            txn_offset_commit::handle(broker, r, v, &client_id, &client_host(peer), az).await,
         ),
         RequestKind::DescribeTransactions(r) => {
-            ResponseKind::DescribeTransactions(transactions::describe(broker, r, v))
+            ResponseKind::DescribeTransactions(transactions::describe(broker, r, v, az))
         }
         RequestKind::ListTransactions(r) => {
-            ResponseKind::ListTransactions(transactions::list(broker, r, v))
+            ResponseKind::ListTransactions(transactions::list(broker, r, v, az))
         }
         RequestKind::SaslHandshake(r) => {
             ResponseKind::SaslHandshake(sasl::handshake(broker, r, v, &mut session.auth))
@@ -237,67 +257,81 @@ pub async fn handle(broker: &Broker, request: Request, session: &mut Session) ->
             sasl::authenticate(broker, r, v, &mut session.auth, peer).await,
         ),
         RequestKind::DescribeUserScramCredentials(r) => ResponseKind::DescribeUserScramCredentials(
-            user_scram_credentials::describe(broker, r, v),
+            user_scram_credentials::describe(broker, r, v, az),
         ),
         RequestKind::AlterUserScramCredentials(r) => ResponseKind::AlterUserScramCredentials(
-            user_scram_credentials::alter(broker, r, v).await,
+            user_scram_credentials::alter(broker, r, v, az).await,
         ),
         RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(find_coordinator::handle(
             broker,
             r,
             v,
             &session.auth.listener.name,
+            az,
         )),
+        RequestKind::CreateAcls(r) => {
+            ResponseKind::CreateAcls(create_acls::handle(broker, r, v, az).await)
+        }
+        RequestKind::DescribeAcls(r) => {
+            ResponseKind::DescribeAcls(describe_acls::handle(broker, r, v, az))
+        }
+        RequestKind::DeleteAcls(r) => {
+            ResponseKind::DeleteAcls(delete_acls::handle(broker, r, v, az).await)
+        }
         RequestKind::JoinGroup(r) => {
-            ResponseKind::JoinGroup(join_group::handle(broker, r, v, &client_id, peer).await)
+            ResponseKind::JoinGroup(join_group::handle(broker, r, v, &client_id, peer, az).await)
         }
         RequestKind::SyncGroup(r) => {
-            ResponseKind::SyncGroup(sync_group::handle(broker, r, v).await)
+            ResponseKind::SyncGroup(sync_group::handle(broker, r, v, az).await)
         }
-        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(heartbeat::handle(broker, r, v)),
-        RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(leave_group::handle(broker, r, v)),
+        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(heartbeat::handle(broker, r, v, az)),
+        RequestKind::LeaveGroup(r) => {
+            ResponseKind::LeaveGroup(leave_group::handle(broker, r, v, az))
+        }
         RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(
-            offset_commit::handle(broker, r, v, &client_id, &client_host(peer)).await,
+            offset_commit::handle(broker, r, v, &client_id, &client_host(peer), az).await,
         ),
         RequestKind::OffsetFetch(r) => {
-            ResponseKind::OffsetFetch(offset_fetch::handle(broker, r, v).await)
+            ResponseKind::OffsetFetch(offset_fetch::handle(broker, r, v, az).await)
         }
-        RequestKind::ListGroups(r) => ResponseKind::ListGroups(list_groups::handle(broker, r, v)),
+        RequestKind::ListGroups(r) => {
+            ResponseKind::ListGroups(list_groups::handle(broker, r, v, az))
+        }
         RequestKind::DescribeGroups(r) => {
-            ResponseKind::DescribeGroups(describe_groups::handle(broker, r, v))
+            ResponseKind::DescribeGroups(describe_groups::handle(broker, r, v, az))
         }
         RequestKind::DeleteGroups(r) => {
-            ResponseKind::DeleteGroups(delete_groups::handle(broker, r, v).await)
+            ResponseKind::DeleteGroups(delete_groups::handle(broker, r, v, az).await)
         }
         RequestKind::ConsumerGroupHeartbeat(r) => ResponseKind::ConsumerGroupHeartbeat(
-            consumer_group_heartbeat::handle(broker, r, v, &client_id, peer).await,
+            consumer_group_heartbeat::handle(broker, r, v, &client_id, peer, az).await,
         ),
         RequestKind::ConsumerGroupDescribe(r) => {
-            ResponseKind::ConsumerGroupDescribe(consumer_group_describe::handle(broker, r, v))
+            ResponseKind::ConsumerGroupDescribe(consumer_group_describe::handle(broker, r, v, az))
         }
         RequestKind::OffsetDelete(r) => {
-            ResponseKind::OffsetDelete(offset_delete::handle(broker, r, v).await)
+            ResponseKind::OffsetDelete(offset_delete::handle(broker, r, v, az).await)
         }
         RequestKind::ShareGroupHeartbeat(r) => ResponseKind::ShareGroupHeartbeat(
-            share_group_heartbeat::handle(broker, r, v, &client_id, peer).await,
+            share_group_heartbeat::handle(broker, r, v, &client_id, peer, az).await,
         ),
         RequestKind::ShareGroupDescribe(r) => {
-            ResponseKind::ShareGroupDescribe(share_group_describe::handle(broker, r, v))
+            ResponseKind::ShareGroupDescribe(share_group_describe::handle(broker, r, v, az))
         }
         RequestKind::ShareFetch(r) => ResponseKind::ShareFetch(
-            share_fetch::handle(broker, r, v, session.share_connection).await,
+            share_fetch::handle(broker, r, v, session.share_connection, az).await,
         ),
         RequestKind::DescribeShareGroupOffsets(r) => ResponseKind::DescribeShareGroupOffsets(
-            share_group_offsets::describe(broker, r, v).await,
+            share_group_offsets::describe(broker, r, v, az).await,
         ),
         RequestKind::AlterShareGroupOffsets(r) => {
-            ResponseKind::AlterShareGroupOffsets(share_group_offsets::alter(broker, r, v).await)
+            ResponseKind::AlterShareGroupOffsets(share_group_offsets::alter(broker, r, v, az).await)
         }
-        RequestKind::DeleteShareGroupOffsets(r) => {
-            ResponseKind::DeleteShareGroupOffsets(share_group_offsets::delete(broker, r, v).await)
-        }
+        RequestKind::DeleteShareGroupOffsets(r) => ResponseKind::DeleteShareGroupOffsets(
+            share_group_offsets::delete(broker, r, v, az).await,
+        ),
         RequestKind::ShareAcknowledge(r) => {
-            ResponseKind::ShareAcknowledge(share_acknowledge::handle(broker, r, v).await)
+            ResponseKind::ShareAcknowledge(share_acknowledge::handle(broker, r, v, az).await)
         }
         other => {
             // Unreachable: the decoder refuses keys not in SUPPORTED. Closing is the safe answer.

@@ -19,6 +19,7 @@ use crate::groups::configs::GroupSettings;
 use crate::groups::consumer_protocol::TopicPartition;
 use crate::groups::errors::*;
 use crate::groups::offsets::{now_ms, CommittedOffset};
+use crate::security::acl::{AclOperation, Authz};
 
 /// The tagged field (OffsetCommit v8+) by which `phxq group reset` asks for a live reset.
 pub const LIVE_RESET_TAG: i32 = 0x7069;
@@ -41,12 +42,16 @@ pub(crate) struct Checked {
     pub codes: Vec<Vec<i16>>,
 }
 
-/// The checks done before the coordinator's: the partition exists
-/// (UNKNOWN_TOPIC_OR_PARTITION) and its metadata fits (OFFSET_METADATA_TOO_LARGE).
+/// The checks done before the coordinator's: the principal may READ the group
+/// (GROUP_AUTHORIZATION_FAILED) and the topic (TOPIC_AUTHORIZATION_FAILED), the partition
+/// exists (UNKNOWN_TOPIC_OR_PARTITION) and its metadata fits (OFFSET_METADATA_TOO_LARGE).
 pub(crate) fn check<'a>(
     broker: &Broker,
+    az: &Authz,
+    group: &str,
     topics: impl Iterator<Item = (&'a str, Vec<Wanted<'a>>)>,
 ) -> Checked {
+    let group_allowed = az.group(AclOperation::Read, group);
     let max_metadata = broker.groups.config().max_metadata_bytes;
     let timestamp = now_ms();
     let mut out = Checked {
@@ -56,10 +61,15 @@ pub(crate) fn check<'a>(
     };
     for (ti, (name, partitions)) in topics.enumerate() {
         let topic = broker.topics.get(name);
+        let topic_allowed = group_allowed && az.topic(AclOperation::Read, name);
         let mut tc = Vec::with_capacity(partitions.len());
         for (pi, p) in partitions.into_iter().enumerate() {
             let metadata = p.metadata.unwrap_or("");
-            let code = if topic
+            let code = if !group_allowed {
+                phxq_protocol::errors::GROUP_AUTHORIZATION_FAILED
+            } else if !topic_allowed {
+                phxq_protocol::errors::TOPIC_AUTHORIZATION_FAILED
+            } else if topic
                 .as_ref()
                 .is_none_or(|t| t.partition(p.partition).is_none())
             {
@@ -92,6 +102,7 @@ pub async fn handle(
     version: i16,
     client_id: &str,
     host: &str,
+    az: &Authz,
 ) -> OffsetCommitResponse {
     let Checked {
         items,
@@ -99,6 +110,8 @@ pub async fn handle(
         mut codes,
     } = check(
         broker,
+        az,
+        &req.group_id.0,
         req.topics.iter().map(|t| {
             let ps = t.partitions.iter().map(|p| Wanted {
                 partition: p.partition_index,

@@ -6,6 +6,8 @@
 //! v6-v7 requests carrying [`AUDIT_TAG`] also get the group's audit (`phxq group audit`).
 //! With `require_stable` (v7+, KIP-447), a partition with offsets committed in a
 //! transaction not decided yet answers UNSTABLE_OFFSET_COMMIT (the client retries).
+//! Needs DESCRIBE on the group (else GROUP_AUTHORIZATION_FAILED); a topic asked for
+//! without DESCRIBE on it is TOPIC_AUTHORIZATION_FAILED, and left out of "every topic".
 
 use std::collections::BTreeMap;
 
@@ -20,6 +22,7 @@ use crate::groups::consumer_protocol::TopicPartition;
 use crate::groups::errors::*;
 use crate::groups::offsets::CommittedOffset;
 use crate::handlers::str;
+use crate::security::acl::{AclOperation, Authz};
 
 /// The tagged field (OffsetFetch v6 and v7, request and response) by which
 /// `phxq group audit` asks for the group's reconciliation (`audit/`), answered as JSON.
@@ -72,13 +75,36 @@ fn by_topic(fetched: &Fetched, order: Option<&[(String, Vec<i32>)]>) -> Vec<Topi
 
 async fn fetch(
     broker: &Broker,
+    az: &Authz,
     group: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
     require_stable: bool,
 ) -> (i16, Vec<TopicAnswer>) {
+    if !az.group(AclOperation::Describe, group) {
+        return (
+            phxq_protocol::errors::GROUP_AUTHORIZATION_FAILED,
+            by_topic(&Fetched::new(), topics.as_deref()),
+        );
+    }
     match broker.groups.committed(group, topics.as_deref()).await {
         Ok(f) => {
             let mut answer = by_topic(&f, topics.as_deref());
+            if topics.is_none() {
+                answer.retain(|(name, _)| az.topic(AclOperation::Describe, name));
+            }
+            for (name, parts) in &mut answer {
+                if !az.topic(AclOperation::Describe, name) {
+                    for p in parts.iter_mut() {
+                        *p = (
+                            p.0,
+                            -1,
+                            -1,
+                            String::new(),
+                            phxq_protocol::errors::TOPIC_AUTHORIZATION_FAILED,
+                        );
+                    }
+                }
+            }
             if require_stable {
                 for (name, parts) in &mut answer {
                     for p in parts.iter_mut() {
@@ -95,7 +121,12 @@ async fn fetch(
     }
 }
 
-pub async fn handle(broker: &Broker, req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+pub async fn handle(
+    broker: &Broker,
+    req: OffsetFetchRequest,
+    version: i16,
+    az: &Authz,
+) -> OffsetFetchResponse {
     if version >= 8 {
         let mut groups = Vec::with_capacity(req.groups.len());
         for g in req.groups {
@@ -112,7 +143,7 @@ pub async fn handle(broker: &Broker, req: OffsetFetchRequest, version: i16) -> O
                 _ => NONE,
             };
             let (code, topics) = if member_check == NONE {
-                fetch(broker, &g.group_id.0, topics, req.require_stable).await
+                fetch(broker, az, &g.group_id.0, topics, req.require_stable).await
             } else {
                 (member_check, Vec::new())
             };
@@ -152,11 +183,11 @@ pub async fn handle(broker: &Broker, req: OffsetFetchRequest, version: i16) -> O
             .collect()
     });
     let require_stable = version >= 7 && req.require_stable;
-    let (code, topics) = fetch(broker, &req.group_id.0, topics, require_stable).await;
+    let (code, topics) = fetch(broker, az, &req.group_id.0, topics, require_stable).await;
     // v1 has no top-level error code: a group-level error goes on every partition.
     let partition_code = if version < 2 { code } else { NONE };
     let mut tagged = BTreeMap::new();
-    if version >= 6 && req.unknown_tagged_fields.contains_key(&AUDIT_TAG) {
+    if version >= 6 && req.unknown_tagged_fields.contains_key(&AUDIT_TAG) && code == NONE {
         if let Ok(audit) = broker.groups.audit_report(&req.group_id.0).await {
             tagged.insert(AUDIT_TAG, bytes::Bytes::from(audit.to_string()));
         }

@@ -6,6 +6,10 @@
 //! proposals of every group: PhxQueue's server-side batch enqueue. acks=1 and acks=all are
 //! answered once the entry is committed (fsync'd on a majority; on a single node, fsync'd);
 //! acks=0 gets no response.
+//!
+//! Authorization: a transactional produce needs WRITE on its transactional id (else every
+//! partition is TRANSACTIONAL_ID_AUTHORIZATION_FAILED), and each topic WRITE (else its
+//! partitions are TOPIC_AUTHORIZATION_FAILED, whether or not the topic exists).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -23,6 +27,7 @@ use tracing::{debug, warn};
 use crate::broker::Broker;
 use crate::handlers::{replication_error_code, str, topic_config};
 use crate::metrics::Metrics;
+use crate::security::acl::{AclOperation, Authz};
 
 /// Where a partition's batches went: its slot in the response and its appends in a group.
 struct Pending {
@@ -44,15 +49,22 @@ pub async fn handle(
     broker: &Broker,
     req: ProduceRequest,
     _version: i16,
+    az: &Authz,
 ) -> impl Future<Output = Option<ProduceResponse>> + Send + 'static {
     let acks = req.acks;
     let transactional = req.transactional_id.is_some();
+    let txn_denied = req
+        .transactional_id
+        .as_ref()
+        .is_some_and(|id| !az.transactional_id(AclOperation::Write, id));
     let mut responses: Vec<TopicProduceResponse> = Vec::with_capacity(req.topic_data.len());
     let mut appends: BTreeMap<GroupId, Vec<AppendBatch>> = BTreeMap::new();
     let mut pending = Vec::new();
 
     let refuse_all = if !matches!(acks, -1..=1) {
         Some(errors::INVALID_REQUIRED_ACKS)
+    } else if txn_denied {
+        Some(errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
     } else if broker.disk.low() || broker.node.storage_failed() {
         // Below the free-space floor, or the writer failed (`disk/`): clients retry,
         // nothing is appended.
@@ -62,6 +74,7 @@ pub async fn handle(
     };
 
     for (ti, topic_data) in req.topic_data.into_iter().enumerate() {
+        let denied = !az.topic(AclOperation::Write, &topic_data.name.0);
         let topic = broker.topics.get(&topic_data.name.0);
         let max_bytes = topic
             .as_ref()
@@ -77,9 +90,17 @@ pub async fn handle(
                 .with_base_offset(-1)
                 .with_log_append_time_ms(-1)
                 .with_log_start_offset(-1);
-            let target = topic.as_ref().and_then(|t| t.partition(data.index));
+            let target = topic
+                .as_ref()
+                .filter(|_| !denied)
+                .and_then(|t| t.partition(data.index));
             let checked = match (refuse_all, target) {
                 (Some(code), _) => Err((code, None, Vec::new())),
+                (None, _) if denied => Err((
+                    errors::TOPIC_AUTHORIZATION_FAILED,
+                    Some(format!("{} may not write to this topic", az.principal)),
+                    Vec::new(),
+                )),
                 (None, None) => Err((errors::UNKNOWN_TOPIC_OR_PARTITION, None, Vec::new())),
                 (None, Some(_)) => check_records(data.records.as_ref(), max_bytes, transactional)
                     .and_then(|ranges| {

@@ -2,6 +2,7 @@
 //! (explicit `commit_sync`/`commit_async`, and the final acknowledgements on close). The
 //! share session must exist at the request's epoch; epoch -1 closes it afterwards. The
 //! answer goes out once the acknowledgements are durable.
+//! Needs READ on the group (else GROUP_AUTHORIZATION_FAILED).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,12 +17,14 @@ use super::share_partitions::{self as sp, Named};
 use crate::broker::Broker;
 use crate::groups::consumer_coordinator::Catalog;
 use crate::handlers::str;
+use crate::security::acl::{AclOperation, Authz};
 use crate::share::manager::{Entry, Failure};
 
 pub async fn handle(
     broker: &Broker,
     req: ShareAcknowledgeRequest,
     _version: i16,
+    az: &Authz,
 ) -> ShareAcknowledgeResponse {
     let group = req
         .group_id
@@ -43,6 +46,12 @@ pub async fn handle(
         return top(
             errors::INVALID_REQUEST,
             "ShareAcknowledge needs a group id and a member id".into(),
+        );
+    }
+    if !az.group(AclOperation::Read, &group) {
+        return top(
+            phxq_protocol::errors::GROUP_AUTHORIZATION_FAILED,
+            format!("{} may not READ group {group}", az.principal),
         );
     }
     let now = crate::groups::offsets::now_ms();

@@ -6,6 +6,8 @@
 //! through its store group's Raft log, and only then the answer goes out: records handed
 //! to a member are always durable as acquired (their delivery count survives a crash).
 //! A final request (epoch -1) acknowledges, fetches nothing and closes the session.
+//! Needs READ on the group (else GROUP_AUTHORIZATION_FAILED) and on each topic (else its
+//! partitions are TOPIC_AUTHORIZATION_FAILED).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use super::share_partitions::{self as sp, Named};
 use crate::broker::Broker;
 use crate::groups::consumer_coordinator::Catalog;
 use crate::handlers::str;
+use crate::security::acl::{AclOperation, Authz};
 use crate::share::assignor::TopicPartition;
 use crate::share::manager::{Entry, Failure};
 use crate::share::partition::{AckBatch, AcquireMode, AcquiredRange};
@@ -46,6 +49,7 @@ pub async fn handle(
     req: ShareFetchRequest,
     _version: i16,
     connection: u64,
+    az: &Authz,
 ) -> ShareFetchResponse {
     let group = req
         .group_id
@@ -67,6 +71,12 @@ pub async fn handle(
         return top(
             errors::INVALID_REQUEST,
             "ShareFetch needs a group id and a member id".into(),
+        );
+    }
+    if !az.group(AclOperation::Read, &group) {
+        return top(
+            phxq_protocol::errors::GROUP_AUTHORIZATION_FAILED,
+            format!("{} may not READ group {group}", az.principal),
         );
     }
     let settings = broker.share_settings(&group);
@@ -91,6 +101,13 @@ pub async fn handle(
                 .collect();
             has_acks |= !raw.is_empty();
             match n.tp() {
+                Some(tp) if !az.topic(AclOperation::Read, &tp.0) => {
+                    let o = outcomes.entry(n.clone()).or_default();
+                    o.error = Some((
+                        phxq_protocol::errors::TOPIC_AUTHORIZATION_FAILED,
+                        format!("{} may not READ topic {}", az.principal, tp.0),
+                    ));
+                }
                 Some(tp) => {
                     added.insert(tp.clone());
                     if !raw.is_empty() {

@@ -1,5 +1,6 @@
 //! ShareGroupDescribe (77, KIP-932): a share group's state, epochs and members with their
 //! assignments. A group of another type, or none, gets GROUP_ID_NOT_FOUND, as in Kafka.
+//! Needs DESCRIBE on each group (else GROUP_AUTHORIZATION_FAILED).
 
 use kafka_protocol::messages::share_group_describe_response::{
     Assignment, DescribedGroup, Member, TopicPartitions,
@@ -11,11 +12,13 @@ use crate::groups::consumer_protocol;
 use crate::groups::errors::*;
 use crate::groups::share_coordinator::ShareGroupView;
 use crate::handlers::str;
+use crate::security::acl::{AclOperation, Authz, ResourceType};
 
 pub fn handle(
     broker: &Broker,
     req: ShareGroupDescribeRequest,
     _version: i16,
+    az: &Authz,
 ) -> ShareGroupDescribeResponse {
     let groups = req
         .group_ids
@@ -23,7 +26,16 @@ pub fn handle(
         .map(|id| {
             let g = DescribedGroup::default()
                 .with_group_id(id.clone())
-                .with_authorized_operations(i32::MIN);
+                .with_authorized_operations(az.operations(
+                    req.include_authorized_operations,
+                    ResourceType::Group,
+                    &id.0,
+                ));
+            if !az.group(AclOperation::Describe, &id.0) {
+                return g
+                    .with_error_code(phxq_protocol::errors::GROUP_AUTHORIZATION_FAILED)
+                    .with_authorized_operations(crate::security::acl::authz::OPERATIONS_NOT_ASKED);
+            }
             match broker.groups.share_describe(&id.0) {
                 Ok(Some(view)) => described(broker, g, view),
                 Ok(None) => g

@@ -1,5 +1,6 @@
 //! ShareGroupHeartbeat (76, KIP-932): join, stay in and leave a share group; the answer
 //! carries the partitions the member fetches from (`share/group.rs`). Topics travel by id.
+//! Needs READ on the group (else GROUP_AUTHORIZATION_FAILED).
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -10,6 +11,7 @@ use kafka_protocol::messages::{ShareGroupHeartbeatRequest, ShareGroupHeartbeatRe
 use crate::broker::Broker;
 use crate::groups::consumer_protocol;
 use crate::handlers::str;
+use crate::security::acl::{AclOperation, Authz};
 use crate::share::assignor::TopicPartition;
 use crate::share::group::ShareHeartbeat;
 
@@ -19,7 +21,12 @@ pub async fn handle(
     _version: i16,
     client_id: &str,
     peer: Option<SocketAddr>,
+    az: &Authz,
 ) -> ShareGroupHeartbeatResponse {
+    if !az.group(AclOperation::Read, &req.group_id.0) {
+        return ShareGroupHeartbeatResponse::default()
+            .with_error_code(phxq_protocol::errors::GROUP_AUTHORIZATION_FAILED);
+    }
     let hb = ShareHeartbeat {
         member_id: req.member_id.to_string(),
         member_epoch: req.member_epoch,

@@ -4,6 +4,8 @@
 //! the partition leaders do the work (`share/admin.rs`). Describe without topics covers
 //! every partition the group has state on in this broker's store groups, and the
 //! partitions of the topics its members subscribe to.
+//! Authorization: describing needs DESCRIBE on the group, altering READ, deleting DELETE
+//! (else GROUP_AUTHORIZATION_FAILED).
 
 use std::collections::BTreeSet;
 
@@ -25,6 +27,7 @@ use phxq_protocol::errors;
 use crate::broker::Broker;
 use crate::groups::consumer_coordinator::Catalog;
 use crate::handlers::str;
+use crate::security::acl::{AclOperation, Authz};
 use crate::share::admin::{self, Answer, Op, Request};
 
 /// The tag of phxq's counts of a described share-partition (JSON [`admin::Standing`]:
@@ -98,12 +101,17 @@ pub async fn describe(
     broker: &Broker,
     req: DescribeShareGroupOffsetsRequest,
     _version: i16,
+    az: &Authz,
 ) -> DescribeShareGroupOffsetsResponse {
     let mut groups = Vec::new();
     for g in req.groups {
         let id = g.group_id.0.to_string();
         let out =
             DescribeShareGroupOffsetsResponseGroup::default().with_group_id(g.group_id.clone());
+        if !az.group(AclOperation::Describe, &id) {
+            groups.push(out.with_error_code(phxq_protocol::errors::GROUP_AUTHORIZATION_FAILED));
+            continue;
+        }
         let subscribed = match broker.groups.share_admin_check(&id, false) {
             Ok(s) => s,
             Err((code, msg)) => {
@@ -178,8 +186,13 @@ pub async fn alter(
     broker: &Broker,
     req: AlterShareGroupOffsetsRequest,
     _version: i16,
+    az: &Authz,
 ) -> AlterShareGroupOffsetsResponse {
     let id = req.group_id.0.to_string();
+    if !az.group(AclOperation::Read, &id) {
+        return AlterShareGroupOffsetsResponse::default()
+            .with_error_code(phxq_protocol::errors::GROUP_AUTHORIZATION_FAILED);
+    }
     if let Err((code, msg)) = broker.groups.share_admin_check(&id, true) {
         return AlterShareGroupOffsetsResponse::default()
             .with_error_code(code)
@@ -235,8 +248,13 @@ pub async fn delete(
     broker: &Broker,
     req: DeleteShareGroupOffsetsRequest,
     _version: i16,
+    az: &Authz,
 ) -> DeleteShareGroupOffsetsResponse {
     let id = req.group_id.0.to_string();
+    if !az.group(AclOperation::Delete, &id) {
+        return DeleteShareGroupOffsetsResponse::default()
+            .with_error_code(phxq_protocol::errors::GROUP_AUTHORIZATION_FAILED);
+    }
     if let Err((code, msg)) = broker.groups.share_admin_check(&id, true) {
         return DeleteShareGroupOffsetsResponse::default()
             .with_error_code(code)

@@ -1,14 +1,24 @@
 //! SyncGroup (14): members wait for their assignment; the leader's request carries
 //! everyone's. The assignment also sets the group's partition locks (see
-//! `groups/locks.rs`).
+//! `groups/locks.rs`). Needs READ on the group.
 
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
 use crate::broker::Broker;
 use crate::groups::rebalance::SyncRequest;
 use crate::handlers::str;
+use crate::security::acl::{AclOperation, Authz};
 
-pub async fn handle(broker: &Broker, req: SyncGroupRequest, version: i16) -> SyncGroupResponse {
+pub async fn handle(
+    broker: &Broker,
+    req: SyncGroupRequest,
+    version: i16,
+    az: &Authz,
+) -> SyncGroupResponse {
+    if !az.group(AclOperation::Read, &req.group_id.0) {
+        return SyncGroupResponse::default()
+            .with_error_code(phxq_protocol::errors::GROUP_AUTHORIZATION_FAILED);
+    }
     let sync = SyncRequest {
         member_id: req.member_id.to_string(),
         instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),

@@ -3,7 +3,9 @@
 //! broker answers for the transactional ids it coordinates; the Admin client asks every
 //! broker for a list and each id's coordinator for a description. ListTransactions v1 adds
 //! the minimum duration (KIP-994), v2 a regular expression the whole transactional id
-//! must match (KIP-1152; an invalid one is INVALID_REGULAR_EXPRESSION).
+//! must match (KIP-1152; an invalid one is INVALID_REGULAR_EXPRESSION). Describing needs
+//! DESCRIBE on the transactional id (else TRANSACTIONAL_ID_AUTHORIZATION_FAILED); a list
+//! shows only the ids the principal may DESCRIBE.
 
 use std::collections::BTreeMap;
 
@@ -16,12 +18,14 @@ use kafka_protocol::messages::{
 
 use crate::broker::Broker;
 use crate::handlers::str;
+use crate::security::acl::{AclOperation, Authz};
 use crate::txn::coordinator::ListFilter;
 
 pub fn describe(
     broker: &Broker,
     req: DescribeTransactionsRequest,
     _version: i16,
+    az: &Authz,
 ) -> DescribeTransactionsResponse {
     let states = req
         .transactional_ids
@@ -33,6 +37,10 @@ pub fn describe(
                 .with_producer_id(ProducerId(-1))
                 .with_producer_epoch(-1)
                 .with_transaction_start_time_ms(-1);
+            if !az.transactional_id(AclOperation::Describe, &id.0) {
+                return base
+                    .with_error_code(phxq_protocol::errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+            }
             match broker.txns.describe(&id.0) {
                 Ok(d) => {
                     let mut topics: BTreeMap<String, Vec<i32>> = BTreeMap::new();
@@ -66,6 +74,7 @@ pub fn list(
     broker: &Broker,
     req: ListTransactionsRequest,
     version: i16,
+    az: &Authz,
 ) -> ListTransactionsResponse {
     let filter = ListFilter {
         states: req.state_filters.iter().map(|s| s.to_string()).collect(),
@@ -97,6 +106,8 @@ pub fn list(
             if let Some(r) = &pattern {
                 l.transactions.retain(|t| r.is_match(&t.transactional_id));
             }
+            l.transactions
+                .retain(|t| az.transactional_id(AclOperation::Describe, &t.transactional_id));
             ListTransactionsResponse::default()
                 .with_unknown_state_filters(l.unknown_state_filters.into_iter().map(str).collect())
                 .with_transaction_states(

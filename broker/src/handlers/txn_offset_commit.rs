@@ -2,6 +2,9 @@
 //! inside the transaction (`send_offsets_to_transaction`). Sent to the group's
 //! coordinator, checked like OffsetCommit when the consumer's group metadata comes along
 //! (v3+), and kept pending until the transaction's marker (`groups/txn_offsets.rs`).
+//! Needs WRITE on the transactional id (else every partition is
+//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED), then READ on the group and topics as
+//! OffsetCommit does.
 
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
@@ -11,6 +14,7 @@ use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 use crate::broker::Broker;
 use crate::groups::commits::Committer;
 use crate::handlers::offset_commit::{check, Checked, Wanted};
+use crate::security::acl::{AclOperation, Authz};
 
 const API_KEY: i16 = 28;
 
@@ -20,13 +24,16 @@ pub async fn handle(
     version: i16,
     client_id: &str,
     host: &str,
+    az: &Authz,
 ) -> TxnOffsetCommitResponse {
     let Checked {
-        items,
+        mut items,
         slots,
         mut codes,
     } = check(
         broker,
+        az,
+        &req.group_id.0,
         req.topics.iter().map(|t| {
             let ps = t.partitions.iter().map(|p| Wanted {
                 partition: p.partition_index,
@@ -41,6 +48,12 @@ pub async fn handle(
             (t.name.0.as_str(), ps.collect())
         }),
     );
+    if !az.transactional_id(AclOperation::Write, &req.transactional_id) {
+        items.clear();
+        for code in codes.iter_mut().flatten() {
+            *code = phxq_protocol::errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+        }
+    }
     if !items.is_empty() {
         let results = broker
             .groups

@@ -1,7 +1,8 @@
 //! DescribeUserScramCredentials (50) and AlterUserScramCredentials (51): SCRAM users, as
 //! `kafka-configs --entity-type users --alter --add-config 'SCRAM-SHA-256=[...]'` and
 //! `phxq user` manage them. Credentials are written salted through the metadata Raft group
-//! (`security/credentials.rs`, rules there) and answered once durable.
+//! (`security/credentials.rs`, rules there) and answered once durable. Describing needs
+//! DESCRIBE on the cluster, altering ALTER (else CLUSTER_AUTHORIZATION_FAILED).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -21,6 +22,7 @@ use tracing::{info, warn};
 
 use crate::broker::Broker;
 use crate::handlers::{replication_error_code, str};
+use crate::security::acl::{AclOperation, Authz};
 use crate::security::credentials::{self, Credentials};
 use crate::security::scram::{ScramCredential, ScramMechanism};
 
@@ -33,7 +35,15 @@ pub fn describe(
     broker: &Broker,
     req: DescribeUserScramCredentialsRequest,
     _version: i16,
+    az: &Authz,
 ) -> DescribeUserScramCredentialsResponse {
+    if !az.cluster(AclOperation::Describe) {
+        return DescribeUserScramCredentialsResponse::default()
+            .with_error_code(phxq_protocol::errors::CLUSTER_AUTHORIZATION_FAILED)
+            .with_error_message(Some(str(
+                "describing SCRAM credentials needs DESCRIBE on the cluster",
+            )));
+    }
     let all = broker.credentials.describe();
     let wanted: Vec<String> = match &req.users {
         None => all.keys().cloned().collect(),
@@ -75,9 +85,23 @@ pub async fn alter(
     broker: &Broker,
     req: AlterUserScramCredentialsRequest,
     _version: i16,
+    az: &Authz,
 ) -> AlterUserScramCredentialsResponse {
     // user -> (code, message) of the first problem found.
     let mut problems: BTreeMap<String, (i16, String)> = BTreeMap::new();
+    if !az.cluster(AclOperation::Alter) {
+        for user in req
+            .deletions
+            .iter()
+            .map(|d| &d.name)
+            .chain(req.upsertions.iter().map(|u| &u.name))
+        {
+            problems.entry(user.to_string()).or_insert((
+                phxq_protocol::errors::CLUSTER_AUTHORIZATION_FAILED,
+                "altering SCRAM credentials needs ALTER on the cluster".into(),
+            ));
+        }
+    }
     let mut named: BTreeMap<(String, i8), usize> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
     for d in &req.deletions {

@@ -23,6 +23,15 @@ pub struct SecurityConfig {
     pub failed_authentication_delay_ms: u64,
     /// `[security.tls]`: for SSL and SASL_SSL listeners.
     pub tls: Option<TlsConfig>,
+    /// `authorizer.class.name`: `"acl"` turns on the ACL authorizer (every request is
+    /// checked against the ACLs of `phxq acl` / CreateAcls); `"none"` (the default)
+    /// allows every request, and the ACL APIs answer SECURITY_DISABLED.
+    pub authorizer: String,
+    /// `super.users`: principals the authorizer allows everything (`["User:admin"]`).
+    pub super_users: Vec<String>,
+    /// `allow.everyone.if.no.acl.found`: with the authorizer on, a resource that no ACL
+    /// applies to is open to everyone (true) or to super users only (false, the default).
+    pub allow_everyone_if_no_acl_found: bool,
 }
 
 impl Default for SecurityConfig {
@@ -37,6 +46,9 @@ impl Default for SecurityConfig {
             connections_max_reauth_ms: 0,
             failed_authentication_delay_ms: 100,
             tls: None,
+            authorizer: "none".into(),
+            super_users: Vec::new(),
+            allow_everyone_if_no_acl_found: false,
         }
     }
 }
@@ -102,7 +114,27 @@ impl TlsConfig {
 }
 
 impl SecurityConfig {
+    /// Whether the ACL authorizer is on.
+    pub fn acl_authorizer(&self) -> bool {
+        self.authorizer.eq_ignore_ascii_case("acl")
+    }
+
     pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            matches!(
+                self.authorizer.to_ascii_lowercase().as_str(),
+                "none" | "acl"
+            ),
+            "[security] authorizer = {:?}: expected \"none\" or \"acl\"",
+            self.authorizer
+        );
+        for u in &self.super_users {
+            anyhow::ensure!(
+                u.split_once(':')
+                    .is_some_and(|(k, n)| !k.is_empty() && !n.is_empty()),
+                "[security] super_users: {u:?} is not a principal of the form User:name"
+            );
+        }
         for m in &self.sasl_enabled_mechanisms {
             anyhow::ensure!(
                 matches!(m.as_str(), "PLAIN" | "SCRAM-SHA-256" | "SCRAM-SHA-512"),

@@ -4,6 +4,7 @@
 //! `[security]` (`config.rs`). `scram.rs` and `plain.rs` are the pure SASL mechanisms (no
 //! I/O: the handlers feed them the client's bytes).
 
+pub mod acl;
 pub mod admin;
 pub mod config;
 pub mod credentials;

@@ -30,13 +30,15 @@ use crate::handlers::replication_error_code;
 use budget::{PartitionKey, ResponseBudget, Rotation};
 
 /// Answers `req`; `rotation` is the connection's, and is moved on by the answer given.
-/// Partitions of the `held_back` topics are answered without records (a speed limit).
+/// Partitions of the `held_back` topics are answered without records (a speed limit);
+/// those of the `denied` topics (no READ for the principal) with TOPIC_AUTHORIZATION_FAILED.
 pub async fn handle(
     broker: &Broker,
     req: FetchRequest,
     _version: i16,
     rotation: &mut Rotation,
     held_back: &BTreeSet<String>,
+    denied: &BTreeSet<String>,
 ) -> FetchResponse {
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.clamp(0, 60_000) as u64);
     let mut watches = watches(broker, &req);
@@ -44,7 +46,7 @@ pub async fn handle(
         for w in watches.iter_mut() {
             w.borrow_and_update();
         }
-        let (response, bytes, cut_off) = read_off_worker(broker, &req, rotation, held_back);
+        let (response, bytes, cut_off) = read_off_worker(broker, &req, rotation, held_back, denied);
         if bytes >= req.min_bytes.max(1) as usize
             || Instant::now() >= deadline
             || watches.is_empty()
@@ -57,7 +59,7 @@ pub async fn handle(
             (result, _, _) = changed => if result.is_err() { break (response, cut_off); },
             _ = tokio::time::sleep_until(deadline) => {
                 // Read once more so that what arrived at the deadline is not missed.
-                let (response, _, cut_off) = read_off_worker(broker, &req, rotation, held_back);
+                let (response, _, cut_off) = read_off_worker(broker, &req, rotation, held_back, denied);
                 break (response, cut_off);
             }
         }
@@ -112,13 +114,14 @@ fn read_off_worker(
     req: &FetchRequest,
     rotation: &Rotation,
     held_back: &BTreeSet<String>,
+    denied: &BTreeSet<String>,
 ) -> (FetchResponse, usize, Option<PartitionKey>) {
     use tokio::runtime::{Handle, RuntimeFlavor};
     match Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(RuntimeFlavor::MultiThread) => {
-            tokio::task::block_in_place(|| read(broker, req, rotation, held_back))
+            tokio::task::block_in_place(|| read(broker, req, rotation, held_back, denied))
         }
-        _ => read(broker, req, rotation, held_back),
+        _ => read(broker, req, rotation, held_back, denied),
     }
 }
 
@@ -130,6 +133,7 @@ fn read(
     req: &FetchRequest,
     rotation: &Rotation,
     held_back: &BTreeSet<String>,
+    denied: &BTreeSet<String>,
 ) -> (FetchResponse, usize, Option<PartitionKey>) {
     let read_committed = req.isolation_level == 1;
     let requested: Vec<(&str, &FetchPartition)> = req
@@ -144,6 +148,18 @@ fn read(
     let mut cut_off = None;
     for i in rotation.order(&keys) {
         let (topic, p) = requested[i];
+        if denied.contains(topic) {
+            slots[i] = Some(
+                PartitionData::default()
+                    .with_partition_index(p.partition)
+                    .with_error_code(errors::TOPIC_AUTHORIZATION_FAILED)
+                    .with_high_watermark(-1)
+                    .with_last_stable_offset(-1)
+                    .with_log_start_offset(-1)
+                    .with_preferred_read_replica((-1).into()),
+            );
+            continue;
+        }
         let limit = budget.limit(p.partition_max_bytes);
         let held = held_back.contains(topic);
         let (data, bytes, starved) = read_partition(broker, topic, p, limit, read_committed, held);
