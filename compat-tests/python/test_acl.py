@@ -22,9 +22,10 @@ USERS = {"admin": "admin-secret", "alice": "alice-secret", "bob": "bob-secret"}
 
 
 class Acl:
-    def __init__(self, broker, sasl_port: int):
+    def __init__(self, broker, sasl_port: int, metrics_port: int):
         self.broker = broker
         self.sasl = f"127.0.0.1:{sasl_port}"
+        self.metrics_port = metrics_port
 
     def conf(self, user: str, **extra) -> dict:
         return {"bootstrap.servers": self.sasl, "security.protocol": "SASL_PLAINTEXT",
@@ -52,15 +53,16 @@ class Acl:
 
 @pytest.fixture
 def acl(broker_factory, tmp_path):
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     cfg = tmp_path / "acl.toml"
-    cfg.write_text("""
+    cfg.write_text(f"""
+metrics_listen = "127.0.0.1:{metrics_port}"
 [security]
 authorizer = "acl"
 super_users = ["User:admin", "User:ANONYMOUS"]
 """)
     broker = broker_factory("--config", str(cfg), "--listen", f"SASL_PLAINTEXT://127.0.0.1:{port}")
-    a = Acl(broker, port)
+    a = Acl(broker, port, metrics_port)
     for user, password in USERS.items():
         a.phxq("user", "create", user, "--password", password)
     return a
@@ -221,3 +223,13 @@ def test_acl_apis_without_an_authorizer_say_so(broker):
     r = subprocess.run([PHXQ_BIN, "acl", "list", "--bootstrap", broker.bootstrap],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "SECURITY_DISABLED" in r.stderr, r.stderr
+
+
+def test_console_message_browser_is_off_under_acls(acl):
+    import urllib.error
+    import urllib.request
+    acl.create_topics("browsed")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(f"http://127.0.0.1:{acl.metrics_port}/console/api/messages?topic=browsed&partition=0",
+                               timeout=5)
+    assert e.value.code == 403 and b"ACL authorizer" in e.value.read()
