@@ -173,8 +173,8 @@ pub async fn handle(broker: &Broker, request: Request, session: &mut Session) ->
                 let denied = r
                     .topics
                     .iter()
+                    .filter(|t| !az.topic(crate::security::acl::AclOperation::Read, &t.topic.0))
                     .map(|t| t.topic.0.to_string())
-                    .filter(|t| !az.topic(crate::security::acl::AclOperation::Read, t))
                     .collect();
                 let rotation = &mut session.fetch_rotation;
                 fetch::handle(broker, r, v, rotation, &held_back, &denied).await
