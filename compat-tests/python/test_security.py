@@ -324,3 +324,101 @@ def test_reauthentication_keeps_a_long_connection(broker_factory, tmp_path):
         time.sleep(0.1)
     assert len(delivered) == 40 and all(e is None for e in delivered), delivered
     assert "SASL session expired" not in b.log_tail(400)
+
+
+# ---------------------------------------------------------------- bad input on the new paths
+
+def _frame(api_key: int, version: int, correlation: int, body: bytes) -> bytes:
+    """A request with header v1 (client id "bad")."""
+    header = api_key.to_bytes(2, "big") + version.to_bytes(2, "big") + correlation.to_bytes(4, "big")
+    header += (3).to_bytes(2, "big") + b"bad"
+    msg = header + body
+    return len(msg).to_bytes(4, "big") + msg
+
+
+def _read_frame(s: socket.socket) -> bytes:
+    def exactly(n: int) -> bytes:
+        out = b""
+        while len(out) < n:
+            chunk = s.recv(n - len(out))
+            if not chunk:
+                raise ConnectionError("closed")
+            out += chunk
+        return out
+    return exactly(int.from_bytes(exactly(4), "big"))
+
+
+def _sasl_login(port: int, mechanism: bytes, token: bytes) -> tuple[int, bool]:
+    """SaslHandshake v1 then one SaslAuthenticate v0 with `token`: (error code of the
+    authenticate answer, whether the broker closed the connection after it)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(_frame(17, 1, 1, len(mechanism).to_bytes(2, "big") + mechanism))
+        r = _read_frame(s)
+        assert int.from_bytes(r[4:6], "big", signed=True) == 0, r
+        s.sendall(_frame(36, 0, 2, len(token).to_bytes(4, "big") + token))
+        r = _read_frame(s)
+        code = int.from_bytes(r[4:6], "big", signed=True)
+        try:
+            closed = s.recv(1) == b""
+        except (ConnectionError, socket.timeout):
+            closed = True
+        return code, closed
+
+
+@pytest.mark.parametrize("mechanism,token", [
+    (b"SCRAM-SHA-256", b"\x00\xff garbage"),
+    (b"SCRAM-SHA-256", b"n,,n=alice,r="),             # empty client nonce
+    (b"SCRAM-SHA-512", b"p=tls-unique,,n=alice,r=abc"),  # channel binding asked for
+    (b"PLAIN", b"no separators at all"),
+    (b"PLAIN", b"\x00alice"),                          # no password
+])
+def test_malformed_sasl_exchanges_fail_and_close(secure, mechanism, token):
+    code, closed = _sasl_login(secure.ports["SASL_PLAINTEXT"], mechanism, token)
+    assert code == 58 and closed, (code, closed)  # SASL_AUTHENTICATION_FAILED
+
+
+def test_tls_garbage_and_stalled_handshakes_do_not_disturb_others(secure):
+    # Garbage where a ClientHello should be: the handshake fails and the connection closes.
+    with socket.create_connection(("127.0.0.1", secure.ports["SSL"]), timeout=10) as s:
+        s.sendall(b"\x16\x03\x01\x00\x05hello this is no TLS" * 10)
+        try:
+            while s.recv(4096):
+                pass
+        except ConnectionError:
+            pass
+    wait_logged(secure, "TLS handshake failed")
+    # Clients that stop mid-handshake: each holds only its own connection until the
+    # handshake timeout; everyone else is served meanwhile.
+    stalled = [socket.create_connection(("127.0.0.1", secure.ports["SSL"]), timeout=15) for _ in range(50)]
+    for s in stalled:
+        s.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")  # the start of a ClientHello
+    try:
+        got = roundtrip(confluent_conf(secure, "SSL"), "sec-while-stalled", n=10)
+        assert sorted(got) == sorted(f"v{i}".encode() for i in range(10))
+        # The broker closes them after its 10 s handshake timeout.
+        deadline = time.monotonic() + 20
+        for s in stalled:
+            s.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                assert s.recv(1) == b""
+            except ConnectionError:
+                pass
+    finally:
+        for s in stalled:
+            s.close()
+    wait_logged(secure, "TLS handshake timed out")
+
+
+def test_a_thousand_failed_logins_leave_the_broker_serving(secure):
+    from concurrent.futures import ThreadPoolExecutor
+    before = secure.metric("phxq_authentication_failures_total")
+    token = b"\x00alice\x00wrong-password"
+    with ThreadPoolExecutor(100) as pool:
+        failed = pool.map(lambda _: _sasl_login(secure.ports["SASL_PLAINTEXT"], b"PLAIN", token), range(1000))
+        # Meanwhile a real client logs in and produces.
+        got = roundtrip(confluent_conf(secure, "SASL_PLAINTEXT", "SCRAM-SHA-256"), "sec-under-attack", n=10)
+        results = list(failed)
+    assert sorted(got) == sorted(f"v{i}".encode() for i in range(10))
+    assert all(r == (58, True) for r in results), {r for r in results}
+    assert secure.metric("phxq_authentication_failures_total") >= before + 1000
+    secure.broker.assert_alive()
