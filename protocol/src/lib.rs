@@ -10,6 +10,7 @@
 //!   with a subset of its records (log compaction).
 //! - [`control`]: transaction markers (control batches): building and reading them.
 //! - [`errors`]: Kafka error codes by name.
+//! - [`supported`]: the APIs and version ranges the broker serves (ApiVersions, the decoder).
 
 pub mod batch;
 pub mod codec;
@@ -18,5 +19,6 @@ pub mod decompress;
 pub mod errors;
 pub mod frame;
 pub mod records;
+pub mod supported;
 
 pub use kafka_protocol;
