@@ -79,5 +79,7 @@ pub mod network {
 
 /// The inter-broker TCP transport.
 pub mod tcp {
-    pub use crate::raft::tcp::{fetch_status, serve, TcpTransport};
+    pub use crate::raft::tcp::{
+        decode_request_frame, encode_request_frame, fetch_status, serve, TcpTransport,
+    };
 }

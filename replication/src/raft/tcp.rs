@@ -343,3 +343,33 @@ async fn serve_conn<S: RpcService>(stream: TcpStream, peer: SocketAddr, node: We
         });
     }
 }
+
+/// The listener's decoding of the first frame of `stream` (bytes as a peer sent them):
+/// [`read_frame`] and the postcard decode of [`serve_conn`], without a socket. Returns how
+/// many bytes the frame took. For the fuzz harness (`fuzz/`).
+pub fn decode_request_frame(stream: &[u8]) -> Result<usize, String> {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let mut rd = stream;
+    let read = std::pin::pin!(read_frame(&mut rd)).poll(&mut Context::from_waker(Waker::noop()));
+    // Reading a slice never waits.
+    let Poll::Ready(read) = read else {
+        return Err("reading a slice did not complete".into());
+    };
+    let body = read.map_err(|e| e.to_string())?.ok_or("no frame")?;
+    postcard::from_bytes::<Request>(&body).map_err(|e| format!("undecodable: {e}"))?;
+    Ok(stream.len() - rd.len())
+}
+
+/// One frame as [`TcpTransport`] sends it: `rpc` for its group, or the status query when
+/// `None`. For the fuzz harness's seeds (`fuzz/`).
+pub fn encode_request_frame(id: u64, rpc: Option<(GroupId, RaftRpc)>) -> Result<Bytes, String> {
+    encode(&match rpc {
+        Some((group, rpc)) => Request::Raft {
+            id,
+            group,
+            rpc: Box::new(rpc),
+        },
+        None => Request::Status { id },
+    })
+}
