@@ -514,8 +514,12 @@ impl RecordBatchDecoder {
         version: i8,
         records: &mut Vec<Record>,
     ) -> Result<()> {
-        // phxq patch: bound the reservation by the bytes present (each record takes >= 1 byte).
-        records.reserve((batch_decode_info.record_count as usize).min(bytes::Buf::remaining(buf)));
+        // phxq patch: bound the reservation by the bytes present (each record takes >= 1
+        // byte), in memory: never more than those bytes.
+        records.reserve(types::reservation::<Record>(
+            batch_decode_info.record_count.max(0) as usize,
+            bytes::Buf::remaining(buf),
+        ));
         for _ in 0..batch_decode_info.record_count {
             records.push(Record::decode_new(buf, batch_decode_info, version)?);
         }
@@ -894,8 +898,11 @@ impl Record {
         }
         let num_headers = num_headers as usize;
 
-        // phxq patch: bound the reservation by the bytes present.
-        let mut headers = IndexMap::with_capacity(num_headers.min(bytes::Buf::remaining(buf)));
+        // phxq patch: bound the reservation by the bytes present, in memory.
+        let mut headers = IndexMap::with_capacity(types::reservation::<(StrBytes, Option<Bytes>)>(
+            num_headers,
+            bytes::Buf::remaining(buf),
+        ));
         for _ in 0..num_headers {
             // Key len
             let key_len: i32 = types::VarInt.decode(buf)?;
