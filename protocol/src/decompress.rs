@@ -29,15 +29,47 @@ fn corrupt(codec: &'static str, e: impl std::fmt::Display) -> DecompressError {
     }
 }
 
-/// Reads at most `cap` bytes from `r`; more is [`DecompressError::TooLarge`].
-fn read_capped(codec: &'static str, r: impl Read, cap: usize) -> Result<Bytes, DecompressError> {
+/// Makes room in `out` for `extra` more bytes, doubling its capacity as a `Vec` does but
+/// never past `limit` (the caller checked that `out.len() + extra <= limit`): what is
+/// allocated stays within the cap, where `Vec`'s own growth could double past it.
+fn grow_within(out: &mut Vec<u8>, extra: usize, limit: usize) {
+    let need = out.len() + extra;
+    if need > out.capacity() {
+        let target = (out.capacity() * 2).clamp(need, limit.max(need));
+        out.reserve_exact(target - out.len());
+    }
+}
+
+/// Reads at most `cap` bytes from `r`; more is [`DecompressError::TooLarge`]. One byte past
+/// the cap is read to tell; the buffer never grows past that.
+fn read_capped(
+    codec: &'static str,
+    mut r: impl Read,
+    cap: usize,
+) -> Result<Bytes, DecompressError> {
+    let limit = cap.saturating_add(1);
     let mut out = Vec::new();
-    r.take(cap as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| corrupt(codec, e))?;
-    if out.len() > cap {
+    let mut filled = 0;
+    loop {
+        if filled == out.len() {
+            if filled == limit {
+                break;
+            }
+            let step = filled.clamp(8 << 10, 1 << 20).min(limit - filled);
+            grow_within(&mut out, step, limit);
+            out.resize(filled + step, 0);
+        }
+        match r.read(&mut out[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(corrupt(codec, e)),
+        }
+    }
+    if filled > cap {
         return Err(DecompressError::TooLarge(cap));
     }
+    out.truncate(filled);
     Ok(Bytes::from(out))
 }
 
@@ -47,6 +79,7 @@ fn snappy_block(block: &[u8], out: &mut Vec<u8>, cap: usize) -> Result<(), Decom
         return Err(DecompressError::TooLarge(cap));
     }
     let start = out.len();
+    grow_within(out, len, cap);
     out.resize(start + len, 0);
     snap::raw::Decoder::new()
         .decompress(block, &mut out[start..])
