@@ -143,6 +143,26 @@ fn rpcs(rng: &mut Rng) -> Vec<RaftRpc> {
         },
     ];
     out.extend(commands(rng).into_iter().map(RaftRpc::Forward));
+    // A large AppendEntries (a follower catching up): many entries of every kind.
+    let mut entries = Vec::new();
+    for i in 0..40 {
+        for c in commands(rng) {
+            entries.push(Entry {
+                log_id: log_id(rng),
+                payload: if i % 10 == 0 {
+                    EntryPayload::Membership(membership(rng))
+                } else {
+                    EntryPayload::Normal(c)
+                },
+            });
+        }
+    }
+    out.push(RaftRpc::Append(AppendEntriesRequest {
+        vote: vote(rng),
+        prev_log_id: Some(log_id(rng)),
+        entries,
+        leader_commit: Some(log_id(rng)),
+    }));
     out
 }
 

@@ -107,9 +107,14 @@ fn biased_bytes(rng: &mut Rng, n: usize) -> Vec<u8> {
 
 /// A request with randomized field values for `api` at `version`, if one decodes from a
 /// few tries of biased bytes.
-fn randomized_body(api: ApiKey, version: i16, rng: &mut Rng) -> Option<RequestKind> {
+fn randomized_body(
+    api: ApiKey,
+    version: i16,
+    rng: &mut Rng,
+    max_len: usize,
+) -> Option<RequestKind> {
     (0..64).find_map(|_| {
-        let len = rng.usize(16..=1024);
+        let len = rng.usize(16..=max_len);
         let mut raw = Bytes::from(biased_bytes(rng, len));
         RequestKind::decode(api, &mut raw, version).ok()
     })
@@ -169,8 +174,14 @@ impl Target for KafkaRequest {
                     encode_frame(api, version, rng.i32(..), client, &default)
                         .expect("a default request encodes"),
                 );
-                for _ in 0..RANDOMIZED_PER_VERSION {
-                    let Some(body) = randomized_body(api, version, rng) else {
+                for i in 0..RANDOMIZED_PER_VERSION {
+                    // The last one from more bytes: long arrays, large inputs.
+                    let max_len = if i + 1 == RANDOMIZED_PER_VERSION {
+                        16 << 10
+                    } else {
+                        1024
+                    };
+                    let Some(body) = randomized_body(api, version, rng, max_len) else {
                         continue;
                     };
                     let body = with_valid_records(body, &batches, rng);
