@@ -233,6 +233,26 @@ impl Broker {
         }
     }
 
+    /// [`Broker::leading`], checking the client's idea of the leader epoch (KIP-320): a
+    /// `current_leader_epoch` below the leader's is FENCED_LEADER_EPOCH (the client's
+    /// metadata is stale), above it UNKNOWN_LEADER_EPOCH (this broker's is); -1 skips the
+    /// check. Returns the group and its leader epoch.
+    pub fn leading_at(
+        &self,
+        group: GroupId,
+        current_leader_epoch: i32,
+    ) -> Result<(StoreGroup, i32), i16> {
+        let g = self.leading(group)?;
+        let epoch = g
+            .leader_epoch()
+            .ok_or(phxq_protocol::errors::NOT_LEADER_OR_FOLLOWER)?;
+        match current_leader_epoch {
+            e if e < 0 || e == epoch => Ok((g, epoch)),
+            e if e < epoch => Err(phxq_protocol::errors::FENCED_LEADER_EPOCH),
+            _ => Err(phxq_protocol::errors::UNKNOWN_LEADER_EPOCH),
+        }
+    }
+
     /// Store groups new partitions may be placed in.
     pub fn store_group_ids(&self) -> Vec<GroupId> {
         (1..=self.config.store_groups).map(GroupId).collect()

@@ -20,6 +20,8 @@ pub struct BrokerAddr {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Replicas {
     pub leader: Option<i32>,
+    /// The partitions' leader epoch: the leader's Raft term (-1 while there is none).
+    pub leader_epoch: i32,
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
 }
@@ -106,6 +108,7 @@ impl Broker {
         let Some(g) = self.node.group(group) else {
             return Replicas {
                 leader: None,
+                leader_epoch: -1,
                 replicas: vec![],
                 isr: vec![],
             };
@@ -134,6 +137,7 @@ impl Broker {
         };
         Replicas {
             leader: leader.map(|l| l as i32),
+            leader_epoch: g.leader_epoch().unwrap_or(-1),
             replicas: voters,
             isr,
         }

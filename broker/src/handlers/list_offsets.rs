@@ -58,10 +58,11 @@ pub fn handle(
                     else {
                         return resp.with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION);
                     };
-                    let group = match broker.leading(g) {
-                        Ok(group) => group,
+                    let (group, epoch) = match broker.leading_at(g, p.current_leader_epoch) {
+                        Ok(found) => found,
                         Err(code) => return resp.with_error_code(code),
                     };
+                    let resp = resp.with_leader_epoch(epoch);
                     let query = match p.timestamp {
                         LATEST if read_committed => LAST_STABLE,
                         ts => ts,

@@ -37,6 +37,7 @@ pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
+pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod quota;
 pub mod sasl;
@@ -193,6 +194,9 @@ pub async fn handle(broker: &Broker, request: Request, session: &mut Session) ->
             }
             count_fetched(broker, &resp);
             ResponseKind::Fetch(resp)
+        }
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, r, v, az))
         }
         RequestKind::ListOffsets(r) => {
             ResponseKind::ListOffsets(list_offsets::handle(broker, r, v, az))

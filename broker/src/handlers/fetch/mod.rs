@@ -216,8 +216,9 @@ fn read_partition(
     else {
         return failed(data, errors::UNKNOWN_TOPIC_OR_PARTITION);
     };
-    let group = match broker.leading(g) {
-        Ok(group) => group,
+    // KIP-320: a consumer that knows the leader epoch (v9+) is told when it is stale.
+    let group = match broker.leading_at(g, p.current_leader_epoch) {
+        Ok((group, _)) => group,
         Err(code) => return failed(data, code),
     };
     let Some(offsets) = group.offsets(pid) else {
