@@ -23,6 +23,8 @@ pub struct SecurityConfig {
     pub failed_authentication_delay_ms: u64,
     /// `[security.tls]`: for SSL and SASL_SSL listeners.
     pub tls: Option<TlsConfig>,
+    /// `[security.inter_broker]`: mutual TLS between brokers (`security/inter_broker.rs`).
+    pub inter_broker: super::inter_broker::InterBrokerConfig,
 }
 
 impl Default for SecurityConfig {
@@ -37,6 +39,7 @@ impl Default for SecurityConfig {
             connections_max_reauth_ms: 0,
             failed_authentication_delay_ms: 100,
             tls: None,
+            inter_broker: Default::default(),
         }
     }
 }
@@ -132,6 +135,7 @@ impl SecurityConfig {
                 "[security.tls] reload_check_ms must be at least 100"
             );
         }
+        self.inter_broker.validate(self.tls.as_ref())?;
         Ok(())
     }
 }
