@@ -3,9 +3,11 @@
 //! credentials in the metadata group (`credentials.rs`), `phxq user` (`admin.rs`) and
 //! `[security]` (`config.rs`). `scram.rs` and `plain.rs` are the pure SASL mechanisms (no
 //! I/O: the handlers feed them the client's bytes). `inter_broker.rs`: mutual TLS between
-//! brokers (`[security.inter_broker]`).
+//! brokers (`[security.inter_broker]`). `client.rs` and `scram_client.rs`: the `phxq`
+//! admin commands' TLS and SASL (`--command-config`).
 
 pub mod admin;
+pub mod client;
 pub mod config;
 pub mod credentials;
 pub mod inter_broker;
@@ -13,6 +15,7 @@ pub mod listeners;
 pub mod plain;
 pub mod sasl;
 pub mod scram;
+pub mod scram_client;
 pub mod tls;
 
 pub use listeners::Listener;
