@@ -77,7 +77,11 @@ pub mod network {
     };
 }
 
-/// The inter-broker TCP transport.
+/// The inter-broker TCP transport, and the [`tcp::PeerSecurity`] that upgrades its
+/// connections.
 pub mod tcp {
-    pub use crate::raft::tcp::{fetch_status, serve, TcpTransport};
+    pub use crate::raft::tcp::{
+        fetch_status, plaintext, serve, BoxedStream, PeerSecurity, PeerStream, Plaintext,
+        TcpTransport, UPGRADE_TIMEOUT,
+    };
 }
