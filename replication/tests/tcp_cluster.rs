@@ -329,12 +329,23 @@ impl PeerSecurity for Password {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_connections_get_no_answer_and_members_still_replicate() {
     let c = Cluster::start_with(Arc::new(Password)).await;
-    let leader = c.leader().await;
-    let lg = c.nodes[&leader].group(GroupId(1)).unwrap();
     let p = part(9, 0);
-    lg.propose(Command::CreatePartitions(vec![p]))
-        .await
-        .unwrap();
+    // The first elections may still be settling (a node that looked like the leader can
+    // lose it): create the partition on whoever leads once it sticks.
+    let mut tries = 0;
+    let (leader, lg) = loop {
+        let leader = c.leader().await;
+        let lg = c.nodes[&leader].group(GroupId(1)).unwrap();
+        match lg.propose(Command::CreatePartitions(vec![p])).await {
+            Ok(_) => break (leader, lg),
+            Err(e) if tries < 40 => {
+                tries += 1;
+                eprintln!("creating the partition on node {leader}: {e}; again");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("no leader took the partition: {e}"),
+        }
+    };
     assert_eq!(append(&lg, p, 1).await, 0);
     wait_high_watermark(&c, p, 3).await;
     // Strangers: a hand-written status frame and a plaintext status call are refused
