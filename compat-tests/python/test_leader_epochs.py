@@ -131,3 +131,73 @@ def test_epochs_grow_across_a_failover_and_consumers_go_on(cluster):
 
     cluster.wait_for(lambda: reported() == (new, e2), 30,
                      "the restarted node to report the new leader and epoch")
+
+
+def fetch_v13(bootstrap: str, topic_id: bytes, offset: int, current_epoch: int = -1) -> tuple[bytes, list]:
+    """Fetch v13 (topics by id) of partition 0: (topic id answered, [(error, high
+    watermark, records)])."""
+    body = (Enc().i32(-1).i32(0).i32(1).i32(1 << 20).i8(0).i32(0).i32(-1)
+            .carray([topic_id], lambda e, t: e.uuid(t).carray(
+                [0], lambda e2, p: e2.i32(p).i32(current_epoch).i64(offset).i32(-1).i64(-1)
+                .i32(1 << 20).tags()).tags())
+            .carray([], lambda e, t: None).cstring("").tags().build())
+    with Conn.to(bootstrap) as c:
+        d = c.call_flex(1, 13, body)
+    d.i32(), d.i16(), d.i32()
+
+    def part(y):
+        y.i32()
+        err, hw = y.i16(), y.i64()
+        y.i64(), y.i64()
+        y.carray(lambda z: (z.i64(), z.i64(), z.tags()))
+        y.i32()
+        n = y.uvarint()
+        records = b"" if n == 0 else y.raw(n - 1)
+        y.tags()
+        return err, hw, records
+
+    topics = d.carray(lambda x: (x.uuid(), x.carray(part), x.tags()))
+    (tid, parts, _), = topics
+    return tid, parts
+
+
+def topic_id_of(bootstrap: str, topic: str) -> bytes:
+    """The topic's id, from Metadata v10."""
+    with Conn.to(bootstrap) as c:
+        d = c.call_flex(3, 10, Enc().carray([topic], lambda e, t: e.uuid(bytes(16)).cstring(t).tags())
+                        .i8(0).i8(0).i8(0).tags().build())
+    d.i32()
+    d.carray(lambda x: (x.i32(), x.cstring(), x.i32(), x.cstring(), x.tags()))
+    d.cstring(), d.i32()
+
+    def part(y):
+        y.i16(), y.i32(), y.i32(), y.i32()
+        y.carray(lambda z: z.i32()), y.carray(lambda z: z.i32()), y.carray(lambda z: z.i32())
+        y.tags()
+
+    topics = d.carray(lambda x: (x.i16(), x.cstring(), x.uuid(), x.i8(), x.carray(part), x.i32(), x.tags()))
+    (err, name, tid, *_), = topics
+    assert err == 0 and name == topic, (err, name)
+    return tid
+
+
+def test_fetch_by_topic_id(cluster):
+    """Fetch v13+ (what current clients use) names topics by id: records come back for
+    a known id, UNKNOWN_TOPIC_ID for an unknown one, FENCED_LEADER_EPOCH for a stale
+    epoch."""
+    import uuid
+
+    topic = "by-id"
+    cluster.create_topic(topic, 1)
+    leader = cluster.wait_leader(topic, 0)
+    addr = cluster.nodes[leader].bootstrap
+    produce(cluster.bootstrap, topic, ["x", "y", "z"])
+    topic_id = topic_id_of(addr, topic)
+    tid, [(err, hw, records)] = fetch_v13(addr, topic_id, 0)
+    assert (tid, err, hw) == (topic_id, 0, 3)
+    assert [b.base_offset for b in parse_batches(records)] == [0, 1, 2]
+    _, [(err, _, _)] = fetch_v13(addr, uuid.uuid4().bytes, 0)
+    assert err == 100  # UNKNOWN_TOPIC_ID
+    _, e = metadata_v7(addr, topic)
+    _, [(err, _, records)] = fetch_v13(addr, topic_id, 0, current_epoch=e - 1)
+    assert err == FENCED_LEADER_EPOCH and not records

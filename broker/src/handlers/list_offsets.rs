@@ -31,7 +31,7 @@ const LAST_STABLE: i64 = i64::MIN;
 pub fn handle(
     broker: &Broker,
     req: ListOffsetsRequest,
-    _version: i16,
+    version: i16,
     az: &Authz,
 ) -> ListOffsetsResponse {
     let read_committed = req.isolation_level == 1;
@@ -62,7 +62,8 @@ pub fn handle(
                         Ok(found) => found,
                         Err(code) => return resp.with_error_code(code),
                     };
-                    let resp = resp.with_leader_epoch(epoch);
+                    // The field is v4+ (KIP-320).
+                    let resp = resp.with_leader_epoch(if version >= 4 { epoch } else { -1 });
                     let query = match p.timestamp {
                         LATEST if read_committed => LAST_STABLE,
                         ts => ts,

@@ -162,7 +162,8 @@ pub async fn handle(broker: &Broker, request: Request, session: &mut Session) ->
         RequestKind::Metadata(r) => ResponseKind::Metadata(
             metadata::handle(broker, r, v, &session.auth.listener.name, az).await,
         ),
-        RequestKind::Fetch(r) => {
+        RequestKind::Fetch(mut r) => {
+            let unknown_ids = fetch::resolve_topic_ids(broker, &mut r);
             let owed = quota::fetch_owed(broker, &client_id, &r, peer);
             let positions = fetch::positions(broker, &r);
             let mut resp = if owed > 0 {
@@ -180,6 +181,7 @@ pub async fn handle(broker: &Broker, request: Request, session: &mut Session) ->
                 let rotation = &mut session.fetch_rotation;
                 fetch::handle(broker, r, v, rotation, &held_back, &denied).await
             };
+            fetch::mark_unknown_ids(&mut resp, &unknown_ids);
             quota::enforce_fetch_lock(broker, &client_id, &mut resp, peer);
             quota::after_fetch(broker, &client_id, &mut resp, owed, session);
             if let Some(positions) = &positions {
