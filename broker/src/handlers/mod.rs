@@ -140,11 +140,14 @@ pub async fn handle(broker: &Broker, request: Request, session: &mut Session) ->
     let peer = session.peer;
     let v = request.version();
     let client_id = request.header.client_id.clone().unwrap_or_default();
-    let az = &Authz::new(
-        broker.acls.authorizer(),
-        session.auth.principal.as_deref(),
-        peer.map(|p| p.ip().to_string()).unwrap_or_default(),
-    );
+    let az = &match broker.acls.authorizer() {
+        None => Authz::unchecked(),
+        Some(a) => Authz::new(
+            Some(a),
+            session.auth.principal.as_deref(),
+            peer.map(|p| p.ip().to_string()).unwrap_or_default(),
+        ),
+    };
     if let RequestKind::Produce(r) = request.body {
         let throttle = quota::produce(broker, &client_id, &r, session);
         broker.metrics.throttled("produce", throttle);
