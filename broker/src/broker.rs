@@ -37,6 +37,8 @@ pub struct Broker {
     pub credentials: crate::security::credentials::Credentials,
     /// The cluster's ACLs and the authorizer built from them (`security/acl/store.rs`).
     pub acls: crate::security::acl::store::Acls,
+    /// Store group leaders as the metadata group records them (`cluster/leaders.rs`).
+    pub leaders: crate::cluster::leaders::LeaderDirectory,
     /// Consumer groups coordinated by this node (see `groups/`).
     pub groups: Arc<GroupCoordinator>,
     /// Counters and histograms exposed on the metrics endpoint (`metrics/`).
@@ -110,6 +112,7 @@ impl Broker {
         let quotas = QuotaManager::load(&metadata)?;
         let credentials = crate::security::credentials::Credentials::load(&metadata)?;
         let acls = crate::security::acl::store::Acls::load(&metadata, &config.security)?;
+        let leaders = crate::cluster::leaders::LeaderDirectory::load(&metadata)?;
         quotas
             .groups
             .reload(&metadata, &group_configs, &config.groups)?;
@@ -140,6 +143,7 @@ impl Broker {
             quotas,
             credentials,
             acls,
+            leaders,
             groups,
             txns,
             deliveries: Deliveries::default(),
@@ -201,6 +205,7 @@ impl Broker {
         // Compaction runs on every replica of a compacted partition, in the background.
         tokio::spawn(crate::compaction::run(Arc::downgrade(&broker)));
         if broker.config.cluster.is_some() {
+            tokio::spawn(crate::cluster::leaders::publish(Arc::downgrade(&broker)));
             tokio::spawn(crate::cluster::balance::rebalance_leaders(Arc::downgrade(
                 &broker,
             )));
@@ -230,6 +235,26 @@ impl Broker {
         match self.node.group(group) {
             Some(g) if g.leader_ready() => Ok(g),
             _ => Err(phxq_protocol::errors::NOT_LEADER_OR_FOLLOWER),
+        }
+    }
+
+    /// [`Broker::leading`], checking the client's idea of the leader epoch (KIP-320): a
+    /// `current_leader_epoch` below the leader's is FENCED_LEADER_EPOCH (the client's
+    /// metadata is stale), above it UNKNOWN_LEADER_EPOCH (this broker's is); -1 skips the
+    /// check. Returns the group and its leader epoch.
+    pub fn leading_at(
+        &self,
+        group: GroupId,
+        current_leader_epoch: i32,
+    ) -> Result<(StoreGroup, i32), i16> {
+        let g = self.leading(group)?;
+        let epoch = g
+            .leader_epoch()
+            .ok_or(phxq_protocol::errors::NOT_LEADER_OR_FOLLOWER)?;
+        match current_leader_epoch {
+            e if e < 0 || e == epoch => Ok((g, epoch)),
+            e if e < epoch => Err(phxq_protocol::errors::FENCED_LEADER_EPOCH),
+            _ => Err(phxq_protocol::errors::UNKNOWN_LEADER_EPOCH),
         }
     }
 

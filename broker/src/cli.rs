@@ -20,6 +20,12 @@ pub struct Cli {
     /// event's fields, for log shippers).
     #[arg(long, global = true, env = "PHXQ_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
+    /// Client security of the admin commands, as Kafka tools take it: a properties file
+    /// with security.protocol, sasl.mechanism, sasl.username/sasl.password (or
+    /// sasl.jaas.config), ssl.ca.location, ssl.certificate.location/ssl.key.location,
+    /// ssl.endpoint.identification.algorithm (see security/client.rs).
+    #[arg(long, global = true, env = "PHXQ_COMMAND_CONFIG", value_name = "FILE")]
+    pub command_config: Option<PathBuf>,
 }
 
 /// How log lines are written.
@@ -475,6 +481,9 @@ impl ServeArgs {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(path) = &cli.command_config {
+        crate::security::client::configure_from_file(path)?;
+    }
     match cli.command {
         Command::Group(args) => {
             let out = match &args.command {

@@ -147,10 +147,12 @@ def cluster(request):
     """A running three-node cluster (phxq_cluster.Cluster): generated configs on free
     ports, a data dir per node; any node can be killed with kill -9 and restarted. A test
     adds TOML to every node's config with
-    ``@pytest.mark.parametrize("cluster", ["[log]\\n..."], indirect=True)``."""
+    ``@pytest.mark.parametrize("cluster", ["[log]\\n..."], indirect=True)``, or passes
+    Cluster's arguments as a dict (``[{"size": 4}]``)."""
     from phxq_cluster import Cluster
     tmp = Path(tempfile.mkdtemp(prefix="phxq-cluster-"))
-    c = Cluster(tmp, extra_toml=getattr(request, "param", ""))
+    param = getattr(request, "param", "")
+    c = Cluster(tmp, **(param if isinstance(param, dict) else {"extra_toml": param}))
     request.node.phxq_brokers = list(c.nodes.values())
     try:
         c.start()

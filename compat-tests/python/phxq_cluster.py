@@ -23,6 +23,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from conftest import PHXQ_BIN, Broker, free_port
 from group_wire import GroupConn
@@ -108,18 +109,23 @@ class ClusterNode(Broker):
 
 
 class Cluster:
+    """`extra_toml`: TOML added to every node's file, or a function of the node id giving
+    each node its own (its certificate, say)."""
+
     def __init__(self, base: Path, size: int = SIZE, store_groups: int = STORE_GROUPS,
-                 heartbeat_ms: int = HEARTBEAT_MS, extra_toml: str = ""):
+                 heartbeat_ms: int = HEARTBEAT_MS, extra_toml: str | Callable[[int], str] = ""):
         self.base = base
         ports = free_ports(3 * size)
         kafka = {i + 1: ports[i] for i in range(size)}
         internal = {i + 1: ports[size + i] for i in range(size)}
         self.metrics_ports = {i + 1: ports[2 * size + i] for i in range(size)}
+        self.internal_ports = internal
         self.nodes: dict[int, ClusterNode] = {}
         self._leader_seen: list[str] = []  # wait_leader's last observations, for its failure
         for i in kafka:
             path = base / f"node{i}.toml"
-            path.write_text(node_toml(i, kafka, internal, store_groups, heartbeat_ms, extra_toml,
+            extra = extra_toml(i) if callable(extra_toml) else extra_toml
+            path.write_text(node_toml(i, kafka, internal, store_groups, heartbeat_ms, extra,
                                       self.metrics_ports))
             self.nodes[i] = ClusterNode(i, base, kafka[i], path)
 

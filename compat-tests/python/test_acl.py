@@ -1,7 +1,6 @@
 """ACLs with real clients: a broker with the ACL authorizer on, users logging in over
-SASL/SCRAM, and ACLs managed with `phxq acl` (over the PLAINTEXT listener, whose
-anonymous principal is a super user here, as an operator's internal listener) and with
-confluent-kafka's AdminClient as a super user over SASL. What a user checks: a principal
+SASL/SCRAM, and ACLs managed with `phxq acl` and confluent-kafka's AdminClient, both
+logged in as the super user `admin` over SASL (the CLI with `--command-config`). What a user checks: a principal
 without WRITE cannot produce, without READ on the group cannot consume, DENY overrides
 ALLOW, prefixed ACLs cover their names, Metadata hides what a principal may not
 describe, a super user may do everything, and ACLs survive a restart."""
@@ -22,10 +21,11 @@ USERS = {"admin": "admin-secret", "alice": "alice-secret", "bob": "bob-secret"}
 
 
 class Acl:
-    def __init__(self, broker, sasl_port: int, metrics_port: int):
+    def __init__(self, broker, sasl_port: int, metrics_port: int, admin_props):
         self.broker = broker
         self.sasl = f"127.0.0.1:{sasl_port}"
         self.metrics_port = metrics_port
+        self.admin_props = str(admin_props)
 
     def conf(self, user: str, **extra) -> dict:
         return {"bootstrap.servers": self.sasl, "security.protocol": "SASL_PLAINTEXT",
@@ -33,7 +33,9 @@ class Acl:
                 "sasl.password": USERS[user], **extra}
 
     def phxq(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
-        r = subprocess.run([PHXQ_BIN, *args, "--bootstrap", self.broker.bootstrap],
+        """`phxq ARGS` logged in as the super user over SASL."""
+        r = subprocess.run([PHXQ_BIN, "--command-config", self.admin_props, *args,
+                            "--bootstrap", self.sasl],
                            capture_output=True, text=True, timeout=60)
         if ok:
             assert r.returncode == 0, f"phxq {' '.join(args)}: {r.stderr}"
@@ -46,26 +48,39 @@ class Acl:
         return json.loads(self.acl("list", "--json"))["acls"]
 
     def create_topics(self, *names: str, partitions: int = 1):
-        admin = AdminClient({"bootstrap.servers": self.broker.bootstrap})
+        admin = AdminClient(self.conf("admin"))
         for f in admin.create_topics([NewTopic(n, partitions, 1) for n in names]).values():
             f.result(30)
 
 
 @pytest.fixture
 def acl(broker_factory, tmp_path):
+    """A broker whose users were made before the authorizer was turned on (how an operator
+    bootstraps: no one could log in to create the first one otherwise), then restarted
+    with `authorizer = "acl"` and `admin` as its super user."""
     port, metrics_port = free_port(), free_port()
     cfg = tmp_path / "acl.toml"
+    cfg.write_text(f'metrics_listen = "127.0.0.1:{metrics_port}"\n')
+    broker = broker_factory("--config", str(cfg), "--listen", f"SASL_PLAINTEXT://127.0.0.1:{port}")
+    for user, password in USERS.items():
+        r = subprocess.run([PHXQ_BIN, "user", "create", user, "--password", password,
+                            "--bootstrap", broker.bootstrap], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
     cfg.write_text(f"""
 metrics_listen = "127.0.0.1:{metrics_port}"
 [security]
 authorizer = "acl"
-super_users = ["User:admin", "User:ANONYMOUS"]
+super_users = ["User:admin"]
 """)
-    broker = broker_factory("--config", str(cfg), "--listen", f"SASL_PLAINTEXT://127.0.0.1:{port}")
-    a = Acl(broker, port, metrics_port)
-    for user, password in USERS.items():
-        a.phxq("user", "create", user, "--password", password)
-    return a
+    broker.restart()
+    props = tmp_path / "admin.properties"
+    props.write_text("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-256\n"
+                     f"sasl.username=admin\nsasl.password={USERS['admin']}\n")
+    # Anonymous clients (PLAINTEXT) are no super users: they may not manage users now.
+    r = subprocess.run([PHXQ_BIN, "user", "create", "eve", "--password", "eve-secret",
+                        "--bootstrap", broker.bootstrap], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "CLUSTER_AUTHORIZATION_FAILED" in r.stderr, r.stderr
+    return Acl(broker, port, metrics_port, props)
 
 
 def produce(conf: dict, topic: str, values: list[bytes]) -> list:

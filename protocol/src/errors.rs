@@ -39,6 +39,8 @@ pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 =
 pub const TOPIC_AUTHORIZATION_FAILED: i16 = ResponseError::TopicAuthorizationFailed.code();
 pub const GROUP_AUTHORIZATION_FAILED: i16 = ResponseError::GroupAuthorizationFailed.code();
 pub const CLUSTER_AUTHORIZATION_FAILED: i16 = ResponseError::ClusterAuthorizationFailed.code();
+pub const FENCED_LEADER_EPOCH: i16 = ResponseError::FencedLeaderEpoch.code();
+pub const UNKNOWN_LEADER_EPOCH: i16 = ResponseError::UnknownLeaderEpoch.code();
 
 /// Kafka's name of an error code (`NOT_LEADER_OR_FOLLOWER`), or `UNKNOWN_<code>`.
 pub fn name(code: i16) -> String {

@@ -7,11 +7,14 @@ use kafka_protocol::messages::ApiKey;
 
 /// (API, min version, max version) served. Minimums are at or below what every client in
 /// CLIENTS.md uses (kafkajs ignores minimums); maximums stop before topic-id based
-/// Fetch/Produce (v13) and before features phxq lacks.
+/// Produce (v13) and before features phxq lacks.
 pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 3, 10),
-    (ApiKey::Fetch, 4, 12),
+    // v13+ names topics by id; v15+ carries the replica state, v17+ follower-only fields.
+    (ApiKey::Fetch, 4, 17),
     (ApiKey::ListOffsets, 1, 7),
+    // Leader epochs (KIP-320): the store group's Raft term.
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::Metadata, 0, 12),
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::CreateTopics, 2, 5),

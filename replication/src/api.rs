@@ -249,6 +249,25 @@ impl StoreGroup {
         self.inner.is_leader()
     }
 
+    /// The leader epoch of the group's partitions (KIP-320): the Raft term of the leader
+    /// this replica knows; `None` while it knows none. It grows with every election, and
+    /// each batch read carries the epoch it was appended in.
+    pub fn leader_epoch(&self) -> Option<i32> {
+        self.inner.leader_epoch()
+    }
+
+    /// OffsetForLeaderEpoch's answer for `epoch` of `p`: the newest epoch at or below it
+    /// that appended, and where it ends; `(-1, -1)` for an unknown epoch. Call it on the
+    /// leader, with `current` its leader epoch.
+    pub fn end_offset_for_epoch(
+        &self,
+        p: PartitionId,
+        epoch: i32,
+        current: i32,
+    ) -> Result<(i32, i64), ReplicationError> {
+        self.inner.shared.end_offset_for_epoch(p, epoch, current)
+    }
+
     pub fn leader(&self) -> Option<NodeId> {
         self.inner.leader()
     }

@@ -77,9 +77,11 @@ pub mod network {
     };
 }
 
-/// The inter-broker TCP transport.
+/// The inter-broker TCP transport, and the [`tcp::PeerSecurity`] that upgrades its
+/// connections.
 pub mod tcp {
     pub use crate::raft::tcp::{
-        decode_request_frame, encode_request_frame, fetch_status, serve, TcpTransport,
+        decode_request_frame, encode_request_frame, fetch_status, plaintext, serve, BoxedStream,
+        PeerSecurity, PeerStream, Plaintext, TcpTransport, UPGRADE_TIMEOUT,
     };
 }

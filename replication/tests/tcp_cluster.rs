@@ -1,6 +1,8 @@
 //! Three nodes in one process talking over the TCP transport on loopback: a group with
 //! three voters elects a leader, replicates appends, forwards a follower's proposal, answers
-//! status queries, and survives the loss of its leader without losing acknowledged data.
+//! status queries, and survives the loss of its leader without losing acknowledged data;
+//! with a `PeerSecurity` that refuses strangers, a stranger's frames get no answer while the
+//! members still replicate.
 
 mod common;
 
@@ -11,7 +13,9 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use common::*;
-use phxq_replication::tcp::{fetch_status, serve, TcpTransport};
+use phxq_replication::tcp::{
+    fetch_status, plaintext, serve, BoxedStream, PeerSecurity, Plaintext, TcpTransport,
+};
 use phxq_replication::*;
 use tokio::net::TcpListener;
 
@@ -20,10 +24,15 @@ struct Cluster {
     addrs: HashMap<NodeId, SocketAddr>,
     nodes: HashMap<NodeId, Arc<ReplicaNode>>,
     stops: HashMap<NodeId, tokio::sync::oneshot::Sender<()>>,
+    security: Arc<dyn PeerSecurity>,
 }
 
 impl Cluster {
     async fn start() -> Cluster {
+        Cluster::start_with(plaintext()).await
+    }
+
+    async fn start_with(security: Arc<dyn PeerSecurity>) -> Cluster {
         let mut listeners = Vec::new();
         let mut addrs = HashMap::new();
         for id in 1..=3u64 {
@@ -36,6 +45,7 @@ impl Cluster {
             addrs,
             nodes: HashMap::new(),
             stops: HashMap::new(),
+            security,
         };
         for (id, l) in listeners {
             c.open(id, Some(l)).await;
@@ -60,7 +70,8 @@ impl Cluster {
             .collect();
         let mut cfg = config(self.dirs[id as usize - 1].path());
         cfg.node_id = id;
-        let t: Arc<dyn phxq_replication::network::Transport> = Arc::new(TcpTransport::new(peers));
+        let t: Arc<dyn phxq_replication::network::Transport> =
+            Arc::new(TcpTransport::new(peers, self.security.clone()));
         // A node just shut down releases its database when its last tasks end.
         let mut node = None;
         for _ in 0..100 {
@@ -75,9 +86,15 @@ impl Cluster {
         let node = node.expect("reopen");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         self.stops.insert(id, stop);
-        tokio::spawn(serve(listener, Arc::downgrade(&node), async move {
-            let _ = stopped.await;
-        }));
+        let security = self.security.clone();
+        tokio::spawn(serve(
+            listener,
+            Arc::downgrade(&node),
+            security,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
         node.open_group_with(GroupId(1), BTreeSet::from([1, 2, 3]))
             .await
             .unwrap();
@@ -182,7 +199,7 @@ async fn three_nodes_replicate_and_fail_over() {
     .unwrap();
 
     // Status over the inter-broker listener.
-    let st = fetch_status(c.addrs[&leader], Duration::from_secs(5))
+    let st = fetch_status(c.addrs[&leader], &Plaintext, Duration::from_secs(5))
         .await
         .unwrap();
     assert_eq!(st.len(), 1);
@@ -244,8 +261,106 @@ async fn garbage_on_the_internal_listener_closes_only_that_connection() {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
     assert_eq!(s.read(&mut buf).await.unwrap(), 0, "oversized frame closes");
-    let st = fetch_status(addr, Duration::from_secs(5)).await.unwrap();
+    let st = fetch_status(addr, &Plaintext, Duration::from_secs(5))
+        .await
+        .unwrap();
     assert_eq!(st[0].group, GroupId(1));
+    // A well-formed status request written by hand is answered.
+    assert!(!raw_status(addr).await.is_empty());
+    for n in c.nodes.values() {
+        n.shutdown().await;
+    }
+}
+
+/// The status request (postcard: variant 1, id 1) in a frame, as a stranger could write it
+/// by hand (`compat-tests/python/test_cluster_security.py` sends these bytes); what came
+/// back before the connection closed.
+const STATUS_FRAME: [u8; 6] = [0, 0, 0, 2, 1, 1];
+
+async fn raw_status(addr: SocketAddr) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(&STATUS_FRAME).await.unwrap();
+    let mut len = [0u8; 4];
+    match tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut len)).await {
+        Ok(Ok(_)) => len.to_vec(),
+        Ok(Err(_)) => Vec::new(),
+        Err(_) => panic!("neither an answer nor a close within 5 s"),
+    }
+}
+
+/// A toy upgrade: the connecting side says a 4-byte password first; the accepting side
+/// refuses anyone who does not.
+struct Password;
+
+impl PeerSecurity for Password {
+    fn connect(
+        &self,
+        mut stream: tokio::net::TcpStream,
+        _peer: SocketAddr,
+    ) -> phxq_replication::network::BoxFuture<std::io::Result<BoxedStream>> {
+        Box::pin(async move {
+            use tokio::io::AsyncWriteExt;
+            stream.write_all(b"PHXQ").await?;
+            Ok(Box::new(stream) as BoxedStream)
+        })
+    }
+
+    fn accept(
+        &self,
+        mut stream: tokio::net::TcpStream,
+        _peer: SocketAddr,
+    ) -> phxq_replication::network::BoxFuture<Result<BoxedStream, String>> {
+        Box::pin(async move {
+            use tokio::io::AsyncReadExt;
+            let mut said = [0u8; 4];
+            stream
+                .read_exact(&mut said)
+                .await
+                .map_err(|e| format!("no password: {e}"))?;
+            if &said != b"PHXQ" {
+                return Err("wrong password".into());
+            }
+            Ok(Box::new(stream) as BoxedStream)
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_connections_get_no_answer_and_members_still_replicate() {
+    let c = Cluster::start_with(Arc::new(Password)).await;
+    let p = part(9, 0);
+    // The first elections may still be settling (a node that looked like the leader can
+    // lose it): create the partition on whoever leads once it sticks.
+    let mut tries = 0;
+    let (leader, lg) = loop {
+        let leader = c.leader().await;
+        let lg = c.nodes[&leader].group(GroupId(1)).unwrap();
+        match lg.propose(Command::CreatePartitions(vec![p])).await {
+            Ok(_) => break (leader, lg),
+            Err(e) if tries < 40 => {
+                tries += 1;
+                eprintln!("creating the partition on node {leader}: {e}; again");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("no leader took the partition: {e}"),
+        }
+    };
+    assert_eq!(append(&lg, p, 1).await, 0);
+    wait_high_watermark(&c, p, 3).await;
+    // Strangers: a hand-written status frame and a plaintext status call are refused
+    // (closed without an answer); the one who knows the password is answered.
+    let addr = c.addrs[&leader];
+    assert_eq!(raw_status(addr).await, Vec::<u8>::new());
+    let refused = fetch_status(addr, &Plaintext, Duration::from_secs(5)).await;
+    assert!(refused.is_err(), "{refused:?}");
+    let st = fetch_status(addr, &Password, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(st[0].leader, Some(leader));
+    // The members never noticed.
+    assert_eq!(append(&lg, p, 2).await, 3);
+    drop(lg);
     for n in c.nodes.values() {
         n.shutdown().await;
     }

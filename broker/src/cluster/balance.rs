@@ -36,6 +36,7 @@ pub async fn follow_metadata(broker: Weak<Broker>) {
                 .and_then(|()| b.quotas.reload(&b.metadata))
                 .and_then(|()| b.credentials.reload(&b.metadata))
                 .and_then(|()| b.acls.reload(&b.metadata))
+                .and_then(|()| b.leaders.reload(&b.metadata))
                 .and_then(|()| {
                     b.quotas
                         .groups

@@ -4,6 +4,7 @@
 
 pub mod balance;
 pub mod config;
+pub mod leaders;
 pub mod node;
 pub mod status;
 pub mod up;

@@ -1,6 +1,7 @@
 //! Opening this broker's replication node as a member of a cluster: the TCP transport to
-//! its peers, the inter-broker listener, and every group it is a voter of (the metadata
-//! group on all brokers, store groups on their `replication_factor` brokers).
+//! its peers, the inter-broker listener (both upgraded as `[security.inter_broker]` says,
+//! `security/inter_broker.rs`), and every group it is a voter of (the metadata group on all
+//! brokers, store groups on their `replication_factor` brokers).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -33,6 +34,7 @@ pub async fn open(
     raft: NodeConfig,
 ) -> anyhow::Result<ClusterNode> {
     let me = config.node_id;
+    let security = crate::security::inter_broker::peer_security(&config.security, cluster)?;
     let bind = cluster.internal_bind(me)?;
     let listener = TcpListener::bind(bind)
         .await
@@ -43,15 +45,18 @@ pub async fn open(
         peers.insert(b.id, parse_addr(&b.internal)?);
     }
     let transport: Arc<dyn phxq_replication::network::Transport> =
-        Arc::new(TcpTransport::new(peers));
+        Arc::new(TcpTransport::new(peers, security.clone()));
     let node = ReplicaNode::open_with_transport(raft, Some(transport))
         .await
         .map_err(|e| anyhow::anyhow!("cannot open data dir {}: {e}", config.data_dir.display()))?;
     let stop = Arc::new(Notify::new());
     let stopped = stop.clone();
-    tokio::spawn(tcp::serve(listener, Arc::downgrade(&node), async move {
-        stopped.notified().await
-    }));
+    tokio::spawn(tcp::serve(
+        listener,
+        Arc::downgrade(&node),
+        security,
+        async move { stopped.notified().await },
+    ));
     let metadata = node
         .open_group_with(GroupId::METADATA, cluster.voters(0).into_iter().collect())
         .await?;

@@ -2,13 +2,16 @@
 //! Raft state of its groups (over the inter-broker listener) and prints the brokers, then
 //! per group (0 = metadata) its leader, term and voters, and per node its log, committed
 //! and applied index, with each follower's lag behind the leader in entries and the time
-//! since it last acknowledged the leader. `--json` prints the raw answers instead.
+//! since it last acknowledged the leader. `--json` prints the raw answers instead. With
+//! `[security.inter_broker] tls = true` it connects as a broker does, with that node's
+//! certificate and key (`security/inter_broker.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use phxq_replication::tcp::PeerSecurity;
 use phxq_replication::GroupStatus;
 use serde::Serialize;
 
@@ -67,10 +70,11 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
         )
     })?;
     let timeout = Duration::from_millis(args.timeout_ms);
+    let security = crate::security::inter_broker::peer_security(&config.security, &cluster)?;
     let reports = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
-        .block_on(ask_all(&cluster.brokers, timeout));
+        .block_on(ask_all(&cluster.brokers, &*security, timeout));
     if args.json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
     } else {
@@ -83,10 +87,14 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn ask_all(brokers: &[BrokerEntry], timeout: Duration) -> Vec<BrokerReport> {
+async fn ask_all(
+    brokers: &[BrokerEntry],
+    security: &dyn PeerSecurity,
+    timeout: Duration,
+) -> Vec<BrokerReport> {
     let asks = brokers.iter().map(|b| async move {
         let answer = match parse_addr(&b.internal) {
-            Ok(addr) => phxq_replication::tcp::fetch_status(addr, timeout).await,
+            Ok(addr) => phxq_replication::tcp::fetch_status(addr, security, timeout).await,
             Err(e) => Err(format!("{e:#}")),
         };
         let (error, mut groups) = match answer {

@@ -20,6 +20,8 @@ pub struct BrokerAddr {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Replicas {
     pub leader: Option<i32>,
+    /// The partitions' leader epoch: the leader's Raft term (-1 while there is none).
+    pub leader_epoch: i32,
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
 }
@@ -86,6 +88,20 @@ impl Broker {
             .find(|b| b.id as u64 == id)
     }
 
+    /// The broker coordinating consumer group (or transactional id) `id`: the leader of
+    /// its home store group, from this broker's Raft state or, when it does not host that
+    /// group, from the leader the group's members recorded.
+    pub fn coordinator_node(&self, id: &str) -> Result<u64, i16> {
+        let home = self.groups.home(id);
+        if self.node.group(home).is_some() {
+            return self.groups.coordinator_node(id);
+        }
+        self.leaders
+            .get(home)
+            .map(|r| r.node)
+            .ok_or(phxq_protocol::errors::COORDINATOR_NOT_AVAILABLE)
+    }
+
     /// Replicas of every partition: the voters of a store group.
     pub fn replication_factor(&self) -> i16 {
         match &self.config.cluster {
@@ -102,12 +118,25 @@ impl Broker {
     /// Leader, replicas and in-sync replicas of a store group. The leader knows its
     /// followers' progress; another broker reports every replica as in sync while the
     /// group has a leader.
+    /// A group this broker does not host (more brokers than the replication factor) is
+    /// described from the leader its members recorded in the metadata group
+    /// (`cluster/leaders.rs`) and the configured voters.
     pub fn replicas(&self, group: GroupId) -> Replicas {
         let Some(g) = self.node.group(group) else {
+            let voters: Vec<i32> = match &self.config.cluster {
+                Some(c) => c.voters(group.0).into_iter().map(|v| v as i32).collect(),
+                None => Vec::new(),
+            };
+            let recorded = self.leaders.get(group);
             return Replicas {
-                leader: None,
-                replicas: vec![],
-                isr: vec![],
+                leader: recorded.map(|r| r.node as i32),
+                leader_epoch: recorded.map_or(-1, |r| r.epoch),
+                isr: if recorded.is_some() {
+                    voters.clone()
+                } else {
+                    Vec::new()
+                },
+                replicas: voters,
             };
         };
         let leader = g.leader();
@@ -134,6 +163,7 @@ impl Broker {
         };
         Replicas {
             leader: leader.map(|l| l as i32),
+            leader_epoch: g.leader_epoch().unwrap_or(-1),
             replicas: voters,
             isr,
         }

@@ -151,7 +151,7 @@ pub fn gather_list(b: &Broker) -> GroupsView {
 pub async fn gather_group(b: &Arc<Broker>, q: &Query) -> Result<GroupView, Failure> {
     let id = q.required("id")?;
     let Some(listed) = b.groups.list().into_iter().find(|g| g.id == id) else {
-        return Err(match b.groups.coordinator_node(id) {
+        return Err(match b.coordinator_node(id) {
             Ok(n) if n as i32 != b.node_id() => Failure::not_found(format!(
                 "group {id:?} is coordinated by node {n}: its console shows it"
             )),

@@ -65,7 +65,7 @@ fn lookup(broker: &Broker, key_type: i8, key: StrBytes, listener: &str, az: &Aut
             "finding a transaction's coordinator needs DESCRIBE on the transactional id",
         );
     }
-    match broker.groups.coordinator_node(&key) {
+    match broker.coordinator_node(&key) {
         Ok(node) => match broker.broker_addr(node, listener) {
             Some(b) => c
                 .clone()

@@ -31,7 +31,7 @@ const LAST_STABLE: i64 = i64::MIN;
 pub fn handle(
     broker: &Broker,
     req: ListOffsetsRequest,
-    _version: i16,
+    version: i16,
     az: &Authz,
 ) -> ListOffsetsResponse {
     let read_committed = req.isolation_level == 1;
@@ -58,10 +58,12 @@ pub fn handle(
                     else {
                         return resp.with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION);
                     };
-                    let group = match broker.leading(g) {
-                        Ok(group) => group,
+                    let (group, epoch) = match broker.leading_at(g, p.current_leader_epoch) {
+                        Ok(found) => found,
                         Err(code) => return resp.with_error_code(code),
                     };
+                    // The field is v4+ (KIP-320).
+                    let resp = resp.with_leader_epoch(if version >= 4 { epoch } else { -1 });
                     let query = match p.timestamp {
                         LATEST if read_committed => LAST_STABLE,
                         ts => ts,

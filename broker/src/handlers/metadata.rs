@@ -160,7 +160,7 @@ pub fn describe(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
             let ids = |v: Vec<i32>| v.into_iter().map(BrokerId).collect::<Vec<_>>();
             let p = MetadataResponsePartition::default()
                 .with_partition_index(i as i32)
-                .with_leader_epoch(-1)
+                .with_leader_epoch(r.leader_epoch)
                 .with_replica_nodes(ids(r.replicas))
                 .with_isr_nodes(ids(r.isr));
             match r.leader {

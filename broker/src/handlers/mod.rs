@@ -37,6 +37,7 @@ pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
+pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod quota;
 pub mod sasl;
@@ -139,11 +140,14 @@ pub async fn handle(broker: &Broker, request: Request, session: &mut Session) ->
     let peer = session.peer;
     let v = request.version();
     let client_id = request.header.client_id.clone().unwrap_or_default();
-    let az = &Authz::new(
-        broker.acls.authorizer(),
-        session.auth.principal.as_deref(),
-        peer.map(|p| p.ip().to_string()).unwrap_or_default(),
-    );
+    let az = &match broker.acls.authorizer() {
+        None => Authz::unchecked(),
+        Some(a) => Authz::new(
+            Some(a),
+            session.auth.principal.as_deref(),
+            peer.map(|p| p.ip().to_string()).unwrap_or_default(),
+        ),
+    };
     if let RequestKind::Produce(r) = request.body {
         let throttle = quota::produce(broker, &client_id, &r, session);
         broker.metrics.throttled("produce", throttle);
@@ -161,7 +165,8 @@ pub async fn handle(broker: &Broker, request: Request, session: &mut Session) ->
         RequestKind::Metadata(r) => ResponseKind::Metadata(
             metadata::handle(broker, r, v, &session.auth.listener.name, az).await,
         ),
-        RequestKind::Fetch(r) => {
+        RequestKind::Fetch(mut r) => {
+            let unknown_ids = fetch::resolve_topic_ids(broker, &mut r);
             let owed = quota::fetch_owed(broker, &client_id, &r, peer);
             let positions = fetch::positions(broker, &r);
             let mut resp = if owed > 0 {
@@ -179,6 +184,7 @@ pub async fn handle(broker: &Broker, request: Request, session: &mut Session) ->
                 let rotation = &mut session.fetch_rotation;
                 fetch::handle(broker, r, v, rotation, &held_back, &denied).await
             };
+            fetch::mark_unknown_ids(&mut resp, &unknown_ids);
             quota::enforce_fetch_lock(broker, &client_id, &mut resp, peer);
             quota::after_fetch(broker, &client_id, &mut resp, owed, session);
             if let Some(positions) = &positions {
@@ -193,6 +199,9 @@ pub async fn handle(broker: &Broker, request: Request, session: &mut Session) ->
             }
             count_fetched(broker, &resp);
             ResponseKind::Fetch(resp)
+        }
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, r, v, az))
         }
         RequestKind::ListOffsets(r) => {
             ResponseKind::ListOffsets(list_offsets::handle(broker, r, v, az))

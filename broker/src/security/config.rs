@@ -32,6 +32,8 @@ pub struct SecurityConfig {
     /// `allow.everyone.if.no.acl.found`: with the authorizer on, a resource that no ACL
     /// applies to is open to everyone (true) or to super users only (false, the default).
     pub allow_everyone_if_no_acl_found: bool,
+    /// `[security.inter_broker]`: mutual TLS between brokers (`security/inter_broker.rs`).
+    pub inter_broker: super::inter_broker::InterBrokerConfig,
 }
 
 impl Default for SecurityConfig {
@@ -49,6 +51,7 @@ impl Default for SecurityConfig {
             authorizer: "none".into(),
             super_users: Vec::new(),
             allow_everyone_if_no_acl_found: false,
+            inter_broker: Default::default(),
         }
     }
 }
@@ -164,6 +167,7 @@ impl SecurityConfig {
                 "[security.tls] reload_check_ms must be at least 100"
             );
         }
+        self.inter_broker.validate(self.tls.as_ref())?;
         Ok(())
     }
 }

@@ -45,7 +45,7 @@ fn stamps(c: &TlsConfig) -> Vec<Option<SystemTime>> {
         .collect()
 }
 
-fn read_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+pub(super) fn read_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?
         .collect::<Result<Vec<_>, _>>()
@@ -155,8 +155,14 @@ pub async fn watch(tls: Weak<Tls>) {
 /// `User:<subject DN>` of the client's certificate, if it sent one.
 pub fn principal(conn: &rustls::ServerConnection) -> Option<String> {
     let cert = conn.peer_certificates()?.first()?;
-    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
-    Some(format!("User:{}", rfc2253(parsed.subject())))
+    Some(format!("User:{}", subject_dn(cert.as_ref())?))
+}
+
+/// The subject of a DER certificate as RFC 2253 writes it (`CN=app,O=Example`); `None`
+/// when it does not parse.
+pub fn subject_dn(cert: &[u8]) -> Option<String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert).ok()?;
+    Some(rfc2253(parsed.subject()))
 }
 
 /// A distinguished name as RFC 2253 writes it: most specific first, `,` between RDNs.

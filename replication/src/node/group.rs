@@ -268,6 +268,15 @@ impl GroupInner {
         self.leader() == Some(self.node_id)
     }
 
+    /// The leader epoch of the group's partitions (KIP-320): the term of the leader this
+    /// replica knows, `None` while it knows none.
+    pub fn leader_epoch(&self) -> Option<i32> {
+        let m = self.raft.metrics();
+        let m = m.borrow_watched();
+        m.current_leader
+            .map(|_| i32::try_from(m.current_term).unwrap_or(i32::MAX))
+    }
+
     pub fn leader(&self) -> Option<NodeId> {
         self.raft.metrics().borrow_watched().current_leader
     }

@@ -43,6 +43,7 @@ struct Tables<'t> {
     time: Table<'t, (u128, i32, i64), i64>,
     producers: Table<'t, (u128, i32, i64), &'static [u8]>,
     txns: Table<'t, (u128, i32, i64), &'static [u8]>,
+    epochs: Table<'t, (u128, i32, i32), i64>,
     kv: Table<'t, (u32, &'static [u8]), &'static [u8]>,
     meta: Table<'t, (u32, u8), &'static [u8]>,
 }
@@ -57,6 +58,10 @@ pub struct Applier<'t> {
     parts: HashMap<PartitionId, Option<PartMeta>>,
     dirty: Vec<PartitionId>,
     batch_bytes: u64,
+    /// The leader epoch (Raft term) of the entry being applied.
+    epoch: i32,
+    /// Each partition's newest leader epoch row read or written in this run.
+    epochs: HashMap<PartitionId, Option<i32>>,
 }
 
 impl<'t> Applier<'t> {
@@ -72,6 +77,7 @@ impl<'t> Applier<'t> {
             time: txn.open_table(TIME_INDEX)?,
             producers: txn.open_table(PRODUCERS)?,
             txns: txn.open_table(TXNS)?,
+            epochs: txn.open_table(EPOCHS)?,
             kv: txn.open_table(KV)?,
             meta: txn.open_table(GROUP_META)?,
         };
@@ -82,6 +88,8 @@ impl<'t> Applier<'t> {
             parts: HashMap::new(),
             dirty: Vec::new(),
             batch_bytes: 0,
+            epoch: -1,
+            epochs: HashMap::new(),
         })
     }
 
@@ -135,6 +143,38 @@ fn next_seq(seq: i32) -> i32 {
 }
 
 impl Applier<'_> {
+    /// Sets the Raft term of the entry applied next: the leader epoch of what it appends.
+    pub fn set_term(&mut self, term: u64) {
+        self.epoch = i32::try_from(term).unwrap_or(i32::MAX);
+    }
+
+    /// Records that `p` got a batch at `base` in the current epoch: the epoch's first
+    /// offset when it is the partition's first batch of this epoch.
+    fn note_epoch(&mut self, p: &PartitionId, base: i64) -> Result<(), redb::Error> {
+        if self.epoch < 0 {
+            return Ok(());
+        }
+        let newest = match self.epochs.get(p) {
+            Some(e) => *e,
+            None => {
+                let range = (p.topic_id, p.index, i32::MIN)..=(p.topic_id, p.index, i32::MAX);
+                match self.t.epochs.range(range)?.next_back() {
+                    Some(item) => Some(item?.0.value().2),
+                    None => None,
+                }
+            }
+        };
+        if newest.is_none_or(|e| e < self.epoch) {
+            self.t
+                .epochs
+                .insert((p.topic_id, p.index, self.epoch), base)?;
+            self.epochs.insert(*p, Some(self.epoch));
+        } else {
+            self.epochs.insert(*p, newest);
+        }
+        Ok(())
+    }
+
     /// Applies a command. `at` holds where the batches of an Append were written to the
     /// segment files when it was logged, one per batch in order (empty for other commands).
     pub fn command(
@@ -320,6 +360,7 @@ impl Applier<'_> {
             .batches
             .insert((p.topic_id, p.index, base), loc.encode().as_slice())?;
         self.batch_bytes += b.batch.len() as u64;
+        self.note_epoch(&p, base)?;
         if h.max_timestamp > meta.max_ts {
             self.t
                 .time
@@ -494,6 +535,11 @@ impl Applier<'_> {
         self.t.time.retain_in(lo..=hi, |_, _| false)?;
         self.t.producers.retain_in(lo..=hi, |_, _| false)?;
         self.t.txns.retain_in(lo..=hi, |_, _| false)?;
+        self.t.epochs.retain_in(
+            (p.topic_id, p.index, i32::MIN)..=(p.topic_id, p.index, i32::MAX),
+            |_, _| false,
+        )?;
+        self.epochs.remove(p);
         self.set_part(*p, None);
         Ok(())
     }
@@ -590,6 +636,7 @@ impl Applier<'_> {
         self.t
             .batches
             .insert((p.topic_id, p.index, offset), loc.encode().as_slice())?;
+        self.note_epoch(&p, offset)?;
         self.batch_bytes += b.batch.len() as u64;
         if h.max_timestamp > meta.max_ts {
             self.t

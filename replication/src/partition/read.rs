@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::io;
 
 use bytes::{Bytes, BytesMut};
-use phxq_protocol::batch::set_base_offset;
+use phxq_protocol::batch::{set_base_offset, set_partition_leader_epoch};
 use redb::{ReadTransaction, ReadableDatabase, ReadableTable};
 
 use crate::partition::retention::{self, BatchSummary, Segmenter};
@@ -110,7 +110,12 @@ impl GroupShared {
             res.bytes += loc.len as usize;
         }
         drop(table);
+        let epochs = match picked.last() {
+            Some((last, _)) => epochs_up_to(&txn, p, *last)?,
+            None => Vec::new(),
+        };
         drop(txn);
+        let mark = out.len();
         if let Err(e) = read_batches(&self.segments, &picked, out) {
             // Retention or DeleteRecords may have dropped these batches and their file
             // since the rows were read: then the offset is below the log start now.
@@ -123,7 +128,56 @@ impl GroupShared {
             }
             return Err(storage(e));
         }
+        stamp_epochs(&picked, &epochs, &mut out[mark..]);
         Ok(res)
+    }
+
+    /// The leader epoch and its end offset that OffsetForLeaderEpoch answers for `epoch`
+    /// (Kafka's `LeaderEpochFileCache.endOffsetFor`), with `current` the partition's
+    /// leader epoch now: `current` ends at the high watermark (phxq serves only what is
+    /// committed, which Raft never truncates); an older epoch ends where the next one
+    /// with batches starts (the floor epoch is the newest at or below the one asked
+    /// for); an epoch above `current`, or -1, is unknown: `(-1, -1)`.
+    pub fn end_offset_for_epoch(
+        &self,
+        p: PartitionId,
+        epoch: i32,
+        current: i32,
+    ) -> Result<(i32, i64), ReplicationError> {
+        let o = self.offsets(p).ok_or(ReplicationError::UnknownPartition)?;
+        if epoch < 0 || epoch > current {
+            return Ok((-1, -1));
+        }
+        if epoch == current {
+            return Ok((epoch, o.high_watermark));
+        }
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(EPOCHS).map_err(storage)?;
+        let (t, i) = (p.topic_id, p.index);
+        let floor = match table
+            .range((t, i, i32::MIN)..=(t, i, epoch))
+            .map_err(storage)?
+            .next_back()
+        {
+            Some(item) => Some(item.map_err(storage)?.0.value().2),
+            None => None,
+        };
+        let next = match table
+            .range((t, i, epoch + 1)..=(t, i, i32::MAX))
+            .map_err(storage)?
+            .next()
+        {
+            Some(item) => {
+                let (k, v) = item.map_err(storage)?;
+                Some((k.value().2, v.value()))
+            }
+            None => None,
+        };
+        Ok(match (floor, next) {
+            // No newer epoch appended anything: the asked-for one runs to the end.
+            (f, None) => (f.unwrap_or(epoch), o.high_watermark),
+            (f, Some((_, start))) => (f.unwrap_or(epoch), start),
+        })
     }
 
     /// What `policy` drops from the head of `p` at `now_ms` (see `partition::retention`),
@@ -336,6 +390,44 @@ impl SegmentRefs for BatchRefs {
             live.insert(loc.at.segment);
         }
         Ok(())
+    }
+}
+
+/// `p`'s leader epochs (first offset, epoch) whose first offset is at or below `last`,
+/// oldest first: the epochs of batches up to `last`.
+fn epochs_up_to(
+    txn: &redb::ReadTransaction,
+    p: PartitionId,
+    last: i64,
+) -> Result<Vec<(i64, i32)>, ReplicationError> {
+    let table = txn.open_table(EPOCHS).map_err(storage)?;
+    let mut out = Vec::new();
+    let range = (p.topic_id, p.index, i32::MIN)..=(p.topic_id, p.index, i32::MAX);
+    for item in table.range(range).map_err(storage)? {
+        let (k, v) = item.map_err(storage)?;
+        if v.value() > last {
+            break;
+        }
+        out.push((v.value(), k.value().2));
+    }
+    Ok(out)
+}
+
+/// Writes each batch's leader epoch into its header (the field is outside the CRC): the
+/// epoch whose first offset is the newest at or below the batch's base. Batches older
+/// than every epoch row (written before epochs were kept) keep what they carry.
+fn stamp_epochs(picked: &[(i64, BatchLoc)], epochs: &[(i64, i32)], out: &mut [u8]) {
+    if epochs.is_empty() {
+        return;
+    }
+    let mut o = 0usize;
+    for (base, loc) in picked {
+        let len = loc.len as usize;
+        let at = epochs.partition_point(|(start, _)| *start <= *base);
+        if at > 0 && out.len() >= o + len && len >= 16 {
+            set_partition_leader_epoch(&mut out[o..o + len], epochs[at - 1].1);
+        }
+        o += len;
     }
 }
 

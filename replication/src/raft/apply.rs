@@ -59,6 +59,7 @@ pub fn apply_entries(
                     Command::Append(batches) => positions(log, &entry.log_id, batches)?,
                     _ => Vec::new(),
                 };
+                a.set_term(entry.log_id.leader_id.term);
                 let response = a.command(cmd, &at)?;
                 if let (Command::Append(batches), CommandResponse::Appended(results)) =
                     (cmd, &response)

@@ -7,6 +7,13 @@
 //! connection fails every call in flight (openraft treats that as "unreachable" and backs
 //! off); the next call opens a new one. The listener decodes defensively: a frame larger
 //! than [`MAX_FRAME`] or one that does not decode closes that connection, nothing else.
+//!
+//! Who may talk to whom is a [`PeerSecurity`]'s call, so that this crate stays free of TLS:
+//! every connection, opened or accepted, is handed to it before the first frame, and the
+//! frames then go over the stream it returns. [`Plaintext`] (the default) returns the TCP
+//! stream as it is; the broker plugs in mutual TLS. A connection it refuses on accept (or
+//! one that does not finish its upgrade within [`UPGRADE_TIMEOUT`]) is logged with the
+//! peer's address and closed without a byte of answer; nothing else is affected.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -16,7 +23,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
@@ -28,6 +35,58 @@ use crate::types::{GroupId, GroupStatus, NodeId};
 pub const MAX_FRAME: usize = 64 << 20;
 /// How long opening a connection to a peer may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
+/// How long a [`PeerSecurity`] upgrade (a TLS handshake) may take, either way.
+pub const UPGRADE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A byte stream frames go over: a TCP stream, or one wrapped by a [`PeerSecurity`].
+pub trait PeerStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> PeerStream for T {}
+
+/// A connection after its upgrade.
+pub type BoxedStream = Box<dyn PeerStream>;
+
+/// What makes an inter-broker connection trusted: called on every connection before its
+/// first frame, on both ends.
+pub trait PeerSecurity: Send + Sync + 'static {
+    /// Upgrades a connection this node opened to `peer` (its inter-broker address); an
+    /// error fails the call that needed the connection (openraft retries later).
+    fn connect(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+    ) -> BoxFuture<std::io::Result<BoxedStream>>;
+
+    /// Upgrades a connection `peer` opened to this node; `Err(reason)` refuses it: the
+    /// transport logs the reason with `peer` and closes the connection.
+    fn accept(&self, stream: TcpStream, peer: SocketAddr)
+        -> BoxFuture<Result<BoxedStream, String>>;
+}
+
+/// No upgrade: frames go over plain TCP and anyone who reaches the port is a peer.
+pub struct Plaintext;
+
+impl PeerSecurity for Plaintext {
+    fn connect(
+        &self,
+        stream: TcpStream,
+        _peer: SocketAddr,
+    ) -> BoxFuture<std::io::Result<BoxedStream>> {
+        Box::pin(async move { Ok(Box::new(stream) as BoxedStream) })
+    }
+
+    fn accept(
+        &self,
+        stream: TcpStream,
+        _peer: SocketAddr,
+    ) -> BoxFuture<Result<BoxedStream, String>> {
+        Box::pin(async move { Ok(Box::new(stream) as BoxedStream) })
+    }
+}
+
+/// [`Plaintext`], shared.
+pub fn plaintext() -> Arc<dyn PeerSecurity> {
+    Arc::new(Plaintext)
+}
 
 #[derive(Serialize, Deserialize)]
 #[serde(bound = "")]
@@ -98,7 +157,7 @@ async fn read_frame(r: &mut (impl AsyncReadExt + Unpin)) -> std::io::Result<Opti
 
 /// Writes queued frames, flushing whenever the queue runs dry (batches small RPCs).
 async fn write_frames(
-    stream: tokio::net::tcp::OwnedWriteHalf,
+    stream: impl AsyncWrite + Unpin,
     mut rx: mpsc::UnboundedReceiver<Bytes>,
 ) -> std::io::Result<()> {
     let mut w = BufWriter::with_capacity(256 << 10, stream);
@@ -125,13 +184,17 @@ struct PeerConn {
 }
 
 impl PeerConn {
-    async fn open(addr: SocketAddr) -> Result<PeerConn, String> {
+    async fn open(addr: SocketAddr, security: &dyn PeerSecurity) -> Result<PeerConn, String> {
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
             .await
             .map_err(|_| format!("connect to {addr}: timed out"))?
             .map_err(|e| format!("connect to {addr}: {e}"))?;
         let _ = stream.set_nodelay(true);
-        let (mut read, write) = stream.into_split();
+        let stream = tokio::time::timeout(UPGRADE_TIMEOUT, security.connect(stream, addr))
+            .await
+            .map_err(|_| format!("connect to {addr}: handshake timed out"))?
+            .map_err(|e| format!("connect to {addr}: {e}"))?;
+        let (mut read, write) = tokio::io::split(stream);
         let (tx, rx) = mpsc::unbounded_channel();
         let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
         tokio::spawn(async move {
@@ -197,17 +260,23 @@ type ConnSlot = tokio::sync::Mutex<Option<Arc<PeerConn>>>;
 pub struct TcpTransport {
     /// Each peer's address and its connection, if one is open.
     peers: HashMap<NodeId, (SocketAddr, ConnSlot)>,
+    security: Arc<dyn PeerSecurity>,
     next_id: AtomicU64,
 }
 
 impl TcpTransport {
-    /// `peers`: the inter-broker address of every other node.
-    pub fn new(peers: HashMap<NodeId, SocketAddr>) -> Arc<TcpTransport> {
+    /// `peers`: the inter-broker address of every other node; `security` upgrades each
+    /// connection opened to them.
+    pub fn new(
+        peers: HashMap<NodeId, SocketAddr>,
+        security: Arc<dyn PeerSecurity>,
+    ) -> Arc<TcpTransport> {
         Arc::new(TcpTransport {
             peers: peers
                 .into_iter()
                 .map(|(id, addr)| (id, (addr, tokio::sync::Mutex::new(None))))
                 .collect(),
+            security,
             next_id: AtomicU64::new(1),
         })
     }
@@ -223,7 +292,7 @@ impl TcpTransport {
             return Ok(c.clone());
         }
         *slot = None;
-        let c = Arc::new(PeerConn::open(*addr).await?);
+        let c = Arc::new(PeerConn::open(*addr, &*self.security).await?);
         *slot = Some(c.clone());
         Ok(c)
     }
@@ -259,10 +328,15 @@ impl Transport for Arc<TcpTransport> {
     }
 }
 
-/// Asks a node's inter-broker listener for the state of its groups.
-pub async fn fetch_status(addr: SocketAddr, timeout: Duration) -> Result<Vec<GroupStatus>, String> {
+/// Asks a node's inter-broker listener for the state of its groups, over a connection
+/// `security` upgrades as a peer's would be.
+pub async fn fetch_status(
+    addr: SocketAddr,
+    security: &dyn PeerSecurity,
+    timeout: Duration,
+) -> Result<Vec<GroupStatus>, String> {
     let ask = async {
-        let conn = PeerConn::open(addr).await?;
+        let conn = PeerConn::open(addr, security).await?;
         match conn.call(1, encode(&Request::Status { id: 1 })?).await? {
             Answer::Status(s) => Ok(s),
             Answer::Raft(_) => Err("raft answer to a status call".to_string()),
@@ -274,11 +348,13 @@ pub async fn fetch_status(addr: SocketAddr, timeout: Duration) -> Result<Vec<Gro
 }
 
 /// Serves the inter-broker listener until `stop` resolves or the node is dropped (the
-/// listener is closed then; connections already open end with the node). Each request runs
-/// in its own task; answers go back on the same connection.
+/// listener is closed then; connections already open end with the node). Each connection
+/// is upgraded by `security` in its own task first (a refused one is logged and closed);
+/// each request runs in its own task; answers go back on the same connection.
 pub async fn serve<S: RpcService>(
     listener: TcpListener,
     node: Weak<S>,
+    security: Arc<dyn PeerSecurity>,
     stop: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(stop);
@@ -299,12 +375,29 @@ pub async fn serve<S: RpcService>(
             return;
         }
         let _ = stream.set_nodelay(true);
-        tokio::spawn(serve_conn(stream, peer, node.clone()));
+        let node = node.clone();
+        let security = security.clone();
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(UPGRADE_TIMEOUT, security.accept(stream, peer))
+                .await
+            {
+                Ok(Ok(s)) => s,
+                Ok(Err(reason)) => {
+                    tracing::warn!(%peer, %reason, "inter-broker connection refused");
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!(%peer, reason = "handshake timed out", "inter-broker connection refused");
+                    return;
+                }
+            };
+            serve_conn(stream, peer, node).await
+        });
     }
 }
 
-async fn serve_conn<S: RpcService>(stream: TcpStream, peer: SocketAddr, node: Weak<S>) {
-    let (mut read, write) = stream.into_split();
+async fn serve_conn<S: RpcService>(stream: BoxedStream, peer: SocketAddr, node: Weak<S>) {
+    let (mut read, write) = tokio::io::split(stream);
     let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
     tokio::spawn(async move {
         let _ = write_frames(write, rx).await;

@@ -49,6 +49,7 @@ pub fn open_db(
     txn.open_table(TIME_INDEX).map_err(storage)?;
     txn.open_table(PRODUCERS).map_err(storage)?;
     txn.open_table(TXNS).map_err(storage)?;
+    txn.open_table(EPOCHS).map_err(storage)?;
     txn.open_table(KV).map_err(storage)?;
     check_format(&txn)?;
     txn.commit().map_err(storage)?;

@@ -29,6 +29,12 @@ pub const PRODUCERS: TableDefinition<(u128, i32, i64), &[u8]> = TableDefinition:
 /// transaction keyed by its first offset, or an aborted one keyed by its abort marker's
 /// offset (what Fetch lists for `read_committed` consumers).
 pub const TXNS: TableDefinition<(u128, i32, i64), &[u8]> = TableDefinition::new("txns");
+/// Leader epochs of each partition (KIP-101/KIP-320): (topic id, partition, epoch) -> the
+/// first offset appended in that epoch. An epoch is the Raft term of the entry that
+/// appended; a row is written when a partition gets its first batch of a newer term, so
+/// the rows are increasing in both epoch and offset. Fetch stamps each batch with its
+/// epoch; OffsetForLeaderEpoch answers from them.
+pub const EPOCHS: TableDefinition<(u128, i32, i32), i64> = TableDefinition::new("leader_epochs");
 /// Key-value space of each group: (group, key) -> value.
 pub const KV: TableDefinition<(u32, &[u8]), &[u8]> = TableDefinition::new("kv");
 /// Node-wide settings: name -> value. `format` holds [`FORMAT`].

@@ -7,7 +7,8 @@
 //! per partition, whole batches, the first batch of the first non-empty partition always
 //! whole), and the partitions take turns at the budget across a connection's fetches: see
 //! [`budget`]. Fetch sessions (KIP-227) are not kept: the answer is always a full response
-//! with session id 0.
+//! with session id 0. v13+ names topics by id ([`resolve_topic_ids`]); an unknown id
+//! answers UNKNOWN_TOPIC_ID.
 
 pub mod budget;
 
@@ -19,7 +20,7 @@ use kafka_protocol::messages::fetch_request::FetchPartition;
 use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
-use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use phxq_protocol::errors;
 use phxq_replication::{GroupId, ReadLimit};
 use tokio::sync::watch;
@@ -66,6 +67,41 @@ pub async fn handle(
     };
     rotation.cut_off_at(cut_off);
     response
+}
+
+/// Fetch v13+ names topics by id only: fills in each such topic's name, so the rest of
+/// the fetch (quotas, ACLs, reads) works by name. Returns the ids no topic has.
+pub fn resolve_topic_ids(broker: &Broker, req: &mut FetchRequest) -> BTreeSet<uuid::Uuid> {
+    let mut unknown = BTreeSet::new();
+    for t in req.topics.iter_mut() {
+        if !t.topic.0.is_empty() || t.topic_id.is_nil() {
+            continue;
+        }
+        match broker.topics.get_by_id(t.topic_id) {
+            Some(topic) => t.topic = TopicName(crate::handlers::str(topic.name.clone())),
+            None => {
+                unknown.insert(t.topic_id);
+            }
+        }
+    }
+    unknown
+}
+
+/// The partitions of topics whose id is `unknown` answer UNKNOWN_TOPIC_ID.
+pub fn mark_unknown_ids(resp: &mut FetchResponse, unknown: &BTreeSet<uuid::Uuid>) {
+    if unknown.is_empty() {
+        return;
+    }
+    for t in resp
+        .responses
+        .iter_mut()
+        .filter(|t| unknown.contains(&t.topic_id))
+    {
+        for p in t.partitions.iter_mut() {
+            p.error_code = errors::UNKNOWN_TOPIC_ID;
+            p.records = None;
+        }
+    }
 }
 
 /// Each requested partition's fetch offset, for the audit's record of what a consumer was
@@ -216,8 +252,9 @@ fn read_partition(
     else {
         return failed(data, errors::UNKNOWN_TOPIC_OR_PARTITION);
     };
-    let group = match broker.leading(g) {
-        Ok(group) => group,
+    // KIP-320: a consumer that knows the leader epoch (v9+) is told when it is stale.
+    let group = match broker.leading_at(g, p.current_leader_epoch) {
+        Ok((group, _)) => group,
         Err(code) => return failed(data, code),
     };
     let Some(offsets) = group.offsets(pid) else {

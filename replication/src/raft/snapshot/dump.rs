@@ -5,7 +5,7 @@
 //! Layout (integers big-endian): a header (`MAGIC`, group `u32`, applied log id flag `u8` and
 //! the 24-byte log id when set), then rows, each a tag byte and its fields, then an end row
 //! carrying the number of rows before it. Rows come in this order: every partition of the
-//! group (`PARTITIONS`), then per partition its `BATCHES`, `TIME_INDEX`, `PRODUCERS` and `TXNS` rows,
+//! group (`PARTITIONS`), then per partition its `BATCHES`, `TIME_INDEX`, `PRODUCERS`, `TXNS` and `EPOCHS` rows,
 //! then the group's `KV` rows, then its `GROUP_META` rows `META_NEXT_PID`, `META_APPLIED`,
 //! `META_MEMBERSHIP`. The applied log id in the header is the state the dump reflects; it is
 //! at or after the snapshot meta openraft sends along (see `snapshot::transfer`).
@@ -40,6 +40,7 @@ const T_PRODUCER: u8 = 4;
 const T_KV: u8 = 5;
 const T_META: u8 = 6;
 const T_TXN: u8 = 7;
+const T_EPOCH: u8 = 8;
 const T_END: u8 = 0xff;
 
 /// The `GROUP_META` keys a dump carries.
@@ -76,6 +77,12 @@ pub(crate) enum Row<V> {
         index: i32,
         offset: i64,
         value: V,
+    },
+    Epoch {
+        topic: u128,
+        index: i32,
+        epoch: i32,
+        start: i64,
     },
     Kv {
         key: V,
@@ -154,6 +161,18 @@ fn encode_row<V: AsRef<[u8]>>(row: &Row<V>, buf: &mut BytesMut) {
             buf.put_i32(*index);
             buf.put_i64(*offset);
             put_value(buf, value.as_ref());
+        }
+        Row::Epoch {
+            topic,
+            index,
+            epoch,
+            start,
+        } => {
+            buf.put_u8(T_EPOCH);
+            buf.put_u128(*topic);
+            buf.put_i32(*index);
+            buf.put_i32(*epoch);
+            buf.put_i64(*start);
         }
         Row::Kv { key, value } => {
             buf.put_u8(T_KV);
@@ -254,6 +273,7 @@ pub fn dump_group(
     let time = txn.open_table(TIME_INDEX).map_err(other)?;
     let producers = txn.open_table(PRODUCERS).map_err(other)?;
     let txns = txn.open_table(TXNS).map_err(other)?;
+    let epochs = txn.open_table(EPOCHS).map_err(other)?;
     for (topic, index) in list {
         let range = (topic, index, i64::MIN)..=(topic, index, i64::MAX);
         let mut bytes = BytesMut::new();
@@ -295,6 +315,18 @@ pub fn dump_group(
                 index,
                 offset: k.value().2,
                 value: v.value(),
+            })?;
+        }
+        for item in epochs
+            .range((topic, index, i32::MIN)..=(topic, index, i32::MAX))
+            .map_err(other)?
+        {
+            let (k, v) = item.map_err(other)?;
+            sink.push(Row::Epoch {
+                topic,
+                index,
+                epoch: k.value().2,
+                start: v.value(),
             })?;
         }
     }
@@ -419,6 +451,12 @@ impl<R: Read> DumpReader<R> {
                 offset: self.i64()?,
                 value: self.value()?,
             },
+            T_EPOCH => Row::Epoch {
+                topic: self.u128()?,
+                index: self.i32()?,
+                epoch: self.i32()?,
+                start: self.i64()?,
+            },
             T_KV => Row::Kv {
                 key: self.value()?,
                 value: self.value()?,
@@ -508,6 +546,11 @@ pub fn validate(path: &Path) -> io::Result<DumpInfo> {
             } => {
                 if !known(topic, index) || TxnRow::decode(value).is_none() {
                     return Err(bad("bad transaction row"));
+                }
+            }
+            Row::Epoch { topic, index, .. } => {
+                if !known(topic, index) {
+                    return Err(bad("bad leader epoch row"));
                 }
             }
             Row::Kv { .. } => {}

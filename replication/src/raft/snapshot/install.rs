@@ -25,6 +25,7 @@ struct PartTables<'t> {
     time: Table<'t, (u128, i32, i64), i64>,
     producers: Table<'t, (u128, i32, i64), &'static [u8]>,
     txns: Table<'t, (u128, i32, i64), &'static [u8]>,
+    epochs: Table<'t, (u128, i32, i32), i64>,
 }
 
 impl PartTables<'_> {
@@ -35,6 +36,10 @@ impl PartTables<'_> {
         self.time.retain_in(range.clone(), |_, _| false)?;
         self.producers.retain_in(range.clone(), |_, _| false)?;
         self.txns.retain_in(range, |_, _| false)?;
+        self.epochs.retain_in(
+            (topic, index, i32::MIN)..=(topic, index, i32::MAX),
+            |_, _| false,
+        )?;
         Ok(())
     }
 }
@@ -64,6 +69,7 @@ pub fn install(
         time: txn.open_table(TIME_INDEX)?,
         producers: txn.open_table(PRODUCERS)?,
         txns: txn.open_table(TXNS)?,
+        epochs: txn.open_table(EPOCHS)?,
     };
     let mut kv = txn.open_table(KV)?;
     let all = (group, 0u128, i32::MIN)..=(group, u128::MAX, i32::MAX);
@@ -140,6 +146,14 @@ pub fn install(
                 value,
             } => {
                 t.txns.insert((topic, index, offset), value.as_slice())?;
+            }
+            Row::Epoch {
+                topic,
+                index,
+                epoch,
+                start,
+            } => {
+                t.epochs.insert((topic, index, epoch), start)?;
             }
             Row::Kv { key, value } => {
                 kv.insert((group, key.as_slice()), value.as_slice())?;
