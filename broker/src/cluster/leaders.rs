@@ -95,6 +95,14 @@ pub async fn publish(broker: Weak<Broker>) {
                 node: b.config.node_id,
                 epoch,
             };
+            // The directory (re-read on every metadata change) says whether a write is due;
+            // only then is the stored record read, for the compare-and-put.
+            if b.leaders
+                .get(gid)
+                .is_some_and(|r| r == mine || r.epoch > epoch)
+            {
+                continue;
+            }
             let k = key(gid);
             let stored = match b.metadata.kv_get(&k) {
                 Ok(v) => v,

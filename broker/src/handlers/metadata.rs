@@ -39,13 +39,10 @@ pub async fn handle(
         ))
     };
     let mut topics = Vec::new();
-    let all_topics = req
-        .topics
-        .as_ref()
-        .is_none_or(|l| l.is_empty() && version == 0);
-    match req.topics {
-        // All topics: null, or an empty list before v1.
-        _ if all_topics => topics.extend(
+    // All topics: null, or an empty list before v1.
+    let named = req.topics.filter(|l| !(l.is_empty() && version == 0));
+    match named {
+        None => topics.extend(
             broker
                 .topics
                 .all()
@@ -53,7 +50,6 @@ pub async fn handle(
                 .filter(|t| az.topic(AclOperation::Describe, &t.name))
                 .map(|t| describe(t)),
         ),
-        None => {}
         Some(list) => {
             let allow_create = version < 4 || req.allow_auto_topic_creation;
             for requested in list {
